@@ -1,0 +1,176 @@
+//! Settings: built-in defaults, then an optional TOML file, then environment variables.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `sqlite://path` (the default, embedded) or `postgres://...`.
+    pub database_url: String,
+    pub listen: String,
+    /// Where the SQLite database and generated secrets live.
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    pub db_max_connections: u32,
+    pub max_body_bytes: usize,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub jwt_ttl_seconds: u64,
+    /// `kid:base64secret` pairs separated by commas; the first signs, all verify (rotation).
+    /// When empty, a key is generated into `data_dir/jwt-keys.json` on first start.
+    pub jwt_keys: String,
+    pub login_max_failures: i64,
+    pub login_window_seconds: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://data/market-ledger.db".into(),
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("data"),
+            log_format: LogFormat::Text,
+            log_filter: "info".into(),
+            db_max_connections: 16,
+            max_body_bytes: 2 * 1024 * 1024,
+            jwt_issuer: "market-ledger".into(),
+            jwt_audience: "market-ledger-api".into(),
+            jwt_ttl_seconds: 900,
+            jwt_keys: String::new(),
+            login_max_failures: 5,
+            login_window_seconds: 900,
+        }
+    }
+}
+
+/// Environment variables and the setting each one overrides.
+pub const ENVIRONMENT: &[(&str, &str)] = &[
+    ("DATABASE_URL", "database_url"),
+    ("MARKET_LEDGER_LISTEN", "listen"),
+    ("MARKET_LEDGER_DATA_DIR", "data_dir"),
+    ("MARKET_LEDGER_LOG_FORMAT", "log_format"),
+    ("MARKET_LEDGER_LOG", "log_filter"),
+    ("MARKET_LEDGER_DB_MAX_CONNECTIONS", "db_max_connections"),
+    ("MARKET_LEDGER_MAX_BODY_BYTES", "max_body_bytes"),
+    ("MARKET_LEDGER_JWT_ISSUER", "jwt_issuer"),
+    ("MARKET_LEDGER_JWT_AUDIENCE", "jwt_audience"),
+    ("MARKET_LEDGER_JWT_TTL_SECONDS", "jwt_ttl_seconds"),
+    ("MARKET_LEDGER_JWT_KEYS", "jwt_keys"),
+    ("MARKET_LEDGER_LOGIN_MAX_FAILURES", "login_max_failures"),
+    ("MARKET_LEDGER_LOGIN_WINDOW_SECONDS", "login_window_seconds"),
+];
+
+/// Access tokens live at most this long.
+pub const MAX_TOKEN_TTL_SECONDS: u64 = 900;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Loads settings from `file` (if given) and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, |name| std::env::var(name).ok())
+    }
+
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?
+            }
+            None => toml::Table::new(),
+        };
+        for (variable, key) in ENVIRONMENT {
+            if let Some(value) = env(variable) {
+                let value = match value.parse::<i64>() {
+                    Ok(number) if !key.ends_with("url") && *key != "jwt_keys" => {
+                        toml::Value::Integer(number)
+                    }
+                    _ => toml::Value::String(value),
+                };
+                table.insert((*key).to_owned(), value);
+            }
+        }
+        let settings: Settings = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_owned()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.jwt_ttl_seconds == 0 || self.jwt_ttl_seconds > MAX_TOKEN_TTL_SECONDS {
+            return Err(ConfigError::Invalid(format!(
+                "jwt_ttl_seconds must be 1 to {MAX_TOKEN_TTL_SECONDS}"
+            )));
+        }
+        if self.db_max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "db_max_connections must be positive".into(),
+            ));
+        }
+        if self.login_max_failures < 1 || self.login_window_seconds < 1 {
+            return Err(ConfigError::Invalid(
+                "login_max_failures and login_window_seconds must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_file_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("market-ledger.toml");
+        std::fs::write(&file, "listen = \"0.0.0.0:9000\"\njwt_ttl_seconds = 600\n").unwrap();
+        let env = |name: &str| match name {
+            "MARKET_LEDGER_JWT_TTL_SECONDS" => Some("300".to_owned()),
+            "DATABASE_URL" => Some("postgres://localhost/ledger".to_owned()),
+            _ => None,
+        };
+        let settings = Settings::load_from(Some(&file), env).unwrap();
+        assert_eq!(settings.listen, "0.0.0.0:9000");
+        assert_eq!(settings.jwt_ttl_seconds, 300);
+        assert_eq!(settings.database_url, "postgres://localhost/ledger");
+        assert_eq!(settings.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn rejects_long_lived_tokens_and_unknown_keys() {
+        let env = |name: &str| (name == "MARKET_LEDGER_JWT_TTL_SECONDS").then(|| "3600".into());
+        assert!(Settings::load_from(None, env).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "lisen = \"typo\"\n").unwrap();
+        assert!(Settings::load_from(Some(&file), |_| None).is_err());
+    }
+}

@@ -1,0 +1,164 @@
+//! HTTP: routes, extractors, access policy and the error mapping.
+
+pub mod error;
+pub mod extract;
+pub mod policy;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use utoipa::OpenApi;
+
+use crate::services::auth::AuthService;
+use crate::services::ledger::LedgerService;
+use crate::store::Store;
+use error::ApiError;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub ledger: LedgerService,
+    pub auth: AuthService,
+    pub metrics: PrometheusHandle,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let api = Router::new()
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/metrics", get(routes::metrics))
+        .route("/v1/auth/token", post(routes::token))
+        .route(
+            "/v1/accounts",
+            post(routes::create_account).get(routes::list_accounts),
+        )
+        .route("/v1/accounts/{account}", get(routes::get_account))
+        .route(
+            "/v1/accounts/{account}/entries",
+            get(routes::account_entries),
+        )
+        .route(
+            "/v1/transactions",
+            post(routes::post_transaction).get(routes::list_transactions),
+        )
+        .route("/v1/transactions/batch", post(routes::post_batch))
+        .route("/v1/transactions/{id}", get(routes::get_transaction))
+        .route(
+            "/v1/transactions/{id}/reverse",
+            post(routes::reverse_transaction),
+        )
+        .route("/v1/ledger/verify", get(routes::verify))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            policy::authorize,
+        ))
+        .route_layer(middleware::from_fn(record_metrics))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .with_state(state);
+
+    api.layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let request_id = request
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!(
+                        "request",
+                        request_id = %request_id,
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        user = tracing::field::Empty,
+                    )
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+async fn record_metrics(matched: MatchedPath, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let labels = [
+        ("method", method),
+        ("path", matched.as_str().to_owned()),
+        ("status", response.status().as_u16().to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "ROUTE_NOT_FOUND",
+        "no such endpoint; see /v1 in the API spec",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "this endpoint does not take that method",
+    )
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "market-ledger", description = "Payment ledger for a commune's cashless market: double-entry accounts and transactions, idempotent posting, invariant checks."),
+    paths(
+        routes::healthz, routes::readyz, routes::metrics, routes::token,
+        routes::create_account, routes::list_accounts, routes::get_account, routes::account_entries,
+        routes::post_transaction, routes::list_transactions, routes::post_batch,
+        routes::get_transaction, routes::reverse_transaction, routes::verify,
+    ),
+    modifiers(&BearerAuth),
+    tags((name = "operations"), (name = "auth"), (name = "ledger"))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The committed contract, `api-spec/openapi.yaml`.
+pub fn openapi_yaml() -> String {
+    ApiDoc::openapi()
+        .to_yaml()
+        .expect("the OpenAPI document serializes")
+}

@@ -1,0 +1,115 @@
+//! Who may call what. Every route is listed here; the `authorize` layer enforces it and a test
+//! walks every route with every role.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, Method};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::domain::user::Role;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Access {
+    Public,
+    Roles(&'static [Role]),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RoutePolicy {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+/// Read the ledger: staff and the read-only auditor.
+pub const LEDGER_READERS: &[Role] = &[Role::Admin, Role::Staff, Role::Auditor];
+/// Move money and create accounts.
+pub const LEDGER_WRITERS: &[Role] = &[Role::Admin, Role::Staff];
+
+const fn route(method: &'static str, path: &'static str, access: Access) -> RoutePolicy {
+    RoutePolicy {
+        method,
+        path,
+        access,
+    }
+}
+
+pub const ROUTES: &[RoutePolicy] = &[
+    route("GET", "/healthz", Access::Public),
+    route("GET", "/readyz", Access::Public),
+    route("GET", "/metrics", Access::Public),
+    route("POST", "/v1/auth/token", Access::Public),
+    route("POST", "/v1/accounts", Access::Roles(LEDGER_WRITERS)),
+    route("GET", "/v1/accounts", Access::Roles(LEDGER_READERS)),
+    route(
+        "GET",
+        "/v1/accounts/{account}",
+        Access::Roles(LEDGER_READERS),
+    ),
+    route(
+        "GET",
+        "/v1/accounts/{account}/entries",
+        Access::Roles(LEDGER_READERS),
+    ),
+    route("POST", "/v1/transactions", Access::Roles(LEDGER_WRITERS)),
+    route("GET", "/v1/transactions", Access::Roles(LEDGER_READERS)),
+    route(
+        "POST",
+        "/v1/transactions/batch",
+        Access::Roles(LEDGER_WRITERS),
+    ),
+    route(
+        "GET",
+        "/v1/transactions/{id}",
+        Access::Roles(LEDGER_READERS),
+    ),
+    route(
+        "POST",
+        "/v1/transactions/{id}/reverse",
+        Access::Roles(LEDGER_WRITERS),
+    ),
+    route("GET", "/v1/ledger/verify", Access::Roles(LEDGER_READERS)),
+];
+
+pub fn policy(method: &Method, path: &str) -> Option<Access> {
+    ROUTES
+        .iter()
+        .find(|r| r.method == method.as_str() && r.path == path)
+        .map(|r| r.access)
+}
+
+/// Checks the bearer token and the caller's role against the route's policy.
+pub async fn authorize(
+    State(state): State<AppState>,
+    matched: MatchedPath,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let Some(access) = policy(request.method(), matched.as_str()) else {
+        tracing::error!(
+            path = matched.as_str(),
+            "route has no access policy; refusing"
+        );
+        return Err(ApiError::forbidden());
+    };
+    if let Access::Roles(allowed) = access {
+        let token = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(ApiError::unauthenticated)?;
+        let caller = state
+            .auth
+            .authenticate(token.trim())
+            .map_err(|_| ApiError::unauthenticated())?;
+        if !allowed.contains(&caller.role) {
+            return Err(ApiError::forbidden());
+        }
+        tracing::Span::current().record("user", caller.username.as_str());
+        request.extensions_mut().insert(caller);
+    }
+    Ok(next.run(request).await)
+}

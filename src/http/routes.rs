@@ -1,0 +1,250 @@
+//! Thin handlers: extract, call a service, answer.
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::extract::{ApiJson, ApiPath, ApiQuery, IdempotentJson};
+use super::AppState;
+use crate::services::ledger::models::*;
+use crate::services::ledger::{AccountQuery, BatchResponse, PageQuery, Reply, TransactionQuery};
+use crate::services::ErrorEnvelope;
+
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+fn reply(reply: Reply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        reply.body,
+    )
+        .into_response();
+    if reply.replayed {
+        response
+            .headers_mut()
+            .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    }
+    response
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Health), (status = 503, body = ErrorEnvelope)))]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    state.store.ping().await.map_err(|e| {
+        tracing::warn!(error = %e, "database not reachable");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "DATABASE_UNREACHABLE",
+            "the database is not reachable",
+        )
+    })?;
+    Ok(Json(Health {
+        status: "ready".into(),
+    }))
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the token expires (at most 900).
+    pub expires_in: u64,
+}
+
+#[utoipa::path(post, path = "/v1/auth/token", tag = "auth", request_body = TokenRequest,
+    responses((status = 200, body = TokenResponse),
+        (status = 401, description = "wrong username or password", body = ErrorEnvelope),
+        (status = 429, description = "too many failed logins for this username", body = ErrorEnvelope)))]
+pub async fn token(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<TokenRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let issued = state
+        .auth
+        .login(&request.username, &request.password)
+        .await?;
+    Ok(Json(TokenResponse {
+        access_token: issued.access_token,
+        token_type: "Bearer".into(),
+        expires_in: issued.expires_in,
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/accounts", tag = "ledger", request_body = NewAccountRequest,
+    security(("bearer" = [])),
+    responses((status = 201, body = AccountView),
+        (status = 409, description = "ACCOUNT_CODE_TAKEN", body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope)))]
+pub async fn create_account(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<NewAccountRequest>,
+) -> Result<(StatusCode, Json<AccountView>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(state.ledger.create_account(request).await?),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/accounts", tag = "ledger", params(AccountQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = AccountPage), (status = 400, body = ErrorEnvelope)))]
+pub async fn list_accounts(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<AccountQuery>,
+) -> Result<Json<AccountPage>, ApiError> {
+    Ok(Json(state.ledger.list_accounts(query).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AsOfQuery {
+    /// The balance at this time (entries effective at or before it).
+    pub as_of: Option<DateTime<Utc>>,
+}
+
+#[utoipa::path(get, path = "/v1/accounts/{account}", tag = "ledger",
+    params(("account" = String, Path, description = "account id or code"), AsOfQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = AccountView), (status = 404, body = ErrorEnvelope)))]
+pub async fn get_account(
+    State(state): State<AppState>,
+    ApiPath(account): ApiPath<String>,
+    ApiQuery(query): ApiQuery<AsOfQuery>,
+) -> Result<Json<AccountView>, ApiError> {
+    Ok(Json(state.ledger.account(&account, query.as_of).await?))
+}
+
+#[utoipa::path(get, path = "/v1/accounts/{account}/entries", tag = "ledger",
+    params(("account" = String, Path, description = "account id or code"), PageQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = EntryPage), (status = 404, body = ErrorEnvelope)))]
+pub async fn account_entries(
+    State(state): State<AppState>,
+    ApiPath(account): ApiPath<String>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<EntryPage>, ApiError> {
+    Ok(Json(state.ledger.entries(&account, query).await?))
+}
+
+#[utoipa::path(post, path = "/v1/transactions", tag = "ledger", request_body = TransactionRequest,
+    params(("Idempotency-Key" = String, Header, description = "unique per request; retries reuse it")),
+    security(("bearer" = [])),
+    responses((status = 201, body = TransactionView,
+            headers(("Idempotent-Replayed" = String, description = "`true` on a replay"))),
+        (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "TRANSACTION_EXISTS", body = ErrorEnvelope),
+        (status = 422, description = "invalid amount, unknown account, overdraft, IDEMPOTENCY_KEY_REUSED", body = ErrorEnvelope)))]
+pub async fn post_transaction(
+    State(state): State<AppState>,
+    request: IdempotentJson<TransactionRequest>,
+) -> Result<Response, ApiError> {
+    Ok(reply(
+        state
+            .ledger
+            .post_one(&request.caller, request.claim, request.body)
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/transactions/batch", tag = "ledger", request_body = BatchRequest,
+    params(("Idempotency-Key" = String, Header, description = "unique per request; retries reuse it")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "each transaction's result", body = BatchResponse),
+        (status = 422, description = "BATCH_REJECTED (atomic), BATCH_TOO_LARGE, ...", body = ErrorEnvelope)))]
+pub async fn post_batch(
+    State(state): State<AppState>,
+    request: IdempotentJson<BatchRequest>,
+) -> Result<Response, ApiError> {
+    Ok(reply(
+        state
+            .ledger
+            .post_batch(&request.caller, request.claim, request.body)
+            .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/transactions", tag = "ledger", params(TransactionQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = TransactionPage), (status = 400, body = ErrorEnvelope)))]
+pub async fn list_transactions(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<TransactionQuery>,
+) -> Result<Json<TransactionPage>, ApiError> {
+    Ok(Json(state.ledger.list_transactions(query).await?))
+}
+
+#[utoipa::path(get, path = "/v1/transactions/{id}", tag = "ledger",
+    params(("id" = Uuid, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = TransactionView), (status = 404, body = ErrorEnvelope)))]
+pub async fn get_transaction(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<TransactionView>, ApiError> {
+    Ok(Json(state.ledger.transaction(id).await?))
+}
+
+#[utoipa::path(post, path = "/v1/transactions/{id}/reverse", tag = "ledger",
+    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
+    request_body(content = Option<ReverseRequest>, description = "optional"),
+    security(("bearer" = [])),
+    responses((status = 201, body = TransactionView),
+        (status = 409, description = "ALREADY_REVERSED", body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope)))]
+pub async fn reverse_transaction(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    request: IdempotentJson<Option<ReverseRequest>>,
+) -> Result<Response, ApiError> {
+    let body = request.body.unwrap_or_default();
+    Ok(reply(
+        state
+            .ledger
+            .reverse(&request.caller, request.claim, id, body)
+            .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/ledger/verify", tag = "ledger",
+    security(("bearer" = [])),
+    responses((status = 200, description = "`ok` is false when any invariant is broken", body = VerifyView)))]
+pub async fn verify(State(state): State<AppState>) -> Result<Json<VerifyView>, ApiError> {
+    Ok(Json(state.ledger.verify().await?))
+}

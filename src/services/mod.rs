@@ -1,0 +1,186 @@
+//! Use cases, calling the store. Every error a use case returns carries a stable code and the
+//! HTTP status it maps to, so replayed and batched results render exactly like direct ones.
+
+pub mod auth;
+pub mod ledger;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::domain::money::AmountError;
+use crate::store::StoreError;
+use auth::AuthError;
+use ledger::LedgerError;
+
+/// The error shape of every response: `{"error": {"code", "message", "details"}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable, machine-readable, e.g. `IDEMPOTENCY_KEY_REUSED`.
+    pub code: String,
+    /// A sentence for a person.
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+/// An error that may be shown to a client.
+pub trait PublicError: std::fmt::Display {
+    fn status(&self) -> u16;
+    fn code(&self) -> &'static str;
+    fn details(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// What the client sees; internal failures are not described.
+    fn public_message(&self) -> String {
+        if self.status() >= 500 {
+            "the service failed to handle this request; it has been logged".into()
+        } else {
+            self.to_string()
+        }
+    }
+}
+
+impl<E: PublicError> From<&E> for ErrorBody {
+    fn from(error: &E) -> Self {
+        ErrorBody {
+            code: error.code().to_owned(),
+            message: error.public_message(),
+            details: error.details(),
+        }
+    }
+}
+
+impl PublicError for StoreError {
+    fn status(&self) -> u16 {
+        if self.is_unavailable() {
+            503
+        } else {
+            500
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        if self.is_unavailable() {
+            "SERVICE_UNAVAILABLE"
+        } else {
+            "INTERNAL"
+        }
+    }
+}
+
+impl PublicError for LedgerError {
+    fn status(&self) -> u16 {
+        use LedgerError::*;
+        match self {
+            AccountNotFound(_) | TransactionNotFound(_) => 404,
+            TransactionExists(_)
+            | AlreadyReversed(_)
+            | AccountCodeTaken(_)
+            | IdempotencyKeyInProgress
+            | ConcurrentConflict => 409,
+            InvalidCursor | InvalidLimit(_) => 400,
+            BatchRejected { .. } | IdempotencyKeyReused => 422,
+            Store(store) => store.status(),
+            _ => 422,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        use crate::domain::transaction::{PostingError, TransactionError};
+        use LedgerError::*;
+        match self {
+            Amount(AmountError::NotANumber(_)) => "AMOUNT_INVALID",
+            Amount(AmountError::NotPositive) => "AMOUNT_NOT_POSITIVE",
+            Amount(AmountError::TooPrecise { .. }) => "AMOUNT_TOO_PRECISE",
+            Amount(AmountError::TooLarge) => "AMOUNT_TOO_LARGE",
+            UnknownAccount(_) => "UNKNOWN_ACCOUNT",
+            AccountNotFound(_) => "ACCOUNT_NOT_FOUND",
+            TransactionNotFound(_) => "TRANSACTION_NOT_FOUND",
+            Posting(PostingError::SameAccount(_)) => "SAME_ACCOUNT",
+            Posting(PostingError::CurrencyMismatch { .. }) => "CURRENCY_MISMATCH",
+            Posting(PostingError::Amount(_)) => "AMOUNT_INVALID",
+            Transaction(TransactionError::NoPostings) => "NO_POSTINGS",
+            Transaction(TransactionError::TooManyPostings(_)) => "TOO_MANY_POSTINGS",
+            Transaction(TransactionError::InvalidDescription) => "INVALID_DESCRIPTION",
+            Transaction(TransactionError::InvalidReference) => "INVALID_REFERENCE",
+            MetadataTooLarge(_) => "METADATA_TOO_LARGE",
+            EffectiveAtInFuture => "EFFECTIVE_AT_IN_FUTURE",
+            DebitsExceedCredits { .. } => "DEBITS_EXCEED_CREDITS",
+            CreditsExceedDebits { .. } => "CREDITS_EXCEED_DEBITS",
+            BalanceOverflow { .. } => "BALANCE_OVERFLOW",
+            TransactionExists(_) => "TRANSACTION_EXISTS",
+            AlreadyReversed(_) => "ALREADY_REVERSED",
+            ReversalNotReversible(_) => "REVERSAL_NOT_REVERSIBLE",
+            InvalidAccountCode(_) => "INVALID_ACCOUNT_CODE",
+            InvalidAccountKind(_) => "INVALID_ACCOUNT_KIND",
+            InvalidAccountName => "INVALID_ACCOUNT_NAME",
+            UnknownCurrency(_) => "UNKNOWN_CURRENCY",
+            ConflictingFlags => "CONFLICTING_FLAGS",
+            AccountCodeTaken(_) => "ACCOUNT_CODE_TAKEN",
+            InvalidCursor => "INVALID_CURSOR",
+            InvalidLimit(_) => "INVALID_LIMIT",
+            BatchEmpty => "BATCH_EMPTY",
+            BatchTooLarge(_) => "BATCH_TOO_LARGE",
+            BatchRejected { .. } => "BATCH_REJECTED",
+            IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            IdempotencyKeyInProgress => "IDEMPOTENCY_KEY_IN_PROGRESS",
+            ConcurrentConflict => "CONCURRENT_CONFLICT",
+            Store(store) => store.code(),
+        }
+    }
+
+    fn details(&self) -> Option<serde_json::Value> {
+        use LedgerError::*;
+        match self {
+            DebitsExceedCredits { account }
+            | CreditsExceedDebits { account }
+            | BalanceOverflow { account } => Some(json!({ "account_id": account })),
+            BatchRejected { index, cause } => {
+                Some(json!({ "index": index, "cause": ErrorBody::from(cause.as_ref()) }))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl PublicError for AuthError {
+    fn status(&self) -> u16 {
+        match self {
+            AuthError::InvalidCredentials | AuthError::InvalidToken => 401,
+            AuthError::TooManyAttempts { .. } => 429,
+            AuthError::Store(store) => store.status(),
+            AuthError::Keys(_) => 500,
+            _ => 422,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            AuthError::InvalidCredentials => "INVALID_CREDENTIALS",
+            AuthError::TooManyAttempts { .. } => "TOO_MANY_LOGIN_ATTEMPTS",
+            AuthError::InvalidToken => "UNAUTHENTICATED",
+            AuthError::WeakPassword => "WEAK_PASSWORD",
+            AuthError::InvalidUsername(_) => "INVALID_USERNAME",
+            AuthError::PayeeRequired(_) => "PAYEE_REQUIRED",
+            AuthError::PayeeNotAllowed => "PAYEE_NOT_ALLOWED",
+            AuthError::Store(store) => store.code(),
+            AuthError::Keys(_) => "INTERNAL",
+        }
+    }
+
+    fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            AuthError::TooManyAttempts {
+                retry_after_seconds,
+            } => Some(json!({ "retry_after_seconds": retry_after_seconds })),
+            _ => None,
+        }
+    }
+}

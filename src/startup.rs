@@ -1,0 +1,139 @@
+//! Building and running the service.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::clock::now_micros;
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::services::auth::{AuthService, KeySet, TokenSettings};
+use crate::services::ledger::LedgerService;
+use crate::store::{self, Store};
+use crate::telemetry;
+
+/// Idempotency keys are kept at least 24 hours; they are deleted after this.
+const IDEMPOTENCY_RETENTION_MICROS: i64 = 48 * 3600 * 1_000_000;
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    max_body_bytes: usize,
+}
+
+/// Opens the configured database and applies migrations.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let store = store::connect(&settings.database_url, settings.db_max_connections).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+pub fn auth_service(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<AuthService> {
+    let keys = if settings.jwt_keys.trim().is_empty() {
+        KeySet::load_or_generate(&settings.data_dir)?
+    } else {
+        KeySet::parse(&settings.jwt_keys)?
+    };
+    Ok(AuthService::new(
+        store,
+        keys,
+        TokenSettings {
+            issuer: settings.jwt_issuer.clone(),
+            audience: settings.jwt_audience.clone(),
+            ttl_seconds: settings.jwt_ttl_seconds,
+            max_failures: settings.login_max_failures,
+            window_seconds: settings.login_window_seconds,
+        },
+    ))
+}
+
+impl Application {
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let store = open_store(settings).await?;
+        let auth = auth_service(settings, store.clone())?;
+        let listener = TcpListener::bind(&settings.listen).await?;
+        let state = AppState {
+            ledger: LedgerService::new(store.clone()),
+            auth,
+            store,
+            metrics: telemetry::metrics_handle(),
+        };
+        Ok(Self {
+            listener,
+            state,
+            max_body_bytes: settings.max_body_bytes,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let background = tokio::spawn(housekeeping(self.state.clone()));
+        let app = http::router(self.state, self.max_body_bytes);
+        tracing::info!(address = %self.listener.local_addr()?, "market-ledger listening");
+        let result = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        background.abort();
+        result
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+}
+
+async fn housekeeping(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut since_cleanup = Duration::ZERO;
+    loop {
+        tick.tick().await;
+        state.metrics.run_upkeep();
+        since_cleanup += Duration::from_secs(5);
+        if since_cleanup >= Duration::from_secs(3600) {
+            since_cleanup = Duration::ZERO;
+            match state
+                .store
+                .delete_idempotency_keys_before(now_micros() - IDEMPOTENCY_RETENTION_MICROS)
+                .await
+            {
+                Ok(deleted) => tracing::info!(deleted, "expired idempotency keys removed"),
+                Err(e) => tracing::warn!(error = %e, "idempotency key cleanup failed"),
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down; finishing requests in flight");
+}

@@ -1,0 +1,242 @@
+//! Storage: one trait, one implementation per backend. The SQL both backends share is written
+//! once (`shared.rs`); only locking, transaction start and connection set-up differ.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::domain::account::{Account, AccountFlags, AccountKind, Balance, NewAccount};
+use crate::domain::money::Currency;
+use crate::domain::transaction::{ApplyError, Entry, NewTransaction};
+use crate::domain::user::{Role, User};
+
+// `shared` defines the `impl_store!` macro the backends expand, so it comes first.
+#[macro_use]
+mod shared;
+mod postgres;
+mod rows;
+mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the account code is already taken")]
+    AccountCodeTaken,
+    #[error("the username is already taken")]
+    UsernameTaken,
+    #[error("this idempotency key was used with a different request")]
+    IdempotencyKeyReused,
+    #[error("a request with this idempotency key is still being processed")]
+    IdempotencyKeyInProgress,
+    /// A concurrent write took a unique value (transaction id, reversal) first; retrying the
+    /// request gives the precise answer.
+    #[error("a concurrent write conflicted with this one")]
+    WriteConflict,
+}
+
+impl StoreError {
+    /// True when the database itself is unreachable or overloaded, not when a query is wrong.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+            )
+        )
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone)]
+pub struct AccountWithBalance {
+    pub account: Account,
+    pub balance: Balance,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AccountFilter {
+    pub kind: Option<AccountKind>,
+    pub currency: Option<Currency>,
+    pub code_prefix: Option<String>,
+    /// Keyset cursor: accounts with an id greater than this.
+    pub after: Option<Uuid>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TransactionFilter {
+    pub account_id: Option<Uuid>,
+    /// Posted at or after, microseconds.
+    pub from: Option<i64>,
+    /// Posted before, microseconds.
+    pub to: Option<i64>,
+    pub reference: Option<String>,
+    /// Keyset cursor: (created_at, id) of the last transaction of the previous page.
+    pub after: Option<(i64, Uuid)>,
+    pub limit: u32,
+}
+
+/// A posted transaction as read back, with its entries in posting order.
+#[derive(Debug, Clone)]
+pub struct StoredTransaction {
+    pub id: Uuid,
+    pub description: String,
+    pub reference: Option<String>,
+    pub metadata: Option<String>,
+    pub effective_at: i64,
+    pub created_at: i64,
+    pub reversal_of: Option<Uuid>,
+    pub reversed_by: Option<Uuid>,
+    pub entries: Vec<Entry>,
+}
+
+/// An `Idempotency-Key` as scoped to its user, with the hash of the request it came with.
+#[derive(Debug, Clone)]
+pub struct IdempotencyClaim {
+    pub user_id: Uuid,
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// The response a request produced, stored with its idempotency key for replays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+pub enum Idempotent<T> {
+    Fresh(T),
+    Replay(StoredResponse),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Any rejected transaction rolls back all of them.
+    AllOrNothing,
+    /// Each transaction stands alone; the accepted ones commit.
+    Independent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PostRejection {
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error("transaction {0} already exists")]
+    TransactionExists(Uuid),
+    #[error("transaction {0} has already been reversed")]
+    AlreadyReversed(Uuid),
+}
+
+pub type PostResults = Vec<Result<(), PostRejection>>;
+
+/// Renders the response to store with the idempotency key, from the per-transaction results.
+pub type Responder<'a> = &'a (dyn Fn(&[Result<(), PostRejection>]) -> StoredResponse + Send + Sync);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub kind: &'static str,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct VerifyReport {
+    pub transactions_checked: i64,
+    pub accounts_checked: i64,
+    /// Sums over all entries, as decimal text: they may exceed i64 in a long-lived ledger.
+    pub total_debits: String,
+    pub total_credits: String,
+    pub violations: Vec<Violation>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> &'static str;
+    async fn migrate(&self) -> StoreResult<()>;
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn create_user(&self, user: &User) -> StoreResult<()>;
+    async fn find_user(&self, username: &str) -> StoreResult<Option<User>>;
+    /// Counts a failed login in the current throttle window; returns failures so far and the
+    /// window's start.
+    async fn record_login_failure(
+        &self,
+        username: &str,
+        now: i64,
+        window_micros: i64,
+    ) -> StoreResult<(i64, i64)>;
+    async fn login_failures(&self, username: &str) -> StoreResult<Option<(i64, i64)>>;
+    async fn clear_login_failures(&self, username: &str) -> StoreResult<()>;
+
+    async fn create_account(
+        &self,
+        account: &NewAccount,
+        id: Uuid,
+        now: i64,
+    ) -> StoreResult<Account>;
+    async fn find_accounts(&self, ids: &[Uuid], codes: &[String]) -> StoreResult<Vec<Account>>;
+    async fn account_with_balance(
+        &self,
+        id: Uuid,
+        as_of: Option<i64>,
+    ) -> StoreResult<Option<AccountWithBalance>>;
+    async fn list_accounts(&self, filter: &AccountFilter) -> StoreResult<Vec<AccountWithBalance>>;
+    async fn list_entries(
+        &self,
+        account_id: Uuid,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Entry>>;
+
+    /// Posts transactions in one database transaction, together with the idempotency key and
+    /// the response `respond` renders for them.
+    async fn post_transactions(
+        &self,
+        created_by: Uuid,
+        claim: Option<&IdempotencyClaim>,
+        transactions: &[NewTransaction],
+        mode: WriteMode,
+        respond: Responder<'_>,
+    ) -> StoreResult<Idempotent<PostResults>>;
+    async fn transaction(&self, id: Uuid) -> StoreResult<Option<StoredTransaction>>;
+    async fn list_transactions(
+        &self,
+        filter: &TransactionFilter,
+    ) -> StoreResult<Vec<StoredTransaction>>;
+
+    async fn verify(&self) -> StoreResult<VerifyReport>;
+    async fn delete_idempotency_keys_before(&self, cutoff: i64) -> StoreResult<u64>;
+}
+
+/// Opens the store a database URL names: `sqlite:` paths or `postgres://` URLs.
+pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(
+            PostgresStore::connect(url, max_connections).await?,
+        ))
+    } else {
+        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+    }
+}
+
+/// Flags as stored in two boolean columns.
+fn flags_from_columns(debits_guard: bool, credits_guard: bool) -> AccountFlags {
+    AccountFlags {
+        debits_must_not_exceed_credits: debits_guard,
+        credits_must_not_exceed_debits: credits_guard,
+    }
+}
+
+fn role_from_column(text: &str) -> StoreResult<Role> {
+    Role::parse(text).ok_or_else(|| StoreError::Corrupt(format!("unknown role {text:?}")))
+}

@@ -1,0 +1,744 @@
+//! The SQL both backends share, written once. `impl_store!` expands it for a concrete sqlx
+//! database type; each backend supplies `pool`, `begin_write` (how a write transaction starts
+//! and serializes), `begin_snapshot` (a consistent read), `LOCK_ROWS` (the row-lock clause) and
+//! `run_migrations`.
+
+/// Rows per multi-row INSERT/UPDATE statement, well under both backends' bind limits.
+pub(super) const CHUNK_ROWS: usize = 500;
+
+macro_rules! impl_store {
+    ($store:ty, $db:ty, $backend:literal) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn migrate(&self) -> $crate::store::StoreResult<()> {
+                self.run_migrations().await
+            }
+
+            async fn ping(&self) -> $crate::store::StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn create_user(
+                &self,
+                user: &$crate::domain::user::User,
+            ) -> $crate::store::StoreResult<()> {
+                let result = sqlx::query(
+                    "INSERT INTO users (id, username, password_hash, role, payee_id, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(user.id)
+                .bind(&user.username)
+                .bind(&user.password_hash)
+                .bind(user.role.as_str())
+                .bind(user.payee_id)
+                .bind($crate::clock::now_micros())
+                .execute(&self.pool)
+                .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        Err($crate::store::StoreError::UsernameTaken)
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+
+            async fn find_user(
+                &self,
+                username: &str,
+            ) -> $crate::store::StoreResult<Option<$crate::domain::user::User>> {
+                let row: Option<$crate::store::rows::UserRow> = sqlx::query_as(
+                    "SELECT id, username, password_hash, role, payee_id FROM users \
+                     WHERE username = $1",
+                )
+                .bind(username)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| r.into_domain()).transpose()
+            }
+
+            async fn record_login_failure(
+                &self,
+                username: &str,
+                now: i64,
+                window_micros: i64,
+            ) -> $crate::store::StoreResult<(i64, i64)> {
+                let row: (i64, i64) = sqlx::query_as(
+                    "INSERT INTO login_throttle (username, failures, window_started_at) \
+                     VALUES ($1, 1, $2) \
+                     ON CONFLICT (username) DO UPDATE SET \
+                       failures = CASE WHEN login_throttle.window_started_at < $3 \
+                         THEN 1 ELSE login_throttle.failures + 1 END, \
+                       window_started_at = CASE WHEN login_throttle.window_started_at < $3 \
+                         THEN $2 ELSE login_throttle.window_started_at END \
+                     RETURNING CAST(failures AS BIGINT), window_started_at",
+                )
+                .bind(username)
+                .bind(now)
+                .bind(now - window_micros)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(row)
+            }
+
+            async fn login_failures(
+                &self,
+                username: &str,
+            ) -> $crate::store::StoreResult<Option<(i64, i64)>> {
+                Ok(sqlx::query_as(
+                    "SELECT CAST(failures AS BIGINT), window_started_at FROM login_throttle \
+                     WHERE username = $1",
+                )
+                .bind(username)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn clear_login_failures(&self, username: &str) -> $crate::store::StoreResult<()> {
+                sqlx::query("DELETE FROM login_throttle WHERE username = $1")
+                    .bind(username)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn create_account(
+                &self,
+                account: &$crate::domain::account::NewAccount,
+                id: uuid::Uuid,
+                now: i64,
+            ) -> $crate::store::StoreResult<$crate::domain::account::Account> {
+                let result = sqlx::query(
+                    "INSERT INTO accounts (id, code, name, kind, currency, \
+                     debits_must_not_exceed_credits, credits_must_not_exceed_debits, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(id)
+                .bind(account.code.as_str())
+                .bind(&account.name)
+                .bind(account.kind.as_str())
+                .bind(account.currency.code())
+                .bind(account.flags.debits_must_not_exceed_credits)
+                .bind(account.flags.credits_must_not_exceed_debits)
+                .bind(now)
+                .execute(&self.pool)
+                .await;
+                match result {
+                    Ok(_) => Ok($crate::domain::account::Account {
+                        id,
+                        code: account.code.as_str().to_owned(),
+                        name: account.name.clone(),
+                        kind: account.kind,
+                        currency: account.currency,
+                        flags: account.flags,
+                        created_at: now,
+                    }),
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        Err($crate::store::StoreError::AccountCodeTaken)
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+
+            async fn find_accounts(
+                &self,
+                ids: &[uuid::Uuid],
+                codes: &[String],
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::account::Account>> {
+                let mut found = Vec::new();
+                for ids in ids.chunks($crate::store::shared::CHUNK_ROWS) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(format!(
+                        "SELECT {} FROM accounts WHERE id IN (",
+                        $crate::store::rows::ACCOUNT_COLUMNS
+                    ));
+                    let mut list = query.separated(", ");
+                    ids.iter().for_each(|id| {
+                        list.push_bind(*id);
+                    });
+                    query.push(")");
+                    found.extend(query.build_query_as().fetch_all(&self.pool).await?);
+                }
+                for codes in codes.chunks($crate::store::shared::CHUNK_ROWS) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(format!(
+                        "SELECT {} FROM accounts WHERE code IN (",
+                        $crate::store::rows::ACCOUNT_COLUMNS
+                    ));
+                    let mut list = query.separated(", ");
+                    codes.iter().for_each(|code| {
+                        list.push_bind(code.as_str());
+                    });
+                    query.push(")");
+                    found.extend(query.build_query_as().fetch_all(&self.pool).await?);
+                }
+                found
+                    .into_iter()
+                    .map(|row: $crate::store::rows::AccountRow| Ok(row.into_domain()?.0))
+                    .collect()
+            }
+
+            async fn account_with_balance(
+                &self,
+                id: uuid::Uuid,
+                as_of: Option<i64>,
+            ) -> $crate::store::StoreResult<Option<$crate::store::AccountWithBalance>> {
+                let row: Option<$crate::store::rows::AccountRow> = sqlx::query_as(&format!(
+                    "SELECT {} FROM accounts WHERE id = $1",
+                    $crate::store::rows::ACCOUNT_COLUMNS
+                ))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let (account, mut balance) = row.into_domain()?;
+                if let Some(as_of) = as_of {
+                    let (debits, credits, count): (i64, i64, i64) = sqlx::query_as(
+                        "SELECT \
+                           CAST(COALESCE(SUM(CASE WHEN is_debit THEN amount ELSE 0 END), 0) AS BIGINT), \
+                           CAST(COALESCE(SUM(CASE WHEN is_debit THEN 0 ELSE amount END), 0) AS BIGINT), \
+                           COUNT(*) \
+                         FROM entries WHERE account_id = $1 AND effective_at <= $2",
+                    )
+                    .bind(id)
+                    .bind(as_of)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    balance = $crate::domain::account::Balance {
+                        debits_posted: debits,
+                        credits_posted: credits,
+                        entry_count: count,
+                    };
+                }
+                Ok(Some($crate::store::AccountWithBalance { account, balance }))
+            }
+
+            async fn list_accounts(
+                &self,
+                filter: &$crate::store::AccountFilter,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::AccountWithBalance>> {
+                let mut query = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM accounts WHERE 1 = 1",
+                    $crate::store::rows::ACCOUNT_COLUMNS
+                ));
+                if let Some(kind) = filter.kind {
+                    query.push(" AND kind = ").push_bind(kind.as_str());
+                }
+                if let Some(currency) = filter.currency {
+                    query.push(" AND currency = ").push_bind(currency.code());
+                }
+                if let Some(prefix) = &filter.code_prefix {
+                    query
+                        .push(" AND substr(code, 1, ")
+                        .push_bind(prefix.chars().count() as i64)
+                        .push(") = ")
+                        .push_bind(prefix.clone());
+                }
+                if let Some(after) = filter.after {
+                    query.push(" AND id > ").push_bind(after);
+                }
+                query
+                    .push(" ORDER BY id LIMIT ")
+                    .push_bind(i64::from(filter.limit));
+                let rows: Vec<$crate::store::rows::AccountRow> =
+                    query.build_query_as().fetch_all(&self.pool).await?;
+                rows.into_iter()
+                    .map(|row| {
+                        let (account, balance) = row.into_domain()?;
+                        Ok($crate::store::AccountWithBalance { account, balance })
+                    })
+                    .collect()
+            }
+
+            async fn list_entries(
+                &self,
+                account_id: uuid::Uuid,
+                after_seq: i64,
+                limit: u32,
+            ) -> $crate::store::StoreResult<Vec<$crate::domain::transaction::Entry>> {
+                let rows: Vec<$crate::store::rows::EntryRow> = sqlx::query_as(&format!(
+                    "SELECT {} FROM entries WHERE account_id = $1 AND account_seq > $2 \
+                     ORDER BY account_seq LIMIT $3",
+                    $crate::store::rows::ENTRY_COLUMNS
+                ))
+                .bind(account_id)
+                .bind(after_seq)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn post_transactions(
+                &self,
+                created_by: uuid::Uuid,
+                claim: Option<&$crate::store::IdempotencyClaim>,
+                transactions: &[$crate::domain::transaction::NewTransaction],
+                mode: $crate::store::WriteMode,
+                respond: $crate::store::Responder<'_>,
+            ) -> $crate::store::StoreResult<$crate::store::Idempotent<$crate::store::PostResults>>
+            {
+                use std::collections::{BTreeSet, HashMap, HashSet};
+                use $crate::domain::transaction::{apply, LockedAccount};
+                use $crate::store::{Idempotent, PostRejection, StoreError, WriteMode};
+
+                let (_write_guard, mut tx) = self.begin_write().await?;
+
+                if let Some(claim) = claim {
+                    // On PostgreSQL this waits for a concurrent holder of the same key to
+                    // finish, so a duplicate sees its committed response instead of racing it.
+                    let inserted = sqlx::query(
+                        "INSERT INTO idempotency_keys (user_id, key, request_hash, created_at) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, key) DO NOTHING",
+                    )
+                    .bind(claim.user_id)
+                    .bind(&claim.key)
+                    .bind(&claim.request_hash)
+                    .bind($crate::clock::now_micros())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if inserted == 0 {
+                        let stored: $crate::store::rows::IdempotencyRow = sqlx::query_as(
+                            "SELECT request_hash, status_code, response_body FROM idempotency_keys \
+                             WHERE user_id = $1 AND key = $2",
+                        )
+                        .bind(claim.user_id)
+                        .bind(&claim.key)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        tx.rollback().await?;
+                        if stored.request_hash != claim.request_hash {
+                            return Err(StoreError::IdempotencyKeyReused);
+                        }
+                        return match (stored.status_code, stored.response_body) {
+                            (Some(status), Some(body)) => {
+                                Ok(Idempotent::Replay($crate::store::StoredResponse {
+                                    status: status as u16,
+                                    body,
+                                }))
+                            }
+                            _ => Err(StoreError::IdempotencyKeyInProgress),
+                        };
+                    }
+                }
+
+                // Lock every touched account in one statement, in id order, so concurrent
+                // writers never wait on each other in a cycle.
+                let account_ids: BTreeSet<uuid::Uuid> =
+                    transactions.iter().flat_map(|t| t.account_ids()).collect();
+                let account_ids: Vec<uuid::Uuid> = account_ids.into_iter().collect();
+                let mut accounts: HashMap<uuid::Uuid, LockedAccount> = HashMap::new();
+                for ids in account_ids.chunks($crate::store::shared::CHUNK_ROWS) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT id, debits_must_not_exceed_credits, credits_must_not_exceed_debits, \
+                         debits_posted, credits_posted, entry_count FROM accounts WHERE id IN (",
+                    );
+                    let mut list = query.separated(", ");
+                    ids.iter().for_each(|id| {
+                        list.push_bind(*id);
+                    });
+                    query.push(") ORDER BY id").push(Self::LOCK_ROWS);
+                    let rows: Vec<$crate::store::rows::LockedAccountRow> =
+                        query.build_query_as().fetch_all(&mut *tx).await?;
+                    accounts.extend(rows.into_iter().map(|row| {
+                        (
+                            row.id,
+                            LockedAccount {
+                                flags: $crate::store::flags_from_columns(
+                                    row.debits_must_not_exceed_credits,
+                                    row.credits_must_not_exceed_debits,
+                                ),
+                                balance: $crate::domain::account::Balance {
+                                    debits_posted: row.debits_posted,
+                                    credits_posted: row.credits_posted,
+                                    entry_count: row.entry_count,
+                                },
+                            },
+                        )
+                    }));
+                }
+                if accounts.len() != account_ids.len() {
+                    return Err(StoreError::Corrupt(
+                        "a resolved account disappeared before posting".into(),
+                    ));
+                }
+
+                // Read after the locks, so a reversal racing this one is already visible.
+                let mut taken_ids: HashSet<uuid::Uuid> = HashSet::new();
+                let mut reversed: HashSet<uuid::Uuid> = HashSet::new();
+                for chunk in transactions.chunks($crate::store::shared::CHUNK_ROWS) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT id, reversal_of FROM transactions WHERE id IN (",
+                    );
+                    let mut list = query.separated(", ");
+                    chunk.iter().for_each(|t| {
+                        list.push_bind(t.id);
+                    });
+                    query.push(") OR reversal_of IN (");
+                    let mut list = query.separated(", ");
+                    chunk.iter().for_each(|t| {
+                        list.push_bind(t.reversal_of.unwrap_or(t.id));
+                    });
+                    query.push(")");
+                    let rows: Vec<(uuid::Uuid, Option<uuid::Uuid>)> =
+                        query.build_query_as().fetch_all(&mut *tx).await?;
+                    for (id, reversal_of) in rows {
+                        taken_ids.insert(id);
+                        reversed.extend(reversal_of);
+                    }
+                }
+
+                let mut results = Vec::with_capacity(transactions.len());
+                let mut accepted = Vec::with_capacity(transactions.len());
+                let mut entries = Vec::with_capacity(transactions.len() * 2);
+                for transaction in transactions {
+                    let outcome = if !taken_ids.insert(transaction.id) {
+                        Err(PostRejection::TransactionExists(transaction.id))
+                    } else if transaction
+                        .reversal_of
+                        .is_some_and(|original| !reversed.insert(original))
+                    {
+                        Err(PostRejection::AlreadyReversed(
+                            transaction.reversal_of.unwrap_or_default(),
+                        ))
+                    } else {
+                        apply(&mut accounts, transaction).map_err(PostRejection::from)
+                    };
+                    match outcome {
+                        Ok(posted) => {
+                            entries.extend(posted);
+                            accepted.push(transaction);
+                            results.push(Ok(()));
+                        }
+                        Err(rejection) => results.push(Err(rejection)),
+                    }
+                }
+                if mode == WriteMode::AllOrNothing && accepted.len() != transactions.len() {
+                    tx.rollback().await?;
+                    return Ok(Idempotent::Fresh(results));
+                }
+
+                let touched_ids: HashSet<uuid::Uuid> =
+                    entries.iter().map(|e| e.account_id).collect();
+                let touched: Vec<(&uuid::Uuid, &LockedAccount)> = account_ids
+                    .iter()
+                    .filter(|id| touched_ids.contains(id))
+                    .map(|id| (id, &accounts[id]))
+                    .collect();
+                for chunk in touched.chunks($crate::store::shared::CHUNK_ROWS) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE accounts SET debits_posted = totals.debits, \
+                         credits_posted = totals.credits, entry_count = totals.entries FROM (",
+                    );
+                    for (index, (id, state)) in chunk.iter().enumerate() {
+                        if index > 0 {
+                            query.push(" UNION ALL ");
+                        }
+                        query
+                            .push("SELECT ")
+                            .push_bind(**id)
+                            .push(" AS id, ")
+                            .push_bind(state.balance.debits_posted)
+                            .push(" AS debits, ")
+                            .push_bind(state.balance.credits_posted)
+                            .push(" AS credits, ")
+                            .push_bind(state.balance.entry_count)
+                            .push(" AS entries");
+                    }
+                    query.push(") AS totals WHERE accounts.id = totals.id");
+                    query.build().execute(&mut *tx).await?;
+                }
+
+                let write = async {
+                    for chunk in accepted.chunks($crate::store::shared::CHUNK_ROWS) {
+                        let mut query = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO transactions (id, description, reference, metadata, \
+                             effective_at, created_at, reversal_of, created_by) ",
+                        );
+                        query.push_values(chunk, |mut row, t| {
+                            row.push_bind(t.id)
+                                .push_bind(t.description.as_str())
+                                .push_bind(t.reference.as_deref())
+                                .push_bind(t.metadata.as_deref())
+                                .push_bind(t.effective_at)
+                                .push_bind(t.created_at)
+                                .push_bind(t.reversal_of)
+                                .push_bind(created_by);
+                        });
+                        query.build().execute(&mut *tx).await?;
+                    }
+                    for chunk in entries.chunks($crate::store::shared::CHUNK_ROWS) {
+                        let mut query = sqlx::QueryBuilder::<$db>::new(format!(
+                            "INSERT INTO entries ({}) ",
+                            $crate::store::rows::ENTRY_COLUMNS
+                        ));
+                        query.push_values(chunk, |mut row, e| {
+                            row.push_bind(e.transaction_id)
+                                .push_bind(e.posting_index)
+                                .push_bind(e.account_id)
+                                .push_bind(e.account_seq)
+                                .push_bind(e.is_debit)
+                                .push_bind(e.amount)
+                                .push_bind(e.debits_after)
+                                .push_bind(e.credits_after)
+                                .push_bind(e.effective_at)
+                                .push_bind(e.created_at);
+                        });
+                        query.build().execute(&mut *tx).await?;
+                    }
+                    Ok::<(), sqlx::Error>(())
+                };
+                match write.await {
+                    Ok(()) => {}
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        return Err(StoreError::WriteConflict)
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+
+                if let Some(claim) = claim {
+                    let response = respond(&results);
+                    sqlx::query(
+                        "UPDATE idempotency_keys SET status_code = $1, response_body = $2 \
+                         WHERE user_id = $3 AND key = $4",
+                    )
+                    .bind(i32::from(response.status))
+                    .bind(response.body)
+                    .bind(claim.user_id)
+                    .bind(&claim.key)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(Idempotent::Fresh(results))
+            }
+
+            async fn transaction(
+                &self,
+                id: uuid::Uuid,
+            ) -> $crate::store::StoreResult<Option<$crate::store::StoredTransaction>> {
+                let filter = $crate::store::TransactionFilter::default();
+                let mut found = self.load_transactions(&filter, Some(id)).await?;
+                Ok(found.pop())
+            }
+
+            async fn list_transactions(
+                &self,
+                filter: &$crate::store::TransactionFilter,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::StoredTransaction>> {
+                self.load_transactions(filter, None).await
+            }
+
+            async fn verify(&self) -> $crate::store::StoreResult<$crate::store::VerifyReport> {
+                use $crate::store::Violation;
+                let mut tx = self.begin_snapshot().await?;
+                let mut violations = Vec::new();
+
+                let unbalanced: Vec<(uuid::Uuid,)> = sqlx::query_as(
+                    "SELECT transaction_id FROM entries GROUP BY transaction_id \
+                     HAVING SUM(CASE WHEN is_debit THEN amount ELSE -amount END) <> 0 \
+                        OR COUNT(*) < 2",
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                violations.extend(unbalanced.into_iter().map(|(id,)| Violation {
+                    kind: "TRANSACTION_UNBALANCED",
+                    detail: format!("transaction {id}: debits and credits differ"),
+                }));
+
+                let empty: Vec<(uuid::Uuid,)> = sqlx::query_as(
+                    "SELECT t.id FROM transactions t \
+                     WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.transaction_id = t.id)",
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                violations.extend(empty.into_iter().map(|(id,)| Violation {
+                    kind: "TRANSACTION_WITHOUT_ENTRIES",
+                    detail: format!("transaction {id} has no entries"),
+                }));
+
+                let (transactions_checked, accounts_checked): (i64, i64) = sqlx::query_as(
+                    "SELECT (SELECT COUNT(*) FROM transactions), (SELECT COUNT(*) FROM accounts)",
+                )
+                .fetch_one(&mut *tx)
+                .await?;
+
+                let (total_debits, total_credits): (String, String) = sqlx::query_as(
+                    "SELECT \
+                       CAST(COALESCE(SUM(CASE WHEN is_debit THEN amount ELSE 0 END), 0) AS TEXT), \
+                       CAST(COALESCE(SUM(CASE WHEN is_debit THEN 0 ELSE amount END), 0) AS TEXT) \
+                     FROM entries",
+                )
+                .fetch_one(&mut *tx)
+                .await?;
+                if total_debits != total_credits {
+                    violations.push(Violation {
+                        kind: "LEDGER_UNBALANCED",
+                        detail: format!(
+                            "total debits {total_debits} differ from total credits {total_credits}"
+                        ),
+                    });
+                }
+
+                let mismatched: Vec<$crate::store::rows::AccountMismatchRow> = sqlx::query_as(
+                    "SELECT a.code, a.debits_posted, a.credits_posted, a.entry_count, \
+                       COALESCE(e.debits, 0) AS entry_debits, \
+                       COALESCE(e.credits, 0) AS entry_credits, \
+                       COALESCE(e.entries, 0) AS entries \
+                     FROM accounts a LEFT JOIN ( \
+                       SELECT account_id, \
+                         CAST(SUM(CASE WHEN is_debit THEN amount ELSE 0 END) AS BIGINT) AS debits, \
+                         CAST(SUM(CASE WHEN is_debit THEN 0 ELSE amount END) AS BIGINT) AS credits, \
+                         COUNT(*) AS entries, MAX(account_seq) AS last_seq \
+                       FROM entries GROUP BY account_id) e ON e.account_id = a.id \
+                     WHERE a.debits_posted <> COALESCE(e.debits, 0) \
+                        OR a.credits_posted <> COALESCE(e.credits, 0) \
+                        OR a.entry_count <> COALESCE(e.entries, 0) \
+                        OR a.entry_count <> COALESCE(e.last_seq, 0)",
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                violations.extend(mismatched.into_iter().map(|m| Violation {
+                    kind: "ACCOUNT_BALANCE_MISMATCH",
+                    detail: format!(
+                        "account {}: stored debits {} credits {} entries {}, \
+                         entries sum to debits {} credits {} over {} entries",
+                        m.code,
+                        m.debits_posted,
+                        m.credits_posted,
+                        m.entry_count,
+                        m.entry_debits,
+                        m.entry_credits,
+                        m.entries
+                    ),
+                }));
+
+                let broken: Vec<(String,)> = sqlx::query_as(
+                    "SELECT code FROM accounts WHERE \
+                       (debits_must_not_exceed_credits AND debits_posted > credits_posted) \
+                       OR (credits_must_not_exceed_debits AND credits_posted > debits_posted)",
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                violations.extend(broken.into_iter().map(|(code,)| Violation {
+                    kind: "ACCOUNT_FLAG_BROKEN",
+                    detail: format!("account {code} breaks its balance flag"),
+                }));
+
+                tx.rollback().await?;
+                Ok($crate::store::VerifyReport {
+                    transactions_checked,
+                    accounts_checked,
+                    total_debits,
+                    total_credits,
+                    violations,
+                })
+            }
+
+            async fn delete_idempotency_keys_before(
+                &self,
+                cutoff: i64,
+            ) -> $crate::store::StoreResult<u64> {
+                Ok(sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                    .bind(cutoff)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+            }
+        }
+
+        impl $store {
+            /// Loads one transaction by id, or a filtered page, each with its entries.
+            async fn load_transactions(
+                &self,
+                filter: &$crate::store::TransactionFilter,
+                id: Option<uuid::Uuid>,
+            ) -> $crate::store::StoreResult<Vec<$crate::store::StoredTransaction>> {
+                let mut query = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM transactions t WHERE 1 = 1",
+                    $crate::store::rows::TRANSACTION_COLUMNS
+                ));
+                if let Some(id) = id {
+                    query.push(" AND t.id = ").push_bind(id);
+                }
+                if let Some(account_id) = filter.account_id {
+                    query
+                        .push(" AND EXISTS (SELECT 1 FROM entries e WHERE e.transaction_id = t.id AND e.account_id = ")
+                        .push_bind(account_id)
+                        .push(")");
+                }
+                if let Some(from) = filter.from {
+                    query.push(" AND t.created_at >= ").push_bind(from);
+                }
+                if let Some(to) = filter.to {
+                    query.push(" AND t.created_at < ").push_bind(to);
+                }
+                if let Some(reference) = &filter.reference {
+                    query.push(" AND t.reference = ").push_bind(reference.clone());
+                }
+                if let Some((created_at, after_id)) = filter.after {
+                    query
+                        .push(" AND (t.created_at > ")
+                        .push_bind(created_at)
+                        .push(" OR (t.created_at = ")
+                        .push_bind(created_at)
+                        .push(" AND t.id > ")
+                        .push_bind(after_id)
+                        .push("))");
+                }
+                query.push(" ORDER BY t.created_at, t.id");
+                if id.is_none() {
+                    query.push(" LIMIT ").push_bind(i64::from(filter.limit));
+                }
+                let rows: Vec<$crate::store::rows::TransactionRow> =
+                    query.build_query_as().fetch_all(&self.pool).await?;
+                if rows.is_empty() {
+                    return Ok(Vec::new());
+                }
+
+                let mut entries_by_transaction: std::collections::HashMap<
+                    uuid::Uuid,
+                    Vec<$crate::domain::transaction::Entry>,
+                > = std::collections::HashMap::new();
+                for chunk in rows.chunks($crate::store::shared::CHUNK_ROWS) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(format!(
+                        "SELECT {} FROM entries WHERE transaction_id IN (",
+                        $crate::store::rows::ENTRY_COLUMNS
+                    ));
+                    let mut list = query.separated(", ");
+                    chunk.iter().for_each(|row| {
+                        list.push_bind(row.id);
+                    });
+                    query.push(") ORDER BY posting_index, is_debit DESC");
+                    let entries: Vec<$crate::store::rows::EntryRow> =
+                        query.build_query_as().fetch_all(&self.pool).await?;
+                    for entry in entries {
+                        let entry: $crate::domain::transaction::Entry = entry.into();
+                        entries_by_transaction
+                            .entry(entry.transaction_id)
+                            .or_default()
+                            .push(entry);
+                    }
+                }
+                Ok(rows
+                    .into_iter()
+                    .map(|row| $crate::store::StoredTransaction {
+                        entries: entries_by_transaction.remove(&row.id).unwrap_or_default(),
+                        id: row.id,
+                        description: row.description,
+                        reference: row.reference,
+                        metadata: row.metadata,
+                        effective_at: row.effective_at,
+                        created_at: row.created_at,
+                        reversal_of: row.reversal_of,
+                        reversed_by: row.reversed_by,
+                    })
+                    .collect())
+            }
+        }
+    };
+}
