@@ -85,21 +85,11 @@ impl Amount {
     /// Parses the API's decimal string for the given currency.
     pub fn parse(text: &str, currency: Currency) -> Result<Self, AmountError> {
         let trimmed = text.trim();
-        let is_plain_decimal = !trimmed.is_empty()
-            && trimmed
-                .chars()
-                .all(|c| c.is_ascii_digit() || c == '.' || c == '-' || c == '+');
-        if !is_plain_decimal {
+        if !is_plain_decimal(trimmed) {
             return Err(AmountError::NotANumber(text.to_owned()));
         }
-        let value = match Decimal::from_str(trimmed) {
-            Ok(value) => value,
-            Err(rust_decimal::Error::ExceedsMaximumPossibleValue)
-            | Err(rust_decimal::Error::LessThanMinimumPossibleValue) => {
-                return Err(AmountError::TooLarge)
-            }
-            Err(_) => return Err(AmountError::NotANumber(text.to_owned())),
-        };
+        // Syntax was checked above, so the only way parsing fails is magnitude.
+        let value = Decimal::from_str(trimmed).map_err(|_| AmountError::TooLarge)?;
         if value <= Decimal::ZERO {
             return Err(AmountError::NotPositive);
         }
@@ -131,6 +121,14 @@ impl Amount {
     pub fn minor(self) -> i64 {
         self.0
     }
+}
+
+/// An optional sign, digits, and at most one decimal point with digits on some side.
+fn is_plain_decimal(text: &str) -> bool {
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let digits = |part: &str| part.chars().all(|c| c.is_ascii_digit());
+    !(whole.is_empty() && fraction.is_empty()) && digits(whole) && digits(fraction)
 }
 
 #[cfg(test)]

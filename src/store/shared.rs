@@ -233,7 +233,7 @@ macro_rules! impl_store {
                 if let Some(prefix) = &filter.code_prefix {
                     query
                         .push(" AND substr(code, 1, ")
-                        .push_bind(prefix.chars().count() as i64)
+                        .push_bind(prefix.chars().count() as i32)
                         .push(") = ")
                         .push_bind(prefix.clone());
                 }

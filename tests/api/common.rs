@@ -1,0 +1,262 @@
+//! A real server on a random port, on SQLite or on a fresh PostgreSQL database.
+
+use std::path::PathBuf;
+
+use market_ledger::config::Settings;
+use market_ledger::domain::user::Role;
+use market_ledger::http::AppState;
+use market_ledger::startup::Application;
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub const PASSWORD: &str = "a long test password";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub settings: Settings,
+    pub admin: String,
+    _dir: TempDir,
+    _shutdown: oneshot::Sender<()>,
+}
+
+/// Makes a fresh PostgreSQL database on the server `TEST_DATABASE_URL` points at.
+pub async fn fresh_postgres_database() -> Option<String> {
+    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("TEST_DATABASE_URL is not set: PostgreSQL test skipped");
+        return None;
+    };
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("TEST_DATABASE_URL is set but PostgreSQL is not reachable");
+    let name = format!("ml_test_{}", Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut connection)
+        .await
+        .expect("create test database");
+    let (server, _) = admin_url.rsplit_once('/').expect("URL has a database name");
+    Some(format!("{server}/{name}"))
+}
+
+pub async fn test_settings(backend: Backend, dir: &TempDir) -> Option<Settings> {
+    let database_url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("ledger.db").display()),
+        Backend::Postgres => fresh_postgres_database().await?,
+    };
+    Some(Settings {
+        database_url,
+        listen: "127.0.0.1:0".into(),
+        data_dir: PathBuf::from(dir.path()),
+        log_filter: "warn".into(),
+        ..Settings::default()
+    })
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(
+        backend: Backend,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Option<TestApp> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = test_settings(backend, &dir).await?;
+        adjust(&mut settings);
+        market_ledger::telemetry::init_tracing(&settings);
+        let app = Application::build(&settings)
+            .await
+            .expect("application builds");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let state = app.state().clone();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        let mut test_app = TestApp {
+            address,
+            client: reqwest::Client::new(),
+            state,
+            settings,
+            admin: String::new(),
+            _dir: dir,
+            _shutdown: shutdown,
+        };
+        test_app.admin = test_app.token_for(Role::Admin).await;
+        Some(test_app)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// Creates a user with `role` and returns an access token for it.
+    pub async fn token_for(&self, role: Role) -> String {
+        let username = format!(
+            "{}-{}",
+            role.as_str(),
+            &Uuid::new_v4().simple().to_string()[..8]
+        );
+        let payee = role.is_payee_bound().then(Uuid::now_v7);
+        self.state
+            .auth
+            .create_user(&username, role, payee, PASSWORD.into())
+            .await
+            .expect("user created");
+        self.login(&username, PASSWORD).await.1["access_token"]
+            .as_str()
+            .expect("token issued")
+            .to_owned()
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(self.url("/v1/auth/token"))
+            .json(&json!({ "username": username, "password": password }))
+            .send()
+            .await
+            .expect("request sent");
+        read(response).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.get_as(path, &self.admin).await
+    }
+
+    pub async fn get_as(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent");
+        read(response).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(&self.admin)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent");
+        read(response).await
+    }
+
+    /// POSTs a money-moving request with an Idempotency-Key as the admin.
+    pub async fn post_idempotent(&self, path: &str, key: &str, body: &Value) -> Response {
+        self.post_idempotent_as(path, key, body, &self.admin).await
+    }
+
+    pub async fn post_idempotent_as(
+        &self,
+        path: &str,
+        key: &str,
+        body: &Value,
+        token: &str,
+    ) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn create_account(&self, code: &str, kind: &str, flags: Value) -> Value {
+        let (status, body) = self
+            .post(
+                "/v1/accounts",
+                &json!({ "code": code, "name": format!("Account {code}"), "kind": kind, "currency": "VND", "flags": flags }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Posts one transfer with a fresh key; returns status and body.
+    pub async fn transfer(&self, debit: &str, credit: &str, amount: &str) -> (StatusCode, Value) {
+        let body = json!({
+            "description": "transfer",
+            "postings": [{ "debit": debit, "credit": credit, "amount": amount }]
+        });
+        read(
+            self.post_idempotent("/v1/transactions", &Uuid::new_v4().to_string(), &body)
+                .await,
+        )
+        .await
+    }
+
+    pub async fn balance(&self, account: &str) -> String {
+        let (status, body) = self.get(&format!("/v1/accounts/{account}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["balance"]["balance"]
+            .as_str()
+            .expect("balance")
+            .to_owned()
+    }
+
+    pub async fn assert_verified(&self) {
+        let (status, report) = self.get("/v1/ledger/verify").await;
+        assert_eq!(status, StatusCode::OK, "{report}");
+        assert_eq!(report["ok"], true, "{report}");
+    }
+
+    pub async fn transaction_count(&self) -> i64 {
+        let (_, report) = self.get("/v1/ledger/verify").await;
+        report["transactions_checked"].as_i64().expect("count")
+    }
+}
+
+pub async fn read(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.expect("body read");
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+pub fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<no error code>")
+}
+
+/// Declares each listed test once per backend: `sqlite::name` always runs,
+/// `postgres::name` runs when TEST_DATABASE_URL is set.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,10 @@
+//! Black-box tests against the real server, on SQLite and (with TEST_DATABASE_URL) PostgreSQL.
+
+mod common;
+
+mod accounts;
+mod auth;
+mod concurrency;
+mod contract;
+mod process;
+mod transactions;

@@ -1,0 +1,238 @@
+//! The real binary: acknowledged transactions survive SIGKILL, and `verify` exits 1 on a
+//! corrupted ledger.
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::common::{read, test_settings, Backend, PASSWORD};
+
+crate::on_both_backends!(
+    acknowledged_transactions_survive_sigkill,
+    verify_command_fails_on_a_corrupted_ledger
+);
+
+struct Binary {
+    env: Vec<(&'static str, String)>,
+}
+
+impl Binary {
+    fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_market-ledger"));
+        command.envs(self.env.iter().map(|(k, v)| (*k, v.as_str())));
+        command
+    }
+
+    fn create_admin(&self) {
+        let mut child = self
+            .command()
+            .args([
+                "users",
+                "create",
+                "--username",
+                "admin",
+                "--role",
+                "admin",
+                "--password-stdin",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+
+    async fn serve(&self, port: u16) -> Child {
+        let child = self
+            .command()
+            .env("MARKET_LEDGER_LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if client
+                .get(format!("http://127.0.0.1:{port}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return child;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server did not become ready");
+    }
+
+    fn verify(&self) -> (bool, String) {
+        let output = self.command().arg("verify").output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    }
+}
+
+async fn binary_for(backend: Backend, dir: &tempfile::TempDir) -> Option<Binary> {
+    let settings = test_settings(backend, dir).await?;
+    Some(Binary {
+        env: vec![
+            ("DATABASE_URL", settings.database_url),
+            ("MARKET_LEDGER_DATA_DIR", dir.path().display().to_string()),
+            ("MARKET_LEDGER_LOG", "warn".into()),
+        ],
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn login(client: &reqwest::Client, base: &str) -> String {
+    let response = client
+        .post(format!("{base}/v1/auth/token"))
+        .json(&json!({"username": "admin", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    read(response).await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn acknowledged_transactions_survive_sigkill(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(binary) = binary_for(backend, &dir).await else {
+        return;
+    };
+    binary.create_admin();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = binary.serve(port).await;
+    let client = reqwest::Client::new();
+    let token = login(&client, &base).await;
+    for (code, kind) in [("bank", "asset"), ("vendor", "liability")] {
+        let response = client
+            .post(format!("{base}/v1/accounts"))
+            .bearer_auth(&token)
+            .json(&json!({"code": code, "name": code, "kind": kind, "currency": "VND"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    // Keep posting while the process is killed; count what was acknowledged.
+    let poster = {
+        let (client, base, token) = (client.clone(), base.clone(), token.clone());
+        tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for i in 0..10_000 {
+                let sent = client
+                    .post(format!("{base}/v1/transactions"))
+                    .bearer_auth(&token)
+                    .header("Idempotency-Key", format!("k{i}"))
+                    .json(&json!({"description": "sale", "postings": [{"debit": "bank", "credit": "vendor", "amount": "10"}]}))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) if response.status() == StatusCode::CREATED => {
+                        let body: serde_json::Value = response.json().await.unwrap();
+                        acknowledged.push(body["id"].as_str().unwrap().to_owned());
+                    }
+                    _ => break,
+                }
+            }
+            acknowledged
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.kill().unwrap(); // SIGKILL
+    server.wait().unwrap();
+    let acknowledged = poster.await.unwrap();
+    assert!(
+        !acknowledged.is_empty(),
+        "some transactions were acknowledged before the kill"
+    );
+
+    let mut server = binary.serve(port).await;
+    let token = login(&client, &base).await;
+    for id in &acknowledged {
+        let response = client
+            .get(format!("{base}/v1/transactions/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "acknowledged transaction {id} lost"
+        );
+    }
+    let (_, vendor) = read(
+        client
+            .get(format!("{base}/v1/accounts/vendor"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let balance: usize = vendor["balance"]["balance"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // At most one more than acknowledged: one whose answer was lost with the process.
+    assert!(
+        balance == acknowledged.len() * 10 || balance == (acknowledged.len() + 1) * 10,
+        "{balance}"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let (ok, report) = binary.verify();
+    assert!(ok, "{report}");
+}
+
+async fn verify_command_fails_on_a_corrupted_ledger(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(binary) = binary_for(backend, &dir).await else {
+        return;
+    };
+    binary.create_admin();
+    let (ok, report) = binary.verify();
+    assert!(ok, "an empty ledger verifies: {report}");
+    let url = &binary.env[0].1;
+    let corrupt = "INSERT INTO accounts (id, code, name, kind, currency, debits_must_not_exceed_credits, \
+                   credits_must_not_exceed_debits, debits_posted, credits_posted, entry_count, created_at) \
+                   VALUES ($1, 'ghost', 'ghost', 'asset', 'VND', false, false, 500, 0, 0, 0)";
+    let id = uuid::Uuid::now_v7();
+    match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            sqlx::query(corrupt).bind(id).execute(&pool).await.unwrap();
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            sqlx::query(corrupt).bind(id).execute(&pool).await.unwrap();
+        }
+    }
+    let (ok, report) = binary.verify();
+    assert!(!ok, "a stored balance without entries must fail verify");
+    assert!(report.contains("ACCOUNT_BALANCE_MISMATCH"), "{report}");
+}
