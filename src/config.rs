@@ -17,7 +17,8 @@ pub struct Settings {
     /// `sqlite://path` (the default, embedded) or `postgres://...`.
     pub database_url: String,
     pub listen: String,
-    /// Where the SQLite database and generated secrets live.
+    /// Where generated secrets (the JWT key file) live. The SQLite file is wherever
+    /// `database_url` points.
     pub data_dir: PathBuf,
     pub log_format: LogFormat,
     pub log_filter: String,
@@ -70,6 +71,15 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("MARKET_LEDGER_LOGIN_WINDOW_SECONDS", "login_window_seconds"),
 ];
 
+/// Settings that are numbers; every other environment value is taken as text.
+const NUMERIC_KEYS: &[&str] = &[
+    "db_max_connections",
+    "max_body_bytes",
+    "jwt_ttl_seconds",
+    "login_max_failures",
+    "login_window_seconds",
+];
+
 /// Access tokens live at most this long.
 pub const MAX_TOKEN_TTL_SECONDS: u64 = 900;
 
@@ -108,9 +118,7 @@ impl Settings {
         for (variable, key) in ENVIRONMENT {
             if let Some(value) = env(variable) {
                 let value = match value.parse::<i64>() {
-                    Ok(number) if !key.ends_with("url") && *key != "jwt_keys" => {
-                        toml::Value::Integer(number)
-                    }
+                    Ok(number) if NUMERIC_KEYS.contains(key) => toml::Value::Integer(number),
                     _ => toml::Value::String(value),
                 };
                 table.insert((*key).to_owned(), value);
@@ -155,6 +163,7 @@ mod tests {
         let env = |name: &str| match name {
             "MARKET_LEDGER_JWT_TTL_SECONDS" => Some("300".to_owned()),
             "DATABASE_URL" => Some("postgres://localhost/ledger".to_owned()),
+            "MARKET_LEDGER_JWT_ISSUER" => Some("2024".to_owned()),
             _ => None,
         };
         let settings = Settings::load_from(Some(&file), env).unwrap();
@@ -162,6 +171,7 @@ mod tests {
         assert_eq!(settings.jwt_ttl_seconds, 300);
         assert_eq!(settings.database_url, "postgres://localhost/ledger");
         assert_eq!(settings.log_format, LogFormat::Text);
+        assert_eq!(settings.jwt_issuer, "2024");
     }
 
     #[test]

@@ -12,8 +12,44 @@ use crate::common::{read, test_settings, Backend, PASSWORD};
 
 crate::on_both_backends!(
     acknowledged_transactions_survive_sigkill,
-    verify_command_fails_on_a_corrupted_ledger
+    sigterm_finishes_requests_in_flight,
+    verify_command_fails_on_a_corrupted_ledger,
 );
+
+/// A running server process, killed when dropped so a failing test leaves nothing behind.
+struct Server(Child);
+
+impl Server {
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait_for_exit(&mut self) -> std::process::ExitStatus {
+        for _ in 0..200 {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not exit after SIGTERM");
+    }
+
+    /// SIGKILL, as a crash or power cut would stop it.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
 
 struct Binary {
     env: Vec<(&'static str, String)>,
@@ -51,14 +87,15 @@ impl Binary {
         assert!(child.wait().unwrap().success());
     }
 
-    async fn serve(&self, port: u16) -> Child {
-        let child = self
-            .command()
-            .env("MARKET_LEDGER_LISTEN", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+    async fn serve(&self, port: u16) -> Server {
+        let server = Server(
+            self.command()
+                .env("MARKET_LEDGER_LISTEN", format!("127.0.0.1:{port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
         let client = reqwest::Client::new();
         for _ in 0..200 {
             if client
@@ -67,7 +104,7 @@ impl Binary {
                 .await
                 .is_ok_and(|r| r.status().is_success())
             {
-                return child;
+                return server;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -126,16 +163,7 @@ async fn acknowledged_transactions_survive_sigkill(backend: Backend) {
     let mut server = binary.serve(port).await;
     let client = reqwest::Client::new();
     let token = login(&client, &base).await;
-    for (code, kind) in [("bank", "asset"), ("vendor", "liability")] {
-        let response = client
-            .post(format!("{base}/v1/accounts"))
-            .bearer_auth(&token)
-            .json(&json!({"code": code, "name": code, "kind": kind, "currency": "VND"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::CREATED);
-    }
+    create_accounts(&client, &base, &token).await;
     // Keep posting while the process is killed; count what was acknowledged.
     let poster = {
         let (client, base, token) = (client.clone(), base.clone(), token.clone());
@@ -161,8 +189,7 @@ async fn acknowledged_transactions_survive_sigkill(backend: Backend) {
         })
     };
     tokio::time::sleep(Duration::from_millis(700)).await;
-    server.kill().unwrap(); // SIGKILL
-    server.wait().unwrap();
+    server.kill();
     let acknowledged = poster.await.unwrap();
     assert!(
         !acknowledged.is_empty(),
@@ -203,8 +230,64 @@ async fn acknowledged_transactions_survive_sigkill(backend: Backend) {
         balance == acknowledged.len() * 10 || balance == (acknowledged.len() + 1) * 10,
         "{balance}"
     );
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.kill();
+    let (ok, report) = binary.verify();
+    assert!(ok, "{report}");
+}
+
+async fn create_accounts(client: &reqwest::Client, base: &str, token: &str) {
+    for (code, kind) in [("bank", "asset"), ("vendor", "liability")] {
+        let response = client
+            .post(format!("{base}/v1/accounts"))
+            .bearer_auth(token)
+            .json(&json!({"code": code, "name": code, "kind": kind, "currency": "VND"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+}
+
+async fn sigterm_finishes_requests_in_flight(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(binary) = binary_for(backend, &dir).await else {
+        return;
+    };
+    binary.create_admin();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = binary.serve(port).await;
+    let client = reqwest::Client::new();
+    let token = login(&client, &base).await;
+    create_accounts(&client, &base, &token).await;
+    let transfers: Vec<_> = (0..1000)
+        .map(|_| json!({"description": "sale", "postings": [{"debit": "bank", "credit": "vendor", "amount": "1"}]}))
+        .collect();
+    let batch = {
+        let (client, base) = (client.clone(), base.clone());
+        tokio::spawn(async move {
+            client
+                .post(format!("{base}/v1/transactions/batch"))
+                .bearer_auth(&token)
+                .header("Idempotency-Key", "slow-batch")
+                .json(&json!({ "transactions": transfers }))
+                .send()
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    server.terminate();
+    let response = batch
+        .await
+        .unwrap()
+        .expect("the request in flight is answered");
+    assert_eq!(response.status(), StatusCode::OK);
+    let (_, body) = read(response).await;
+    assert_eq!(body["posted"], 1000);
+    assert!(
+        server.wait_for_exit().success(),
+        "a clean exit after SIGTERM"
+    );
     let (ok, report) = binary.verify();
     assert!(ok, "{report}");
 }

@@ -607,14 +607,12 @@ impl LedgerService {
                 Err(error) => invalid.push((index, error)),
             }
         }
-        if mode == WriteMode::AllOrNothing {
-            if !invalid.is_empty() {
-                let (index, cause) = invalid.swap_remove(0);
-                return Err(LedgerError::BatchRejected {
-                    index,
-                    cause: Box::new(cause),
-                });
-            }
+        if mode == WriteMode::AllOrNothing && !invalid.is_empty() {
+            let (index, cause) = invalid.swap_remove(0);
+            return Err(LedgerError::BatchRejected {
+                index,
+                cause: Box::new(cause),
+            });
         }
         let transactions: Vec<NewTransaction> = valid.iter().map(|(_, t)| t.clone()).collect();
         let render = |results: &[Result<(), PostRejection>]| {
