@@ -78,6 +78,9 @@ pub enum TransactionError {
 #[derive(Debug, Clone)]
 pub struct NewTransaction {
     pub id: Uuid,
+    /// The client chose the id, so it may collide with an existing transaction; generated ids
+    /// (UUIDv7) cannot.
+    pub id_from_client: bool,
     pub description: String,
     pub reference: Option<String>,
     /// Serialized JSON object, stored as given.
@@ -90,6 +93,7 @@ pub struct NewTransaction {
 
 pub struct TransactionDraft {
     pub id: Uuid,
+    pub id_from_client: bool,
     pub description: String,
     pub reference: Option<String>,
     pub metadata: Option<String>,
@@ -118,6 +122,7 @@ impl NewTransaction {
         }
         Ok(Self {
             id: draft.id,
+            id_from_client: draft.id_from_client,
             description: draft.description,
             reference: draft.reference,
             metadata: draft.metadata,
@@ -247,6 +252,7 @@ mod tests {
         NewTransaction::new(
             TransactionDraft {
                 id: Uuid::now_v7(),
+                id_from_client: false,
                 description: "test".into(),
                 reference: None,
                 metadata: None,
@@ -319,6 +325,7 @@ mod tests {
     fn transaction_limits() {
         let draft = || TransactionDraft {
             id: Uuid::now_v7(),
+            id_from_client: false,
             description: "x".into(),
             reference: None,
             metadata: None,

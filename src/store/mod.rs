@@ -237,6 +237,14 @@ fn flags_from_columns(debits_guard: bool, credits_guard: bool) -> AccountFlags {
     }
 }
 
+/// A unique violation while writing ledger rows means a concurrent write got there first.
+fn unique_is_conflict(error: sqlx::Error) -> StoreError {
+    match error {
+        sqlx::Error::Database(e) if e.is_unique_violation() => StoreError::WriteConflict,
+        other => other.into(),
+    }
+}
+
 fn role_from_column(text: &str) -> StoreResult<Role> {
     Role::parse(text).ok_or_else(|| StoreError::Corrupt(format!("unknown role {text:?}")))
 }

@@ -5,7 +5,7 @@ use uuid::Uuid;
 use super::{flags_from_columns, role_from_column, StoreError, StoreResult};
 use crate::domain::account::{Account, AccountKind, Balance};
 use crate::domain::money::Currency;
-use crate::domain::transaction::Entry;
+use crate::domain::transaction::{Entry, LockedAccount};
 use crate::domain::user::User;
 
 pub(super) const ACCOUNT_COLUMNS: &str = "id, code, name, kind, currency, \
@@ -54,14 +54,34 @@ impl AccountRow {
     }
 }
 
+pub(super) const LOCKED_ACCOUNT_COLUMNS: &str = "id, debits_must_not_exceed_credits, \
+    credits_must_not_exceed_debits, debits_posted, credits_posted, entry_count";
+
 #[derive(sqlx::FromRow)]
 pub(super) struct LockedAccountRow {
-    pub id: Uuid,
-    pub debits_must_not_exceed_credits: bool,
-    pub credits_must_not_exceed_debits: bool,
-    pub debits_posted: i64,
-    pub credits_posted: i64,
-    pub entry_count: i64,
+    id: Uuid,
+    debits_must_not_exceed_credits: bool,
+    credits_must_not_exceed_debits: bool,
+    debits_posted: i64,
+    credits_posted: i64,
+    entry_count: i64,
+}
+
+impl LockedAccountRow {
+    pub(super) fn into_locked(self) -> (Uuid, LockedAccount) {
+        let state = LockedAccount {
+            flags: flags_from_columns(
+                self.debits_must_not_exceed_credits,
+                self.credits_must_not_exceed_debits,
+            ),
+            balance: Balance {
+                debits_posted: self.debits_posted,
+                credits_posted: self.credits_posted,
+                entry_count: self.entry_count,
+            },
+        };
+        (self.id, state)
+    }
 }
 
 pub(super) const ENTRY_COLUMNS: &str = "transaction_id, posting_index, account_id, account_seq, \

@@ -1,7 +1,9 @@
 //! The SQL both backends share, written once. `impl_store!` expands it for a concrete sqlx
 //! database type; each backend supplies `pool`, `begin_write` (how a write transaction starts
-//! and serializes), `begin_snapshot` (a consistent read), `LOCK_ROWS` (the row-lock clause) and
-//! `run_migrations`.
+//! and serializes), `begin_snapshot` (a consistent read), `run_migrations`, `gate_accounts`
+//! (in-process queueing before row locks), and the three bulk
+//! statements of the posting path (`insert_transactions`, `lock_accounts`, `write_postings`):
+//! PostgreSQL binds whole arrays to one prepared statement, SQLite has no arrays.
 
 /// Rows per multi-row INSERT/UPDATE statement, well under both backends' bind limits.
 pub(super) const CHUNK_ROWS: usize = 500;
@@ -287,90 +289,27 @@ macro_rules! impl_store {
 
                 let (_write_guard, mut tx) = self.begin_write().await?;
 
+                // All-or-nothing writes either commit every transaction or nothing, so their
+                // response is known now and is stored with the key in one statement.
+                let response_now = (mode == WriteMode::AllOrNothing)
+                    .then(|| respond(&vec![Ok(()); transactions.len()]));
                 if let Some(claim) = claim {
-                    // On PostgreSQL this waits for a concurrent holder of the same key to
-                    // finish, so a duplicate sees its committed response instead of racing it.
-                    let inserted = sqlx::query(
-                        "INSERT INTO idempotency_keys (user_id, key, request_hash, created_at) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, key) DO NOTHING",
-                    )
-                    .bind(claim.user_id)
-                    .bind(&claim.key)
-                    .bind(&claim.request_hash)
-                    .bind($crate::clock::now_micros())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if inserted == 0 {
-                        let stored: $crate::store::rows::IdempotencyRow = sqlx::query_as(
-                            "SELECT request_hash, status_code, response_body FROM idempotency_keys \
-                             WHERE user_id = $1 AND key = $2",
-                        )
-                        .bind(claim.user_id)
-                        .bind(&claim.key)
-                        .fetch_one(&mut *tx)
-                        .await?;
+                    if let Some(replay) = Self::claim_key(&mut tx, claim, response_now.as_ref()).await? {
                         tx.rollback().await?;
-                        if stored.request_hash != claim.request_hash {
-                            return Err(StoreError::IdempotencyKeyReused);
-                        }
-                        return match (stored.status_code, stored.response_body) {
-                            (Some(status), Some(body)) => {
-                                Ok(Idempotent::Replay($crate::store::StoredResponse {
-                                    status: status as u16,
-                                    body,
-                                }))
-                            }
-                            _ => Err(StoreError::IdempotencyKeyInProgress),
-                        };
+                        return replay.map(Idempotent::Replay);
                     }
                 }
 
-                // Lock every touched account in one statement, in id order, so concurrent
-                // writers never wait on each other in a cycle.
-                let account_ids: BTreeSet<uuid::Uuid> =
-                    transactions.iter().flat_map(|t| t.account_ids()).collect();
-                let account_ids: Vec<uuid::Uuid> = account_ids.into_iter().collect();
-                let mut accounts: HashMap<uuid::Uuid, LockedAccount> = HashMap::new();
-                for ids in account_ids.chunks($crate::store::shared::CHUNK_ROWS) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT id, debits_must_not_exceed_credits, credits_must_not_exceed_debits, \
-                         debits_posted, credits_posted, entry_count FROM accounts WHERE id IN (",
-                    );
-                    let mut list = query.separated(", ");
-                    ids.iter().for_each(|id| {
-                        list.push_bind(*id);
-                    });
-                    query.push(") ORDER BY id").push(Self::LOCK_ROWS);
-                    let rows: Vec<$crate::store::rows::LockedAccountRow> =
-                        query.build_query_as().fetch_all(&mut *tx).await?;
-                    accounts.extend(rows.into_iter().map(|row| {
-                        (
-                            row.id,
-                            LockedAccount {
-                                flags: $crate::store::flags_from_columns(
-                                    row.debits_must_not_exceed_credits,
-                                    row.credits_must_not_exceed_debits,
-                                ),
-                                balance: $crate::domain::account::Balance {
-                                    debits_posted: row.debits_posted,
-                                    credits_posted: row.credits_posted,
-                                    entry_count: row.entry_count,
-                                },
-                            },
-                        )
-                    }));
-                }
-                if accounts.len() != account_ids.len() {
-                    return Err(StoreError::Corrupt(
-                        "a resolved account disappeared before posting".into(),
-                    ));
-                }
-
-                // Read after the locks, so a reversal racing this one is already visible.
+                // Generated ids cannot collide and a new transaction reverses nothing, so the
+                // common case skips this read. A concurrent write of the same id or reversal
+                // hits the unique constraints instead, and the retry lands here.
                 let mut taken_ids: HashSet<uuid::Uuid> = HashSet::new();
                 let mut reversed: HashSet<uuid::Uuid> = HashSet::new();
-                for chunk in transactions.chunks($crate::store::shared::CHUNK_ROWS) {
+                let to_check: Vec<&$crate::domain::transaction::NewTransaction> = transactions
+                    .iter()
+                    .filter(|t| t.id_from_client || t.reversal_of.is_some())
+                    .collect();
+                for chunk in to_check.chunks($crate::store::shared::CHUNK_ROWS) {
                     let mut query = sqlx::QueryBuilder::<$db>::new(
                         "SELECT id, reversal_of FROM transactions WHERE id IN (",
                     );
@@ -391,30 +330,57 @@ macro_rules! impl_store {
                         reversed.extend(reversal_of);
                     }
                 }
+                let mut results: Vec<Result<(), PostRejection>> = transactions
+                    .iter()
+                    .map(|transaction| {
+                        if !taken_ids.insert(transaction.id) {
+                            Err(PostRejection::TransactionExists(transaction.id))
+                        } else if let Some(original) =
+                            transaction.reversal_of.filter(|original| !reversed.insert(*original))
+                        {
+                            Err(PostRejection::AlreadyReversed(original))
+                        } else {
+                            Ok(())
+                        }
+                    })
+                    .collect();
+                if mode == WriteMode::AllOrNothing {
+                    if results.iter().any(Result::is_err) {
+                        tx.rollback().await?;
+                        return Ok(Idempotent::Fresh(results));
+                    }
+                    // Written before the account locks are taken, to keep them short.
+                    let all: Vec<&$crate::domain::transaction::NewTransaction> =
+                        transactions.iter().collect();
+                    Self::insert_transactions(&mut tx, &all, created_by).await?;
+                }
 
-                let mut results = Vec::with_capacity(transactions.len());
+                // Lock every touched account in one statement, in id order, so concurrent
+                // writers never wait on each other in a cycle.
+                let account_ids: BTreeSet<uuid::Uuid> =
+                    transactions.iter().flat_map(|t| t.account_ids()).collect();
+                let account_ids: Vec<uuid::Uuid> = account_ids.into_iter().collect();
+                let _account_gates = self.gate_accounts(&account_ids).await;
+                let mut accounts: HashMap<uuid::Uuid, LockedAccount> =
+                    Self::lock_accounts(&mut tx, &account_ids).await?;
+                if accounts.len() != account_ids.len() {
+                    return Err(StoreError::Corrupt(
+                        "a resolved account disappeared before posting".into(),
+                    ));
+                }
+
                 let mut accepted = Vec::with_capacity(transactions.len());
                 let mut entries = Vec::with_capacity(transactions.len() * 2);
-                for transaction in transactions {
-                    let outcome = if !taken_ids.insert(transaction.id) {
-                        Err(PostRejection::TransactionExists(transaction.id))
-                    } else if transaction
-                        .reversal_of
-                        .is_some_and(|original| !reversed.insert(original))
-                    {
-                        Err(PostRejection::AlreadyReversed(
-                            transaction.reversal_of.unwrap_or_default(),
-                        ))
-                    } else {
-                        apply(&mut accounts, transaction).map_err(PostRejection::from)
-                    };
-                    match outcome {
+                for (transaction, result) in transactions.iter().zip(results.iter_mut()) {
+                    if result.is_err() {
+                        continue;
+                    }
+                    match apply(&mut accounts, transaction) {
                         Ok(posted) => {
                             entries.extend(posted);
                             accepted.push(transaction);
-                            results.push(Ok(()));
                         }
-                        Err(rejection) => results.push(Err(rejection)),
+                        Err(rejection) => *result = Err(rejection.into()),
                     }
                 }
                 if mode == WriteMode::AllOrNothing && accepted.len() != transactions.len() {
@@ -424,83 +390,17 @@ macro_rules! impl_store {
 
                 let touched_ids: HashSet<uuid::Uuid> =
                     entries.iter().map(|e| e.account_id).collect();
-                let touched: Vec<(&uuid::Uuid, &LockedAccount)> = account_ids
+                let touched: Vec<(uuid::Uuid, LockedAccount)> = account_ids
                     .iter()
                     .filter(|id| touched_ids.contains(id))
-                    .map(|id| (id, &accounts[id]))
+                    .map(|id| (*id, accounts[id]))
                     .collect();
-                for chunk in touched.chunks($crate::store::shared::CHUNK_ROWS) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "UPDATE accounts SET debits_posted = totals.debits, \
-                         credits_posted = totals.credits, entry_count = totals.entries FROM (",
-                    );
-                    for (index, (id, state)) in chunk.iter().enumerate() {
-                        if index > 0 {
-                            query.push(" UNION ALL ");
-                        }
-                        query
-                            .push("SELECT ")
-                            .push_bind(**id)
-                            .push(" AS id, ")
-                            .push_bind(state.balance.debits_posted)
-                            .push(" AS debits, ")
-                            .push_bind(state.balance.credits_posted)
-                            .push(" AS credits, ")
-                            .push_bind(state.balance.entry_count)
-                            .push(" AS entries");
-                    }
-                    query.push(") AS totals WHERE accounts.id = totals.id");
-                    query.build().execute(&mut *tx).await?;
+                if mode == WriteMode::Independent {
+                    Self::insert_transactions(&mut tx, &accepted, created_by).await?;
                 }
+                Self::write_postings(&mut tx, &touched, &entries).await?;
 
-                let write = async {
-                    for chunk in accepted.chunks($crate::store::shared::CHUNK_ROWS) {
-                        let mut query = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO transactions (id, description, reference, metadata, \
-                             effective_at, created_at, reversal_of, created_by) ",
-                        );
-                        query.push_values(chunk, |mut row, t| {
-                            row.push_bind(t.id)
-                                .push_bind(t.description.as_str())
-                                .push_bind(t.reference.as_deref())
-                                .push_bind(t.metadata.as_deref())
-                                .push_bind(t.effective_at)
-                                .push_bind(t.created_at)
-                                .push_bind(t.reversal_of)
-                                .push_bind(created_by);
-                        });
-                        query.build().execute(&mut *tx).await?;
-                    }
-                    for chunk in entries.chunks($crate::store::shared::CHUNK_ROWS) {
-                        let mut query = sqlx::QueryBuilder::<$db>::new(format!(
-                            "INSERT INTO entries ({}) ",
-                            $crate::store::rows::ENTRY_COLUMNS
-                        ));
-                        query.push_values(chunk, |mut row, e| {
-                            row.push_bind(e.transaction_id)
-                                .push_bind(e.posting_index)
-                                .push_bind(e.account_id)
-                                .push_bind(e.account_seq)
-                                .push_bind(e.is_debit)
-                                .push_bind(e.amount)
-                                .push_bind(e.debits_after)
-                                .push_bind(e.credits_after)
-                                .push_bind(e.effective_at)
-                                .push_bind(e.created_at);
-                        });
-                        query.build().execute(&mut *tx).await?;
-                    }
-                    Ok::<(), sqlx::Error>(())
-                };
-                match write.await {
-                    Ok(()) => {}
-                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                        return Err(StoreError::WriteConflict)
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-
-                if let Some(claim) = claim {
+                if let (Some(claim), None) = (claim, &response_now) {
                     let response = respond(&results);
                     sqlx::query(
                         "UPDATE idempotency_keys SET status_code = $1, response_body = $2 \
@@ -652,6 +552,57 @@ macro_rules! impl_store {
         }
 
         impl $store {
+            /// Claims an idempotency key in the write transaction. `None`: the key is new and
+            /// now held. `Some`: an earlier request holds it; the stored response to replay, or
+            /// why it cannot be replayed.
+            async fn claim_key(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                claim: &$crate::store::IdempotencyClaim,
+                response: Option<&$crate::store::StoredResponse>,
+            ) -> $crate::store::StoreResult<
+                Option<$crate::store::StoreResult<$crate::store::StoredResponse>>,
+            > {
+                use $crate::store::StoreError;
+                // On PostgreSQL this waits for a concurrent holder of the same key to finish,
+                // so a duplicate sees its committed response instead of racing it.
+                let inserted = sqlx::query(
+                    "INSERT INTO idempotency_keys \
+                     (user_id, key, request_hash, status_code, response_body, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, key) DO NOTHING",
+                )
+                .bind(claim.user_id)
+                .bind(&claim.key)
+                .bind(&claim.request_hash)
+                .bind(response.map(|r| i32::from(r.status)))
+                .bind(response.map(|r| r.body.as_str()))
+                .bind($crate::clock::now_micros())
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                if inserted == 1 {
+                    return Ok(None);
+                }
+                let stored: $crate::store::rows::IdempotencyRow = sqlx::query_as(
+                    "SELECT request_hash, status_code, response_body FROM idempotency_keys \
+                     WHERE user_id = $1 AND key = $2",
+                )
+                .bind(claim.user_id)
+                .bind(&claim.key)
+                .fetch_one(&mut **tx)
+                .await?;
+                Ok(Some(if stored.request_hash != claim.request_hash {
+                    Err(StoreError::IdempotencyKeyReused)
+                } else {
+                    match (stored.status_code, stored.response_body) {
+                        (Some(status), Some(body)) => Ok($crate::store::StoredResponse {
+                            status: status as u16,
+                            body,
+                        }),
+                        _ => Err(StoreError::IdempotencyKeyInProgress),
+                    }
+                }))
+            }
+
             /// Loads one transaction by id, or a filtered page, each with its entries.
             async fn load_transactions(
                 &self,

@@ -8,10 +8,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
+
+use super::unique_is_conflict;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use super::rows::{LockedAccountRow, ENTRY_COLUMNS, LOCKED_ACCOUNT_COLUMNS};
+use super::shared::CHUNK_ROWS;
 use super::{StoreError, StoreResult};
+use crate::domain::transaction::{Entry, LockedAccount, NewTransaction};
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -19,8 +28,6 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    const LOCK_ROWS: &'static str = "";
-
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -64,6 +71,99 @@ impl SqliteStore {
     /// In WAL mode a read transaction sees one snapshot from its first read on.
     async fn begin_snapshot(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         Ok(self.pool.begin().await?)
+    }
+
+    /// The write gate already admits one writer at a time.
+    async fn gate_accounts(&self, _ids: &[Uuid]) -> Vec<OwnedMutexGuard<()>> {
+        Vec::new()
+    }
+
+    /// BEGIN IMMEDIATE already holds the database's write lock: reading is locking.
+    async fn lock_accounts(
+        tx: &mut Transaction<'static, Sqlite>,
+        ids: &[Uuid],
+    ) -> StoreResult<HashMap<Uuid, LockedAccount>> {
+        let mut locked = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK_ROWS) {
+            let mut query = QueryBuilder::<Sqlite>::new(format!(
+                "SELECT {LOCKED_ACCOUNT_COLUMNS} FROM accounts WHERE id IN ("
+            ));
+            let mut list = query.separated(", ");
+            chunk.iter().for_each(|id| {
+                list.push_bind(*id);
+            });
+            query.push(")");
+            let rows: Vec<LockedAccountRow> = query.build_query_as().fetch_all(&mut **tx).await?;
+            locked.extend(rows.into_iter().map(LockedAccountRow::into_locked));
+        }
+        Ok(locked)
+    }
+
+    async fn insert_transactions(
+        tx: &mut Transaction<'static, Sqlite>,
+        transactions: &[&NewTransaction],
+        created_by: Uuid,
+    ) -> StoreResult<()> {
+        for chunk in transactions.chunks(CHUNK_ROWS) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO transactions (id, description, reference, metadata, \
+                 effective_at, created_at, reversal_of, created_by) ",
+            );
+            query.push_values(chunk, |mut row, t| {
+                row.push_bind(t.id)
+                    .push_bind(t.description.as_str())
+                    .push_bind(t.reference.as_deref())
+                    .push_bind(t.metadata.as_deref())
+                    .push_bind(t.effective_at)
+                    .push_bind(t.created_at)
+                    .push_bind(t.reversal_of)
+                    .push_bind(created_by);
+            });
+            query
+                .build()
+                .execute(&mut **tx)
+                .await
+                .map_err(unique_is_conflict)?;
+        }
+        Ok(())
+    }
+
+    /// New account totals and the entries that justify them.
+    async fn write_postings(
+        tx: &mut Transaction<'static, Sqlite>,
+        balances: &[(Uuid, LockedAccount)],
+        entries: &[Entry],
+    ) -> StoreResult<()> {
+        for (id, state) in balances {
+            sqlx::query(
+                "UPDATE accounts SET debits_posted = $1, credits_posted = $2, entry_count = $3 \
+                 WHERE id = $4",
+            )
+            .bind(state.balance.debits_posted)
+            .bind(state.balance.credits_posted)
+            .bind(state.balance.entry_count)
+            .bind(*id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        for chunk in entries.chunks(CHUNK_ROWS) {
+            let mut query =
+                QueryBuilder::<Sqlite>::new(format!("INSERT INTO entries ({ENTRY_COLUMNS}) "));
+            query.push_values(chunk, |mut row, e| {
+                row.push_bind(e.transaction_id)
+                    .push_bind(e.posting_index)
+                    .push_bind(e.account_id)
+                    .push_bind(e.account_seq)
+                    .push_bind(e.is_debit)
+                    .push_bind(e.amount)
+                    .push_bind(e.debits_after)
+                    .push_bind(e.credits_after)
+                    .push_bind(e.effective_at)
+                    .push_bind(e.created_at);
+            });
+            query.build().execute(&mut **tx).await?;
+        }
+        Ok(())
     }
 }
 

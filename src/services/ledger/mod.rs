@@ -468,6 +468,7 @@ impl LedgerService {
                 }
                 let draft = TransactionDraft {
                     id: request.id.unwrap_or_else(Uuid::now_v7),
+                    id_from_client: request.id.is_some(),
                     description: request.description,
                     reference: request.reference,
                     metadata,
@@ -533,6 +534,7 @@ impl LedgerService {
         let now = now_micros();
         let draft = TransactionDraft {
             id: request.id.unwrap_or_else(Uuid::now_v7),
+            id_from_client: request.id.is_some(),
             description: request
                 .description
                 .unwrap_or_else(|| format!("Reversal of {}", original.description)),
