@@ -2,5 +2,8 @@
 
 pub mod account;
 pub mod money;
+pub mod reference;
+pub mod text;
 pub mod transaction;
 pub mod user;
+pub mod vietqr;
