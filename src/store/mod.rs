@@ -140,6 +140,26 @@ pub enum PostRejection {
 
 pub type PostResults = Vec<Result<(), PostRejection>>;
 
+/// One request posting one transaction, written together with others in one database
+/// transaction; each keeps its own idempotency key, response and outcome.
+#[derive(Debug, Clone, Copy)]
+pub struct SingleWrite<'a> {
+    pub created_by: Uuid,
+    pub claim: &'a IdempotencyClaim,
+    pub transaction: &'a NewTransaction,
+    /// Stored with the key if the transaction posts.
+    pub response: &'a StoredResponse,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SingleOutcome {
+    Posted,
+    Rejected(PostRejection),
+    Replay(StoredResponse),
+    KeyReused,
+    KeyInProgress,
+}
+
 /// Renders the response to store with the idempotency key, from the per-transaction results.
 pub type Responder<'a> = &'a (dyn Fn(&[Result<(), PostRejection>]) -> StoredResponse + Send + Sync);
 
@@ -208,6 +228,9 @@ pub trait Store: Send + Sync + 'static {
         mode: WriteMode,
         respond: Responder<'_>,
     ) -> StoreResult<Idempotent<PostResults>>;
+    /// Posts many independent single-transaction requests in one database transaction (one
+    /// commit for all). No two writes may share an idempotency key.
+    async fn post_singles(&self, writes: &[SingleWrite<'_>]) -> StoreResult<Vec<SingleOutcome>>;
     async fn transaction(&self, id: Uuid) -> StoreResult<Option<StoredTransaction>>;
     async fn list_transactions(
         &self,

@@ -114,53 +114,43 @@ impl PostgresStore {
 
     async fn insert_transactions(
         tx: &mut Transaction<'static, Postgres>,
-        transactions: &[&NewTransaction],
-        created_by: Uuid,
+        transactions: &[(&NewTransaction, Uuid)],
     ) -> StoreResult<()> {
+        let column = |pick: fn(&NewTransaction) -> Option<&str>| {
+            transactions
+                .iter()
+                .map(|(t, _)| pick(t))
+                .collect::<Vec<_>>()
+        };
         sqlx::query(
             "INSERT INTO transactions (id, description, reference, metadata, effective_at, \
                created_at, reversal_of, created_by) \
-             SELECT t.*, $8 FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], \
-               $5::int8[], $6::int8[], $7::uuid[]) AS t",
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], \
+               $5::int8[], $6::int8[], $7::uuid[], $8::uuid[])",
         )
-        .bind(transactions.iter().map(|t| t.id).collect::<Vec<_>>())
+        .bind(transactions.iter().map(|(t, _)| t.id).collect::<Vec<_>>())
+        .bind(column(|t| Some(t.description.as_str())))
+        .bind(column(|t| t.reference.as_deref()))
+        .bind(column(|t| t.metadata.as_deref()))
         .bind(
             transactions
                 .iter()
-                .map(|t| t.description.as_str())
+                .map(|(t, _)| t.effective_at)
                 .collect::<Vec<_>>(),
         )
         .bind(
             transactions
                 .iter()
-                .map(|t| t.reference.as_deref())
+                .map(|(t, _)| t.created_at)
                 .collect::<Vec<_>>(),
         )
         .bind(
             transactions
                 .iter()
-                .map(|t| t.metadata.as_deref())
+                .map(|(t, _)| t.reversal_of)
                 .collect::<Vec<_>>(),
         )
-        .bind(
-            transactions
-                .iter()
-                .map(|t| t.effective_at)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            transactions
-                .iter()
-                .map(|t| t.created_at)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            transactions
-                .iter()
-                .map(|t| t.reversal_of)
-                .collect::<Vec<_>>(),
-        )
-        .bind(created_by)
+        .bind(transactions.iter().map(|(_, by)| *by).collect::<Vec<_>>())
         .execute(&mut **tx)
         .await
         .map_err(unique_is_conflict)?;

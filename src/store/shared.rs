@@ -283,12 +283,9 @@ macro_rules! impl_store {
                 respond: $crate::store::Responder<'_>,
             ) -> $crate::store::StoreResult<$crate::store::Idempotent<$crate::store::PostResults>>
             {
-                use std::collections::{BTreeSet, HashMap, HashSet};
-                use $crate::domain::transaction::{apply, LockedAccount};
-                use $crate::store::{Idempotent, PostRejection, StoreError, WriteMode};
+                use $crate::store::{Idempotent, WriteMode};
 
                 let (_write_guard, mut tx) = self.begin_write().await?;
-
                 // All-or-nothing writes either commit every transaction or nothing, so their
                 // response is known now and is stored with the key in one statement.
                 let response_now = (mode == WriteMode::AllOrNothing)
@@ -300,106 +297,25 @@ macro_rules! impl_store {
                     }
                 }
 
-                // Generated ids cannot collide and a new transaction reverses nothing, so the
-                // common case skips this read. A concurrent write of the same id or reversal
-                // hits the unique constraints instead, and the retry lands here.
-                let mut taken_ids: HashSet<uuid::Uuid> = HashSet::new();
-                let mut reversed: HashSet<uuid::Uuid> = HashSet::new();
-                let to_check: Vec<&$crate::domain::transaction::NewTransaction> = transactions
-                    .iter()
-                    .filter(|t| t.id_from_client || t.reversal_of.is_some())
-                    .collect();
-                for chunk in to_check.chunks($crate::store::shared::CHUNK_ROWS) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "SELECT id, reversal_of FROM transactions WHERE id IN (",
-                    );
-                    let mut list = query.separated(", ");
-                    chunk.iter().for_each(|t| {
-                        list.push_bind(t.id);
-                    });
-                    query.push(") OR reversal_of IN (");
-                    let mut list = query.separated(", ");
-                    chunk.iter().for_each(|t| {
-                        list.push_bind(t.reversal_of.unwrap_or(t.id));
-                    });
-                    query.push(")");
-                    let rows: Vec<(uuid::Uuid, Option<uuid::Uuid>)> =
-                        query.build_query_as().fetch_all(&mut *tx).await?;
-                    for (id, reversal_of) in rows {
-                        taken_ids.insert(id);
-                        reversed.extend(reversal_of);
-                    }
-                }
-                let mut results: Vec<Result<(), PostRejection>> = transactions
-                    .iter()
-                    .map(|transaction| {
-                        if !taken_ids.insert(transaction.id) {
-                            Err(PostRejection::TransactionExists(transaction.id))
-                        } else if let Some(original) =
-                            transaction.reversal_of.filter(|original| !reversed.insert(*original))
-                        {
-                            Err(PostRejection::AlreadyReversed(original))
-                        } else {
-                            Ok(())
-                        }
-                    })
-                    .collect();
-                if mode == WriteMode::AllOrNothing {
+                let items: Vec<(&$crate::domain::transaction::NewTransaction, uuid::Uuid)> =
+                    transactions.iter().map(|t| (t, created_by)).collect();
+                let mut results = Self::check_unique(&mut tx, &items).await?;
+                let all_or_nothing = mode == WriteMode::AllOrNothing;
+                if all_or_nothing {
                     if results.iter().any(Result::is_err) {
                         tx.rollback().await?;
                         return Ok(Idempotent::Fresh(results));
                     }
                     // Written before the account locks are taken, to keep them short.
-                    let all: Vec<&$crate::domain::transaction::NewTransaction> =
-                        transactions.iter().collect();
-                    Self::insert_transactions(&mut tx, &all, created_by).await?;
+                    Self::insert_transactions(&mut tx, &items).await?;
                 }
-
-                // Lock every touched account in one statement, in id order, so concurrent
-                // writers never wait on each other in a cycle.
-                let account_ids: BTreeSet<uuid::Uuid> =
-                    transactions.iter().flat_map(|t| t.account_ids()).collect();
-                let account_ids: Vec<uuid::Uuid> = account_ids.into_iter().collect();
-                let _account_gates = self.gate_accounts(&account_ids).await;
-                let mut accounts: HashMap<uuid::Uuid, LockedAccount> =
-                    Self::lock_accounts(&mut tx, &account_ids).await?;
-                if accounts.len() != account_ids.len() {
-                    return Err(StoreError::Corrupt(
-                        "a resolved account disappeared before posting".into(),
-                    ));
-                }
-
-                let mut accepted = Vec::with_capacity(transactions.len());
-                let mut entries = Vec::with_capacity(transactions.len() * 2);
-                for (transaction, result) in transactions.iter().zip(results.iter_mut()) {
-                    if result.is_err() {
-                        continue;
-                    }
-                    match apply(&mut accounts, transaction) {
-                        Ok(posted) => {
-                            entries.extend(posted);
-                            accepted.push(transaction);
-                        }
-                        Err(rejection) => *result = Err(rejection.into()),
-                    }
-                }
-                if mode == WriteMode::AllOrNothing && accepted.len() != transactions.len() {
+                let written = self
+                    .apply_and_write(&mut tx, &items, &mut results, all_or_nothing)
+                    .await?;
+                if !written {
                     tx.rollback().await?;
                     return Ok(Idempotent::Fresh(results));
                 }
-
-                let touched_ids: HashSet<uuid::Uuid> =
-                    entries.iter().map(|e| e.account_id).collect();
-                let touched: Vec<(uuid::Uuid, LockedAccount)> = account_ids
-                    .iter()
-                    .filter(|id| touched_ids.contains(id))
-                    .map(|id| (*id, accounts[id]))
-                    .collect();
-                if mode == WriteMode::Independent {
-                    Self::insert_transactions(&mut tx, &accepted, created_by).await?;
-                }
-                Self::write_postings(&mut tx, &touched, &entries).await?;
-
                 if let (Some(claim), None) = (claim, &response_now) {
                     let response = respond(&results);
                     sqlx::query(
@@ -415,6 +331,57 @@ macro_rules! impl_store {
                 }
                 tx.commit().await?;
                 Ok(Idempotent::Fresh(results))
+            }
+
+            async fn post_singles(
+                &self,
+                writes: &[$crate::store::SingleWrite<'_>],
+            ) -> $crate::store::StoreResult<Vec<$crate::store::SingleOutcome>> {
+                use $crate::store::{SingleOutcome, StoreError};
+
+                let (_write_guard, mut tx) = self.begin_write().await?;
+                // Claimed in key order, so two flushes holding the same keys cannot deadlock.
+                let mut order: Vec<usize> = (0..writes.len()).collect();
+                order.sort_by(|a, b| {
+                    let (a, b) = (writes[*a].claim, writes[*b].claim);
+                    (a.user_id, &a.key).cmp(&(b.user_id, &b.key))
+                });
+                let mut outcomes: Vec<Option<SingleOutcome>> = vec![None; writes.len()];
+                for index in order {
+                    let write = &writes[index];
+                    if let Some(earlier) = Self::claim_key(&mut tx, write.claim, Some(write.response)).await? {
+                        outcomes[index] = Some(match earlier {
+                            Ok(stored) => SingleOutcome::Replay(stored),
+                            Err(StoreError::IdempotencyKeyReused) => SingleOutcome::KeyReused,
+                            Err(_) => SingleOutcome::KeyInProgress,
+                        });
+                    }
+                }
+                let claimed: Vec<usize> = (0..writes.len()).filter(|i| outcomes[*i].is_none()).collect();
+                let items: Vec<(&$crate::domain::transaction::NewTransaction, uuid::Uuid)> = claimed
+                    .iter()
+                    .map(|i| (writes[*i].transaction, writes[*i].created_by))
+                    .collect();
+                let mut results = Self::check_unique(&mut tx, &items).await?;
+                self.apply_and_write(&mut tx, &items, &mut results, false).await?;
+                for (index, result) in claimed.iter().zip(results) {
+                    outcomes[*index] = Some(match result {
+                        Ok(()) => SingleOutcome::Posted,
+                        Err(rejection) => {
+                            // A refused request leaves no key behind: it may be corrected and
+                            // sent again with the same key.
+                            let claim = writes[*index].claim;
+                            sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2")
+                                .bind(claim.user_id)
+                                .bind(&claim.key)
+                                .execute(&mut *tx)
+                                .await?;
+                            SingleOutcome::Rejected(rejection)
+                        }
+                    });
+                }
+                tx.commit().await?;
+                Ok(outcomes.into_iter().map(|o| o.expect("every write has an outcome")).collect())
             }
 
             async fn transaction(
@@ -601,6 +568,123 @@ macro_rules! impl_store {
                         _ => Err(StoreError::IdempotencyKeyInProgress),
                     }
                 }))
+            }
+
+            /// Refuses transactions whose id is taken or whose original is already reversed,
+            /// in the database or earlier in the same list. Generated ids cannot collide and a
+            /// new transaction reverses nothing, so the common case skips the read; a
+            /// concurrent write of the same id or reversal hits the unique constraints instead,
+            /// and the retry lands here.
+            async fn check_unique(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                items: &[(&$crate::domain::transaction::NewTransaction, uuid::Uuid)],
+            ) -> $crate::store::StoreResult<$crate::store::PostResults> {
+                use std::collections::HashSet;
+                use $crate::store::PostRejection;
+                let mut taken_ids: HashSet<uuid::Uuid> = HashSet::new();
+                let mut reversed: HashSet<uuid::Uuid> = HashSet::new();
+                let to_check: Vec<&$crate::domain::transaction::NewTransaction> = items
+                    .iter()
+                    .map(|(t, _)| *t)
+                    .filter(|t| t.id_from_client || t.reversal_of.is_some())
+                    .collect();
+                for chunk in to_check.chunks($crate::store::shared::CHUNK_ROWS) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT id, reversal_of FROM transactions WHERE id IN (",
+                    );
+                    let mut list = query.separated(", ");
+                    chunk.iter().for_each(|t| {
+                        list.push_bind(t.id);
+                    });
+                    query.push(") OR reversal_of IN (");
+                    let mut list = query.separated(", ");
+                    chunk.iter().for_each(|t| {
+                        list.push_bind(t.reversal_of.unwrap_or(t.id));
+                    });
+                    query.push(")");
+                    let rows: Vec<(uuid::Uuid, Option<uuid::Uuid>)> =
+                        query.build_query_as().fetch_all(&mut **tx).await?;
+                    for (id, reversal_of) in rows {
+                        taken_ids.insert(id);
+                        reversed.extend(reversal_of);
+                    }
+                }
+                Ok(items
+                    .iter()
+                    .map(|(transaction, _)| {
+                        if !taken_ids.insert(transaction.id) {
+                            Err(PostRejection::TransactionExists(transaction.id))
+                        } else if let Some(original) =
+                            transaction.reversal_of.filter(|original| !reversed.insert(*original))
+                        {
+                            Err(PostRejection::AlreadyReversed(original))
+                        } else {
+                            Ok(())
+                        }
+                    })
+                    .collect())
+            }
+
+            /// Locks the accounts of the transactions still accepted in `results`, applies them
+            /// in order (a refused one leaves no trace and is marked in `results`), then writes
+            /// balances, entries and the accepted transaction rows. When `all_or_nothing`, the
+            /// transaction rows are already written, and any refusal writes nothing: returns
+            /// false, for the caller to roll back.
+            async fn apply_and_write(
+                &self,
+                tx: &mut sqlx::Transaction<'static, $db>,
+                items: &[(&$crate::domain::transaction::NewTransaction, uuid::Uuid)],
+                results: &mut [Result<(), $crate::store::PostRejection>],
+                all_or_nothing: bool,
+            ) -> $crate::store::StoreResult<bool> {
+                use std::collections::{BTreeSet, HashMap, HashSet};
+                use $crate::domain::transaction::{apply, LockedAccount};
+
+                // Locked in id order, so concurrent writers never wait on each other in a cycle.
+                let account_ids: BTreeSet<uuid::Uuid> = items
+                    .iter()
+                    .zip(results.iter())
+                    .filter(|(_, result)| result.is_ok())
+                    .flat_map(|((t, _), _)| t.account_ids())
+                    .collect();
+                let account_ids: Vec<uuid::Uuid> = account_ids.into_iter().collect();
+                let _account_gates = self.gate_accounts(&account_ids).await;
+                let mut accounts: HashMap<uuid::Uuid, LockedAccount> =
+                    Self::lock_accounts(tx, &account_ids).await?;
+                if accounts.len() != account_ids.len() {
+                    return Err($crate::store::StoreError::Corrupt(
+                        "a resolved account disappeared before posting".into(),
+                    ));
+                }
+
+                let mut accepted = Vec::with_capacity(items.len());
+                let mut entries = Vec::with_capacity(items.len() * 2);
+                for (item, result) in items.iter().zip(results.iter_mut()) {
+                    if result.is_err() {
+                        continue;
+                    }
+                    match apply(&mut accounts, item.0) {
+                        Ok(posted) => {
+                            entries.extend(posted);
+                            accepted.push(*item);
+                        }
+                        Err(rejection) => *result = Err(rejection.into()),
+                    }
+                }
+                if all_or_nothing && accepted.len() != items.len() {
+                    return Ok(false);
+                }
+                let touched_ids: HashSet<uuid::Uuid> = entries.iter().map(|e| e.account_id).collect();
+                let touched: Vec<(uuid::Uuid, LockedAccount)> = account_ids
+                    .iter()
+                    .filter(|id| touched_ids.contains(id))
+                    .map(|id| (*id, accounts[id]))
+                    .collect();
+                if !all_or_nothing {
+                    Self::insert_transactions(tx, &accepted).await?;
+                }
+                Self::write_postings(tx, &touched, &entries).await?;
+                Ok(true)
             }
 
             /// Loads one transaction by id, or a filtered page, each with its entries.

@@ -101,15 +101,14 @@ impl SqliteStore {
 
     async fn insert_transactions(
         tx: &mut Transaction<'static, Sqlite>,
-        transactions: &[&NewTransaction],
-        created_by: Uuid,
+        transactions: &[(&NewTransaction, Uuid)],
     ) -> StoreResult<()> {
         for chunk in transactions.chunks(CHUNK_ROWS) {
             let mut query = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO transactions (id, description, reference, metadata, \
                  effective_at, created_at, reversal_of, created_by) ",
             );
-            query.push_values(chunk, |mut row, t| {
+            query.push_values(chunk, |mut row, (t, created_by)| {
                 row.push_bind(t.id)
                     .push_bind(t.description.as_str())
                     .push_bind(t.reference.as_deref())
@@ -117,7 +116,7 @@ impl SqliteStore {
                     .push_bind(t.effective_at)
                     .push_bind(t.created_at)
                     .push_bind(t.reversal_of)
-                    .push_bind(created_by);
+                    .push_bind(*created_by);
             });
             query
                 .build()

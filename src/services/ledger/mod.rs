@@ -1,5 +1,6 @@
 //! Ledger use cases: accounts, posting, reversal, reading back, verification.
 
+mod coalesce;
 mod error;
 pub mod models;
 
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use coalesce::{Coalescer, Job};
 pub use error::LedgerError;
 use models::*;
 
@@ -25,8 +27,8 @@ use crate::domain::transaction::{NewTransaction, Posting, TransactionDraft};
 use crate::services::auth::Caller;
 use crate::services::ErrorBody;
 use crate::store::{
-    AccountFilter, IdempotencyClaim, Idempotent, PostRejection, Store, StoreError, StoredResponse,
-    StoredTransaction, TransactionFilter, WriteMode,
+    AccountFilter, IdempotencyClaim, Idempotent, PostRejection, SingleOutcome, Store, StoreError,
+    StoredResponse, StoredTransaction, TransactionFilter, WriteMode,
 };
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -137,11 +139,14 @@ impl AccountCache {
 pub struct LedgerService {
     store: Arc<dyn Store>,
     cache: Arc<AccountCache>,
+    singles: Coalescer,
 }
 
 impl LedgerService {
+    /// Must be called within a Tokio runtime: it starts the group-commit writers.
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
+            singles: Coalescer::start(store.clone()),
             store,
             cache: Arc::default(),
         }
@@ -554,29 +559,50 @@ impl LedgerService {
         claim: IdempotencyClaim,
         transaction: NewTransaction,
     ) -> Result<Reply, LedgerError> {
-        let view = new_view(&transaction);
-        let body = serde_json::to_string(&view).expect("views serialize");
-        let respond = move |_: &[Result<(), PostRejection>]| StoredResponse {
-            status: 201,
-            body: body.clone(),
-        };
-        let batch = std::slice::from_ref(&transaction);
-        match self
-            .write(caller, &claim, batch, WriteMode::AllOrNothing, &respond)
-            .await?
-        {
-            Idempotent::Replay(stored) => Ok(replayed(stored)),
-            Idempotent::Fresh(results) => match results.into_iter().next() {
-                Some(Err(rejection)) => Err(rejection.into()),
-                _ => {
-                    let stored = respond(&[]);
-                    Ok(Reply {
-                        status: stored.status,
-                        body: stored.body,
+        let body = serde_json::to_string(&new_view(&transaction)).expect("views serialize");
+        let response = StoredResponse { status: 201, body };
+        let mut attempt = 0;
+        loop {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let job = Job {
+                created_by: caller.user_id,
+                claim: claim.clone(),
+                transaction: transaction.clone(),
+                response: response.clone(),
+                reply,
+            };
+            if self.singles.submit(job).await.is_err() {
+                return Err(LedgerError::Store(StoreError::Corrupt(
+                    "the writer tasks stopped".into(),
+                )));
+            }
+            let outcome = answer.await.map_err(|_| {
+                LedgerError::Store(StoreError::Corrupt("a writer task failed".into()))
+            })?;
+            match outcome {
+                Ok(SingleOutcome::Posted) => {
+                    metrics::counter!("ledger_transactions_posted_total").increment(1);
+                    return Ok(Reply {
+                        status: response.status,
+                        body: response.body,
                         replayed: false,
-                    })
+                    });
                 }
-            },
+                Ok(SingleOutcome::Replay(stored)) => {
+                    metrics::counter!("ledger_idempotent_replays_total").increment(1);
+                    return Ok(replayed(stored));
+                }
+                Ok(SingleOutcome::Rejected(rejection)) => return Err(rejection.into()),
+                Ok(SingleOutcome::KeyReused) => return Err(LedgerError::IdempotencyKeyReused),
+                Ok(SingleOutcome::KeyInProgress) => {
+                    return Err(LedgerError::IdempotencyKeyInProgress)
+                }
+                // A concurrent write took this client-chosen id or reversal first; the retry
+                // sees it and answers precisely.
+                Err(StoreError::WriteConflict) if attempt == 0 => attempt += 1,
+                Err(StoreError::WriteConflict) => return Err(LedgerError::ConcurrentConflict),
+                Err(other) => return Err(other.into()),
+            }
         }
     }
 
