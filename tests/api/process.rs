@@ -154,16 +154,17 @@ async fn login(client: &reqwest::Client, base: &str) -> String {
 
 async fn acknowledged_transactions_survive_sigkill(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let Some(binary) = binary_for(backend, &dir).await else {
+    let Some(Running {
+        binary,
+        port,
+        base,
+        mut server,
+        client,
+        token,
+    }) = Running::start(backend, &dir).await
+    else {
         return;
     };
-    binary.create_admin();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut server = binary.serve(port).await;
-    let client = reqwest::Client::new();
-    let token = login(&client, &base).await;
-    create_accounts(&client, &base, &token).await;
     // Keep posting while the process is killed; count what was acknowledged.
     let poster = {
         let (client, base, token) = (client.clone(), base.clone(), token.clone());
@@ -235,6 +236,37 @@ async fn acknowledged_transactions_survive_sigkill(backend: Backend) {
     assert!(ok, "{report}");
 }
 
+/// The binary serving a fresh ledger with an admin and two accounts, `bank` and `vendor`.
+struct Running {
+    binary: Binary,
+    port: u16,
+    base: String,
+    server: Server,
+    client: reqwest::Client,
+    token: String,
+}
+
+impl Running {
+    async fn start(backend: Backend, dir: &tempfile::TempDir) -> Option<Running> {
+        let binary = binary_for(backend, dir).await?;
+        binary.create_admin();
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let server = binary.serve(port).await;
+        let client = reqwest::Client::new();
+        let token = login(&client, &base).await;
+        create_accounts(&client, &base, &token).await;
+        Some(Running {
+            binary,
+            port,
+            base,
+            server,
+            client,
+            token,
+        })
+    }
+}
+
 async fn create_accounts(client: &reqwest::Client, base: &str, token: &str) {
     for (code, kind) in [("bank", "asset"), ("vendor", "liability")] {
         let response = client
@@ -250,16 +282,17 @@ async fn create_accounts(client: &reqwest::Client, base: &str, token: &str) {
 
 async fn sigterm_finishes_requests_in_flight(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let Some(binary) = binary_for(backend, &dir).await else {
+    let Some(Running {
+        binary,
+        port: _,
+        base,
+        mut server,
+        client,
+        token,
+    }) = Running::start(backend, &dir).await
+    else {
         return;
     };
-    binary.create_admin();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut server = binary.serve(port).await;
-    let client = reqwest::Client::new();
-    let token = login(&client, &base).await;
-    create_accounts(&client, &base, &token).await;
     let transfers: Vec<_> = (0..1000)
         .map(|_| json!({"description": "sale", "postings": [{"debit": "bank", "credit": "vendor", "amount": "1"}]}))
         .collect();
