@@ -10,12 +10,15 @@
 //! - `single`: one transfer per request between a random pair of distinct accounts.
 //! - `hot`:    like `single`, but every transfer debits `bench:0000` (one contended row).
 //! - `batch`:  one non-atomic batch of `--batch-size` random transfers per request.
+//! - `intents`: one payment intent per request (`POST /v1/payment-intents`, a random amount)
+//!   for the payee `--payee ID`, or for a payee it creates first when that is not given.
 //!
 //! The run modes print one `key=value` line on stdout, e.g.
 //! `mode=single clients=8 seconds=20.01 requests=... transfers=... transfers_per_s=...
 //! p50_ms=... p99_ms=... errors=... rejected=...`. `errors` counts failed requests (non-2xx or
-//! no answer); `rejected` counts transfers a 2xx batch answer reports as rejected. The first
-//! few failures are printed on stderr.
+//! no answer); `rejected` counts transfers a 2xx batch answer reports as rejected. In `intents`
+//! mode `transfers` counts the payment intents created. The first few failures are printed on
+//! stderr.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,8 +33,8 @@ use uuid::Uuid;
 /// Enough failure bodies to diagnose a problem without flooding the terminal.
 const MAX_PRINTED_FAILURES: usize = 5;
 
-const USAGE: &str = "usage: loadgen --url URL --token TOKEN --mode setup|single|batch|hot \
-[--clients N] [--seconds T] [--accounts A] [--batch-size B]";
+const USAGE: &str = "usage: loadgen --url URL --token TOKEN --mode setup|single|batch|hot|intents \
+[--clients N] [--seconds T] [--accounts A] [--batch-size B] [--payee ID]";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -45,6 +48,7 @@ enum Workload {
     Single,
     Batch,
     Hot,
+    Intents,
 }
 
 impl Workload {
@@ -53,6 +57,7 @@ impl Workload {
             Workload::Single => "single",
             Workload::Batch => "batch",
             Workload::Hot => "hot",
+            Workload::Intents => "intents",
         }
     }
 }
@@ -66,6 +71,8 @@ struct Options {
     seconds: u64,
     accounts: usize,
     batch_size: usize,
+    /// The payee of `intents` runs.
+    payee: Option<String>,
 }
 
 fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
@@ -76,6 +83,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
     let mut seconds = 20;
     let mut accounts = 1000;
     let mut batch_size = 100;
+    let mut payee = None;
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let number = |value: &str| -> Result<usize, String> {
@@ -94,6 +102,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
                     "single" => Mode::Load(Workload::Single),
                     "batch" => Mode::Load(Workload::Batch),
                     "hot" => Mode::Load(Workload::Hot),
+                    "intents" => Mode::Load(Workload::Intents),
                     other => return Err(format!("unknown mode {other:?}")),
                 })
             }
@@ -101,6 +110,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
             "--seconds" => seconds = number(&value)? as u64,
             "--accounts" => accounts = number(&value)?,
             "--batch-size" => batch_size = number(&value)?,
+            "--payee" => payee = Some(value),
             other => return Err(format!("unknown flag {other:?}")),
         }
     }
@@ -112,6 +122,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
         seconds,
         accounts,
         batch_size,
+        payee,
     };
     if options.mode != Mode::Setup && options.accounts < 2 {
         return Err("a transfer needs at least 2 accounts".into());
@@ -193,6 +204,13 @@ async fn send_one(
         Workload::Single | Workload::Hot => (
             "/v1/transactions",
             transfer(rng, options.accounts, workload == Workload::Hot),
+        ),
+        Workload::Intents => (
+            "/v1/payment-intents",
+            json!({
+                "payee_id": options.payee,
+                "amount": rng.gen_range(1_000..=500_000).to_string(),
+            }),
         ),
         Workload::Batch => {
             let transactions: Vec<Value> = (0..options.batch_size)
@@ -395,10 +413,30 @@ async fn run_setup(target: Arc<Target>, options: Arc<Options>) -> Result<(), Str
     Ok(())
 }
 
+/// A vendor at a bank that is in the NAPAS list, for `intents` runs; returns its id.
+async fn create_payee(target: &Target) -> Result<String, String> {
+    let body = json!({
+        "kind": "vendor",
+        "name": "bench vendor",
+        "collection_account": {
+            "bank_bin": "970436",
+            "account_number": "0123456789",
+            "holder_name": "Bench Vendor",
+        },
+    });
+    match target.post("/v1/payees", &body).await? {
+        (201, text) => serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|payee| payee["id"].as_str().map(str::to_owned))
+            .ok_or_else(|| format!("creating the payee answered {text}")),
+        (status, text) => Err(format!("creating the payee answered {status}: {text}")),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let options = match parse_options(std::env::args().skip(1)) {
-        Ok(options) => Arc::new(options),
+    let mut options = match parse_options(std::env::args().skip(1)) {
+        Ok(options) => options,
         Err(why) => {
             eprintln!("loadgen: {why}\n{USAGE}");
             return ExitCode::from(2);
@@ -421,6 +459,16 @@ async fn main() -> ExitCode {
         token: options.token.clone(),
         printed_failures: AtomicUsize::new(0),
     });
+    if options.mode == Mode::Load(Workload::Intents) && options.payee.is_none() {
+        match create_payee(&target).await {
+            Ok(id) => options.payee = Some(id),
+            Err(why) => {
+                eprintln!("loadgen: {why}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let options = Arc::new(options);
     let result = match options.mode {
         Mode::Setup => run_setup(target, options).await,
         Mode::Load(workload) => run_load(target, options, workload).await,

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::config::Settings;
 use crate::domain::user::Role;
 use crate::services::ledger::LedgerService;
+use crate::services::payments::PaymentService;
 use crate::startup::{auth_service, open_store, Application};
 use crate::telemetry;
 
@@ -102,6 +103,11 @@ pub async fn run() -> anyhow::Result<i32> {
             std::io::stdin().read_to_string(&mut password)?;
             let password = password.trim_end_matches(['\r', '\n']).to_owned();
             let store = open_store(&settings).await?;
+            if let (true, Some(payee)) = (role.is_payee_bound(), payee) {
+                PaymentService::new(store.clone())
+                    .require_payee(payee)
+                    .await?;
+            }
             let user = auth_service(&settings, store)?
                 .create_user(&username, role, payee, password)
                 .await?;

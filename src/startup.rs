@@ -11,6 +11,7 @@ use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::services::auth::{AuthService, KeySet, TokenSettings};
 use crate::services::ledger::LedgerService;
+use crate::services::payments::PaymentService;
 use crate::store::{self, Store};
 use crate::telemetry;
 
@@ -56,6 +57,7 @@ impl Application {
         let listener = TcpListener::bind(&settings.listen).await?;
         let state = AppState {
             ledger: LedgerService::new(store.clone()),
+            payments: PaymentService::new(store.clone()),
             auth,
             store,
             metrics: telemetry::metrics_handle(),
@@ -101,6 +103,11 @@ async fn housekeeping(state: AppState) {
     loop {
         tick.tick().await;
         state.metrics.run_upkeep();
+        // Reads already show expired intents as expired; writing it keeps the table honest
+        // for whatever reads it directly (reports, the bank-feed matcher).
+        if let Err(e) = state.payments.expire_intents().await {
+            tracing::warn!(error = %e, "marking expired payment intents failed");
+        }
         since_cleanup += Duration::from_secs(5);
         if since_cleanup >= Duration::from_secs(3600) {
             since_cleanup = Duration::ZERO;

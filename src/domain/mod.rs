@@ -1,7 +1,10 @@
 //! Pure types and rules: no I/O here.
 
 pub mod account;
+pub mod banks;
+pub mod intent;
 pub mod money;
+pub mod payee;
 pub mod reference;
 pub mod text;
 pub mod transaction;

@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod payments;
 pub mod policy;
 pub mod routes;
 
@@ -22,6 +23,7 @@ use utoipa::OpenApi;
 
 use crate::services::auth::AuthService;
 use crate::services::ledger::LedgerService;
+use crate::services::payments::PaymentService;
 use crate::store::Store;
 use error::ApiError;
 
@@ -29,6 +31,7 @@ use error::ApiError;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub ledger: LedgerService,
+    pub payments: PaymentService,
     pub auth: AuthService,
     pub metrics: PrometheusHandle,
 }
@@ -61,6 +64,37 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             post(routes::reverse_transaction),
         )
         .route("/v1/ledger/verify", get(routes::verify))
+        .route("/v1/banks", get(payments::list_banks))
+        .route("/v1/qr/parse", post(payments::parse_qr))
+        .route(
+            "/v1/payees",
+            post(payments::create_payee).get(payments::list_payees),
+        )
+        .route(
+            "/v1/payees/{id}",
+            get(payments::get_payee).patch(payments::update_payee),
+        )
+        .route("/v1/payees/{id}/qr.svg", get(payments::payee_qr_svg))
+        .route("/v1/payees/{id}/qr.png", get(payments::payee_qr_png))
+        .route("/v1/payees/{id}/sticker.svg", get(payments::payee_sticker))
+        .route(
+            "/v1/payees/{id}/payment-intents",
+            get(payments::list_payee_intents),
+        )
+        .route("/v1/payment-intents", post(payments::create_intent))
+        .route("/v1/payment-intents/{id}", get(payments::get_intent))
+        .route(
+            "/v1/payment-intents/{id}/cancel",
+            post(payments::cancel_intent),
+        )
+        .route(
+            "/v1/payment-intents/{id}/qr.svg",
+            get(payments::intent_qr_svg),
+        )
+        .route(
+            "/v1/payment-intents/{id}/qr.png",
+            get(payments::intent_qr_png),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             policy::authorize,
@@ -126,15 +160,21 @@ async fn method_not_allowed() -> ApiError {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "market-ledger", description = "Payment ledger for a commune's cashless market: double-entry accounts and transactions, idempotent posting, invariant checks."),
+    info(title = "market-ledger", description = "Payment ledger for a commune's cashless market: double-entry accounts and transactions, idempotent posting, invariant checks, payees with VietQR codes and payment intents."),
     paths(
         routes::healthz, routes::readyz, routes::metrics, routes::token,
         routes::create_account, routes::list_accounts, routes::get_account, routes::account_entries,
         routes::post_transaction, routes::list_transactions, routes::post_batch,
         routes::get_transaction, routes::reverse_transaction, routes::verify,
+        payments::list_banks, payments::parse_qr, payments::create_payee, payments::list_payees,
+        payments::get_payee, payments::update_payee, payments::payee_qr_svg,
+        payments::payee_qr_png, payments::payee_sticker, payments::list_payee_intents,
+        payments::create_intent, payments::get_intent, payments::cancel_intent,
+        payments::intent_qr_svg, payments::intent_qr_png,
     ),
     modifiers(&BearerAuth),
-    tags((name = "operations"), (name = "auth"), (name = "ledger"))
+    tags((name = "operations"), (name = "auth"), (name = "ledger"), (name = "payees"),
+        (name = "payment intents"))
 )]
 pub struct ApiDoc;
 

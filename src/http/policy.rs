@@ -27,6 +27,11 @@ pub struct RoutePolicy {
 pub const LEDGER_READERS: &[Role] = &[Role::Admin, Role::Staff, Role::Auditor];
 /// Move money and create accounts.
 pub const LEDGER_WRITERS: &[Role] = &[Role::Admin, Role::Staff];
+/// Every signed-in role. Vendor and school users see only their own payee's records: the
+/// payment service answers them "not found" for any other.
+pub const EVERYONE: &[Role] = &Role::ALL;
+/// Issue and cancel payment intents: staff for any payee, vendors and schools for their own.
+pub const INTENT_ISSUERS: &[Role] = &[Role::Admin, Role::Staff, Role::Vendor, Role::School];
 
 const fn route(method: &'static str, path: &'static str, access: Access) -> RoutePolicy {
     RoutePolicy {
@@ -71,6 +76,41 @@ pub const ROUTES: &[RoutePolicy] = &[
         Access::Roles(LEDGER_WRITERS),
     ),
     route("GET", "/v1/ledger/verify", Access::Roles(LEDGER_READERS)),
+    route("GET", "/v1/banks", Access::Roles(EVERYONE)),
+    route("POST", "/v1/qr/parse", Access::Roles(LEDGER_WRITERS)),
+    route("POST", "/v1/payees", Access::Roles(LEDGER_WRITERS)),
+    route("GET", "/v1/payees", Access::Roles(EVERYONE)),
+    route("GET", "/v1/payees/{id}", Access::Roles(EVERYONE)),
+    route("PATCH", "/v1/payees/{id}", Access::Roles(LEDGER_WRITERS)),
+    route("GET", "/v1/payees/{id}/qr.svg", Access::Roles(EVERYONE)),
+    route("GET", "/v1/payees/{id}/qr.png", Access::Roles(EVERYONE)),
+    route(
+        "GET",
+        "/v1/payees/{id}/sticker.svg",
+        Access::Roles(EVERYONE),
+    ),
+    route(
+        "GET",
+        "/v1/payees/{id}/payment-intents",
+        Access::Roles(EVERYONE),
+    ),
+    route("POST", "/v1/payment-intents", Access::Roles(INTENT_ISSUERS)),
+    route("GET", "/v1/payment-intents/{id}", Access::Roles(EVERYONE)),
+    route(
+        "POST",
+        "/v1/payment-intents/{id}/cancel",
+        Access::Roles(INTENT_ISSUERS),
+    ),
+    route(
+        "GET",
+        "/v1/payment-intents/{id}/qr.svg",
+        Access::Roles(EVERYONE),
+    ),
+    route(
+        "GET",
+        "/v1/payment-intents/{id}/qr.png",
+        Access::Roles(EVERYONE),
+    ),
 ];
 
 pub fn policy(method: &Method, path: &str) -> Option<Access> {

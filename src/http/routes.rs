@@ -18,7 +18,7 @@ use crate::services::ErrorEnvelope;
 
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
-fn reply(reply: Reply) -> Response {
+pub(super) fn reply(reply: Reply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
     let mut response = (
         status,

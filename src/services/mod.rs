@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod ledger;
+pub mod paging;
+pub mod payments;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;

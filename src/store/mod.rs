@@ -14,10 +14,15 @@ use crate::domain::user::{Role, User};
 // `shared` defines the `impl_store!` macro the backends expand, so it comes first.
 #[macro_use]
 mod shared;
+#[macro_use]
+mod payments;
 mod postgres;
 mod rows;
 mod sqlite;
 
+pub use payments::{
+    IntentFilter, IntentInsert, NewPayee, PayeeChanges, PayeeFilter, PayeeRejection, PaymentStore,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -180,7 +185,7 @@ pub struct VerifyReport {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: PaymentStore + Send + Sync + 'static {
     fn backend(&self) -> &'static str;
     async fn migrate(&self) -> StoreResult<()>;
     async fn ping(&self) -> StoreResult<()>;

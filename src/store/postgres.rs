@@ -211,3 +211,4 @@ impl PostgresStore {
 }
 
 impl_store!(PostgresStore, Postgres, "postgres");
+impl_payment_store!(PostgresStore, Postgres);

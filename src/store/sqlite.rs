@@ -167,3 +167,4 @@ impl SqliteStore {
 }
 
 impl_store!(SqliteStore, Sqlite, "sqlite");
+impl_payment_store!(SqliteStore, Sqlite);

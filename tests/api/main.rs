@@ -6,5 +6,6 @@ mod accounts;
 mod auth;
 mod concurrency;
 mod contract;
+mod payments;
 mod process;
 mod transactions;
