@@ -1,6 +1,7 @@
 //! Pure types and rules: no I/O here.
 
 pub mod account;
+pub mod bank_feed;
 pub mod banks;
 pub mod intent;
 pub mod money;
