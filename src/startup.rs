@@ -10,6 +10,7 @@ use crate::clock::now_micros;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::services::auth::{AuthService, KeySet, TokenSettings};
+use crate::services::events::PaymentEvents;
 use crate::services::ledger::LedgerService;
 use crate::services::payments::PaymentService;
 use crate::store::{self, Store};
@@ -58,6 +59,7 @@ impl Application {
         let state = AppState {
             ledger: LedgerService::new(store.clone()),
             payments: PaymentService::new(store.clone()),
+            events: PaymentEvents::new(),
             auth,
             store,
             metrics: telemetry::metrics_handle(),

@@ -22,6 +22,7 @@ use tracing::Level;
 use utoipa::OpenApi;
 
 use crate::services::auth::AuthService;
+use crate::services::events::PaymentEvents;
 use crate::services::ledger::LedgerService;
 use crate::services::payments::PaymentService;
 use crate::store::Store;
@@ -32,6 +33,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub ledger: LedgerService,
     pub payments: PaymentService,
+    pub events: PaymentEvents,
     pub auth: AuthService,
     pub metrics: PrometheusHandle,
 }
