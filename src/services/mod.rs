@@ -88,7 +88,7 @@ impl PublicError for LedgerError {
             | AccountCodeTaken(_)
             | IdempotencyKeyInProgress
             | ConcurrentConflict => 409,
-            InvalidCursor | InvalidLimit(_) => 400,
+            Page(_) => 400,
             BatchRejected { .. } | IdempotencyKeyReused => 422,
             Store(store) => store.status(),
             _ => 422,
@@ -127,8 +127,7 @@ impl PublicError for LedgerError {
             UnknownCurrency(_) => "UNKNOWN_CURRENCY",
             ConflictingFlags => "CONFLICTING_FLAGS",
             AccountCodeTaken(_) => "ACCOUNT_CODE_TAKEN",
-            InvalidCursor => "INVALID_CURSOR",
-            InvalidLimit(_) => "INVALID_LIMIT",
+            Page(page) => page.code(),
             BatchEmpty => "BATCH_EMPTY",
             BatchTooLarge(_) => "BATCH_TOO_LARGE",
             BatchRejected { .. } => "BATCH_REJECTED",

@@ -55,10 +55,8 @@ pub enum LedgerError {
     ConflictingFlags,
     #[error("account code {0:?} is already taken")]
     AccountCodeTaken(String),
-    #[error("cursor is not one this API issued")]
-    InvalidCursor,
-    #[error("limit must be between 1 and {0}")]
-    InvalidLimit(u32),
+    #[error(transparent)]
+    Page(#[from] crate::services::paging::PageError),
     #[error("a batch needs at least one transaction")]
     BatchEmpty,
     #[error("a batch may hold at most {0} transactions")]

@@ -7,8 +7,6 @@ pub mod models;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as CURSOR;
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -25,14 +23,13 @@ use crate::domain::account::{
 use crate::domain::money::Currency;
 use crate::domain::transaction::{NewTransaction, Posting, TransactionDraft};
 use crate::services::auth::Caller;
+use crate::services::paging;
 use crate::services::ErrorBody;
 use crate::store::{
     AccountFilter, IdempotencyClaim, Idempotent, PostRejection, SingleOutcome, Store, StoreError,
     StoredResponse, StoredTransaction, TransactionFilter, WriteMode,
 };
 
-pub const DEFAULT_PAGE_SIZE: u32 = 50;
-pub const MAX_PAGE_SIZE: u32 = 500;
 pub const MAX_BATCH: usize = 1_000;
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 /// Clock skew tolerated on a client's `effective_at`.
@@ -249,7 +246,7 @@ impl LedgerService {
     }
 
     pub async fn list_accounts(&self, query: AccountQuery) -> Result<AccountPage, LedgerError> {
-        let limit = page_limit(query.limit)?;
+        let limit = paging::limit(query.limit)?;
         let filter = AccountFilter {
             kind: match query.kind.as_deref() {
                 Some(kind) => Some(
@@ -260,25 +257,11 @@ impl LedgerService {
             },
             currency: query.currency.as_deref().map(Currency::parse).transpose()?,
             code_prefix: query.code_prefix,
-            after: query
-                .cursor
-                .as_deref()
-                .map(|c| {
-                    decode_cursor(c).and_then(|text| {
-                        Uuid::parse_str(&text).map_err(|_| LedgerError::InvalidCursor)
-                    })
-                })
-                .transpose()?,
+            after: paging::read_cursor(query.cursor.as_deref(), |text| Uuid::parse_str(text).ok())?,
             limit,
         };
         let accounts = self.store.list_accounts(&filter).await?;
-        let next_cursor = (accounts.len() == limit as usize)
-            .then(|| {
-                accounts
-                    .last()
-                    .map(|a| encode_cursor(&a.account.id.to_string()))
-            })
-            .flatten();
+        let next_cursor = paging::next_cursor(&accounts, limit, |a| a.account.id.to_string());
         Ok(AccountPage {
             data: accounts
                 .iter()
@@ -293,22 +276,12 @@ impl LedgerService {
         reference: &str,
         query: PageQuery,
     ) -> Result<EntryPage, LedgerError> {
-        let limit = page_limit(query.limit)?;
+        let limit = paging::limit(query.limit)?;
         let account = self.resolve_one(reference).await?;
-        let after = match query.cursor.as_deref() {
-            Some(cursor) => decode_cursor(cursor)?
-                .parse::<i64>()
-                .map_err(|_| LedgerError::InvalidCursor)?,
-            None => 0,
-        };
+        let after = paging::read_cursor(query.cursor.as_deref(), |text| text.parse::<i64>().ok())?
+            .unwrap_or(0);
         let entries = self.store.list_entries(account.id, after, limit).await?;
-        let next_cursor = (entries.len() == limit as usize)
-            .then(|| {
-                entries
-                    .last()
-                    .map(|e| encode_cursor(&e.account_seq.to_string()))
-            })
-            .flatten();
+        let next_cursor = paging::next_cursor(&entries, limit, |e| e.account_seq.to_string());
         Ok(EntryPage {
             data: entries
                 .iter()
@@ -332,22 +305,15 @@ impl LedgerService {
         &self,
         query: TransactionQuery,
     ) -> Result<TransactionPage, LedgerError> {
-        let limit = page_limit(query.limit)?;
+        let limit = paging::limit(query.limit)?;
         let account_id = match query.account.as_deref() {
             Some(reference) => Some(self.resolve_one(reference).await?.id),
             None => None,
         };
-        let after = match query.cursor.as_deref() {
-            Some(cursor) => {
-                let text = decode_cursor(cursor)?;
-                let (micros, id) = text.split_once('/').ok_or(LedgerError::InvalidCursor)?;
-                Some((
-                    micros.parse().map_err(|_| LedgerError::InvalidCursor)?,
-                    Uuid::parse_str(id).map_err(|_| LedgerError::InvalidCursor)?,
-                ))
-            }
-            None => None,
-        };
+        let after = paging::read_cursor(query.cursor.as_deref(), |text| {
+            let (micros, id) = text.split_once('/')?;
+            Some((micros.parse().ok()?, Uuid::parse_str(id).ok()?))
+        })?;
         let filter = TransactionFilter {
             account_id,
             from: query.from.map(|t| t.timestamp_micros()),
@@ -357,13 +323,8 @@ impl LedgerService {
             limit,
         };
         let stored = self.store.list_transactions(&filter).await?;
-        let next_cursor = (stored.len() == limit as usize)
-            .then(|| {
-                stored
-                    .last()
-                    .map(|t| encode_cursor(&format!("{}/{}", t.created_at, t.id)))
-            })
-            .flatten();
+        let next_cursor =
+            paging::next_cursor(&stored, limit, |t| format!("{}/{}", t.created_at, t.id));
         Ok(TransactionPage {
             data: self.stored_views(stored).await?,
             next_cursor,
@@ -540,9 +501,13 @@ impl LedgerService {
         let draft = TransactionDraft {
             id: request.id.unwrap_or_else(Uuid::now_v7),
             id_from_client: request.id.is_some(),
-            description: request
-                .description
-                .unwrap_or_else(|| format!("Reversal of {}", original.description)),
+            description: request.description.unwrap_or_else(|| {
+                // Cut to the limit: an original at full length must stay reversible.
+                format!("Reversal of {}", original.description)
+                    .chars()
+                    .take(crate::domain::transaction::MAX_DESCRIPTION_CHARS)
+                    .collect()
+            }),
             reference: original.reference.clone(),
             metadata: None,
             effective_at: now,
@@ -809,23 +774,4 @@ fn new_view(transaction: &NewTransaction) -> TransactionView {
 fn parse_metadata(text: Option<&str>) -> Result<Option<serde_json::Value>, StoreError> {
     text.map(|t| serde_json::from_str(t).map_err(|e| StoreError::Corrupt(format!("metadata: {e}"))))
         .transpose()
-}
-
-fn page_limit(limit: Option<u32>) -> Result<u32, LedgerError> {
-    match limit.unwrap_or(DEFAULT_PAGE_SIZE) {
-        limit @ 1..=MAX_PAGE_SIZE => Ok(limit),
-        _ => Err(LedgerError::InvalidLimit(MAX_PAGE_SIZE)),
-    }
-}
-
-fn encode_cursor(text: &str) -> String {
-    CURSOR.encode(text)
-}
-
-fn decode_cursor(cursor: &str) -> Result<String, LedgerError> {
-    CURSOR
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or(LedgerError::InvalidCursor)
 }
