@@ -2,7 +2,6 @@
 //! strings of the API are parsed here and nowhere else, so no float ever touches money.
 
 use std::fmt;
-use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
@@ -88,8 +87,20 @@ impl Amount {
         if !is_plain_decimal(trimmed) {
             return Err(AmountError::NotANumber(text.to_owned()));
         }
-        // Syntax was checked above, so the only way parsing fails is magnitude.
-        let value = Decimal::from_str(trimmed).map_err(|_| AmountError::TooLarge)?;
+        // Syntax was checked above, so parsing fails only on magnitude or on more digits than
+        // a Decimal holds (which `from_str` would silently round away).
+        let value = Decimal::from_str_exact(trimmed).map_err(|_| {
+            let fraction = trimmed.split_once('.').map_or("", |(_, f)| f);
+            if fraction.trim_end_matches('0').len() > currency.exponent() as usize {
+                AmountError::TooPrecise {
+                    amount: text.to_owned(),
+                    currency,
+                    allowed: currency.exponent(),
+                }
+            } else {
+                AmountError::TooLarge
+            }
+        })?;
         if value <= Decimal::ZERO {
             return Err(AmountError::NotPositive);
         }
@@ -134,6 +145,25 @@ fn is_plain_decimal(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digits_beyond_decimal_precision_are_refused_not_rounded() {
+        let long_fraction = format!("1.{}1", "0".repeat(30));
+        assert!(matches!(
+            Amount::parse(&long_fraction, Currency::Vnd),
+            Err(AmountError::TooPrecise { .. })
+        ));
+        assert_eq!(
+            Amount::parse(&"9".repeat(40), Currency::Vnd),
+            Err(AmountError::TooLarge)
+        );
+        assert_eq!(
+            Amount::parse(&format!("7.{}", "0".repeat(40)), Currency::Vnd)
+                .unwrap()
+                .minor(),
+            7
+        );
+    }
 
     #[test]
     fn parses_whole_dong() {

@@ -71,8 +71,31 @@ async fn read_json<T: DeserializeOwned, S: Send + Sync>(
         }
     };
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(classify)?;
+    if holds_nul(&value) {
+        return Err(nul_refused());
+    }
     let typed = serde_json::from_slice(bytes).map_err(classify)?;
     Ok((typed, value))
+}
+
+/// A NUL character is never meaningful in this API's text, and PostgreSQL cannot store it.
+fn holds_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(fields) => fields
+            .iter()
+            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        _ => false,
+    }
+}
+
+fn nul_refused() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "NUL_CHARACTER",
+        "text in the request may not contain the NUL character (\\u0000)",
+    )
 }
 
 /// A JSON body.
@@ -162,6 +185,10 @@ fn canonical_json(value: &serde_json::Value) -> String {
     }
 }
 
+fn encodes_nul(uri_part: &str) -> bool {
+    uri_part.contains("%00")
+}
+
 /// Query parameters.
 pub struct ApiQuery<T>(pub T);
 
@@ -169,6 +196,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if encodes_nul(parts.uri.query().unwrap_or_default()) {
+            return Err(nul_refused());
+        }
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(value)| Self(value))
@@ -183,6 +213,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if encodes_nul(parts.uri.path()) {
+            return Err(nul_refused());
+        }
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(value)| Self(value))

@@ -82,7 +82,13 @@ async fn every_bad_transaction_is_refused_with_its_own_code_and_no_effect(backen
             "AMOUNT_TOO_PRECISE",
         ),
         (
+            // A JSON fraction has been rounded to binary floating point before we see it.
             posting("bank", "vendor", json!(10.5)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_BODY",
+        ),
+        (
+            posting("bank", "vendor", json!(format!("1.{}1", "0".repeat(30)))),
             StatusCode::UNPROCESSABLE_ENTITY,
             "AMOUNT_TOO_PRECISE",
         ),
@@ -145,6 +151,15 @@ async fn every_bad_transaction_is_refused_with_its_own_code_and_no_effect(backen
         (status, error_code(&answer)),
         (StatusCode::UNPROCESSABLE_ENTITY, "DEBITS_EXCEED_CREDITS")
     );
+
+    let nul = json!({"description": "tea\u{0}", "postings": posting("bank", "vendor", json!("1"))});
+    let (status, answer) = read(app.post_idempotent("/v1/transactions", "nul", &nul).await).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "NUL_CHARACTER")
+    );
+    let (status, _) = app.get("/v1/accounts/bank%00").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 
     let future = json!({"description": "later", "effective_at": "2999-01-01T00:00:00Z",
                         "postings": [{"debit": "bank", "credit": "vendor", "amount": "1"}]});
@@ -270,6 +285,26 @@ async fn reversals_mirror_once(backend: Backend) {
     .await;
     let (_, original) = app.transfer("bank", "vendor", "300").await;
     let id = original["id"].as_str().unwrap();
+
+    // The default "Reversal of ..." description must fit even when the original is full length.
+    let long = json!({"description": "đ".repeat(512),
+                      "postings": [{"debit": "bank", "credit": "vendor", "amount": "1"}]});
+    let (status, long) = read(app.post_idempotent("/v1/transactions", "long", &long).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{long}");
+    let long_id = long["id"].as_str().unwrap();
+    let (status, long_reversal) = read(
+        app.post_idempotent(
+            &format!("/v1/transactions/{long_id}/reverse"),
+            "rev-long",
+            &Value::Null,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{long_reversal}");
+    let description = long_reversal["description"].as_str().unwrap();
+    assert!(description.starts_with("Reversal of đđ"));
+    assert_eq!(description.chars().count(), 512);
 
     let (status, reversal) = read(
         app.post_idempotent(

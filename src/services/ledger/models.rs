@@ -168,8 +168,9 @@ impl<'de> Deserialize<'de> for AmountText {
         }
         match Raw::deserialize(deserializer) {
             Ok(Raw::Text(text)) => Ok(Self(text)),
-            Ok(Raw::Number(number)) => Ok(Self(number.to_string())),
-            Err(_) => Err(serde::de::Error::custom(
+            // A fractional JSON number has already been rounded to binary floating point.
+            Ok(Raw::Number(number)) if !number.is_f64() => Ok(Self(number.to_string())),
+            _ => Err(serde::de::Error::custom(
                 "amount must be a decimal string such as \"50000\"",
             )),
         }
