@@ -12,6 +12,7 @@ use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::clock::now_micros;
@@ -178,7 +179,11 @@ pub struct AuthService {
     settings: Arc<TokenSettings>,
     /// Verified against when the username does not exist, so timing does not reveal users.
     decoy_hash: Arc<String>,
+    hashing: Arc<Semaphore>,
 }
+
+/// Password checks running at once; more would only queue for the CPU anyway.
+const CONCURRENT_PASSWORD_CHECKS: usize = 4;
 
 impl AuthService {
     pub fn new(store: Arc<dyn Store>, keys: KeySet, settings: TokenSettings) -> Self {
@@ -188,19 +193,27 @@ impl AuthService {
             keys: Arc::new(keys),
             settings: Arc::new(settings),
             decoy_hash: Arc::new(decoy_hash),
+            hashing: Arc::new(Semaphore::new(CONCURRENT_PASSWORD_CHECKS)),
         }
     }
 
     #[tracing::instrument(skip(self, password))]
     pub async fn login(&self, username: &str, password: &str) -> Result<IssuedToken, AuthError> {
+        // A name no user can have is refused before it reaches the throttle table.
+        let username = Username::parse(username).map_err(|_| AuthError::InvalidCredentials)?;
+        let username = username.as_str();
         let now = now_micros();
         let window = self.settings.window_seconds * 1_000_000;
-        if let Some((failures, started)) = self.store.login_failures(username).await? {
-            if failures >= self.settings.max_failures && started + window > now {
-                return Err(AuthError::TooManyAttempts {
-                    retry_after_seconds: (started + window - now) / 1_000_000 + 1,
-                });
-            }
+        // Counted before the password is checked, so parallel guesses cannot all slip in
+        // under the limit while the first ones are still being verified.
+        let (attempts, started) = self
+            .store
+            .record_login_attempt(username, now, window)
+            .await?;
+        if attempts > self.settings.max_failures {
+            return Err(AuthError::TooManyAttempts {
+                retry_after_seconds: (started + window - now) / 1_000_000 + 1,
+            });
         }
         let user = self.store.find_user(username).await?;
         let hash = user
@@ -208,6 +221,13 @@ impl AuthService {
             .map(|u| u.password_hash.clone())
             .unwrap_or_else(|| self.decoy_hash.as_ref().clone());
         let password = password.to_owned();
+        // Each argon2 check takes ~19 MiB; a burst of logins waits here instead of
+        // exhausting memory.
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| AuthError::Keys(format!("password check unavailable: {e}")))?;
         let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
             .await
             .map_err(|e| AuthError::Keys(format!("password check failed: {e}")))?;
@@ -216,12 +236,7 @@ impl AuthService {
                 self.store.clear_login_failures(username).await?;
                 Ok(self.issue(&user))
             }
-            _ => {
-                self.store
-                    .record_login_failure(username, now, window)
-                    .await?;
-                Err(AuthError::InvalidCredentials)
-            }
+            _ => Err(AuthError::InvalidCredentials),
         }
     }
 

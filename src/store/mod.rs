@@ -49,16 +49,35 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// True when the database itself is unreachable or overloaded, not when a query is wrong.
+    /// True when the database itself is unreachable or overloaded, or gave up waiting for a
+    /// lock, not when a query is wrong: the request changed nothing and may be sent again.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
+        match self {
             StoreError::Database(
-                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
-            )
-        )
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
+            ) => true,
+            StoreError::Database(sqlx::Error::Database(error)) => {
+                let code = error.code().unwrap_or_default();
+                if error
+                    .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+                    .is_some()
+                {
+                    // Extended result codes keep the primary code in the low byte.
+                    code.parse::<i32>()
+                        .is_ok_and(|code| SQLITE_GAVE_UP_WAITING.contains(&(code & 0xff)))
+                } else {
+                    POSTGRES_GAVE_UP_WAITING.contains(&code.as_ref())
+                }
+            }
+            _ => false,
+        }
     }
 }
+
+/// deadlock_detected, serialization_failure, lock_not_available.
+const POSTGRES_GAVE_UP_WAITING: [&str; 3] = ["40P01", "40001", "55P03"];
+/// SQLITE_BUSY, SQLITE_LOCKED.
+const SQLITE_GAVE_UP_WAITING: [i32; 2] = [5, 6];
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -192,15 +211,14 @@ pub trait Store: PaymentStore + Send + Sync + 'static {
 
     async fn create_user(&self, user: &User) -> StoreResult<()>;
     async fn find_user(&self, username: &str) -> StoreResult<Option<User>>;
-    /// Counts a failed login in the current throttle window; returns failures so far and the
-    /// window's start.
-    async fn record_login_failure(
+    /// Counts a login attempt in the current throttle window (a success clears the count);
+    /// returns attempts so far and the window's start.
+    async fn record_login_attempt(
         &self,
         username: &str,
         now: i64,
         window_micros: i64,
     ) -> StoreResult<(i64, i64)>;
-    async fn login_failures(&self, username: &str) -> StoreResult<Option<(i64, i64)>>;
     async fn clear_login_failures(&self, username: &str) -> StoreResult<()>;
 
     async fn create_account(

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
@@ -57,10 +57,15 @@ impl AccountGate {
 
 impl PostgresStore {
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        // A lock wait this long means something is stuck; the request fails as retryable
+        // (503) instead of holding its connection and account gates indefinitely.
+        let options = url
+            .parse::<PgConnectOptions>()?
+            .options([("lock_timeout", "10s")]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(30))
-            .connect(url)
+            .connect_with(options)
             .await?;
         Ok(Self {
             pool,

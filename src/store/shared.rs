@@ -64,7 +64,7 @@ macro_rules! impl_store {
                 row.map(|r| r.into_domain()).transpose()
             }
 
-            async fn record_login_failure(
+            async fn record_login_attempt(
                 &self,
                 username: &str,
                 now: i64,
@@ -86,19 +86,6 @@ macro_rules! impl_store {
                 .fetch_one(&self.pool)
                 .await?;
                 Ok(row)
-            }
-
-            async fn login_failures(
-                &self,
-                username: &str,
-            ) -> $crate::store::StoreResult<Option<(i64, i64)>> {
-                Ok(sqlx::query_as(
-                    "SELECT CAST(failures AS BIGINT), window_started_at FROM login_throttle \
-                     WHERE username = $1",
-                )
-                .bind(username)
-                .fetch_optional(&self.pool)
-                .await?)
             }
 
             async fn clear_login_failures(&self, username: &str) -> $crate::store::StoreResult<()> {
@@ -306,8 +293,6 @@ macro_rules! impl_store {
                         tx.rollback().await?;
                         return Ok(Idempotent::Fresh(results));
                     }
-                    // Written before the account locks are taken, to keep them short.
-                    Self::insert_transactions(&mut tx, &items).await?;
                 }
                 let written = self
                     .apply_and_write(&mut tx, &items, &mut results, all_or_nothing)
@@ -484,6 +469,29 @@ macro_rules! impl_store {
                     ),
                 }));
 
+                // Each entry's running totals are what the balance history (`as_of`, the
+                // entries list) shows, so they must add up entry by entry, not just in sum.
+                let miscounted: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT a.code, CAST(r.account_seq AS BIGINT) FROM ( \
+                       SELECT account_id, account_seq, debits_after, credits_after, \
+                         SUM(CASE WHEN is_debit THEN amount ELSE 0 END) \
+                           OVER (PARTITION BY account_id ORDER BY account_seq) AS debits, \
+                         SUM(CASE WHEN is_debit THEN 0 ELSE amount END) \
+                           OVER (PARTITION BY account_id ORDER BY account_seq) AS credits \
+                       FROM entries) r JOIN accounts a ON a.id = r.account_id \
+                     WHERE r.debits_after <> r.debits OR r.credits_after <> r.credits \
+                     ORDER BY a.code, r.account_seq",
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                violations.extend(miscounted.into_iter().map(|(code, seq)| Violation {
+                    kind: "ENTRY_RUNNING_TOTAL_WRONG",
+                    detail: format!(
+                        "account {code}: entry {seq} does not carry the running totals of the \
+                         entries before it"
+                    ),
+                }));
+
                 let broken: Vec<(String,)> = sqlx::query_as(
                     "SELECT code FROM accounts WHERE \
                        (debits_must_not_exceed_credits AND debits_posted > credits_posted) \
@@ -530,33 +538,40 @@ macro_rules! impl_store {
                 Option<$crate::store::StoreResult<$crate::store::StoredResponse>>,
             > {
                 use $crate::store::StoreError;
-                // On PostgreSQL this waits for a concurrent holder of the same key to finish,
-                // so a duplicate sees its committed response instead of racing it.
-                let inserted = sqlx::query(
-                    "INSERT INTO idempotency_keys \
-                     (user_id, key, request_hash, status_code, response_body, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, key) DO NOTHING",
-                )
-                .bind(claim.user_id)
-                .bind(&claim.key)
-                .bind(&claim.request_hash)
-                .bind(response.map(|r| i32::from(r.status)))
-                .bind(response.map(|r| r.body.as_str()))
-                .bind($crate::clock::now_micros())
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
-                if inserted == 1 {
-                    return Ok(None);
-                }
-                let stored: $crate::store::rows::IdempotencyRow = sqlx::query_as(
-                    "SELECT request_hash, status_code, response_body FROM idempotency_keys \
-                     WHERE user_id = $1 AND key = $2",
-                )
-                .bind(claim.user_id)
-                .bind(&claim.key)
-                .fetch_one(&mut **tx)
-                .await?;
+                // The key row can vanish between the two statements (the hourly cleanup of
+                // old keys), so a miss on the read tries the insert again.
+                let stored = loop {
+                    // On PostgreSQL this waits for a concurrent holder of the same key to
+                    // finish, so a duplicate sees its committed response instead of racing it.
+                    let inserted = sqlx::query(
+                        "INSERT INTO idempotency_keys \
+                         (user_id, key, request_hash, status_code, response_body, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, key) DO NOTHING",
+                    )
+                    .bind(claim.user_id)
+                    .bind(&claim.key)
+                    .bind(&claim.request_hash)
+                    .bind(response.map(|r| i32::from(r.status)))
+                    .bind(response.map(|r| r.body.as_str()))
+                    .bind($crate::clock::now_micros())
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                    if inserted == 1 {
+                        return Ok(None);
+                    }
+                    let stored: Option<$crate::store::rows::IdempotencyRow> = sqlx::query_as(
+                        "SELECT request_hash, status_code, response_body FROM idempotency_keys \
+                         WHERE user_id = $1 AND key = $2",
+                    )
+                    .bind(claim.user_id)
+                    .bind(&claim.key)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    if let Some(stored) = stored {
+                        break stored;
+                    }
+                };
                 Ok(Some(if stored.request_hash != claim.request_hash {
                     Err(StoreError::IdempotencyKeyReused)
                 } else {
@@ -627,9 +642,12 @@ macro_rules! impl_store {
 
             /// Locks the accounts of the transactions still accepted in `results`, applies them
             /// in order (a refused one leaves no trace and is marked in `results`), then writes
-            /// balances, entries and the accepted transaction rows. When `all_or_nothing`, the
-            /// transaction rows are already written, and any refusal writes nothing: returns
-            /// false, for the caller to roll back.
+            /// balances, entries and the accepted transaction rows. When `all_or_nothing`, any
+            /// refusal writes nothing: returns false, for the caller to roll back.
+            ///
+            /// Transaction rows are inserted only here, behind the account gate and locks: a
+            /// writer waiting on another's uncommitted transaction id (a unique conflict) while
+            /// holding a gate the other needs would be a deadlock the database cannot see.
             async fn apply_and_write(
                 &self,
                 tx: &mut sqlx::Transaction<'static, $db>,
@@ -680,9 +698,7 @@ macro_rules! impl_store {
                     .filter(|id| touched_ids.contains(id))
                     .map(|id| (*id, accounts[id]))
                     .collect();
-                if !all_or_nothing {
-                    Self::insert_transactions(tx, &accepted).await?;
-                }
+                Self::insert_transactions(tx, &accepted).await?;
                 Self::write_postings(tx, &touched, &entries).await?;
                 Ok(true)
             }

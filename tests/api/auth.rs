@@ -13,6 +13,7 @@ crate::on_both_backends!(
     forged_and_stale_tokens_are_refused,
     a_retired_key_still_verifies_during_rotation,
     repeated_failed_logins_are_throttled,
+    parallel_guesses_cannot_exceed_the_limit,
     every_route_admits_exactly_its_roles,
 );
 
@@ -203,6 +204,28 @@ async fn repeated_failed_logins_are_throttled(backend: Backend) {
     // Other usernames are not affected.
     let (status, _) = app.login(&"x".repeat(3), PASSWORD).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+async fn parallel_guesses_cannot_exceed_the_limit(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.state
+        .auth
+        .create_user("mai.vendor", Role::Staff, None, PASSWORD.into())
+        .await
+        .unwrap();
+    let guesses = (0..20).map(|i| {
+        let app = &app;
+        async move { app.login("mai.vendor", &format!("guess {i}")).await.0 }
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    let refused = |status| statuses.iter().filter(|s| **s == status).count();
+    // The limit (5 per window) holds however many guesses arrive at once.
+    assert_eq!(refused(StatusCode::UNAUTHORIZED), 5, "{statuses:?}");
+    assert_eq!(refused(StatusCode::TOO_MANY_REQUESTS), 15, "{statuses:?}");
+    let (status, _) = app.login("mai.vendor", PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 }
 
 async fn every_route_admits_exactly_its_roles(backend: Backend) {

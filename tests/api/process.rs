@@ -337,18 +337,59 @@ async fn verify_command_fails_on_a_corrupted_ledger(backend: Backend) {
     let corrupt = "INSERT INTO accounts (id, code, name, kind, currency, debits_must_not_exceed_credits, \
                    credits_must_not_exceed_debits, debits_posted, credits_posted, entry_count, created_at) \
                    VALUES ($1, 'ghost', 'ghost', 'asset', 'VND', false, false, 500, 0, 0, 0)";
-    let id = uuid::Uuid::now_v7();
+    // A second pair of accounts whose totals agree with their entries, but one entry claims
+    // running totals its history does not add up to.
+    let [till, owed, forged] = [
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7(),
+    ];
+    // Parameters are numbered in order of first use: SQLite binds `$N` by appearance.
+    let wrong_running_total = [
+        (
+            "INSERT INTO accounts (id, code, name, kind, currency, debits_must_not_exceed_credits, \
+             credits_must_not_exceed_debits, debits_posted, credits_posted, entry_count, created_at) \
+             VALUES ($1, 'till', 'till', 'asset', 'VND', false, false, 7, 0, 1, 0), \
+                    ($2, 'owed', 'owed', 'liability', 'VND', false, false, 0, 7, 1, 0)",
+            vec![till, owed],
+        ),
+        (
+            "INSERT INTO transactions (id, description, effective_at, created_at, created_by) \
+             VALUES ($1, 'forged', 0, 0, $2)",
+            vec![forged, forged],
+        ),
+        (
+            "INSERT INTO entries (account_id, account_seq, transaction_id, posting_index, is_debit, \
+             amount, debits_after, credits_after, effective_at, created_at) \
+             VALUES ($1, 1, $2, 0, true, 7, 9, 0, 0, 0), ($3, 1, $4, 1, false, 7, 0, 7, 0, 0)",
+            vec![till, forged, owed, forged],
+        ),
+    ];
+    macro_rules! corrupt_with {
+        ($pool:expr) => {{
+            let pool = $pool;
+            sqlx::query(corrupt)
+                .bind(uuid::Uuid::now_v7())
+                .execute(&pool)
+                .await
+                .unwrap();
+            for (statement, binds) in &wrong_running_total {
+                let mut query = sqlx::query(statement);
+                for id in binds {
+                    query = query.bind(*id);
+                }
+                query.execute(&pool).await.unwrap();
+            }
+        }};
+    }
     match backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-            sqlx::query(corrupt).bind(id).execute(&pool).await.unwrap();
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(url).await.unwrap();
-            sqlx::query(corrupt).bind(id).execute(&pool).await.unwrap();
-        }
+        Backend::Sqlite => corrupt_with!(sqlx::SqlitePool::connect(url).await.unwrap()),
+        Backend::Postgres => corrupt_with!(sqlx::PgPool::connect(url).await.unwrap()),
     }
     let (ok, report) = binary.verify();
-    assert!(!ok, "a stored balance without entries must fail verify");
+    assert!(!ok, "a corrupted ledger must fail verify");
     assert!(report.contains("ACCOUNT_BALANCE_MISMATCH"), "{report}");
+    assert!(report.contains("ENTRY_RUNNING_TOTAL_WRONG"), "{report}");
+    assert!(report.contains("account till: entry 1"), "{report}");
+    assert!(!report.contains("account owed"), "{report}");
 }
