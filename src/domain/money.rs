@@ -89,7 +89,13 @@ impl Amount {
         }
         // Syntax was checked above, so parsing fails only on magnitude or on more digits than
         // a Decimal holds (which `from_str` would silently round away).
-        let value = Decimal::from_str_exact(trimmed).map_err(|_| {
+        // Trailing fraction zeros carry no value but count against the Decimal's digits.
+        let significant = if trimmed.contains('.') {
+            trimmed.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            trimmed
+        };
+        let value = Decimal::from_str_exact(significant).map_err(|_| {
             let fraction = trimmed.split_once('.').map_or("", |(_, f)| f);
             if fraction.trim_end_matches('0').len() > currency.exponent() as usize {
                 AmountError::TooPrecise {
