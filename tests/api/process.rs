@@ -296,20 +296,33 @@ async fn sigterm_finishes_requests_in_flight(backend: Backend) {
     let transfers: Vec<_> = (0..1000)
         .map(|_| json!({"description": "sale", "postings": [{"debit": "bank", "credit": "vendor", "amount": "1"}]}))
         .collect();
+    let body = serde_json::to_vec(&json!({ "transactions": transfers })).unwrap();
+    let (first_half, second_half) = body.split_at(body.len() / 2);
+    let (send_chunk, chunks) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    send_chunk.send(Ok(first_half.to_vec())).await.unwrap();
     let batch = {
         let (client, base) = (client.clone(), base.clone());
+        let stream = futures::stream::unfold(chunks, |mut chunks| async move {
+            chunks.recv().await.map(|chunk| (chunk, chunks))
+        });
         tokio::spawn(async move {
             client
                 .post(format!("{base}/v1/transactions/batch"))
                 .bearer_auth(&token)
                 .header("Idempotency-Key", "slow-batch")
-                .json(&json!({ "transactions": transfers }))
+                .header("Content-Type", "application/json")
+                .body(reqwest::Body::wrap_stream(stream))
                 .send()
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(40)).await;
+    // The request is surely in flight: its headers and half its body have been sent, and the
+    // rest follows only after the signal, so the server must wait for it before exiting.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     server.terminate();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send_chunk.send(Ok(second_half.to_vec())).await.unwrap();
+    drop(send_chunk);
     let response = batch
         .await
         .unwrap()
