@@ -540,9 +540,8 @@ async fn transactions_are_listed_with_filters_and_cursor(backend: Backend) {
         }
     }
     assert_eq!(ids.len(), 5);
-    let mut unique = ids.clone();
-    unique.dedup();
-    assert_eq!(unique.len(), 5);
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), 5, "a page repeated a transaction: {ids:?}");
 
     let (_, by_reference) = app.get("/v1/transactions?reference=R3").await;
     assert_eq!(by_reference["data"].as_array().unwrap().len(), 1);
