@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::clock::now_micros;
+use crate::clock::{now_micros, Clock};
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::services::auth::{AuthService, KeySet, TokenSettings};
+use crate::services::bank_feed::BankFeedService;
 use crate::services::events::PaymentEvents;
 use crate::services::ledger::LedgerService;
 use crate::services::payments::PaymentService;
@@ -56,10 +57,14 @@ impl Application {
         let store = open_store(settings).await?;
         let auth = auth_service(settings, store.clone())?;
         let listener = TcpListener::bind(&settings.listen).await?;
+        let events = PaymentEvents::new();
+        let clock = Clock::default();
         let state = AppState {
             ledger: LedgerService::new(store.clone()),
             payments: PaymentService::new(store.clone()),
-            events: PaymentEvents::new(),
+            bank_feed: BankFeedService::new(store.clone(), events.clone(), clock.clone()),
+            events,
+            clock,
             auth,
             store,
             metrics: telemetry::metrics_handle(),

@@ -62,6 +62,8 @@ pub struct PaymentIntent {
     pub created_at: i64,
     pub created_by: Uuid,
     pub cancelled_at: Option<i64>,
+    /// Đồng received for it so far; a partial payment leaves it below `amount`.
+    pub paid_amount: i64,
 }
 
 impl PaymentIntent {
@@ -93,6 +95,7 @@ mod tests {
             created_at: 0,
             created_by: Uuid::nil(),
             cancelled_at: None,
+            paid_amount: 0,
         }
     }
 

@@ -7,6 +7,7 @@ pub mod intent;
 pub mod money;
 pub mod payee;
 pub mod reference;
+pub mod settlement;
 pub mod text;
 pub mod transaction;
 pub mod user;

@@ -27,23 +27,7 @@ async fn read_json<T: DeserializeOwned, S: Send + Sync>(
             let mime = v.split(';').next().unwrap_or("").trim();
             mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")
         });
-    let bytes = Bytes::from_request(request, state)
-        .await
-        .map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "PAYLOAD_TOO_LARGE",
-                    "the request body is larger than this service accepts",
-                )
-            } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "BODY_UNREADABLE",
-                    rejection.body_text(),
-                )
-            }
-        })?;
+    let RawBody(bytes) = RawBody::from_request(request, state).await?;
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"null"
     } else if !has_json_type {
@@ -249,5 +233,34 @@ mod tests {
         let c: serde_json::Value =
             serde_json::from_str(r#"{"a":{"x":"é","y":[{"c":3,"d":2},1]},"b":1}"#).unwrap();
         assert_ne!(canonical_json(&a), canonical_json(&c));
+    }
+}
+
+/// The request body exactly as received, for routes that check a signature over the bytes or
+/// read a format other than JSON.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(request, state)
+            .await
+            .map(RawBody)
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "PAYLOAD_TOO_LARGE",
+                        "the request body is larger than this service accepts",
+                    )
+                } else {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "BODY_UNREADABLE",
+                        rejection.body_text(),
+                    )
+                }
+            })
     }
 }

@@ -1,5 +1,6 @@
 //! HTTP: routes, extractors, access policy and the error mapping.
 
+pub mod bank_feed;
 pub mod error;
 pub mod extract;
 pub mod payments;
@@ -13,7 +14,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -21,7 +22,9 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use utoipa::OpenApi;
 
+use crate::clock::Clock;
 use crate::services::auth::AuthService;
+use crate::services::bank_feed::BankFeedService;
 use crate::services::events::PaymentEvents;
 use crate::services::ledger::LedgerService;
 use crate::services::payments::PaymentService;
@@ -34,7 +37,9 @@ pub struct AppState {
     pub ledger: LedgerService,
     pub payments: PaymentService,
     pub events: PaymentEvents,
+    pub bank_feed: BankFeedService,
     pub auth: AuthService,
+    pub clock: Clock,
     pub metrics: PrometheusHandle,
 }
 
@@ -96,6 +101,36 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route(
             "/v1/payment-intents/{id}/qr.png",
             get(payments::intent_qr_png),
+        )
+        .route(
+            "/v1/collection-accounts",
+            get(bank_feed::list_collection_accounts),
+        )
+        .route(
+            "/v1/collection-accounts/{id}/feed",
+            put(bank_feed::set_feed),
+        )
+        .route(
+            "/v1/webhooks/{provider}",
+            post(bank_feed::receive_webhook).layer(DefaultBodyLimit::max(
+                crate::services::bank_feed::MAX_WEBHOOK_BYTES,
+            )),
+        )
+        .route(
+            "/v1/bank-transactions/{id}",
+            get(bank_feed::get_bank_transaction),
+        )
+        .route(
+            "/v1/reconciliation/unmatched",
+            get(bank_feed::list_unmatched),
+        )
+        .route(
+            "/v1/reconciliation/unmatched/{id}/resolve",
+            post(bank_feed::resolve_unmatched),
+        )
+        .route(
+            "/v1/reconciliation/discrepancies",
+            get(bank_feed::list_discrepancies),
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -162,7 +197,7 @@ async fn method_not_allowed() -> ApiError {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "market-ledger", description = "Payment ledger for a commune's cashless market: double-entry accounts and transactions, idempotent posting, invariant checks, payees with VietQR codes and payment intents."),
+    info(title = "market-ledger", description = "Payment ledger for a commune's cashless market: double-entry accounts and transactions, idempotent posting, invariant checks, payees with VietQR codes and payment intents, verified bank-feed webhooks matched and posted exactly once, suspense and reconciliation."),
     paths(
         routes::healthz, routes::readyz, routes::metrics, routes::token,
         routes::create_account, routes::list_accounts, routes::get_account, routes::account_entries,
@@ -173,10 +208,13 @@ async fn method_not_allowed() -> ApiError {
         payments::payee_qr_png, payments::payee_sticker, payments::list_payee_intents,
         payments::create_intent, payments::get_intent, payments::cancel_intent,
         payments::intent_qr_svg, payments::intent_qr_png,
+        bank_feed::list_collection_accounts, bank_feed::set_feed, bank_feed::receive_webhook,
+        bank_feed::get_bank_transaction, bank_feed::list_unmatched, bank_feed::resolve_unmatched,
+        bank_feed::list_discrepancies,
     ),
     modifiers(&BearerAuth),
     tags((name = "operations"), (name = "auth"), (name = "ledger"), (name = "payees"),
-        (name = "payment intents"))
+        (name = "payment intents"), (name = "bank feed"), (name = "reconciliation"))
 )]
 pub struct ApiDoc;
 

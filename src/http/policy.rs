@@ -111,6 +111,38 @@ pub const ROUTES: &[RoutePolicy] = &[
         "/v1/payment-intents/{id}/qr.png",
         Access::Roles(EVERYONE),
     ),
+    route(
+        "GET",
+        "/v1/collection-accounts",
+        Access::Roles(LEDGER_READERS),
+    ),
+    route(
+        "PUT",
+        "/v1/collection-accounts/{id}/feed",
+        Access::Roles(LEDGER_WRITERS),
+    ),
+    // Bank feeds authenticate with their signature, checked on the raw body.
+    route("POST", "/v1/webhooks/{provider}", Access::Public),
+    route(
+        "GET",
+        "/v1/bank-transactions/{id}",
+        Access::Roles(LEDGER_READERS),
+    ),
+    route(
+        "GET",
+        "/v1/reconciliation/unmatched",
+        Access::Roles(LEDGER_READERS),
+    ),
+    route(
+        "POST",
+        "/v1/reconciliation/unmatched/{id}/resolve",
+        Access::Roles(LEDGER_WRITERS),
+    ),
+    route(
+        "GET",
+        "/v1/reconciliation/discrepancies",
+        Access::Roles(LEDGER_READERS),
+    ),
 ];
 
 pub fn policy(method: &Method, path: &str) -> Option<Access> {

@@ -2,6 +2,7 @@
 //! HTTP status it maps to, so replayed and batched results render exactly like direct ones.
 
 pub mod auth;
+pub mod bank_feed;
 pub mod events;
 pub mod ledger;
 pub mod paging;

@@ -42,6 +42,17 @@ pub fn next_cursor<T>(rows: &[T], limit: u32, key: impl Fn(&T) -> String) -> Opt
     rows.last().map(|row| URL_SAFE_NO_PAD.encode(key(row)))
 }
 
+/// The key of a row ordered by (time in microseconds, id).
+pub fn time_and_id_key(micros: i64, id: uuid::Uuid) -> String {
+    format!("{micros}/{id}")
+}
+
+/// Reads a [`time_and_id_key`] back.
+pub fn time_and_id(text: &str) -> Option<(i64, uuid::Uuid)> {
+    let (micros, id) = text.split_once('/')?;
+    Some((micros.parse().ok()?, uuid::Uuid::parse_str(id).ok()?))
+}
+
 /// Reads back a key that [`next_cursor`] encoded, with `parse` for its shape.
 pub fn read_cursor<K>(
     cursor: Option<&str>,

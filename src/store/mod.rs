@@ -16,6 +16,8 @@ use crate::domain::user::{Role, User};
 mod shared;
 #[macro_use]
 mod payments;
+#[macro_use]
+pub mod bank_feed;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -204,7 +206,7 @@ pub struct VerifyReport {
 }
 
 #[async_trait]
-pub trait Store: PaymentStore + Send + Sync + 'static {
+pub trait Store: PaymentStore + bank_feed::BankFeedStore + Send + Sync + 'static {
     fn backend(&self) -> &'static str;
     async fn migrate(&self) -> StoreResult<()>;
     async fn ping(&self) -> StoreResult<()>;

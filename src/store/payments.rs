@@ -169,7 +169,7 @@ impl PayeeRow {
 }
 
 pub(super) const INTENT_COLUMNS: &str = "id, payee_id, collection_account_id, reference, \
-    amount, description, status, qr_payload, expires_at, created_at, created_by, cancelled_at";
+    amount, description, status, qr_payload, expires_at, created_at, created_by, cancelled_at, paid_amount";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct IntentRow {
@@ -185,6 +185,7 @@ pub(super) struct IntentRow {
     created_at: i64,
     created_by: Uuid,
     cancelled_at: Option<i64>,
+    paid_amount: i64,
 }
 
 impl IntentRow {
@@ -204,6 +205,7 @@ impl IntentRow {
             created_at: self.created_at,
             created_by: self.created_by,
             cancelled_at: self.cancelled_at,
+            paid_amount: self.paid_amount,
         })
     }
 }
@@ -455,7 +457,7 @@ macro_rules! impl_payment_store {
                 // transaction, and the caller only needs to know to draw another reference.
                 let inserted = sqlx::query(&format!(
                     "INSERT INTO payment_intents ({}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
                      ON CONFLICT (reference) DO NOTHING",
                     $crate::store::payments::INTENT_COLUMNS
                 ))
@@ -471,6 +473,7 @@ macro_rules! impl_payment_store {
                 .bind(intent.created_at)
                 .bind(intent.created_by)
                 .bind(intent.cancelled_at)
+                .bind(intent.paid_amount)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

@@ -56,6 +56,9 @@ impl AccountGate {
 }
 
 impl PostgresStore {
+    /// Appended to a SELECT that must hold the rows it read until commit.
+    const ROW_LOCK: &'static str = " FOR UPDATE";
+
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         // A lock wait this long means something is stuck; the request fails as retryable
         // (503) instead of holding its connection and account gates indefinitely.
@@ -217,3 +220,4 @@ impl PostgresStore {
 
 impl_store!(PostgresStore, Postgres, "postgres");
 impl_payment_store!(PostgresStore, Postgres);
+impl_bank_feed_store!(PostgresStore, Postgres);

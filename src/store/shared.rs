@@ -655,7 +655,7 @@ macro_rules! impl_store {
                 results: &mut [Result<(), $crate::store::PostRejection>],
                 all_or_nothing: bool,
             ) -> $crate::store::StoreResult<bool> {
-                use std::collections::{BTreeSet, HashMap, HashSet};
+                use std::collections::{BTreeSet, HashMap};
                 use $crate::domain::transaction::{apply, LockedAccount};
 
                 // Locked in id order, so concurrent writers never wait on each other in a cycle.
@@ -692,15 +692,32 @@ macro_rules! impl_store {
                 if all_or_nothing && accepted.len() != items.len() {
                     return Ok(false);
                 }
-                let touched_ids: HashSet<uuid::Uuid> = entries.iter().map(|e| e.account_id).collect();
-                let touched: Vec<(uuid::Uuid, LockedAccount)> = account_ids
-                    .iter()
-                    .filter(|id| touched_ids.contains(id))
-                    .map(|id| (*id, accounts[id]))
-                    .collect();
-                Self::insert_transactions(tx, &accepted).await?;
-                Self::write_postings(tx, &touched, &entries).await?;
+                Self::write_applied(tx, &account_ids, &accounts, &accepted, &entries).await?;
                 Ok(true)
+            }
+
+            /// Writes applied transactions: their rows, the entries, and the new totals of the
+            /// accounts they touched (of `account_ids`, the locked ones, in lock order).
+            async fn write_applied(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                account_ids: &[uuid::Uuid],
+                accounts: &std::collections::HashMap<
+                    uuid::Uuid,
+                    $crate::domain::transaction::LockedAccount,
+                >,
+                accepted: &[(&$crate::domain::transaction::NewTransaction, uuid::Uuid)],
+                entries: &[$crate::domain::transaction::Entry],
+            ) -> $crate::store::StoreResult<()> {
+                let touched_ids: std::collections::HashSet<uuid::Uuid> =
+                    entries.iter().map(|e| e.account_id).collect();
+                let touched: Vec<(uuid::Uuid, $crate::domain::transaction::LockedAccount)> =
+                    account_ids
+                        .iter()
+                        .filter(|id| touched_ids.contains(id))
+                        .map(|id| (*id, accounts[id]))
+                        .collect();
+                Self::insert_transactions(tx, accepted).await?;
+                Self::write_postings(tx, &touched, entries).await
             }
 
             /// Loads one transaction by id, or a filtered page, each with its entries.

@@ -28,6 +28,9 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// BEGIN IMMEDIATE already holds the database's write lock, so reads need no row locks.
+    const ROW_LOCK: &'static str = "";
+
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -168,3 +171,4 @@ impl SqliteStore {
 
 impl_store!(SqliteStore, Sqlite, "sqlite");
 impl_payment_store!(SqliteStore, Sqlite);
+impl_bank_feed_store!(SqliteStore, Sqlite);

@@ -234,6 +234,12 @@ impl Direction {
             Direction::Out => "out",
         }
     }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Direction::In, Direction::Out]
+            .into_iter()
+            .find(|d| d.as_str() == text)
+    }
 }
 
 /// One credit or debit on a monitored account, as reported by a feed, normalized across

@@ -310,10 +310,7 @@ impl LedgerService {
             Some(reference) => Some(self.resolve_one(reference).await?.id),
             None => None,
         };
-        let after = paging::read_cursor(query.cursor.as_deref(), |text| {
-            let (micros, id) = text.split_once('/')?;
-            Some((micros.parse().ok()?, Uuid::parse_str(id).ok()?))
-        })?;
+        let after = paging::read_cursor(query.cursor.as_deref(), paging::time_and_id)?;
         let filter = TransactionFilter {
             account_id,
             from: query.from.map(|t| t.timestamp_micros()),
@@ -323,8 +320,9 @@ impl LedgerService {
             limit,
         };
         let stored = self.store.list_transactions(&filter).await?;
-        let next_cursor =
-            paging::next_cursor(&stored, limit, |t| format!("{}/{}", t.created_at, t.id));
+        let next_cursor = paging::next_cursor(&stored, limit, |t| {
+            paging::time_and_id_key(t.created_at, t.id)
+        });
         Ok(TransactionPage {
             data: self.stored_views(stored).await?,
             next_cursor,

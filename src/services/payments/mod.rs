@@ -298,6 +298,7 @@ impl PaymentService {
                 created_at: now,
                 created_by: caller.user_id,
                 cancelled_at: None,
+                paid_amount: 0,
             };
             let body =
                 serde_json::to_string(&IntentView::new(&intent, now)).expect("views serialize");
@@ -360,10 +361,7 @@ impl PaymentService {
                 })
             })
             .transpose()?;
-        let before = paging::read_cursor(query.cursor.as_deref(), |text| {
-            let (micros, id) = text.split_once('/')?;
-            Some((micros.parse().ok()?, Uuid::parse_str(id).ok()?))
-        })?;
+        let before = paging::read_cursor(query.cursor.as_deref(), paging::time_and_id)?;
         self.visible_payee(caller, payee_id).await?;
         let now = now_micros();
         let intents = self
@@ -378,7 +376,7 @@ impl PaymentService {
             .await?;
         Ok(IntentPage {
             next_cursor: paging::next_cursor(&intents, limit, |i| {
-                format!("{}/{}", i.created_at, i.id)
+                paging::time_and_id_key(i.created_at, i.id)
             }),
             data: intents.iter().map(|i| IntentView::new(i, now)).collect(),
         })

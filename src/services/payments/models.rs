@@ -331,6 +331,12 @@ pub struct IntentView {
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// Đồng received so far, from matched bank transfers.
+    #[schema(example = "0")]
+    pub paid_amount: String,
+    /// What is still to pay (never below zero; an overpayment's excess waits in suspense).
+    #[schema(example = "150000")]
+    pub remaining_amount: String,
 }
 
 impl IntentView {
@@ -350,6 +356,8 @@ impl IntentView {
             expires_at: to_datetime(intent.expires_at),
             created_at: to_datetime(intent.created_at),
             cancelled_at: intent.cancelled_at.map(to_datetime),
+            paid_amount: intent.paid_amount.to_string(),
+            remaining_amount: (intent.amount - intent.paid_amount).max(0).to_string(),
         }
     }
 }

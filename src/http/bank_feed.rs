@@ -1,0 +1,124 @@
+//! Thin handlers for bank feeds, webhooks and reconciliation.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::Json;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::extract::{ApiJson, ApiPath, ApiQuery, IdempotentJson, RawBody};
+use super::routes::reply;
+use super::AppState;
+use crate::services::auth::Caller;
+use crate::services::bank_feed::models::*;
+use crate::services::ErrorEnvelope;
+
+#[utoipa::path(get, path = "/v1/collection-accounts", tag = "bank feed",
+    security(("bearer" = [])),
+    responses((status = 200, description = "monitored bank accounts, their payees and feed (secrets never shown)", body = CollectionAccountList)))]
+pub async fn list_collection_accounts(
+    State(state): State<AppState>,
+) -> Result<Json<CollectionAccountList>, ApiError> {
+    Ok(Json(state.bank_feed.collection_accounts().await?))
+}
+
+#[utoipa::path(put, path = "/v1/collection-accounts/{id}/feed", tag = "bank feed",
+    params(("id" = Uuid, Path)), request_body = FeedRequest,
+    security(("bearer" = [])),
+    responses((status = 200, body = CollectionAccountView),
+        (status = 404, description = "COLLECTION_ACCOUNT_NOT_FOUND, WEBHOOK_PROVIDER_UNKNOWN", body = ErrorEnvelope),
+        (status = 422, description = "WEBHOOK_SECRET_COUNT, WEBHOOK_SECRET_EMPTY, WEBHOOK_SECRET_NOT_BASE64", body = ErrorEnvelope)))]
+pub async fn set_feed(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(request): ApiJson<FeedRequest>,
+) -> Result<Json<CollectionAccountView>, ApiError> {
+    Ok(Json(state.bank_feed.set_feed(&caller, id, request).await?))
+}
+
+#[utoipa::path(post, path = "/v1/webhooks/{provider}", tag = "bank feed",
+    params(("provider" = String, Path, description = "sepay, payos, casso or standard")),
+    request_body(content = String, description = "the provider's signed JSON, verified byte for byte before it is read (at most 64 KiB)", content_type = "application/json"),
+    responses((status = 200, description = "recorded (or already recorded: `duplicate`), or a verified non-transaction event (`ignored`)", body = WebhookAck),
+        (status = 400, description = "WEBHOOK_MALFORMED: a signature header that cannot be read", body = ErrorEnvelope),
+        (status = 401, description = "WEBHOOK_SIGNATURE_INVALID, WEBHOOK_SIGNATURE_MISSING, WEBHOOK_TIMESTAMP_OUT_OF_WINDOW, WEBHOOK_NOT_CONFIGURED: nothing stored", body = ErrorEnvelope),
+        (status = 404, description = "WEBHOOK_PROVIDER_UNKNOWN", body = ErrorEnvelope),
+        (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
+        (status = 422, description = "WEBHOOK_BODY_NOT_JSON, WEBHOOK_FIELD_*, WEBHOOK_AMOUNT_*, WEBHOOK_ACCOUNT_UNKNOWN: verified but unusable (the delivery is kept for audit)", body = ErrorEnvelope)))]
+pub async fn receive_webhook(
+    State(state): State<AppState>,
+    ApiPath(provider): ApiPath<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Json<WebhookAck>, ApiError> {
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect();
+    Ok(Json(
+        state.bank_feed.receive(&provider, &headers, &body).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/bank-transactions/{id}", tag = "reconciliation",
+    params(("id" = Uuid, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = BankTransactionView),
+        (status = 404, description = "BANK_TRANSACTION_NOT_FOUND", body = ErrorEnvelope)))]
+pub async fn get_bank_transaction(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<BankTransactionView>, ApiError> {
+    Ok(Json(state.bank_feed.bank_transaction(id).await?))
+}
+
+#[utoipa::path(get, path = "/v1/reconciliation/unmatched", tag = "reconciliation",
+    params(PageQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "bank transactions with money in suspense and no resolution, oldest first", body = BankTransactionPage),
+        (status = 400, description = "INVALID_CURSOR, INVALID_LIMIT", body = ErrorEnvelope)))]
+pub async fn list_unmatched(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<BankTransactionPage>, ApiError> {
+    Ok(Json(state.bank_feed.unmatched(query).await?))
+}
+
+#[utoipa::path(post, path = "/v1/reconciliation/unmatched/{id}/resolve", tag = "reconciliation",
+    params(("id" = Uuid, Path),
+        ("Idempotency-Key" = String, Header, description = "unique per request; retries reuse it")),
+    request_body = ResolveRequest,
+    security(("bearer" = [])),
+    responses((status = 200, description = "the bank transaction with its resolution", body = BankTransactionView,
+            headers(("Idempotent-Replayed" = String, description = "`true` on a replay"))),
+        (status = 404, description = "BANK_TRANSACTION_NOT_FOUND, PAYMENT_INTENT_NOT_FOUND, PAYEE_NOT_FOUND", body = ErrorEnvelope),
+        (status = 409, description = "SUSPENSE_ALREADY_RESOLVED, NOT_IN_SUSPENSE, IDEMPOTENCY_KEY_IN_PROGRESS", body = ErrorEnvelope),
+        (status = 422, description = "INVALID_RESOLUTION, RESOLUTION_NOT_APPLICABLE, PAYEE_BALANCE_SHORT, IDEMPOTENCY_KEY_REUSED", body = ErrorEnvelope)))]
+pub async fn resolve_unmatched(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    request: IdempotentJson<ResolveRequest>,
+) -> Result<Response, ApiError> {
+    Ok(reply(
+        state
+            .bank_feed
+            .resolve(&request.caller, request.claim, id, request.body)
+            .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/reconciliation/discrepancies", tag = "reconciliation",
+    params(PageQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "times the bank's reported running balance differed from the ledger's, oldest first", body = DiscrepancyPage),
+        (status = 400, description = "INVALID_CURSOR, INVALID_LIMIT", body = ErrorEnvelope)))]
+pub async fn list_discrepancies(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<DiscrepancyPage>, ApiError> {
+    Ok(Json(state.bank_feed.discrepancies(query).await?))
+}

@@ -1,0 +1,367 @@
+//! Bank-feed use cases: configuring feeds, receiving webhooks (verify, parse, record, match,
+//! post, notify), and staff reconciliation of money in suspense.
+
+pub mod error;
+pub mod models;
+
+use std::sync::Arc;
+
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::clock::{to_rfc3339, Clock};
+use crate::domain::bank_feed::{self, ParseError, Provider, Secret, VerifyError};
+use crate::domain::user::Role;
+use crate::services::auth::Caller;
+use crate::services::events::{PaymentEvents, PaymentReceived};
+use crate::services::ledger::Reply;
+use crate::services::{paging, PublicError};
+use crate::store::bank_feed::{DeliveryRecord, Feed, IngestOutcome, ResolutionAction};
+use crate::store::{IdempotencyClaim, Idempotent, Store, StoredResponse};
+pub use error::BankFeedError;
+use models::*;
+
+/// The largest webhook body accepted; real ones are a few hundred bytes (a Casso batch a few
+/// KiB).
+pub const MAX_WEBHOOK_BYTES: usize = 64 * 1024;
+pub const MAX_NOTE_CHARS: usize = 500;
+
+#[derive(Clone)]
+pub struct BankFeedService {
+    store: Arc<dyn Store>,
+    events: PaymentEvents,
+    clock: Clock,
+}
+
+impl BankFeedService {
+    pub fn new(store: Arc<dyn Store>, events: PaymentEvents, clock: Clock) -> Self {
+        Self {
+            store,
+            events,
+            clock,
+        }
+    }
+
+    pub async fn collection_accounts(&self) -> Result<CollectionAccountList, BankFeedError> {
+        let accounts = self.store.list_collection_accounts().await?;
+        Ok(CollectionAccountList {
+            data: accounts.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    #[instrument(skip(self, request), fields(provider = %request.provider))]
+    pub async fn set_feed(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        request: FeedRequest,
+    ) -> Result<CollectionAccountView, BankFeedError> {
+        let provider =
+            Provider::parse(&request.provider).map_err(BankFeedError::InvalidProvider)?;
+        if !(1..=2).contains(&request.secrets.len()) {
+            return Err(BankFeedError::SecretCount);
+        }
+        let secrets: Vec<String> = request
+            .secrets
+            .iter()
+            .map(|s| Secret::new(provider, s).map(|_| s.trim().to_owned()))
+            .collect::<Result<_, _>>()?;
+        let json = serde_json::to_string(&secrets).expect("strings serialize");
+        let now = self.clock.now_micros();
+        if !self
+            .store
+            .set_feed(id, provider, &json, now, caller.user_id)
+            .await?
+        {
+            return Err(BankFeedError::CollectionAccountNotFound(id));
+        }
+        tracing::info!(collection_account = %id, "bank feed configured");
+        self.store
+            .list_collection_accounts()
+            .await?
+            .into_iter()
+            .find(|a| a.id == id)
+            .map(Into::into)
+            .ok_or(BankFeedError::CollectionAccountNotFound(id))
+    }
+
+    /// One webhook delivery, from the exact bytes received. Nothing is stored unless the
+    /// signature verifies with a secret of some account on this provider; the body is parsed
+    /// only after that, and must name an account that secret belongs to.
+    #[instrument(skip(self, headers, body), fields(bytes = body.len()))]
+    pub async fn receive(
+        &self,
+        provider: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<WebhookAck, BankFeedError> {
+        let provider = Provider::parse(provider)?;
+        let now = self.clock.now();
+        let feeds = self.store.feeds(provider).await?;
+        let verified = verified_feeds(provider, &feeds, headers, body, now)?;
+
+        let mut delivery = DeliveryRecord {
+            id: Uuid::now_v7(),
+            provider,
+            collection_account_id: None,
+            received_at: now.timestamp_micros(),
+            headers: crate::store::bank_feed::redacted_headers(
+                headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            ),
+            body: body.to_vec(),
+            provider_transaction_ids: String::new(),
+            outcome: "accepted".to_owned(),
+        };
+        let transactions = match bank_feed::parse(provider, body) {
+            Ok(transactions) => transactions,
+            Err(
+                ignored @ (ParseError::ProviderReportedError { .. }
+                | ParseError::UnsupportedEventType { .. }),
+            ) => {
+                // Verified, but not a bank transaction (a provider's test ping, another event
+                // type): acknowledged so the provider stops retrying, and kept for the audit.
+                delivery.outcome = ignored.code().to_owned();
+                self.store.record_delivery(&delivery).await?;
+                return Ok(WebhookAck {
+                    success: true,
+                    transactions: Vec::new(),
+                    ignored: Some(ignored.to_string()),
+                });
+            }
+            Err(refused) => {
+                delivery.outcome = refused.code().to_owned();
+                self.store.record_delivery(&delivery).await?;
+                return Err(refused.into());
+            }
+        };
+        delivery.provider_transaction_ids = transactions
+            .iter()
+            .map(|t| t.provider_transaction_id.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+
+        // Every transaction must belong to an account the signing secret is configured for,
+        // before any is recorded.
+        let mut targets = Vec::with_capacity(transactions.len());
+        for transaction in &transactions {
+            let account_number = transaction.account_number.trim();
+            match verified.iter().find(|f| f.account_number == account_number) {
+                Some(feed) => targets.push(*feed),
+                None if feeds.iter().any(|f| f.account_number == account_number) => {
+                    return Err(BankFeedError::SignedForAnotherAccount(
+                        account_number.to_owned(),
+                    ))
+                }
+                None => {
+                    let error = BankFeedError::AccountUnknown(account_number.to_owned());
+                    if !self.store.account_number_known(account_number).await? {
+                        delivery.outcome = error.code().to_owned();
+                        self.store.record_delivery(&delivery).await?;
+                        return Err(error);
+                    }
+                    // Registered, but its feed is set up for another provider or secret.
+                    return Err(BankFeedError::SignedForAnotherAccount(
+                        account_number.to_owned(),
+                    ));
+                }
+            }
+        }
+        delivery.collection_account_id = targets.first().map(|f| f.collection_account_id);
+
+        let mut acknowledged = Vec::with_capacity(transactions.len());
+        for (index, (transaction, feed)) in transactions.iter().zip(targets).enumerate() {
+            let outcome = self
+                .store
+                .ingest(
+                    (index == 0).then_some(&delivery),
+                    feed,
+                    transaction,
+                    self.clock.now_micros(),
+                )
+                .await?;
+            self.after_ingest(&outcome).await;
+            acknowledged.push(WebhookAckItem {
+                id: outcome.transaction.id,
+                provider_transaction_id: outcome.transaction.provider_transaction_id.clone(),
+                matched_as: outcome.transaction.matched_as.as_str().to_owned(),
+                duplicate: outcome.duplicate,
+            });
+        }
+        Ok(WebhookAck {
+            success: true,
+            transactions: acknowledged,
+            ignored: None,
+        })
+    }
+
+    /// Counts and announces what a committed bank transaction did.
+    async fn after_ingest(&self, outcome: &IngestOutcome) {
+        let transaction = &outcome.transaction;
+        let result = if outcome.duplicate {
+            "duplicate"
+        } else {
+            transaction.matched_as.as_str()
+        };
+        metrics::counter!("bank_transactions_total", "provider" => transaction.provider.as_str(),
+            "result" => result)
+        .increment(1);
+        if outcome.duplicate {
+            tracing::info!(bank_transaction = %transaction.id, "duplicate delivery ignored");
+            return;
+        }
+        tracing::info!(bank_transaction = %transaction.id, matched_as = transaction.matched_as.as_str(),
+            amount = transaction.amount, "bank transaction recorded");
+        if let Some(credit) = &outcome.credit {
+            self.events
+                .publish(PaymentReceived {
+                    payee_id: credit.payee_id,
+                    bank_transaction_id: transaction.id,
+                    payment_intent_id: credit.intent.as_ref().map(|(id, _, _)| *id),
+                    reference: credit.intent.as_ref().map(|(_, r, _)| r.clone()),
+                    amount: credit.amount.to_string(),
+                    status: credit
+                        .intent
+                        .as_ref()
+                        .map(|(_, _, status)| status.as_str().to_owned()),
+                    occurred_at: to_rfc3339(transaction.occurred_at),
+                })
+                .await;
+        }
+    }
+
+    pub async fn bank_transaction(&self, id: Uuid) -> Result<BankTransactionView, BankFeedError> {
+        self.store
+            .bank_transaction(id)
+            .await?
+            .map(|t| BankTransactionView::from(&t))
+            .ok_or(BankFeedError::BankTransactionNotFound(id))
+    }
+
+    pub async fn unmatched(&self, query: PageQuery) -> Result<BankTransactionPage, BankFeedError> {
+        let limit = paging::limit(query.limit)?;
+        let after = paging::read_cursor(query.cursor.as_deref(), paging::time_and_id)?;
+        let rows = self.store.list_unmatched(after, limit).await?;
+        Ok(BankTransactionPage {
+            next_cursor: paging::next_cursor(&rows, limit, |t| {
+                paging::time_and_id_key(t.created_at, t.id)
+            }),
+            data: rows.iter().map(BankTransactionView::from).collect(),
+        })
+    }
+
+    pub async fn discrepancies(&self, query: PageQuery) -> Result<DiscrepancyPage, BankFeedError> {
+        let limit = paging::limit(query.limit)?;
+        let after = paging::read_cursor(query.cursor.as_deref(), paging::time_and_id)?;
+        let rows = self.store.list_discrepancies(after, limit).await?;
+        Ok(DiscrepancyPage {
+            next_cursor: paging::next_cursor(&rows, limit, |d| {
+                paging::time_and_id_key(d.created_at, d.id)
+            }),
+            data: rows.iter().map(DiscrepancyView::from).collect(),
+        })
+    }
+
+    /// Moves money out of suspense as staff decide, once, with who, when and why.
+    #[instrument(skip(self, caller, claim, request), fields(user = %caller.username))]
+    pub async fn resolve(
+        &self,
+        caller: &Caller,
+        claim: IdempotencyClaim,
+        id: Uuid,
+        request: ResolveRequest,
+    ) -> Result<Reply, BankFeedError> {
+        debug_assert!(matches!(caller.role, Role::Admin | Role::Staff));
+        let action = match (request.payment_intent_id, request.payee_id, request.refund) {
+            (Some(intent), None, None | Some(false)) => ResolutionAction::Intent(intent),
+            (None, Some(payee), None | Some(false)) => ResolutionAction::Payee(payee),
+            (None, None, Some(true)) => ResolutionAction::Refund,
+            _ => {
+                return Err(BankFeedError::InvalidResolution(
+                    "give exactly one of payment_intent_id, payee_id or refund: true",
+                ))
+            }
+        };
+        let note = request.note.trim();
+        if note.is_empty() || note.chars().count() > MAX_NOTE_CHARS || note.contains('\0') {
+            return Err(BankFeedError::InvalidResolution(
+                "note must say why, in 1 to 500 characters",
+            ));
+        }
+        let respond = |resolved: &crate::store::bank_feed::StoredBankTransaction| StoredResponse {
+            status: 200,
+            body: serde_json::to_string(&BankTransactionView::from(resolved))
+                .expect("views serialize"),
+        };
+        let outcome = self
+            .store
+            .resolve(
+                &claim,
+                id,
+                action,
+                note,
+                (caller.user_id, &caller.username),
+                self.clock.now_micros(),
+                &respond,
+            )
+            .await?;
+        match outcome {
+            Idempotent::Replay(stored) => Ok(Reply {
+                status: stored.status,
+                body: stored.body,
+                replayed: true,
+            }),
+            Idempotent::Fresh(Err(rejection)) => Err(rejection.into()),
+            Idempotent::Fresh(Ok(resolved)) => {
+                tracing::info!(bank_transaction = %id, action = action.as_str(), "suspense resolved");
+                let response = respond(&resolved);
+                Ok(Reply {
+                    status: response.status,
+                    body: response.body,
+                    replayed: false,
+                })
+            }
+        }
+    }
+}
+
+/// The feeds whose secrets verify this delivery, or why none does. With several accounts on
+/// one provider each is tried; a commune has a handful, so that is a few HMACs.
+fn verified_feeds<'a>(
+    provider: Provider,
+    feeds: &'a [Feed],
+    headers: &[(String, String)],
+    body: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<&'a Feed>, VerifyError> {
+    let mut verified = Vec::new();
+    let mut refusal = VerifyError::NotConfigured;
+    for feed in feeds {
+        let secrets: Vec<Secret> = feed
+            .secrets
+            .iter()
+            .filter_map(|s| Secret::new(provider, s).ok())
+            .collect();
+        match bank_feed::verify(provider, headers, body, &secrets, now) {
+            Ok(()) => verified.push(feed),
+            // The most telling reason wins: a stale timestamp or a missing header says more
+            // than "no secret matched".
+            Err(error) if refusal_rank(&error) >= refusal_rank(&refusal) => refusal = error,
+            Err(_) => {}
+        }
+    }
+    if verified.is_empty() {
+        Err(refusal)
+    } else {
+        Ok(verified)
+    }
+}
+
+fn refusal_rank(error: &VerifyError) -> u8 {
+    match error {
+        VerifyError::NotConfigured => 0,
+        VerifyError::SignatureInvalid => 1,
+        VerifyError::SignatureMissing { .. } => 2,
+        VerifyError::Malformed(_) => 3,
+        VerifyError::TimestampOutOfWindow { .. } => 4,
+    }
+}

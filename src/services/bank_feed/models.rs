@@ -1,0 +1,254 @@
+//! Request and response shapes of the bank-feed and reconciliation endpoints.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::clock::to_datetime;
+use crate::store::bank_feed::{
+    CollectionAccountSummary, Discrepancy, ResolutionAction, StoredBankTransaction,
+};
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PayeeRef {
+    pub id: Uuid,
+    pub code: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FeedView {
+    /// sepay, payos, casso or standard
+    pub provider: String,
+    /// How many secrets are active (1, or 2 while rotating). Secrets are never shown.
+    pub secret_count: usize,
+    pub updated_at: DateTime<Utc>,
+    /// Where the provider must send its webhooks, relative to this service's base URL.
+    pub webhook_path: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CollectionAccountView {
+    pub id: Uuid,
+    pub bank_bin: String,
+    pub account_number: String,
+    pub holder_name: String,
+    /// The ledger asset account mirroring this bank account.
+    pub ledger_account_id: Uuid,
+    pub payees: Vec<PayeeRef>,
+    pub feed: Option<FeedView>,
+}
+
+impl From<CollectionAccountSummary> for CollectionAccountView {
+    fn from(account: CollectionAccountSummary) -> Self {
+        Self {
+            id: account.id,
+            bank_bin: account.bank_bin,
+            account_number: account.account_number,
+            holder_name: account.holder_name,
+            ledger_account_id: account.ledger_account_id,
+            payees: account
+                .payees
+                .into_iter()
+                .map(|(id, code)| PayeeRef { id, code })
+                .collect(),
+            feed: account.feed.map(|feed| FeedView {
+                provider: feed.provider.as_str().to_owned(),
+                secret_count: feed.secret_count,
+                updated_at: to_datetime(feed.updated_at),
+                webhook_path: format!("/v1/webhooks/{}", feed.provider),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CollectionAccountList {
+    pub data: Vec<CollectionAccountView>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeedRequest {
+    /// sepay, payos, casso or standard
+    #[schema(example = "sepay")]
+    pub provider: String,
+    /// One secret, or two while rotating (deliveries signed with either are accepted). SePay:
+    /// the API key (`Authorization: Apikey ...`) or the HMAC secret; payOS: the checksum key;
+    /// Casso: the webhook checksum key (v2) or Secure-Token (v1); standard: `whsec_<base64>`.
+    pub secrets: Vec<String>,
+}
+
+/// What the webhook route answers a processed delivery. `success: true` is the shape SePay
+/// and Casso wait for; payOS only needs a 2xx.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WebhookAck {
+    pub success: bool,
+    pub transactions: Vec<WebhookAckItem>,
+    /// Why a verified delivery carried nothing to record (a provider test ping, another
+    /// event type).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WebhookAckItem {
+    /// Our bank transaction id.
+    pub id: Uuid,
+    pub provider_transaction_id: String,
+    pub matched_as: String,
+    /// Already received before; nothing changed this time.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ResolutionView {
+    pub id: Uuid,
+    /// intent, payee or refund
+    pub action: String,
+    pub payment_intent_id: Option<Uuid>,
+    pub payee_id: Option<Uuid>,
+    pub note: String,
+    pub resolved_by: Uuid,
+    pub resolved_by_username: String,
+    pub resolved_at: DateTime<Utc>,
+    /// The posting out of suspense; for a refund, set when the outgoing transfer arrives.
+    pub ledger_transaction_id: Option<Uuid>,
+    pub refunded_by_bank_transaction_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BankTransactionView {
+    pub id: Uuid,
+    pub provider: String,
+    pub provider_transaction_id: String,
+    pub collection_account_id: Uuid,
+    /// in or out
+    pub direction: String,
+    #[schema(example = "150000")]
+    pub amount: String,
+    pub description: String,
+    pub bank_reference: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    /// The bank's balance after this transaction, when the feed reports it.
+    pub running_balance: Option<String>,
+    /// intent, payee, suspense or refund
+    pub matched_as: String,
+    pub payee_id: Option<Uuid>,
+    pub payment_intent_id: Option<Uuid>,
+    /// The part parked in suspense (all of it when unmatched; an overpayment's excess).
+    pub suspense_amount: String,
+    /// overpaid, late_payment, intent_cancelled, intent_already_paid,
+    /// wrong_collection_account, ambiguous_payee, unexplained_outgoing, payee_balance_short
+    pub flags: Vec<String>,
+    pub ledger_transaction_id: Uuid,
+    pub received_at: DateTime<Utc>,
+    pub resolution: Option<ResolutionView>,
+}
+
+impl From<&StoredBankTransaction> for BankTransactionView {
+    fn from(t: &StoredBankTransaction) -> Self {
+        Self {
+            id: t.id,
+            provider: t.provider.as_str().to_owned(),
+            provider_transaction_id: t.provider_transaction_id.clone(),
+            collection_account_id: t.collection_account_id,
+            direction: t.direction.as_str().to_owned(),
+            amount: t.amount.to_string(),
+            description: t.description.clone(),
+            bank_reference: t.bank_reference.clone(),
+            occurred_at: to_datetime(t.occurred_at),
+            running_balance: t.running_balance.map(|b| b.to_string()),
+            matched_as: t.matched_as.as_str().to_owned(),
+            payee_id: t.payee_id,
+            payment_intent_id: t.payment_intent_id,
+            suspense_amount: t.suspense_amount.to_string(),
+            flags: t.flags.iter().map(|f| f.as_str().to_owned()).collect(),
+            ledger_transaction_id: t.ledger_transaction_id,
+            received_at: to_datetime(t.created_at),
+            resolution: t.resolution.as_ref().map(|r| ResolutionView {
+                id: r.id,
+                action: r.action.as_str().to_owned(),
+                payment_intent_id: match r.action {
+                    ResolutionAction::Intent(id) => Some(id),
+                    _ => None,
+                },
+                payee_id: match r.action {
+                    ResolutionAction::Payee(id) => Some(id),
+                    _ => None,
+                },
+                note: r.note.clone(),
+                resolved_by: r.resolved_by,
+                resolved_by_username: r.resolved_by_username.clone(),
+                resolved_at: to_datetime(r.resolved_at),
+                ledger_transaction_id: r.ledger_transaction_id,
+                refunded_by_bank_transaction_id: r.refunded_by_bank_transaction_id,
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BankTransactionPage {
+    /// Oldest first.
+    pub data: Vec<BankTransactionView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    pub cursor: Option<String>,
+    /// 1 to 500, default 50
+    pub limit: Option<u32>,
+}
+
+/// Exactly one of `payment_intent_id`, `payee_id` or `refund: true`, and a note saying why.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    /// Credit the intent's payee and count the money towards the intent.
+    pub payment_intent_id: Option<Uuid>,
+    /// Credit this payee (incoming), or charge it (an outgoing transfer that was its payout).
+    pub payee_id: Option<Uuid>,
+    /// Pay the money back to the sender; the outgoing bank transfer of the same amount then
+    /// clears it from suspense.
+    pub refund: Option<bool>,
+    /// Why: kept with the resolution, 1 to 500 characters.
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DiscrepancyView {
+    pub id: Uuid,
+    pub collection_account_id: Uuid,
+    /// The bank transaction whose reported running balance disagreed.
+    pub bank_transaction_id: Uuid,
+    pub bank_balance: String,
+    pub ledger_balance: String,
+    /// bank − ledger
+    pub difference: String,
+    pub detected_at: DateTime<Utc>,
+}
+
+impl From<&Discrepancy> for DiscrepancyView {
+    fn from(d: &Discrepancy) -> Self {
+        Self {
+            id: d.id,
+            collection_account_id: d.collection_account_id,
+            bank_transaction_id: d.bank_transaction_id,
+            bank_balance: d.bank_balance.to_string(),
+            ledger_balance: d.ledger_balance.to_string(),
+            difference: (i128::from(d.bank_balance) - i128::from(d.ledger_balance)).to_string(),
+            detected_at: to_datetime(d.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DiscrepancyPage {
+    /// Oldest first.
+    pub data: Vec<DiscrepancyView>,
+    pub next_cursor: Option<String>,
+}
