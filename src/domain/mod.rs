@@ -7,6 +7,7 @@ pub mod intent;
 pub mod money;
 pub mod payee;
 pub mod reference;
+pub mod statement;
 pub mod text;
 pub mod transaction;
 pub mod user;
