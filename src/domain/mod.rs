@@ -8,6 +8,7 @@ pub mod money;
 pub mod payee;
 pub mod reference;
 pub mod settlement;
+pub mod statement;
 pub mod text;
 pub mod transaction;
 pub mod user;
