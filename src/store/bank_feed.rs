@@ -216,9 +216,11 @@ pub trait BankFeedStore {
     async fn record_delivery(&self, delivery: &DeliveryRecord) -> StoreResult<()>;
     /// Records the bank transaction (once per provider id), matches it and posts it, all in one
     /// database transaction; `delivery` is stored in the same one.
+    /// `insert_delivery` is true for the first transaction of a delivery (or statement).
     async fn ingest(
         &self,
-        delivery: Option<&DeliveryRecord>,
+        delivery: &DeliveryRecord,
+        insert_delivery: bool,
         feed: &Feed,
         transaction: &BankTransaction,
         now: i64,
@@ -634,7 +636,8 @@ macro_rules! impl_bank_feed_store {
 
             async fn ingest(
                 &self,
-                delivery: Option<&$crate::store::bank_feed::DeliveryRecord>,
+                delivery: &$crate::store::bank_feed::DeliveryRecord,
+                insert_delivery: bool,
                 feed: &$crate::store::bank_feed::Feed,
                 bank: &$crate::domain::bank_feed::BankTransaction,
                 now: i64,
@@ -642,13 +645,33 @@ macro_rules! impl_bank_feed_store {
                 use $crate::store::bank_feed::{Credit, IngestOutcome};
 
                 let (_write_guard, mut tx) = self.begin_write().await?;
-                let delivery_id = match delivery {
-                    Some(delivery) => {
-                        Self::insert_delivery(&mut tx, delivery).await?;
-                        delivery.id
+                if insert_delivery {
+                    Self::insert_delivery(&mut tx, delivery).await?;
+                }
+                let delivery_id = delivery.id;
+                // A transfer first recorded from a bank statement (a webhook that never came)
+                // is the same money when the webhook turns up late: same bank reference.
+                if let Some(reference) = bank.reference.as_deref().filter(|r| !r.is_empty()) {
+                    use $crate::store::bank_feed::{
+                        BankTransactionRow, BANK_TRANSACTION_COLUMNS, BANK_TRANSACTION_FROM,
+                    };
+                    let twin: Option<BankTransactionRow> = sqlx::query_as(&format!(
+                        "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} \
+                         WHERE b.provider_transaction_id = $1 AND b.collection_account_id = $2"
+                    ))
+                    .bind($crate::store::bank_feed::statement_transaction_id(reference))
+                    .bind(feed.collection_account_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(twin) = twin {
+                        tx.commit().await?;
+                        return Ok(IngestOutcome {
+                            transaction: twin.into_domain()?,
+                            duplicate: true,
+                            credit: None,
+                        });
                     }
-                    None => Self::latest_delivery_id(&mut tx, bank).await?,
-                };
+                }
                 let id = uuid::Uuid::now_v7();
                 let ledger_transaction_id = uuid::Uuid::now_v7();
                 // Claims the provider's id first: a concurrent copy of this delivery waits here
@@ -1103,22 +1126,6 @@ macro_rules! impl_bank_feed_store {
                 Ok(())
             }
 
-            /// The delivery a later transaction of a multi-transaction body points at: the one
-            /// its first transaction stored.
-            async fn latest_delivery_id(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                bank: &$crate::domain::bank_feed::BankTransaction,
-            ) -> $crate::store::StoreResult<uuid::Uuid> {
-                let (id,): (uuid::Uuid,) = sqlx::query_as(
-                    "SELECT id FROM webhook_deliveries WHERE provider = $1 \
-                     ORDER BY received_at DESC, id DESC LIMIT 1",
-                )
-                .bind(bank.provider.as_str())
-                .fetch_one(&mut **tx)
-                .await?;
-                Ok(id)
-            }
-
             async fn bank_transaction_by_provider_id(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 bank: &$crate::domain::bank_feed::BankTransaction,
@@ -1414,6 +1421,11 @@ macro_rules! impl_bank_feed_store {
             }
         }
     };
+}
+
+/// The provider transaction id of a transfer recorded from a bank statement line.
+pub fn statement_transaction_id(bank_reference: &str) -> String {
+    format!("statement:{}", bank_reference.trim())
 }
 
 /// Which payees a memo names.

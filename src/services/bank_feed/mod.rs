@@ -173,7 +173,8 @@ impl BankFeedService {
             let outcome = self
                 .store
                 .ingest(
-                    (index == 0).then_some(&delivery),
+                    &delivery,
+                    index == 0,
                     feed,
                     transaction,
                     self.clock.now_micros(),
