@@ -42,8 +42,7 @@ pub async fn set_feed(
     params(("provider" = String, Path, description = "sepay, payos, casso or standard")),
     request_body(content = String, description = "the provider's signed JSON, verified byte for byte before it is read (at most 64 KiB)", content_type = "application/json"),
     responses((status = 200, description = "recorded (or already recorded: `duplicate`), or a verified non-transaction event (`ignored`)", body = WebhookAck),
-        (status = 400, description = "WEBHOOK_MALFORMED: a signature header that cannot be read", body = ErrorEnvelope),
-        (status = 401, description = "WEBHOOK_SIGNATURE_INVALID, WEBHOOK_SIGNATURE_MISSING, WEBHOOK_TIMESTAMP_OUT_OF_WINDOW, WEBHOOK_NOT_CONFIGURED: nothing stored", body = ErrorEnvelope),
+        (status = 401, description = "WEBHOOK_SIGNATURE_INVALID, WEBHOOK_SIGNATURE_MISSING, WEBHOOK_MALFORMED (unreadable signature header), WEBHOOK_TIMESTAMP_OUT_OF_WINDOW, WEBHOOK_NOT_CONFIGURED: nothing stored", body = ErrorEnvelope),
         (status = 404, description = "WEBHOOK_PROVIDER_UNKNOWN", body = ErrorEnvelope),
         (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
         (status = 422, description = "WEBHOOK_BODY_NOT_JSON, WEBHOOK_FIELD_*, WEBHOOK_AMOUNT_*, WEBHOOK_ACCOUNT_UNKNOWN: verified but unusable (the delivery is kept for audit)", body = ErrorEnvelope)))]

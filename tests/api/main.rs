@@ -9,3 +9,4 @@ mod contract;
 mod payments;
 mod process;
 mod transactions;
+mod webhooks;

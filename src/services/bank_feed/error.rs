@@ -60,7 +60,8 @@ impl PublicError for BankFeedError {
     fn status(&self) -> u16 {
         use BankFeedError::*;
         match self {
-            Verify(VerifyError::Malformed(_)) | Page(_) => 400,
+            Page(_) => 400,
+            // Unreadable credentials included: the delivery is not authenticated.
             Verify(_) | SignedForAnotherAccount(_) => 401,
             UnknownProvider(_) | CollectionAccountNotFound(_) | BankTransactionNotFound(_) => 404,
             Resolve(
