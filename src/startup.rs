@@ -57,7 +57,7 @@ impl Application {
         let store = open_store(settings).await?;
         let auth = auth_service(settings, store.clone())?;
         let listener = TcpListener::bind(&settings.listen).await?;
-        let events = PaymentEvents::new();
+        let events = PaymentEvents::connect(&settings.database_url).await?;
         let clock = Clock::default();
         let state = AppState {
             ledger: LedgerService::new(store.clone()),
@@ -90,12 +90,22 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let background = tokio::spawn(housekeeping(self.state.clone()));
+        let events = self.state.events.clone();
         let app = http::router(self.state, self.max_body_bytes);
         tracing::info!(address = %self.listener.local_addr()?, "market-ledger listening");
         let result = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown({
+                let events = events.clone();
+                async move {
+                    shutdown.await;
+                    // Event streams never finish on their own: end them, or the graceful shutdown
+                    // would wait for them forever.
+                    events.close();
+                }
+            })
             .await;
         background.abort();
+        events.close();
         result
     }
 

@@ -2,6 +2,7 @@
 
 pub mod bank_feed;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod payments;
 pub mod policy;
@@ -84,6 +85,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/payees/{id}/qr.svg", get(payments::payee_qr_svg))
         .route("/v1/payees/{id}/qr.png", get(payments::payee_qr_png))
         .route("/v1/payees/{id}/sticker.svg", get(payments::payee_sticker))
+        .route("/v1/payees/{id}/events", get(events::payee_events))
         .route(
             "/v1/payees/{id}/payment-intents",
             get(payments::list_payee_intents),
@@ -205,13 +207,15 @@ async fn method_not_allowed() -> ApiError {
         routes::get_transaction, routes::reverse_transaction, routes::verify,
         payments::list_banks, payments::parse_qr, payments::create_payee, payments::list_payees,
         payments::get_payee, payments::update_payee, payments::payee_qr_svg,
-        payments::payee_qr_png, payments::payee_sticker, payments::list_payee_intents,
+        payments::payee_qr_png, payments::payee_sticker, events::payee_events,
+        payments::list_payee_intents,
         payments::create_intent, payments::get_intent, payments::cancel_intent,
         payments::intent_qr_svg, payments::intent_qr_png,
         bank_feed::list_collection_accounts, bank_feed::set_feed, bank_feed::receive_webhook,
         bank_feed::get_bank_transaction, bank_feed::list_unmatched, bank_feed::resolve_unmatched,
         bank_feed::list_discrepancies,
     ),
+    components(schemas(crate::services::events::PaymentReceived)),
     modifiers(&BearerAuth),
     tags((name = "operations"), (name = "auth"), (name = "ledger"), (name = "payees"),
         (name = "payment intents"), (name = "bank feed"), (name = "reconciliation"))

@@ -32,6 +32,8 @@ pub const LEDGER_WRITERS: &[Role] = &[Role::Admin, Role::Staff];
 pub const EVERYONE: &[Role] = &Role::ALL;
 /// Issue and cancel payment intents: staff for any payee, vendors and schools for their own.
 pub const INTENT_ISSUERS: &[Role] = &[Role::Admin, Role::Staff, Role::Vendor, Role::School];
+/// Listen to a payee's live payments: staff for any payee, vendors and schools for their own.
+pub const PAYMENT_LISTENERS: &[Role] = &[Role::Admin, Role::Staff, Role::Vendor, Role::School];
 
 const fn route(method: &'static str, path: &'static str, access: Access) -> RoutePolicy {
     RoutePolicy {
@@ -88,6 +90,11 @@ pub const ROUTES: &[RoutePolicy] = &[
         "GET",
         "/v1/payees/{id}/sticker.svg",
         Access::Roles(EVERYONE),
+    ),
+    route(
+        "GET",
+        "/v1/payees/{id}/events",
+        Access::Roles(PAYMENT_LISTENERS),
     ),
     route(
         "GET",

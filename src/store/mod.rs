@@ -266,9 +266,14 @@ pub trait Store: PaymentStore + bank_feed::BankFeedStore + Send + Sync + 'static
     async fn delete_idempotency_keys_before(&self, cutoff: i64) -> StoreResult<u64>;
 }
 
+/// True for `postgres://` and `postgresql://` URLs; anything else is opened as SQLite.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 /// Opens the store a database URL names: `sqlite:` paths or `postgres://` URLs.
 pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if is_postgres_url(url) {
         Ok(Arc::new(
             PostgresStore::connect(url, max_connections).await?,
         ))

@@ -10,6 +10,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,8 +27,10 @@ pub struct TestApp {
     pub state: AppState,
     pub settings: Settings,
     pub admin: String,
-    _dir: TempDir,
-    _shutdown: oneshot::Sender<()>,
+    /// The first instance owns the directory; a sibling borrows it.
+    _dir: Option<TempDir>,
+    shutdown: oneshot::Sender<()>,
+    server: JoinHandle<std::io::Result<()>>,
 }
 
 /// Makes a fresh PostgreSQL database on the server `TEST_DATABASE_URL` points at.
@@ -75,6 +78,24 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut settings = test_settings(backend, &dir).await?;
         adjust(&mut settings);
+        let mut test_app = Self::start(settings, Some(dir)).await;
+        test_app.admin = test_app.token_for(Role::Admin).await;
+        Some(test_app)
+    }
+
+    /// A second instance on the same database and data directory (so the same signing keys),
+    /// as when several instances run behind one load balancer. Drop it before `self`.
+    pub async fn spawn_sibling(&self) -> TestApp {
+        let settings = Settings {
+            listen: "127.0.0.1:0".into(),
+            ..self.settings.clone()
+        };
+        let mut sibling = Self::start(settings, None).await;
+        sibling.admin = self.admin.clone();
+        sibling
+    }
+
+    async fn start(settings: Settings, dir: Option<TempDir>) -> TestApp {
         market_ledger::telemetry::init_tracing(&settings);
         let app = Application::build(&settings)
             .await
@@ -82,20 +103,25 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{}", app.port());
         let state = app.state().clone();
         let (shutdown, stopped) = oneshot::channel::<()>();
-        tokio::spawn(app.run_until(async move {
+        let server = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
         }));
-        let mut test_app = TestApp {
+        TestApp {
             address,
             client: reqwest::Client::new(),
             state,
             settings,
             admin: String::new(),
             _dir: dir,
-            _shutdown: shutdown,
-        };
-        test_app.admin = test_app.token_for(Role::Admin).await;
-        Some(test_app)
+            shutdown,
+            server,
+        }
+    }
+
+    /// Starts a graceful shutdown and waits for the server to finish its requests.
+    pub async fn shut_down(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(());
+        self.server.await.expect("server task")
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -6,6 +6,7 @@ mod accounts;
 mod auth;
 mod concurrency;
 mod contract;
+mod events;
 mod payments;
 mod process;
 mod transactions;

@@ -28,7 +28,7 @@ crate::on_both_backends!(
     staff_resolve_suspense_once_with_who_when_and_why,
 );
 
-const STANDARD_SECRET: &str = "whsec_Y29tbXVuZS1mZWVkLWtleS0wMTIzNDU2Nzg5YWJjZGVm";
+pub(crate) const STANDARD_SECRET: &str = "whsec_Y29tbXVuZS1mZWVkLWtleS0wMTIzNDU2Nzg5YWJjZGVm";
 
 fn samples() -> Value {
     serde_json::from_str(include_str!("../fixtures/webhooks.json")).expect("fixture is JSON")
@@ -39,7 +39,12 @@ fn sample(group: &str) -> Value {
 }
 
 /// Onboards a vendor collecting into `account_number`; returns (payee, collection account id).
-async fn vendor(app: &TestApp, code: &str, bin: &str, account_number: &str) -> (Value, String) {
+pub(crate) async fn vendor(
+    app: &TestApp,
+    code: &str,
+    bin: &str,
+    account_number: &str,
+) -> (Value, String) {
     let (status, payee) = app
         .post(
             "/v1/payees",
@@ -60,7 +65,12 @@ async fn vendor(app: &TestApp, code: &str, bin: &str, account_number: &str) -> (
     (payee, collection)
 }
 
-async fn configure(app: &TestApp, collection: &str, provider: &str, secrets: &[&str]) -> Value {
+pub(crate) async fn configure(
+    app: &TestApp,
+    collection: &str,
+    provider: &str,
+    secrets: &[&str],
+) -> Value {
     let response = app
         .client
         .put(app.url(&format!("/v1/collection-accounts/{collection}/feed")))
@@ -119,7 +129,7 @@ fn standard_headers(
 }
 
 /// A transfer on `account_number` in our documented shape.
-fn transfer(
+pub(crate) fn transfer(
     id: &str,
     account_number: &str,
     direction: &str,
@@ -138,7 +148,11 @@ fn transfer(
 }
 
 /// Delivers `body` signed with `secret` now; returns status and answer.
-async fn send_standard(app: &TestApp, secret: &str, body: &Value) -> (StatusCode, Value) {
+pub(crate) async fn send_standard(
+    app: &TestApp,
+    secret: &str,
+    body: &Value,
+) -> (StatusCode, Value) {
     let bytes = serde_json::to_vec(body).expect("serializable");
     let id = format!("msg_{}", Uuid::new_v4().simple());
     let headers = standard_headers(secret, &id, Utc::now().timestamp(), &bytes);
@@ -184,7 +198,12 @@ async fn unmatched(app: &TestApp) -> Vec<Value> {
     page["data"].as_array().expect("data").clone()
 }
 
-async fn intent(app: &TestApp, payee: &Value, amount: &str, expires_in: Option<u32>) -> Value {
+pub(crate) async fn intent(
+    app: &TestApp,
+    payee: &Value,
+    amount: &str,
+    expires_in: Option<u32>,
+) -> Value {
     let mut request = json!({ "payee_id": payee["id"], "amount": amount });
     if let Some(seconds) = expires_in {
         request["expires_in_seconds"] = json!(seconds);

@@ -1,0 +1,316 @@
+//! Live payment notifications as Server-Sent Events: the vendor's phone sees "paid" seconds
+//! after the customer's transfer lands.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use futures::stream::{self, Stream, StreamExt};
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::extract::ApiPath;
+use super::AppState;
+use crate::services::auth::Caller;
+use crate::services::events::PaymentReceived;
+use crate::services::ErrorEnvelope;
+
+/// A comment line this often keeps proxies and phone networks from closing an idle stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How long a client waits before reconnecting after the stream ends (the SSE `retry` field).
+const CLIENT_RETRY: Duration = Duration::from_secs(3);
+/// Asks nginx-style proxies not to buffer the stream.
+const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+
+pub const PAYMENT_RECEIVED: &str = "payment_received";
+pub const LAGGED: &str = "lagged";
+
+/// What one open stream listens to.
+struct Listening {
+    payee_id: Uuid,
+    events: broadcast::Receiver<PaymentReceived>,
+    gaps: watch::Receiver<u64>,
+    closing: watch::Receiver<bool>,
+    /// When the caller's access token expires: the stream ends then, so a stream never
+    /// outlives the token that opened it (the client reconnects with a fresh one).
+    until: Option<Instant>,
+}
+
+impl Listening {
+    /// The next event for this payee, or `None` when the stream should end.
+    async fn next(&mut self) -> Option<Event> {
+        let until = self.until;
+        let token_expiry = async move {
+            match until {
+                Some(until) => tokio::time::sleep_until(until).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(token_expiry);
+        loop {
+            tokio::select! {
+                biased;
+                // Shutting down (or the sender is gone): end the stream.
+                _ = self.closing.wait_for(|closing| *closing) => return None,
+                _ = &mut token_expiry => return None,
+                received = self.events.recv() => match received {
+                    Ok(event) if event.payee_id == self.payee_id => {
+                        match Event::default()
+                            .event(PAYMENT_RECEIVED)
+                            .id(event.bank_transaction_id.to_string())
+                            .json_data(&event)
+                        {
+                            Ok(sse) => return Some(sse),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "payment event not serializable; skipped");
+                                return Some(lagged(json!({ "reason": "unreadable_event" })));
+                            }
+                        }
+                    }
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(missed)) => {
+                        return Some(lagged(json!({ "reason": "slow_reader", "missed": missed })))
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+                changed = self.gaps.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                    return Some(lagged(json!({ "reason": "connection_lost" })));
+                }
+            }
+        }
+    }
+}
+
+/// Events may have been missed: the client should fetch the payee's intents again.
+fn lagged(data: serde_json::Value) -> Event {
+    Event::default().event(LAGGED).data(data.to_string())
+}
+
+#[utoipa::path(get, path = "/v1/payees/{id}/events", tag = "payees", params(("id" = Uuid, Path)),
+    security(("bearer" = [])),
+    responses((status = 200,
+            description = "A Server-Sent Events stream that stays open. Event `payment_received`: \
+                `id` is the bank transaction id, `data` a PaymentReceived JSON object, sent within a \
+                second of the payment being recorded. Event `lagged`: events may have been missed \
+                (`data` = {\"reason\": ..., \"missed\": n}); fetch the payee's payment intents again. \
+                A comment line every 15 seconds keeps the connection open. The stream ends when the \
+                access token expires or the service shuts down: reconnect with a valid token and \
+                fetch the payee's payment intents again. Vendor and school users \
+                may listen to their own payee only; staff and admins to any.",
+            content_type = "text/event-stream", body = String),
+        (status = 401, body = ErrorEnvelope),
+        (status = 403, description = "FORBIDDEN (auditors)", body = ErrorEnvelope),
+        (status = 404, description = "PAYEE_NOT_FOUND (also another payee's id for a vendor or school user)", body = ErrorEnvelope)))]
+pub async fn payee_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    // Subscribed before the check, so an event published while it runs is not missed.
+    let listening = Listening {
+        payee_id: id,
+        events: state.events.subscribe(),
+        gaps: state.events.gaps(),
+        closing: state.events.closing(),
+        until: token_expiry(&headers),
+    };
+    // Unknown payees, and other payees for vendor and school users: 404.
+    state.payments.payee(&caller, id).await?;
+    tracing::debug!(payee_id = %id, user = %caller.username, "event stream opened");
+    Ok((
+        [(X_ACCEL_BUFFERING, HeaderValue::from_static("no"))],
+        Sse::new(stream_of(listening)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)),
+    )
+        .into_response())
+}
+
+/// When the bearer token (already verified by the access policy layer) expires.
+fn token_expiry(headers: &HeaderMap) -> Option<Instant> {
+    let token = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?
+        .trim();
+    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.split('.').nth(1)?)
+        .ok()?;
+    let exp = serde_json::from_slice::<serde_json::Value>(&claims)
+        .ok()?
+        .get("exp")?
+        .as_i64()?;
+    let left = exp.saturating_sub(chrono::Utc::now().timestamp()).max(0);
+    Some(Instant::now() + Duration::from_secs(left as u64))
+}
+
+fn stream_of(listening: Listening) -> impl Stream<Item = Result<Event, Infallible>> {
+    // The first frame goes out at once, so the client knows it is listening.
+    let hello = Event::default().comment("listening").retry(CLIENT_RETRY);
+    stream::once(async move { Ok(hello) }).chain(stream::unfold(
+        listening,
+        |mut listening| async move {
+            let event = listening.next().await?;
+            Some((Ok(event), listening))
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payment(payee_id: Uuid) -> PaymentReceived {
+        PaymentReceived {
+            payee_id,
+            bank_transaction_id: Uuid::now_v7(),
+            payment_intent_id: None,
+            reference: None,
+            amount: "1000".into(),
+            status: None,
+            occurred_at: "2024-05-01T08:00:00Z".into(),
+        }
+    }
+
+    /// The bytes an event goes out as.
+    async fn wire(event: Event) -> String {
+        use axum::response::IntoResponse;
+        let response = Sse::new(stream::iter([Ok::<_, Infallible>(event)])).into_response();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    /// The event name and JSON data of an event on the wire.
+    async fn lagged_data(event: Event) -> (String, serde_json::Value) {
+        let text = wire(event).await;
+        let (head, data) = text.trim_end().split_once("\ndata: ").unwrap();
+        (
+            head.trim_start_matches("event: ").to_owned(),
+            serde_json::from_str(data).unwrap(),
+        )
+    }
+
+    struct Setup {
+        sender: broadcast::Sender<PaymentReceived>,
+        gaps: watch::Sender<u64>,
+        closing: watch::Sender<bool>,
+        listening: Listening,
+    }
+
+    fn setup(capacity: usize, payee_id: Uuid) -> Setup {
+        let (sender, events) = broadcast::channel(capacity);
+        let gaps = watch::Sender::new(0);
+        let closing = watch::Sender::new(false);
+        let listening = Listening {
+            payee_id,
+            events,
+            gaps: gaps.subscribe(),
+            closing: closing.subscribe(),
+            until: None,
+        };
+        Setup {
+            sender,
+            gaps,
+            closing,
+            listening,
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_payees_events_go_out_with_the_bank_transaction_as_id() {
+        let payee = Uuid::now_v7();
+        let mut s = setup(16, payee);
+        let mine = payment(payee);
+        s.sender.send(payment(Uuid::now_v7())).unwrap();
+        s.sender.send(mine.clone()).unwrap();
+        let text = wire(s.listening.next().await.unwrap()).await;
+        assert_eq!(
+            text,
+            format!(
+                "event: payment_received\nid: {}\ndata: {}\n\n",
+                mine.bank_transaction_id,
+                serde_json::to_string(&mine).unwrap()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_slow_reader_is_told_it_lagged_and_goes_on() {
+        let payee = Uuid::now_v7();
+        let mut s = setup(2, payee);
+        for _ in 0..5 {
+            s.sender.send(payment(payee)).unwrap();
+        }
+        let (name, data) = lagged_data(s.listening.next().await.unwrap()).await;
+        assert_eq!(name, "lagged");
+        assert_eq!(data, json!({"reason": "slow_reader", "missed": 3}));
+        for _ in 0..2 {
+            let text = wire(s.listening.next().await.unwrap()).await;
+            assert!(text.starts_with("event: payment_received\n"), "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_database_listener_is_reported_and_shutdown_ends_the_stream() {
+        let mut s = setup(16, Uuid::now_v7());
+        s.gaps.send_modify(|gaps| *gaps += 1);
+        let (name, data) = lagged_data(s.listening.next().await.unwrap()).await;
+        assert_eq!(name, "lagged");
+        assert_eq!(data, json!({"reason": "connection_lost"}));
+        s.closing.send_replace(true);
+        assert!(s.listening.next().await.is_none());
+    }
+
+    #[test]
+    fn the_expiry_is_read_from_the_bearer_token() {
+        let claims = |exp: i64| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(json!({"sub": "x", "exp": exp}).to_string())
+        };
+        let headers = |token: String| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::AUTHORIZATION,
+                HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+            );
+            headers
+        };
+        let now = chrono::Utc::now().timestamp();
+        let until = token_expiry(&headers(format!(
+            "eyJhbGciOiJIUzI1NiJ9.{}.sig",
+            claims(now + 600)
+        )))
+        .unwrap();
+        let left = until - Instant::now();
+        assert!(
+            left > Duration::from_secs(590) && left <= Duration::from_secs(600),
+            "{left:?}"
+        );
+        let until = token_expiry(&headers(format!("h.{}.s", claims(now - 10)))).unwrap();
+        assert!(until <= Instant::now());
+        assert!(token_expiry(&headers("no-dots".into())).is_none());
+        assert!(token_expiry(&HeaderMap::new()).is_none());
+    }
+
+    #[tokio::test]
+    async fn the_stream_ends_when_the_token_expires() {
+        let mut s = setup(16, Uuid::now_v7());
+        s.listening.until = Some(Instant::now() + Duration::from_millis(200));
+        let started = Instant::now();
+        assert!(s.listening.next().await.is_none());
+        assert!(started.elapsed() >= Duration::from_millis(200));
+    }
+}
