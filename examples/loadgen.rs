@@ -12,12 +12,17 @@
 //! - `batch`:  one non-atomic batch of `--batch-size` random transfers per request.
 //! - `intents`: one payment intent per request (`POST /v1/payment-intents`, a random amount)
 //!   for the payee `--payee ID`, or for a payee it creates first when that is not given.
+//! - `webhooks`: one signed bank-feed webhook per request (`POST /v1/webhooks/standard`, a
+//!   Standard Webhooks signature, a fresh transaction id, the payee's code in the memo), so
+//!   each is verified, recorded, matched to the payee and posted. It creates the payee and
+//!   configures its feed first.
 //!
 //! The run modes print one `key=value` line on stdout, e.g.
 //! `mode=single clients=8 seconds=20.01 requests=... transfers=... transfers_per_s=...
 //! p50_ms=... p99_ms=... errors=... rejected=...`. `errors` counts failed requests (non-2xx or
 //! no answer); `rejected` counts transfers a 2xx batch answer reports as rejected. In `intents`
-//! mode `transfers` counts the payment intents created. The first few failures are printed on
+//! mode `transfers` counts the payment intents created, in `webhooks` mode the webhooks
+//! processed. The first few failures are printed on
 //! stderr.
 
 use std::process::ExitCode;
@@ -33,7 +38,8 @@ use uuid::Uuid;
 /// Enough failure bodies to diagnose a problem without flooding the terminal.
 const MAX_PRINTED_FAILURES: usize = 5;
 
-const USAGE: &str = "usage: loadgen --url URL --token TOKEN --mode setup|single|batch|hot|intents \
+const USAGE: &str =
+    "usage: loadgen --url URL --token TOKEN --mode setup|single|batch|hot|intents|webhooks \
 [--clients N] [--seconds T] [--accounts A] [--batch-size B] [--payee ID]";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +55,7 @@ enum Workload {
     Batch,
     Hot,
     Intents,
+    Webhooks,
 }
 
 impl Workload {
@@ -58,6 +65,7 @@ impl Workload {
             Workload::Batch => "batch",
             Workload::Hot => "hot",
             Workload::Intents => "intents",
+            Workload::Webhooks => "webhooks",
         }
     }
 }
@@ -73,6 +81,17 @@ struct Options {
     batch_size: usize,
     /// The payee of `intents` runs.
     payee: Option<String>,
+    /// The feed `webhooks` runs deliver to.
+    feed: Option<BenchFeed>,
+}
+
+/// A payee whose collection account has a Standard Webhooks feed.
+#[derive(Debug)]
+struct BenchFeed {
+    payee_code: String,
+    account_number: String,
+    /// The decoded key of the `whsec_` secret.
+    key: Vec<u8>,
 }
 
 fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
@@ -103,6 +122,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
                     "batch" => Mode::Load(Workload::Batch),
                     "hot" => Mode::Load(Workload::Hot),
                     "intents" => Mode::Load(Workload::Intents),
+                    "webhooks" => Mode::Load(Workload::Webhooks),
                     other => return Err(format!("unknown mode {other:?}")),
                 })
             }
@@ -123,6 +143,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
         accounts,
         batch_size,
         payee,
+        feed: None,
     };
     if options.mode != Mode::Setup && options.accounts < 2 {
         return Err("a transfer needs at least 2 accounts".into());
@@ -200,7 +221,11 @@ async fn send_one(
     workload: Workload,
     rng: &mut StdRng,
 ) -> Outcome {
+    if workload == Workload::Webhooks {
+        return send_webhook(target, options.feed.as_ref().expect("feed set up"), rng).await;
+    }
     let (path, body) = match workload {
+        Workload::Webhooks => unreachable!("handled above"),
         Workload::Single | Workload::Hot => (
             "/v1/transactions",
             transfer(rng, options.accounts, workload == Workload::Hot),
@@ -256,6 +281,50 @@ async fn send_one(
         ));
     }
     Outcome::Success { posted, rejected }
+}
+
+/// One incoming transfer naming the payee, signed as Standard Webhooks specifies.
+async fn send_webhook(target: &Target, feed: &BenchFeed, rng: &mut StdRng) -> Outcome {
+    use base64::Engine as _;
+    use hmac::Mac;
+    let id = Uuid::new_v4().to_string();
+    let body = json!({
+        "type": "bank_transaction",
+        "data": {
+            "id": id, "account_number": feed.account_number, "direction": "in",
+            "amount": rng.gen_range(1_000..=500_000),
+            "description": format!("NGUYEN VAN A chuyen tien {} mua hang", feed.payee_code),
+            "occurred_at": chrono::Utc::now().to_rfc3339(),
+        }
+    })
+    .to_string();
+    let timestamp = chrono::Utc::now().timestamp().to_string();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&feed.key).expect("any key length");
+    mac.update(format!("msg_{id}.{timestamp}.").as_bytes());
+    mac.update(body.as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let response = target
+        .http
+        .post(format!("{}/v1/webhooks/standard", target.url))
+        .header("Content-Type", "application/json")
+        .header("webhook-id", format!("msg_{id}"))
+        .header("webhook-timestamp", timestamp)
+        .header("webhook-signature", format!("v1,{signature}"))
+        .body(body)
+        .send()
+        .await;
+    match response {
+        Err(e) => Outcome::Failure(format!("request failed: {e}")),
+        Ok(response) if response.status().is_success() => Outcome::Success {
+            posted: 1,
+            rejected: 0,
+        },
+        Ok(response) => Outcome::Failure(format!(
+            "webhook answered {}: {}",
+            response.status(),
+            response.text().await.unwrap_or_default()
+        )),
+    }
 }
 
 #[derive(Default)]
@@ -413,24 +482,71 @@ async fn run_setup(target: Arc<Target>, options: Arc<Options>) -> Result<(), Str
     Ok(())
 }
 
-/// A vendor at a bank that is in the NAPAS list, for `intents` runs; returns its id.
-async fn create_payee(target: &Target) -> Result<String, String> {
+/// A vendor at a bank that is in the NAPAS list, collecting into `account_number`.
+async fn create_payee(target: &Target, account_number: &str) -> Result<Value, String> {
     let body = json!({
         "kind": "vendor",
         "name": "bench vendor",
         "collection_account": {
             "bank_bin": "970436",
-            "account_number": "0123456789",
+            "account_number": account_number,
             "holder_name": "Bench Vendor",
         },
     });
     match target.post("/v1/payees", &body).await? {
         (201, text) => serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|payee| payee["id"].as_str().map(str::to_owned))
-            .ok_or_else(|| format!("creating the payee answered {text}")),
+            .map_err(|_| format!("creating the payee answered {text}")),
         (status, text) => Err(format!("creating the payee answered {status}: {text}")),
     }
+}
+
+/// A fresh payee on its own bank account with a Standard Webhooks feed, for `webhooks` runs.
+async fn create_feed(target: &Target) -> Result<BenchFeed, String> {
+    use base64::Engine as _;
+    let account_number = format!(
+        "{:012}",
+        rand::thread_rng().gen_range(0..1_000_000_000_000u64)
+    );
+    let payee = create_payee(target, &account_number).await?;
+    let field = |key: &str| payee[key].as_str().map(str::to_owned);
+    let (Some(code), Some(collection)) = (
+        field("code"),
+        payee["collection_account"]["id"]
+            .as_str()
+            .map(str::to_owned),
+    ) else {
+        return Err(format!(
+            "the payee answer lacks code or collection account: {payee}"
+        ));
+    };
+    let key: Vec<u8> = (0..32).map(|_| rand::thread_rng().gen()).collect();
+    let secret = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(&key)
+    );
+    let response = target
+        .http
+        .put(format!(
+            "{}/v1/collection-accounts/{collection}/feed",
+            target.url
+        ))
+        .bearer_auth(&target.token)
+        .json(&json!({ "provider": "standard", "secrets": [secret] }))
+        .send()
+        .await
+        .map_err(|e| format!("configuring the feed failed: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!(
+            "configuring the feed answered {}: {}",
+            response.status(),
+            response.text().await.unwrap_or_default()
+        ));
+    }
+    Ok(BenchFeed {
+        payee_code: code,
+        account_number,
+        key,
+    })
 }
 
 #[tokio::main]
@@ -459,14 +575,23 @@ async fn main() -> ExitCode {
         token: options.token.clone(),
         printed_failures: AtomicUsize::new(0),
     });
-    if options.mode == Mode::Load(Workload::Intents) && options.payee.is_none() {
-        match create_payee(&target).await {
-            Ok(id) => options.payee = Some(id),
-            Err(why) => {
-                eprintln!("loadgen: {why}");
-                return ExitCode::FAILURE;
-            }
+    let prepared = match options.mode {
+        Mode::Load(Workload::Intents) if options.payee.is_none() => {
+            create_payee(&target, "0123456789").await.and_then(|payee| {
+                payee["id"]
+                    .as_str()
+                    .map(|id| options.payee = Some(id.to_owned()))
+                    .ok_or_else(|| format!("the payee answer lacks an id: {payee}"))
+            })
         }
+        Mode::Load(Workload::Webhooks) => create_feed(&target)
+            .await
+            .map(|feed| options.feed = Some(feed)),
+        _ => Ok(()),
+    };
+    if let Err(why) = prepared {
+        eprintln!("loadgen: {why}");
+        return ExitCode::FAILURE;
     }
     let options = Arc::new(options);
     let result = match options.mode {
