@@ -219,23 +219,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::canonical_json;
-
-    #[test]
-    fn canonical_json_ignores_key_order() {
-        let a: serde_json::Value =
-            serde_json::from_str(r#"{"b":1,"a":{"y":[1,{"d":2,"c":3}],"x":"é"}}"#).unwrap();
-        let b: serde_json::Value =
-            serde_json::from_str(r#"{"a":{"x":"é","y":[1,{"c":3,"d":2}]},"b":1}"#).unwrap();
-        assert_eq!(canonical_json(&a), canonical_json(&b));
-        let c: serde_json::Value =
-            serde_json::from_str(r#"{"a":{"x":"é","y":[{"c":3,"d":2},1]},"b":1}"#).unwrap();
-        assert_ne!(canonical_json(&a), canonical_json(&c));
-    }
-}
-
 /// The request body exactly as received, for routes that check a signature over the bytes or
 /// read a format other than JSON.
 pub struct RawBody(pub Bytes);
@@ -262,5 +245,22 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
                     )
                 }
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_json;
+
+    #[test]
+    fn canonical_json_ignores_key_order() {
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{"b":1,"a":{"y":[1,{"d":2,"c":3}],"x":"é"}}"#).unwrap();
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{"a":{"x":"é","y":[1,{"c":3,"d":2}]},"b":1}"#).unwrap();
+        assert_eq!(canonical_json(&a), canonical_json(&b));
+        let c: serde_json::Value =
+            serde_json::from_str(r#"{"a":{"x":"é","y":[{"c":3,"d":2},1]},"b":1}"#).unwrap();
+        assert_ne!(canonical_json(&a), canonical_json(&c));
     }
 }

@@ -8,4 +8,5 @@ mod concurrency;
 mod contract;
 mod payments;
 mod process;
+mod statements;
 mod transactions;
