@@ -121,3 +121,26 @@ pub async fn list_discrepancies(
 ) -> Result<Json<DiscrepancyPage>, ApiError> {
     Ok(Json(state.bank_feed.discrepancies(query).await?))
 }
+
+#[utoipa::path(post, path = "/v1/reconciliation/statements", tag = "reconciliation",
+    params(StatementQuery),
+    request_body(content = String, description = "the bank's statement of the account for the period, as CSV (at most 4 MiB, 50,000 rows): a header naming date, direction, amount, description, bank_reference, running_balance, then one row per transaction; see the README", content_type = "text/csv"),
+    security(("bearer" = [])),
+    responses((status = 200, description = "the statement compared with the stored bank transactions and the ledger (as before anything was recorded), and with `ingest=true` the lines recorded", body = StatementImportView),
+        (status = 400, description = "INVALID_QUERY (collection_account_id, from and to are required)", body = ErrorEnvelope),
+        (status = 404, description = "COLLECTION_ACCOUNT_NOT_FOUND", body = ErrorEnvelope),
+        (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
+        (status = 422, description = "STATEMENT_NOT_UTF8, STATEMENT_TOO_LARGE, STATEMENT_EMPTY, STATEMENT_HEADER_INVALID, STATEMENT_LINE_INVALID, STATEMENT_LINE_OUTSIDE_PERIOD (with `details.line`), STATEMENT_PERIOD_INVALID", body = ErrorEnvelope)))]
+pub async fn import_statement(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<StatementQuery>,
+    RawBody(body): RawBody,
+) -> Result<Json<StatementImportView>, ApiError> {
+    Ok(Json(
+        state
+            .bank_feed
+            .import_statement(&caller, query, &body)
+            .await?,
+    ))
+}

@@ -134,6 +134,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/v1/reconciliation/discrepancies",
             get(bank_feed::list_discrepancies),
         )
+        .route(
+            "/v1/reconciliation/statements",
+            post(bank_feed::import_statement).layer(DefaultBodyLimit::max(
+                crate::domain::statement::MAX_STATEMENT_BYTES,
+            )),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             policy::authorize,
@@ -213,7 +219,7 @@ async fn method_not_allowed() -> ApiError {
         payments::intent_qr_svg, payments::intent_qr_png,
         bank_feed::list_collection_accounts, bank_feed::set_feed, bank_feed::receive_webhook,
         bank_feed::get_bank_transaction, bank_feed::list_unmatched, bank_feed::resolve_unmatched,
-        bank_feed::list_discrepancies,
+        bank_feed::list_discrepancies, bank_feed::import_statement,
     ),
     components(schemas(crate::services::events::PaymentReceived)),
     modifiers(&BearerAuth),

@@ -150,6 +150,12 @@ pub const ROUTES: &[RoutePolicy] = &[
         "/v1/reconciliation/discrepancies",
         Access::Roles(LEDGER_READERS),
     ),
+    // Comparing only reads, but `ingest=true` records money: one policy per route.
+    route(
+        "POST",
+        "/v1/reconciliation/statements",
+        Access::Roles(LEDGER_WRITERS),
+    ),
 ];
 
 pub fn policy(method: &Method, path: &str) -> Option<Access> {

@@ -671,6 +671,32 @@ macro_rules! impl_bank_feed_store {
                             credit: None,
                         });
                     }
+                    // And the other way round: a statement line is the same money as a
+                    // transfer a feed already recorded with that bank reference, in the same
+                    // direction, whenever it occurred.
+                    if $crate::store::bank_feed::is_statement_transaction_id(
+                        &bank.provider_transaction_id,
+                    ) {
+                        let recorded: Option<BankTransactionRow> = sqlx::query_as(&format!(
+                            "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} \
+                             WHERE b.collection_account_id = $1 AND b.direction = $2 \
+                               AND UPPER(TRIM(b.bank_reference)) = $3 \
+                             ORDER BY b.occurred_at, b.id LIMIT 1"
+                        ))
+                        .bind(feed.collection_account_id)
+                        .bind(bank.direction.as_str())
+                        .bind(reference.trim().to_ascii_uppercase())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        if let Some(recorded) = recorded {
+                            tx.commit().await?;
+                            return Ok(IngestOutcome {
+                                transaction: recorded.into_domain()?,
+                                duplicate: true,
+                                credit: None,
+                            });
+                        }
+                    }
                 }
                 let id = uuid::Uuid::now_v7();
                 let ledger_transaction_id = uuid::Uuid::now_v7();
@@ -1423,9 +1449,16 @@ macro_rules! impl_bank_feed_store {
     };
 }
 
+const STATEMENT_ID_PREFIX: &str = "statement:";
+
 /// The provider transaction id of a transfer recorded from a bank statement line.
 pub fn statement_transaction_id(bank_reference: &str) -> String {
-    format!("statement:{}", bank_reference.trim())
+    format!("{STATEMENT_ID_PREFIX}{}", bank_reference.trim())
+}
+
+/// Whether a provider transaction id is one [`statement_transaction_id`] made.
+pub fn is_statement_transaction_id(provider_transaction_id: &str) -> bool {
+    provider_transaction_id.starts_with(STATEMENT_ID_PREFIX)
 }
 
 /// Which payees a memo names.

@@ -9,5 +9,6 @@ mod contract;
 mod events;
 mod payments;
 mod process;
+mod statements;
 mod transactions;
 mod webhooks;

@@ -4,6 +4,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::domain::bank_feed::{ParseError, SecretError, UnknownProvider, VerifyError};
+use crate::domain::statement::StatementError;
 use crate::services::paging::PageError;
 use crate::services::PublicError;
 use crate::store::bank_feed::ResolveRejection;
@@ -38,6 +39,9 @@ pub enum BankFeedError {
     InvalidResolution(&'static str),
     #[error(transparent)]
     Page(#[from] PageError),
+    /// An uploaded bank statement (or its period) that cannot be read.
+    #[error(transparent)]
+    Statement(#[from] StatementError),
     #[error("this idempotency key was already used with a different request")]
     IdempotencyKeyReused,
     #[error("a request with this idempotency key is still being processed; retry shortly")]
@@ -99,6 +103,7 @@ impl PublicError for BankFeedError {
             Resolve(ResolveRejection::PayeeBalanceShort) => "PAYEE_BALANCE_SHORT",
             InvalidResolution(_) => "INVALID_RESOLUTION",
             Page(page) => page.code(),
+            Statement(statement) => statement.code(),
             IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             IdempotencyKeyInProgress => "IDEMPOTENCY_KEY_IN_PROGRESS",
             Store(store) => store.code(),
@@ -109,6 +114,9 @@ impl PublicError for BankFeedError {
         match self {
             BankFeedError::Verify(VerifyError::TimestampOutOfWindow { skew_seconds }) => {
                 Some(json!({ "skew_seconds": skew_seconds }))
+            }
+            BankFeedError::Statement(statement) => {
+                statement.line().map(|line| json!({ "line": line }))
             }
             _ => None,
         }

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod models;
+pub mod statement;
 
 use std::sync::Arc;
 

@@ -252,3 +252,71 @@ pub struct DiscrepancyPage {
     pub data: Vec<DiscrepancyView>,
     pub next_cursor: Option<String>,
 }
+
+/// Which account and period an uploaded statement covers, and whether to record its lines
+/// that no webhook brought.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StatementQuery {
+    /// The collection account the statement is for.
+    pub collection_account_id: Uuid,
+    /// Start of the period, inclusive, RFC 3339 (e.g. `2024-03-01T00:00:00+07:00`).
+    #[param(example = "2024-03-01T00:00:00+07:00")]
+    pub from: String,
+    /// End of the period, exclusive, RFC 3339; at most 366 days after `from`.
+    #[param(example = "2024-04-01T00:00:00+07:00")]
+    pub to: String,
+    /// Record the statement's lines that no webhook brought (those with a bank reference) as
+    /// bank transactions, matched and posted as a webhook would be. Default false: only
+    /// compare.
+    pub ingest: Option<bool>,
+}
+
+/// A statement line recorded as a bank transaction (`ingest=true`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct IngestedLine {
+    /// Line of the statement file.
+    #[schema(example = 5)]
+    pub line: usize,
+    pub bank_transaction_id: Uuid,
+    /// intent, payee, suspense or refund
+    pub matched_as: String,
+    /// The transfer was already recorded (an earlier import of the same line, or a webhook
+    /// with the same bank reference); nothing changed this time.
+    pub duplicate: bool,
+}
+
+/// A statement line no webhook brought that was not recorded.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NotIngestedLine {
+    #[schema(example = 6)]
+    pub line: usize,
+    /// `NO_BANK_REFERENCE`
+    pub code: String,
+    pub reason: String,
+}
+
+/// An uploaded statement compared with the stored bank transactions and the ledger, and what
+/// was recorded from it. The comparison is of the state before anything was recorded.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StatementImportView {
+    pub collection_account_id: Uuid,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    #[serde(flatten)]
+    pub report: crate::domain::statement::StatementReport,
+    /// Whether `ingest=true` was asked.
+    pub ingest: bool,
+    /// With `ingest=true`: the missing-webhook lines recorded (or found already recorded).
+    pub ingested: Vec<IngestedLine>,
+    /// With `ingest=true`: the missing-webhook lines that could not be recorded, and why.
+    pub not_ingested: Vec<NotIngestedLine>,
+    /// With `ingest=true`: the ledger balance of the account's bank asset at the end of the
+    /// period after recording; null otherwise.
+    #[schema(example = "12650000")]
+    pub ledger_closing_balance_after_ingest: Option<String>,
+    /// Statement minus ledger after recording, where the statement gives a closing balance.
+    #[schema(example = "0")]
+    pub closing_balance_difference_after_ingest: Option<String>,
+}
