@@ -649,18 +649,26 @@ macro_rules! impl_bank_feed_store {
                     Self::insert_delivery(&mut tx, delivery).await?;
                 }
                 let delivery_id = delivery.id;
-                // A transfer first recorded from a bank statement (a webhook that never came)
-                // is the same money when the webhook turns up late: same bank reference.
-                if let Some(reference) = bank.reference.as_deref().filter(|r| !r.is_empty()) {
+                // The same money can reach us twice under different ids: from a bank
+                // statement line (a webhook that never came) and from the feed. Same account,
+                // direction and bank reference, with one side from a statement, is a duplicate.
+                if let Some(reference) = bank.reference.as_deref().filter(|r| !r.trim().is_empty()) {
                     use $crate::store::bank_feed::{
                         BankTransactionRow, BANK_TRANSACTION_COLUMNS, BANK_TRANSACTION_FROM,
+                        STATEMENT_ID_PREFIX,
                     };
+                    let from_statement = bank.provider_transaction_id.starts_with(STATEMENT_ID_PREFIX);
                     let twin: Option<BankTransactionRow> = sqlx::query_as(&format!(
                         "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} \
-                         WHERE b.provider_transaction_id = $1 AND b.collection_account_id = $2"
+                         WHERE b.collection_account_id = $1 AND b.direction = $2 \
+                           AND UPPER(TRIM(b.bank_reference)) = $3 \
+                           AND ($4 OR b.provider_transaction_id LIKE '{STATEMENT_ID_PREFIX}%') \
+                         ORDER BY b.occurred_at, b.id LIMIT 1"
                     ))
-                    .bind($crate::store::bank_feed::statement_transaction_id(reference))
                     .bind(feed.collection_account_id)
+                    .bind(bank.direction.as_str())
+                    .bind(reference.trim().to_uppercase())
+                    .bind(from_statement)
                     .fetch_optional(&mut *tx)
                     .await?;
                     if let Some(twin) = twin {
@@ -670,32 +678,6 @@ macro_rules! impl_bank_feed_store {
                             duplicate: true,
                             credit: None,
                         });
-                    }
-                    // And the other way round: a statement line is the same money as a
-                    // transfer a feed already recorded with that bank reference, in the same
-                    // direction, whenever it occurred.
-                    if $crate::store::bank_feed::is_statement_transaction_id(
-                        &bank.provider_transaction_id,
-                    ) {
-                        let recorded: Option<BankTransactionRow> = sqlx::query_as(&format!(
-                            "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} \
-                             WHERE b.collection_account_id = $1 AND b.direction = $2 \
-                               AND UPPER(TRIM(b.bank_reference)) = $3 \
-                             ORDER BY b.occurred_at, b.id LIMIT 1"
-                        ))
-                        .bind(feed.collection_account_id)
-                        .bind(bank.direction.as_str())
-                        .bind(reference.trim().to_ascii_uppercase())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                        if let Some(recorded) = recorded {
-                            tx.commit().await?;
-                            return Ok(IngestOutcome {
-                                transaction: recorded.into_domain()?,
-                                duplicate: true,
-                                credit: None,
-                            });
-                        }
                     }
                 }
                 let id = uuid::Uuid::now_v7();
@@ -1078,17 +1060,7 @@ macro_rules! impl_bank_feed_store {
                 .execute(&mut *tx)
                 .await?;
                 let resolved = Self::load_bank_transaction(&mut tx, bank_transaction_id).await?;
-                let response = respond(&resolved);
-                sqlx::query(
-                    "UPDATE idempotency_keys SET status_code = $1, response_body = $2 \
-                     WHERE user_id = $3 AND key = $4",
-                )
-                .bind(i32::from(response.status))
-                .bind(response.body)
-                .bind(claim.user_id)
-                .bind(&claim.key)
-                .execute(&mut *tx)
-                .await?;
+                Self::store_key_response(&mut tx, claim, &respond(&resolved)).await?;
                 tx.commit().await?;
                 Ok(Idempotent::Fresh(Ok(resolved)))
             }
@@ -1449,16 +1421,11 @@ macro_rules! impl_bank_feed_store {
     };
 }
 
-const STATEMENT_ID_PREFIX: &str = "statement:";
+pub(super) const STATEMENT_ID_PREFIX: &str = "statement:";
 
 /// The provider transaction id of a transfer recorded from a bank statement line.
 pub fn statement_transaction_id(bank_reference: &str) -> String {
     format!("{STATEMENT_ID_PREFIX}{}", bank_reference.trim())
-}
-
-/// Whether a provider transaction id is one [`statement_transaction_id`] made.
-pub fn is_statement_transaction_id(provider_transaction_id: &str) -> bool {
-    provider_transaction_id.starts_with(STATEMENT_ID_PREFIX)
 }
 
 /// Which payees a memo names.

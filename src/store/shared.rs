@@ -302,17 +302,7 @@ macro_rules! impl_store {
                     return Ok(Idempotent::Fresh(results));
                 }
                 if let (Some(claim), None) = (claim, &response_now) {
-                    let response = respond(&results);
-                    sqlx::query(
-                        "UPDATE idempotency_keys SET status_code = $1, response_body = $2 \
-                         WHERE user_id = $3 AND key = $4",
-                    )
-                    .bind(i32::from(response.status))
-                    .bind(response.body)
-                    .bind(claim.user_id)
-                    .bind(&claim.key)
-                    .execute(&mut *tx)
-                    .await?;
+                    Self::store_key_response(&mut tx, claim, &respond(&results)).await?;
                 }
                 tx.commit().await?;
                 Ok(Idempotent::Fresh(results))
@@ -583,6 +573,26 @@ macro_rules! impl_store {
                         _ => Err(StoreError::IdempotencyKeyInProgress),
                     }
                 }))
+            }
+
+            /// Completes a key claimed without a response (`claim_key(.., None)`) with the
+            /// response its request produced, in the same database transaction.
+            async fn store_key_response(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                claim: &$crate::store::IdempotencyClaim,
+                response: &$crate::store::StoredResponse,
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "UPDATE idempotency_keys SET status_code = $1, response_body = $2 \
+                     WHERE user_id = $3 AND key = $4",
+                )
+                .bind(i32::from(response.status))
+                .bind(&response.body)
+                .bind(claim.user_id)
+                .bind(&claim.key)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
             }
 
             /// Refuses transactions whose id is taken or whose original is already reversed,

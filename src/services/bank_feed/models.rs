@@ -6,6 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::clock::to_datetime;
+pub use crate::services::ledger::PageQuery;
 use crate::store::bank_feed::{
     CollectionAccountSummary, Discrepancy, ResolutionAction, StoredBankTransaction,
 };
@@ -193,15 +194,6 @@ pub struct BankTransactionPage {
     /// Oldest first.
     pub data: Vec<BankTransactionView>,
     pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    pub cursor: Option<String>,
-    /// 1 to 500, default 50
-    pub limit: Option<u32>,
 }
 
 /// Exactly one of `payment_intent_id`, `payee_id` or `refund: true`, and a note saying why.
