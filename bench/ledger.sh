@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Write-path benchmark: market-ledger on PostgreSQL (single, batch, hot) against pgbench's
-# tpcb-like on the same server, then market-ledger on its SQLite default (single, batch).
+# Write-path benchmark: market-ledger on PostgreSQL (single, batch, hot, signed bank-feed
+# webhooks) against pgbench's tpcb-like on the same server, then market-ledger on its SQLite
+# default (single, batch, webhooks).
 #
 # Knobs (environment): CLIENTS (8), SECONDS_PER_RUN (20), ACCOUNTS (1000), BATCH_SIZE (100).
 # Needs: cargo, PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth), pgbench, psql,
@@ -184,6 +185,7 @@ setup_accounts
 PG_SINGLE=$(run_load single)
 PG_BATCH=$(run_load batch)
 PG_HOT=$(run_load hot)
+PG_WEBHOOKS=$(run_load webhooks)
 PG_VERIFY=$(verify_ledger)
 stop_server
 
@@ -207,6 +209,7 @@ start_server sqlite "sqlite://$WORK_DIR/sqlite-db/market-ledger.db"
 setup_accounts
 SQLITE_SINGLE=$(run_load single)
 SQLITE_BATCH=$(run_load batch)
+SQLITE_WEBHOOKS=$(run_load webhooks)
 SQLITE_VERIFY=$(verify_ledger)
 stop_server
 
@@ -225,10 +228,12 @@ clients=$CLIENTS seconds_per_run=$SECONDS_PER_RUN accounts=$ACCOUNTS batch_size=
 backend=postgres $PG_SINGLE
 backend=postgres $PG_BATCH
 backend=postgres $PG_HOT
+backend=postgres $PG_WEBHOOKS
 backend=postgres verify=$PG_VERIFY
 backend=postgres pgbench=tpcb-like scale=10 clients=$CLIENTS jobs=$PGBENCH_JOBS tps=$PGBENCH_TPS
 backend=sqlite $SQLITE_SINGLE
 backend=sqlite $SQLITE_BATCH
+backend=sqlite $SQLITE_WEBHOOKS
 backend=sqlite verify=$SQLITE_VERIFY
 ratios single_over_pgbench=$single_ratio batch_over_pgbench=$batch_ratio hot_over_cold=$hot_ratio
 bar single >= 0.6x tpcb-like: $single_ratio $(bar "$single_ratio" 0.6)
