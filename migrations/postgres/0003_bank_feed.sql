@@ -9,12 +9,12 @@ ALTER TABLE payment_intents ADD COLUMN paid_amount BIGINT NOT NULL DEFAULT 0
     CHECK (paid_amount >= 0);
 
 -- Money nobody could match waits here for staff. No balance guard: a refund of parked money
--- or an unexplained withdrawal may take it below zero, and that must still be recorded.
+-- or an unexplained withdrawal may take it below zero, and that must still be recorded. If an
+-- account already has this code, the migration fails rather than post to the wrong account.
 INSERT INTO accounts (id, code, name, kind, currency, debits_must_not_exceed_credits,
     credits_must_not_exceed_debits, created_at)
 VALUES ('00000000-0000-7000-8000-000000000001', 'suspense:bank-feed',
-    'Bank transfers waiting to be matched', 'liability', 'VND', FALSE, FALSE, 0)
-ON CONFLICT (code) DO NOTHING;
+    'Bank transfers waiting to be matched', 'liability', 'VND', FALSE, FALSE, 0);
 
 CREATE TABLE bank_feeds (
     collection_account_id UUID PRIMARY KEY REFERENCES collection_accounts (id),

@@ -382,6 +382,10 @@ fn parse_row<'a>(
         problem,
     };
 
+    // No database stores text with NUL in it.
+    if let Some(column) = Column::ALL.into_iter().find(|c| field(*c).contains('\0')) {
+        return Err(invalid(column, "contains a NUL character".to_owned()));
+    }
     let date = field(Column::Date);
     let (occurred_at_micros, has_time) = parse_date(date).ok_or_else(|| {
         invalid(
@@ -1120,6 +1124,15 @@ mod tests {
     use super::*;
 
     const HEADER: &str = "date,direction,amount,description,bank_reference,running_balance\n";
+
+    #[test]
+    fn a_nul_character_is_refused_with_its_line() {
+        let csv = format!("{HEADER}2024-03-01,in,1000,a\0b,,\n");
+        let error = parse_statement(csv.as_bytes()).unwrap_err();
+        assert_eq!(error.code(), "STATEMENT_LINE_INVALID");
+        assert_eq!(error.line(), Some(2));
+        assert!(error.to_string().contains("NUL"), "{error}");
+    }
 
     fn utc(text: &str) -> i64 {
         DateTime::parse_from_rfc3339(text)

@@ -181,6 +181,11 @@ pub enum ResolveRejection {
     OutgoingNeedsPayee,
     #[error("the payee's balance cannot cover this outgoing transfer")]
     PayeeBalanceShort,
+    #[error(
+        "the intent is cancelled, or needs less than this amount; assign it to the payee or \
+         refund it"
+    )]
+    ExceedsIntent,
 }
 
 #[derive(Debug, Clone)]
@@ -658,16 +663,29 @@ macro_rules! impl_bank_feed_store {
                         STATEMENT_ID_PREFIX,
                     };
                     let from_statement = bank.provider_transaction_id.starts_with(STATEMENT_ID_PREFIX);
+                    let normalized = reference.trim().to_uppercase();
+                    // Two records of one transfer under different ids would both pass a plain
+                    // read of each other's uncommitted rows: queue on the reference first.
+                    Self::serialize_on(
+                        &mut tx,
+                        &format!(
+                            "{}|{}|{normalized}",
+                            feed.collection_account_id,
+                            bank.direction.as_str()
+                        ),
+                    )
+                    .await?;
                     let twin: Option<BankTransactionRow> = sqlx::query_as(&format!(
                         "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} \
                          WHERE b.collection_account_id = $1 AND b.direction = $2 \
                            AND UPPER(TRIM(b.bank_reference)) = $3 \
-                           AND ($4 OR b.provider_transaction_id LIKE '{STATEMENT_ID_PREFIX}%') \
-                         ORDER BY b.occurred_at, b.id LIMIT 1"
+                           AND ($4 OR substr(b.provider_transaction_id, 1, {}) = '{STATEMENT_ID_PREFIX}') \
+                         ORDER BY b.occurred_at, b.id LIMIT 1",
+                        STATEMENT_ID_PREFIX.len()
                     ))
                     .bind(feed.collection_account_id)
                     .bind(bank.direction.as_str())
-                    .bind(reference.trim().to_uppercase())
+                    .bind(&normalized)
                     .bind(from_statement)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -744,6 +762,7 @@ macro_rules! impl_bank_feed_store {
                 let mut plan = plan;
                 if let Some(flag) = plan.alternatives[posted].fallback_to_suspense {
                     plan.matched_as = $crate::store::bank_feed::MatchedAs::Suspense;
+                    plan.payee = None;
                     plan.suspense_amount = bank.amount;
                     plan.flags.push(flag);
                 }
@@ -977,15 +996,19 @@ macro_rules! impl_bank_feed_store {
                         let Some(intent) = Self::lock_intent(&mut tx, intent_id).await? else {
                             reject!(ResolveRejection::IntentNotFound(intent_id));
                         };
-                        let paid_amount = intent.paid_amount.saturating_add(amount);
-                        let status = match intent.stored_status {
-                            $crate::domain::intent::IntentStatus::Cancelled => {
-                                $crate::domain::intent::IntentStatus::Cancelled
-                            }
-                            _ if paid_amount >= intent.amount => {
-                                $crate::domain::intent::IntentStatus::Paid
-                            }
-                            _ => $crate::domain::intent::IntentStatus::PartiallyPaid,
+                        // Staff assign money to an intent only where it fits: a cancelled or
+                        // paid intent, or more than it still needs, goes to the payee instead
+                        // (or back to the sender).
+                        if intent.stored_status == $crate::domain::intent::IntentStatus::Cancelled
+                            || amount > intent.amount - intent.paid_amount
+                        {
+                            reject!(ResolveRejection::ExceedsIntent);
+                        }
+                        let paid_amount = intent.paid_amount + amount;
+                        let status = if paid_amount == intent.amount {
+                            $crate::domain::intent::IntentStatus::Paid
+                        } else {
+                            $crate::domain::intent::IntentStatus::PartiallyPaid
                         };
                         intent_update = Some((intent_id, paid_amount, status));
                         let payee = Self::payee_ledger_account(&mut tx, intent.payee_id)
@@ -1219,7 +1242,30 @@ macro_rules! impl_bank_feed_store {
                 };
 
                 if bank.direction == Direction::Out {
-                    // Paying back money parked in suspense (a refund staff decided on).
+                    let named = self.payee_named_in(tx, feed, bank).await?;
+                    if let $crate::store::bank_feed::PayeeMatch::One(payee) = named {
+                        return Ok(Plan {
+                            matched_as: MatchedAs::Payee,
+                            payee: Some(payee),
+                            intent: None,
+                            intent_update: None,
+                            suspense_amount: 0,
+                            flags: Vec::new(),
+                            alternatives: vec![
+                                Alternative {
+                                    legs: vec![(payee.1, bank_account, amount)],
+                                    fallback_to_suspense: None,
+                                },
+                                Alternative {
+                                    legs: vec![(SUSPENSE_ACCOUNT_ID, bank_account, amount)],
+                                    fallback_to_suspense: Some(Flag::PayeeBalanceShort),
+                                },
+                            ],
+                            refund_resolution: None,
+                        });
+                    }
+                    // Not a payout a memo names: paying back money parked in suspense (a
+                    // refund staff decided on) of this amount, oldest first.
                     let refund: Option<(uuid::Uuid,)> = sqlx::query_as(&format!(
                         "SELECT r.id FROM suspense_resolutions r \
                          JOIN bank_transactions b ON b.id = r.bank_transaction_id \
@@ -1238,35 +1284,17 @@ macro_rules! impl_bank_feed_store {
                         plan.refund_resolution = Some(resolution);
                         return Ok(plan);
                     }
-                    return Ok(match self.payee_named_in(tx, feed, bank).await? {
-                        $crate::store::bank_feed::PayeeMatch::One(payee) => Plan {
-                            matched_as: MatchedAs::Payee,
-                            payee: Some(payee),
-                            intent: None,
-                            intent_update: None,
-                            suspense_amount: 0,
-                            flags: Vec::new(),
-                            alternatives: vec![
-                                Alternative {
-                                    legs: vec![(payee.1, bank_account, amount)],
-                                    fallback_to_suspense: None,
-                                },
-                                Alternative {
-                                    legs: vec![(SUSPENSE_ACCOUNT_ID, bank_account, amount)],
-                                    fallback_to_suspense: Some(Flag::PayeeBalanceShort),
-                                },
-                            ],
-                            refund_resolution: None,
-                        },
+                    return Ok(match named {
                         $crate::store::bank_feed::PayeeMatch::Several => {
                             to_suspense(vec![Flag::AmbiguousPayee, Flag::UnexplainedOutgoing])
                         }
-                        $crate::store::bank_feed::PayeeMatch::None => to_suspense(vec![Flag::UnexplainedOutgoing]),
+                        _ => to_suspense(vec![Flag::UnexplainedOutgoing]),
                     });
                 }
 
                 let references: Vec<String> = PaymentReference::find_in_memo(&bank.description)
                     .into_iter()
+                    .take($crate::store::shared::CHUNK_ROWS)
                     .map(|r| r.as_str().to_owned())
                     .collect();
                 if !references.is_empty() {
@@ -1405,6 +1433,11 @@ macro_rules! impl_bank_feed_store {
                     .collect();
                 let _account_gates = self.gate_accounts(&account_ids).await;
                 let mut accounts = Self::lock_accounts(tx, &account_ids).await?;
+                if accounts.len() != account_ids.len() {
+                    return Err($crate::store::StoreError::Corrupt(
+                        "an account of a bank-feed posting does not exist".into(),
+                    ));
+                }
                 for (index, candidate) in candidates.iter().enumerate() {
                     if let Ok(entries) =
                         $crate::domain::transaction::apply(&mut accounts, candidate)

@@ -88,6 +88,14 @@ impl PostgresStore {
     ) -> StoreResult<(Option<OwnedMutexGuard<()>>, Transaction<'static, Postgres>)> {
         Ok((None, self.pool.begin().await?))
     }
+    /// Holds a transaction-scoped advisory lock on `key` until commit or rollback.
+    async fn serialize_on(tx: &mut Transaction<'static, Postgres>, key: &str) -> StoreResult<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(key)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
 
     async fn begin_snapshot(&self) -> StoreResult<Transaction<'static, Postgres>> {
         Ok(self

@@ -70,6 +70,10 @@ impl SqliteStore {
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         Ok((Some(guard), tx))
     }
+    /// BEGIN IMMEDIATE already admits one writer at a time.
+    async fn serialize_on(_tx: &mut Transaction<'static, Sqlite>, _key: &str) -> StoreResult<()> {
+        Ok(())
+    }
 
     /// In WAL mode a read transaction sees one snapshot from its first read on.
     async fn begin_snapshot(&self) -> StoreResult<Transaction<'static, Sqlite>> {

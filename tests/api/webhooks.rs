@@ -608,6 +608,14 @@ async fn feeds_are_configured_by_staff_and_bad_deliveries_are_refused(backend: B
     bad["data"]["amount"] = json!(12.5);
     let (status, refused) = send_standard(&app, STANDARD_SECRET, &bad).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    // A NUL character no database can store: refused, not a 500.
+    let nul = transfer("x5", "5566778899", "in", 1_000, "tien\u{0}hang", Utc::now());
+    let (status, refused) = send_standard(&app, STANDARD_SECRET, &nul).await;
+    assert_eq!(
+        (status, error_code(&refused)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "WEBHOOK_FIELD_INVALID"),
+        "{refused}"
+    );
     // Another event type is acknowledged and ignored.
     let other = json!({ "type": "account.updated", "data": {} });
     let (status, ack) = send_standard(&app, STANDARD_SECRET, &other).await;
@@ -911,6 +919,20 @@ async fn staff_resolve_suspense_once_with_who_when_and_why(backend: Backend) {
     );
     assert_eq!(app.balance("payee:V012").await, "10000");
 
+    let small = intent(&app, &payee, "20000", None).await;
+    let too_much = json!({ "payment_intent_id": small["id"], "note": "too much for it" });
+    let (status, refused) = read(
+        app.post_idempotent(&resolve(&to_intent["id"]), "k3a", &too_much)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&refused)),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "RESOLUTION_EXCEEDS_INTENT"
+        )
+    );
     let fee = intent(&app, &payee, "25000", None).await;
     let (status, assigned) = read(
         app.post_idempotent(
@@ -947,6 +969,10 @@ async fn staff_resolve_suspense_once_with_who_when_and_why(backend: Backend) {
     );
     assert!(unmatched(&app).await.is_empty());
     assert_eq!(app.balance("suspense:bank-feed").await, "7000");
+    // A payout that names the vendor is the vendor's, even at the refund's amount.
+    let payout = record(&app, account, "out", 7_000, "chi tra V012").await;
+    assert_eq!(payout["matched_as"], "payee");
+    assert_eq!(app.balance("suspense:bank-feed").await, "7000");
     // The bank transfer that pays it back clears it.
     let refund = record(&app, account, "out", 7_000, "hoan tien").await;
     assert_eq!(refund["matched_as"], "refund");
@@ -961,10 +987,10 @@ async fn staff_resolve_suspense_once_with_who_when_and_why(backend: Backend) {
         refund["id"]
     );
     assert_eq!(app.balance("suspense:bank-feed").await, "0");
-    assert_eq!(app.balance("payee:V012").await, "35000");
+    assert_eq!(app.balance("payee:V012").await, "28000");
     assert_eq!(
         app.balance(&format!("bank:970436:{account}")).await,
-        "35000"
+        "28000"
     );
 
     let (status, missing) = read(

@@ -65,6 +65,11 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// No database stores text with NUL in it; refused here rather than failing the write.
+    fn nul(&self, name: &str) -> ParseError {
+        self.invalid(name, "contains a NUL character")
+    }
+
     fn invalid(&self, name: &str, problem: &'static str) -> ParseError {
         ParseError::InvalidField {
             field: self.path_of(name),
@@ -84,6 +89,7 @@ impl<'a> Fields<'a> {
     pub fn optional_text(&self, name: &str) -> Result<Option<String>, ParseError> {
         match self.get(name) {
             None => Ok(None),
+            Some(Value::String(text)) if text.contains('\0') => Err(self.nul(name)),
             Some(Value::String(text)) => {
                 let text = text.trim();
                 Ok((!text.is_empty()).then(|| text.to_owned()))
@@ -97,6 +103,7 @@ impl<'a> Fields<'a> {
     pub fn text_or_empty(&self, name: &str) -> Result<String, ParseError> {
         match self.get(name) {
             None => Ok(String::new()),
+            Some(Value::String(text)) if text.contains('\0') => Err(self.nul(name)),
             Some(Value::String(text)) => Ok(text.clone()),
             Some(_) => Err(self.invalid(name, "must be a string")),
         }

@@ -25,6 +25,11 @@ pub enum BankFeedError {
     Parse(#[from] ParseError),
     #[error("no collection account has account number {0:?}; register its payee first")]
     AccountUnknown(String),
+    #[error(
+        "account number {0:?} is registered at several banks under this secret; give each its \
+         own secret"
+    )]
+    AccountAmbiguous(String),
     #[error("collection account {0} not found")]
     CollectionAccountNotFound(Uuid),
     #[error(transparent)]
@@ -101,6 +106,8 @@ impl PublicError for BankFeedError {
             Resolve(ResolveRejection::PayeeNotFound(_)) => "PAYEE_NOT_FOUND",
             Resolve(ResolveRejection::OutgoingNeedsPayee) => "RESOLUTION_NOT_APPLICABLE",
             Resolve(ResolveRejection::PayeeBalanceShort) => "PAYEE_BALANCE_SHORT",
+            Resolve(ResolveRejection::ExceedsIntent) => "RESOLUTION_EXCEEDS_INTENT",
+            AccountAmbiguous(_) => "WEBHOOK_ACCOUNT_AMBIGUOUS",
             InvalidResolution(_) => "INVALID_RESOLUTION",
             Page(page) => page.code(),
             Statement(statement) => statement.code(),

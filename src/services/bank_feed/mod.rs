@@ -146,14 +146,25 @@ impl BankFeedService {
         let mut targets = Vec::with_capacity(transactions.len());
         for transaction in &transactions {
             let account_number = transaction.account_number.trim();
-            match verified.iter().find(|f| f.account_number == account_number) {
-                Some(feed) => targets.push(*feed),
-                None if feeds.iter().any(|f| f.account_number == account_number) => {
+            let mut signed_for = verified
+                .iter()
+                .filter(|f| f.account_number == account_number);
+            match (signed_for.next(), signed_for.next()) {
+                (Some(_), Some(_)) => {
+                    // The bodies name no bank, so one secret on the same number at two banks
+                    // cannot say which account the money reached.
+                    let error = BankFeedError::AccountAmbiguous(account_number.to_owned());
+                    delivery.outcome = error.code().to_owned();
+                    self.store.record_delivery(&delivery).await?;
+                    return Err(error);
+                }
+                (Some(feed), None) => targets.push(*feed),
+                (None, _) if feeds.iter().any(|f| f.account_number == account_number) => {
                     return Err(BankFeedError::SignedForAnotherAccount(
                         account_number.to_owned(),
                     ))
                 }
-                None => {
+                (None, _) => {
                     let error = BankFeedError::AccountUnknown(account_number.to_owned());
                     if !self.store.account_number_known(account_number).await? {
                         delivery.outcome = error.code().to_owned();
