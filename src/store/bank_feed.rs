@@ -1454,7 +1454,7 @@ macro_rules! impl_bank_feed_store {
     };
 }
 
-pub(super) const STATEMENT_ID_PREFIX: &str = "statement:";
+pub(super) use crate::domain::bank_feed::STATEMENT_ID_PREFIX;
 
 /// The provider transaction id of a transfer recorded from a bank statement line.
 pub fn statement_transaction_id(bank_reference: &str) -> String {

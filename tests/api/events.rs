@@ -426,6 +426,35 @@ async fn a_webhook_processed_on_one_instance_reaches_the_phone_on_another(backen
         StatusCode::OK
     );
     on_b.expect_quiet().await;
+
+    // Money nobody could match is announced when staff assign it to the payee.
+    let stray = transfer(
+        "e2e-2",
+        "3344556677",
+        "in",
+        9_000,
+        "chuyen tien",
+        chrono::Utc::now(),
+    );
+    let (status, ack) = send_standard(&app, STANDARD_SECRET, &stray).await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    assert_eq!(ack["transactions"][0]["matched_as"], "suspense");
+    on_b.expect_quiet().await;
+    let resolve = format!(
+        "/v1/reconciliation/unmatched/{}/resolve",
+        ack["transactions"][0]["id"].as_str().unwrap()
+    );
+    let request = json!({ "payee_id": payee_id, "note": "her customer forgot the code" });
+    let (status, resolved) =
+        read(app.post_idempotent(&resolve, "e2e-resolve", &request).await).await;
+    let processed = Instant::now();
+    assert_eq!(status, StatusCode::OK, "{resolved}");
+    let frame = on_b.expect(WITHIN).await;
+    assert!(processed.elapsed() < WITHIN, "{:?}", processed.elapsed());
+    let event = frame.json();
+    assert_eq!(event["bank_transaction_id"], ack["transactions"][0]["id"]);
+    assert_eq!(event["amount"], "9000");
+    assert_eq!(event.get("payment_intent_id"), None, "{event}");
     drop(on_b);
     if let Some(sibling) = sibling {
         sibling.shut_down().await.unwrap();

@@ -616,6 +616,14 @@ async fn feeds_are_configured_by_staff_and_bad_deliveries_are_refused(backend: B
         (StatusCode::UNPROCESSABLE_ENTITY, "WEBHOOK_FIELD_INVALID"),
         "{refused}"
     );
+    // Ids beginning with "statement:" belong to bank statement lines.
+    let reserved = transfer("statement:FT1", "5566778899", "in", 1_000, "", Utc::now());
+    let (status, refused) = send_standard(&app, STANDARD_SECRET, &reserved).await;
+    assert_eq!(
+        (status, error_code(&refused)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "WEBHOOK_FIELD_INVALID"),
+        "{refused}"
+    );
     // Another event type is acknowledged and ignored.
     let other = json!({ "type": "account.updated", "data": {} });
     let (status, ack) = send_standard(&app, STANDARD_SECRET, &other).await;

@@ -40,6 +40,10 @@ use subtle::ConstantTimeEq;
 /// deduplicating on the provider's transaction id.
 pub const TIMESTAMP_TOLERANCE_SECONDS: i64 = 5 * 60;
 
+/// Transaction ids beginning with this are transfers recorded from a bank statement line
+/// (`statement:<bank reference>`); no feed may send one.
+pub const STATEMENT_ID_PREFIX: &str = "statement:";
+
 /// The bank-feed aggregators (and the generic Standard Webhooks route) we accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Provider {

@@ -74,9 +74,16 @@ pub(super) fn parse(body: &Value) -> Result<BankTransaction, ParseError> {
         return Err(ParseError::UnsupportedEventType { event_type });
     }
     let data = root.object("data")?;
+    let id = data.identifier("id")?;
+    if id.starts_with(super::STATEMENT_ID_PREFIX) {
+        return Err(ParseError::InvalidField {
+            field: data.path_of("id"),
+            problem: "may not begin with \"statement:\", which marks bank statement lines",
+        });
+    }
     Ok(BankTransaction {
         provider: Provider::Standard,
-        provider_transaction_id: data.identifier("id")?,
+        provider_transaction_id: id,
         account_number: data.required_text("account_number")?,
         direction: data.direction("direction")?,
         amount: data.positive_amount("amount")?,

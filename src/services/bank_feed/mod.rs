@@ -11,13 +11,15 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use crate::clock::{to_rfc3339, Clock};
-use crate::domain::bank_feed::{self, ParseError, Provider, Secret, VerifyError};
+use crate::domain::bank_feed::{self, Direction, ParseError, Provider, Secret, VerifyError};
 use crate::domain::user::Role;
 use crate::services::auth::Caller;
 use crate::services::events::{PaymentEvents, PaymentReceived};
 use crate::services::ledger::Reply;
 use crate::services::{paging, PublicError};
-use crate::store::bank_feed::{DeliveryRecord, Feed, IngestOutcome, ResolutionAction};
+use crate::store::bank_feed::{
+    DeliveryRecord, Feed, IngestOutcome, ResolutionAction, StoredBankTransaction,
+};
 use crate::store::{IdempotencyClaim, Idempotent, Store, StoredResponse};
 pub use error::BankFeedError;
 use models::*;
@@ -242,6 +244,37 @@ impl BankFeedService {
         }
     }
 
+    /// Money staff moved out of suspense to a payee reaches its phone like any payment.
+    async fn announce_resolution(
+        &self,
+        resolved: &StoredBankTransaction,
+        action: ResolutionAction,
+    ) -> Result<(), BankFeedError> {
+        let (payee_id, intent) = match action {
+            _ if resolved.direction != Direction::In => return Ok(()),
+            ResolutionAction::Refund => return Ok(()),
+            ResolutionAction::Payee(payee) => (payee, None),
+            ResolutionAction::Intent(intent) => match self.store.intent(intent).await? {
+                Some(intent) => (intent.payee_id, Some(intent)),
+                None => return Ok(()),
+            },
+        };
+        self.events
+            .publish(PaymentReceived {
+                payee_id,
+                bank_transaction_id: resolved.id,
+                payment_intent_id: intent.as_ref().map(|i| i.id),
+                reference: intent.as_ref().map(|i| i.reference.clone()),
+                amount: resolved.suspense_amount.to_string(),
+                status: intent
+                    .as_ref()
+                    .map(|i| i.status(self.clock.now_micros()).as_str().to_owned()),
+                occurred_at: to_rfc3339(resolved.occurred_at),
+            })
+            .await;
+        Ok(())
+    }
+
     pub async fn bank_transaction(&self, id: Uuid) -> Result<BankTransactionView, BankFeedError> {
         self.store
             .bank_transaction(id)
@@ -300,7 +333,7 @@ impl BankFeedService {
                 "note must say why, in 1 to 500 characters",
             ));
         }
-        let respond = |resolved: &crate::store::bank_feed::StoredBankTransaction| StoredResponse {
+        let respond = |resolved: &StoredBankTransaction| StoredResponse {
             status: 200,
             body: serde_json::to_string(&BankTransactionView::from(resolved))
                 .expect("views serialize"),
@@ -326,6 +359,7 @@ impl BankFeedService {
             Idempotent::Fresh(Err(rejection)) => Err(rejection.into()),
             Idempotent::Fresh(Ok(resolved)) => {
                 tracing::info!(bank_transaction = %id, action = action.as_str(), "suspense resolved");
+                self.announce_resolution(&resolved, action).await?;
                 let response = respond(&resolved);
                 Ok(Reply {
                     status: response.status,
