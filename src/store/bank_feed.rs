@@ -782,14 +782,7 @@ macro_rules! impl_bank_feed_store {
                 if let (Some((intent_id, _)), Some((paid_amount, status))) =
                     (&plan.intent, plan.intent_update)
                 {
-                    sqlx::query(
-                        "UPDATE payment_intents SET paid_amount = $2, status = $3 WHERE id = $1",
-                    )
-                    .bind(intent_id)
-                    .bind(paid_amount)
-                    .bind(status.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                    Self::record_intent_payment(&mut tx, *intent_id, paid_amount, status).await?;
                 }
                 if let Some(resolution) = plan.refund_resolution {
                     sqlx::query(
@@ -1055,14 +1048,7 @@ macro_rules! impl_bank_feed_store {
                     Some(ledger_transaction_id)
                 };
                 if let Some((intent_id, paid_amount, status)) = intent_update {
-                    sqlx::query(
-                        "UPDATE payment_intents SET paid_amount = $2, status = $3 WHERE id = $1",
-                    )
-                    .bind(intent_id)
-                    .bind(paid_amount)
-                    .bind(status.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                    Self::record_intent_payment(&mut tx, intent_id, paid_amount, status).await?;
                 }
                 sqlx::query(
                     "INSERT INTO suspense_resolutions (id, bank_transaction_id, action, \
@@ -1194,6 +1180,24 @@ macro_rules! impl_bank_feed_store {
                 .fetch_optional(&mut **tx)
                 .await?;
                 row.map(IntentRow::into_domain).transpose()
+            }
+
+            /// What an intent has received and its status after it (the row is locked).
+            async fn record_intent_payment(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                intent_id: uuid::Uuid,
+                paid_amount: i64,
+                status: $crate::domain::intent::IntentStatus,
+            ) -> $crate::store::StoreResult<()> {
+                sqlx::query(
+                    "UPDATE payment_intents SET paid_amount = $2, status = $3 WHERE id = $1",
+                )
+                .bind(intent_id)
+                .bind(paid_amount)
+                .bind(status.as_str())
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
             }
 
             /// (payee id, its ledger account id)
