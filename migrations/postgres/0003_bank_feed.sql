@@ -72,6 +72,9 @@ CREATE INDEX bank_transactions_account_time
 CREATE INDEX bank_transactions_suspense ON bank_transactions (created_at, id)
     WHERE suspense_amount > 0;
 CREATE INDEX bank_transactions_intent ON bank_transactions (payment_intent_id);
+-- The same transfer recorded from a statement and from a feed shares its bank reference.
+CREATE INDEX bank_transactions_reference
+    ON bank_transactions (collection_account_id, direction, UPPER(TRIM(bank_reference)));
 
 CREATE TABLE suspense_resolutions (
     id UUID PRIMARY KEY,

@@ -26,10 +26,13 @@ pub enum Flag {
     UnexplainedOutgoing,
     /// An outgoing transfer named a payee whose balance could not cover it.
     PayeeBalanceShort,
+    /// A transfer of the same amount, account and direction was recorded from a bank statement
+    /// within a day: maybe the same money under another reference, so it waits for staff.
+    PossibleDuplicate,
 }
 
 impl Flag {
-    pub const ALL: [Flag; 8] = [
+    pub const ALL: [Flag; 9] = [
         Flag::Overpaid,
         Flag::LatePayment,
         Flag::IntentCancelled,
@@ -38,6 +41,7 @@ impl Flag {
         Flag::AmbiguousPayee,
         Flag::UnexplainedOutgoing,
         Flag::PayeeBalanceShort,
+        Flag::PossibleDuplicate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +54,7 @@ impl Flag {
             Flag::AmbiguousPayee => "ambiguous_payee",
             Flag::UnexplainedOutgoing => "unexplained_outgoing",
             Flag::PayeeBalanceShort => "payee_balance_short",
+            Flag::PossibleDuplicate => "possible_duplicate",
         }
     }
 

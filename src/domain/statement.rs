@@ -438,6 +438,12 @@ fn parse_row<'a>(
         };
 
     let reference = field(Column::BankReference);
+    if reference.chars().count() > crate::domain::bank_feed::MAX_IDENTIFIER_CHARS {
+        return Err(invalid(
+            Column::BankReference,
+            "is longer than 128 characters".to_owned(),
+        ));
+    }
     Ok(StatementLine {
         line,
         occurred_at_micros,
@@ -1132,6 +1138,14 @@ mod tests {
         assert_eq!(error.code(), "STATEMENT_LINE_INVALID");
         assert_eq!(error.line(), Some(2));
         assert!(error.to_string().contains("NUL"), "{error}");
+    }
+
+    #[test]
+    fn a_bank_reference_longer_than_an_index_takes_is_refused() {
+        let csv = format!("{HEADER}2024-03-01,in,1000,a,{},\n", "F".repeat(129));
+        let error = parse_statement(csv.as_bytes()).unwrap_err();
+        assert_eq!(error.code(), "STATEMENT_LINE_INVALID");
+        assert_eq!(error.line(), Some(2));
     }
 
     fn utc(text: &str) -> i64 {

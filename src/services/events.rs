@@ -122,25 +122,30 @@ impl PaymentEvents {
                 return;
             }
         };
-        let sent = tokio::time::timeout(
-            PUBLISH_TIMEOUT,
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANNEL)
-                .bind(&payload)
-                .execute(pool),
-        )
-        .await;
-        let failure = match sent {
-            Ok(Ok(_)) => return,
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("no answer within {PUBLISH_TIMEOUT:?}"),
-        };
-        tracing::warn!(
-            error = %failure,
-            payee_id = %event.payee_id,
-            bank_transaction_id = %event.bank_transaction_id,
-            "payment event not sent; live listeners will not hear of this payment"
-        );
+        // In the background: the webhook that paid must not wait on the notification (a slow
+        // database would otherwise hold the provider's request past its timeout).
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let sent = tokio::time::timeout(
+                PUBLISH_TIMEOUT,
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(CHANNEL)
+                    .bind(&payload)
+                    .execute(&pool),
+            )
+            .await;
+            let failure = match sent {
+                Ok(Ok(_)) => return,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {PUBLISH_TIMEOUT:?}"),
+            };
+            tracing::warn!(
+                error = %failure,
+                payee_id = %event.payee_id,
+                bank_transaction_id = %event.bank_transaction_id,
+                "payment event not sent; live listeners will not hear of this payment"
+            );
+        });
     }
 
     /// Every event published from now on; the caller filters by payee.

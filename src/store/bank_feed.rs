@@ -1224,7 +1224,9 @@ macro_rules! impl_bank_feed_store {
                 use $crate::domain::settlement::{
                     settle_intent, Flag, IntentState,
                 };
-                use $crate::store::bank_feed::{Alternative, MatchedAs, Plan, SUSPENSE_ACCOUNT_ID};
+                use $crate::store::bank_feed::{
+                    Alternative, MatchedAs, Plan, STATEMENT_ID_PREFIX, SUSPENSE_ACCOUNT_ID,
+                };
 
                 let bank_account = feed.ledger_account_id;
                 let amount = bank.amount;
@@ -1244,6 +1246,32 @@ macro_rules! impl_bank_feed_store {
                     }],
                     refund_resolution: None,
                 };
+
+                // A feed's record of money a statement line already recorded under another
+                // reference (the bank's FT number, the aggregator's own code) would count it
+                // twice: the same amount on the same account within a day waits for staff.
+                if !bank.provider_transaction_id.starts_with(STATEMENT_ID_PREFIX) {
+                    const DAY_MICROS: i64 = 86_400_000_000;
+                    let at = bank.occurred_at.timestamp_micros();
+                    let recorded: Option<(uuid::Uuid,)> = sqlx::query_as(&format!(
+                        "SELECT id FROM bank_transactions \
+                         WHERE collection_account_id = $1 AND direction = $2 AND amount = $3 \
+                           AND occurred_at >= $4 AND occurred_at <= $5 \
+                           AND substr(provider_transaction_id, 1, {}) = '{STATEMENT_ID_PREFIX}' \
+                         LIMIT 1",
+                        STATEMENT_ID_PREFIX.len()
+                    ))
+                    .bind(feed.collection_account_id)
+                    .bind(bank.direction.as_str())
+                    .bind(amount)
+                    .bind(at.saturating_sub(DAY_MICROS))
+                    .bind(at.saturating_add(DAY_MICROS))
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    if recorded.is_some() {
+                        return Ok(to_suspense(vec![Flag::PossibleDuplicate]));
+                    }
+                }
 
                 if bank.direction == Direction::Out {
                     let named = self.payee_named_in(tx, feed, bank).await?;
@@ -1460,9 +1488,19 @@ macro_rules! impl_bank_feed_store {
 
 pub(super) use crate::domain::bank_feed::STATEMENT_ID_PREFIX;
 
-/// The provider transaction id of a transfer recorded from a bank statement line.
-pub fn statement_transaction_id(bank_reference: &str) -> String {
-    format!("{STATEMENT_ID_PREFIX}{}", bank_reference.trim())
+/// The provider transaction id of a transfer recorded from a bank statement line. The bank
+/// reference alone is not unique: a transfer between two monitored accounts, or a refund,
+/// carries the same one on another account or in the other direction.
+pub fn statement_transaction_id(
+    collection_account_id: Uuid,
+    direction: Direction,
+    bank_reference: &str,
+) -> String {
+    format!(
+        "{STATEMENT_ID_PREFIX}{collection_account_id}:{}:{}",
+        direction.as_str(),
+        bank_reference.trim()
+    )
 }
 
 /// Which payees a memo names.

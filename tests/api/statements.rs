@@ -305,7 +305,7 @@ async fn a_statement_is_compared_then_its_missing_lines_are_recorded_once(backen
     assert_eq!(transaction["provider"], "standard");
     assert_eq!(
         transaction["provider_transaction_id"],
-        "statement:FT25060DDD4"
+        format!("statement:{account}:in:FT25060DDD4")
     );
     assert_eq!(transaction["bank_reference"], "FT25060DDD4");
     assert_eq!(transaction["amount"], "70000");
@@ -355,6 +355,22 @@ async fn a_statement_is_compared_then_its_missing_lines_are_recorded_once(backen
     assert_eq!(app.transaction_count().await, transactions_before + 1);
     assert_eq!(app.balance(&setup.bank_account).await, "380000");
 
+    // The same amount a few hours later under a reference the statement does not use: maybe
+    // the same money, so it waits in suspense for staff instead of paying the vendor twice.
+    let (status, ack) = deliver(
+        &app,
+        json!({"id": "sp-maybe-5", "direction": "in",
+        "amount": 70000, "description": "V042 ban che",
+        "occurred_at": "2025-03-01T17:00:00+07:00", "reference": "MBVCB.555"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    assert_eq!(ack["transactions"][0]["matched_as"], "suspense", "{ack}");
+    let maybe = ack["transactions"][0]["id"].as_str().unwrap();
+    let (_, parked) = app.get(&format!("/v1/bank-transactions/{maybe}")).await;
+    assert_eq!(parked["flags"], json!(["possible_duplicate"]), "{parked}");
+    assert_eq!(app.balance(&setup.payee_account).await, "380000");
+
     // A webhook with a new reference is still recorded as usual.
     deliver_ok(
         &app,
@@ -363,7 +379,7 @@ async fn a_statement_is_compared_then_its_missing_lines_are_recorded_once(backen
         "reference": "FT25060FFF7"}),
     )
     .await;
-    assert_eq!(app.balance(&setup.bank_account).await, "381000");
+    assert_eq!(app.balance(&setup.bank_account).await, "451000");
     app.assert_verified().await;
 }
 

@@ -616,6 +616,15 @@ async fn feeds_are_configured_by_staff_and_bad_deliveries_are_refused(backend: B
         (StatusCode::UNPROCESSABLE_ENTITY, "WEBHOOK_FIELD_INVALID"),
         "{refused}"
     );
+    // A reference longer than any bank's does not reach the database's index.
+    let mut long = transfer("x6", "5566778899", "in", 1_000, "", Utc::now());
+    long["data"]["reference"] = json!("F".repeat(129));
+    let (status, refused) = send_standard(&app, STANDARD_SECRET, &long).await;
+    assert_eq!(
+        (status, error_code(&refused)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "WEBHOOK_FIELD_INVALID"),
+        "{refused}"
+    );
     // Ids beginning with "statement:" belong to bank statement lines.
     let reserved = transfer("statement:FT1", "5566778899", "in", 1_000, "", Utc::now());
     let (status, refused) = send_standard(&app, STANDARD_SECRET, &reserved).await;

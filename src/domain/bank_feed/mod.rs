@@ -41,7 +41,7 @@ use subtle::ConstantTimeEq;
 pub const TIMESTAMP_TOLERANCE_SECONDS: i64 = 5 * 60;
 
 /// Transaction ids beginning with this are transfers recorded from a bank statement line
-/// (`statement:<bank reference>`); no feed may send one.
+/// (`statement:<account>:<direction>:<bank reference>`); no feed may send one.
 pub const STATEMENT_ID_PREFIX: &str = "statement:";
 
 /// The bank-feed aggregators (and the generic Standard Webhooks route) we accept.
@@ -318,13 +318,34 @@ impl ParseError {
 pub fn parse(provider: Provider, raw_body: &[u8]) -> Result<Vec<BankTransaction>, ParseError> {
     let body: serde_json::Value =
         serde_json::from_slice(raw_body).map_err(|_| ParseError::NotJson)?;
-    match provider {
+    let transactions = match provider {
         Provider::SePay => sepay::parse(&body).map(|tx| vec![tx]),
         Provider::PayOs => payos::parse(&body).map(|tx| vec![tx]),
         Provider::Casso => casso::parse(&body),
         Provider::Standard => standard::parse(&body).map(|tx| vec![tx]),
+    }?;
+    for transaction in &transactions {
+        let identifiers = [
+            ("id", transaction.provider_transaction_id.as_str()),
+            ("account number", transaction.account_number.as_str()),
+            ("reference", transaction.reference.as_deref().unwrap_or("")),
+        ];
+        // They are keys the database indexes; real ones are a few dozen characters.
+        if let Some((field, _)) = identifiers
+            .iter()
+            .find(|(_, text)| text.chars().count() > MAX_IDENTIFIER_CHARS)
+        {
+            return Err(ParseError::InvalidField {
+                field: (*field).to_owned(),
+                problem: "is longer than 128 characters",
+            });
+        }
     }
+    Ok(transactions)
 }
+
+/// The longest transaction id, account number or bank reference accepted.
+pub const MAX_IDENTIFIER_CHARS: usize = 128;
 
 /// Base64 as found in the wild: the standard alphabet, padding optional.
 const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(

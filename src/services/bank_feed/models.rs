@@ -140,7 +140,8 @@ pub struct BankTransactionView {
     /// The part parked in suspense (all of it when unmatched; an overpayment's excess).
     pub suspense_amount: String,
     /// overpaid, late_payment, intent_cancelled, intent_already_paid,
-    /// wrong_collection_account, ambiguous_payee, unexplained_outgoing, payee_balance_short
+    /// wrong_collection_account, ambiguous_payee, unexplained_outgoing, payee_balance_short,
+    /// possible_duplicate
     pub flags: Vec<String>,
     pub ledger_transaction_id: Uuid,
     pub received_at: DateTime<Utc>,

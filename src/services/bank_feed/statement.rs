@@ -88,7 +88,14 @@ impl BankFeedService {
             .ledger_balance_before(account.ledger_account_id, to)
             .await?;
 
-        let mut report = reconcile(&lines, &known, ledger_before);
+        // Matching is CPU work that grows with lines × transactions of the same day; off the
+        // async workers, so webhooks keep being answered meanwhile.
+        let (mut report, lines) = tokio::task::spawn_blocking(move || {
+            let report = reconcile(&lines, &known, ledger_before);
+            (report, lines)
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("statement matching failed: {e}")))?;
         // Transactions outside the period were loaded only so lines near its edges could be
         // matched; unmatched, they belong to another statement.
         let occurred: HashMap<_, _> = stored.iter().map(|t| (t.id, t.occurred_at)).collect();
@@ -138,7 +145,11 @@ impl BankFeedService {
                 line.line,
                 BankTransaction {
                     provider: Provider::Standard,
-                    provider_transaction_id: statement_transaction_id(reference),
+                    provider_transaction_id: statement_transaction_id(
+                        account.id,
+                        line.direction,
+                        reference,
+                    ),
                     account_number: account.account_number.clone(),
                     direction: line.direction,
                     amount: line.amount,
