@@ -72,6 +72,9 @@ CREATE INDEX bank_transactions_account_time
 CREATE INDEX bank_transactions_suspense ON bank_transactions (created_at, id)
     WHERE suspense_amount > 0;
 CREATE INDEX bank_transactions_intent ON bank_transactions (payment_intent_id);
+-- A feed record of an amount a statement line recorded the same day (possible duplicate).
+CREATE INDEX bank_transactions_account_amount
+    ON bank_transactions (collection_account_id, amount, occurred_at);
 -- The same transfer recorded from a statement and from a feed shares its bank reference.
 CREATE INDEX bank_transactions_reference
     ON bank_transactions (collection_account_id, direction, UPPER(TRIM(bank_reference)));
