@@ -83,7 +83,7 @@ CREATE TABLE suspense_resolutions (
     id UUID PRIMARY KEY,
     -- One resolution per parked transfer, ever.
     bank_transaction_id UUID NOT NULL UNIQUE REFERENCES bank_transactions (id),
-    action TEXT NOT NULL CHECK (action IN ('intent', 'payee', 'refund')),
+    action TEXT NOT NULL CHECK (action IN ('intent', 'payee', 'refund', 'duplicate')),
     payment_intent_id UUID REFERENCES payment_intents (id),
     payee_id UUID REFERENCES payees (id),
     note TEXT NOT NULL,
@@ -92,7 +92,9 @@ CREATE TABLE suspense_resolutions (
     resolved_at BIGINT NOT NULL,
     -- The posting out of suspense; for a refund, made when the outgoing transfer arrives.
     ledger_transaction_id UUID REFERENCES transactions (id),
-    refunded_by_bank_transaction_id UUID REFERENCES bank_transactions (id)
+    refunded_by_bank_transaction_id UUID REFERENCES bank_transactions (id),
+    -- For a duplicate: the record of the same money that stands.
+    duplicate_of UUID REFERENCES bank_transactions (id)
 );
 CREATE INDEX suspense_resolutions_pending_refunds ON suspense_resolutions (resolved_at)
     WHERE action = 'refund' AND refunded_by_bank_transaction_id IS NULL;

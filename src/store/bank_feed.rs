@@ -101,6 +101,9 @@ pub enum ResolutionAction {
     Intent(Uuid),
     Payee(Uuid),
     Refund,
+    /// The same money as this other bank transaction, recorded twice (a statement line and a
+    /// webhook under different references): this record is taken back out of the ledger.
+    Duplicate(Uuid),
 }
 
 impl ResolutionAction {
@@ -109,6 +112,7 @@ impl ResolutionAction {
             ResolutionAction::Intent(_) => "intent",
             ResolutionAction::Payee(_) => "payee",
             ResolutionAction::Refund => "refund",
+            ResolutionAction::Duplicate(_) => "duplicate",
         }
     }
 }
@@ -181,6 +185,11 @@ pub enum ResolveRejection {
     OutgoingNeedsPayee,
     #[error("the payee's balance cannot cover this outgoing transfer")]
     PayeeBalanceShort,
+    #[error(
+        "a duplicate must be wholly in suspense and name another bank transaction of the same \
+         account, direction and amount"
+    )]
+    NotADuplicate,
     #[error(
         "the intent is cancelled, or needs less than this amount; assign it to the payee or \
          refund it"
@@ -269,7 +278,7 @@ pub(super) const BANK_TRANSACTION_COLUMNS: &str = "b.id, b.provider, b.provider_
     r.id AS r_id, r.action AS r_action, r.payment_intent_id AS r_intent, r.payee_id AS r_payee, \
     r.note AS r_note, r.resolved_by AS r_by, r.resolved_by_username AS r_username, \
     r.resolved_at AS r_at, r.ledger_transaction_id AS r_ledger, \
-    r.refunded_by_bank_transaction_id AS r_refunded_by";
+    r.refunded_by_bank_transaction_id AS r_refunded_by, r.duplicate_of AS r_duplicate_of";
 
 pub(super) const BANK_TRANSACTION_FROM: &str =
     "bank_transactions b LEFT JOIN suspense_resolutions r ON r.bank_transaction_id = b.id";
@@ -303,6 +312,7 @@ pub(super) struct BankTransactionRow {
     r_at: Option<i64>,
     r_ledger: Option<Uuid>,
     r_refunded_by: Option<Uuid>,
+    r_duplicate_of: Option<Uuid>,
 }
 
 impl BankTransactionRow {
@@ -317,6 +327,10 @@ impl BankTransactionRow {
                     ("intent", Some(intent), _) => ResolutionAction::Intent(intent),
                     ("payee", _, Some(payee)) => ResolutionAction::Payee(payee),
                     ("refund", _, _) => ResolutionAction::Refund,
+                    ("duplicate", _, _) => match self.r_duplicate_of {
+                        Some(original) => ResolutionAction::Duplicate(original),
+                        None => return Err(corrupt("duplicate resolution without original")),
+                    },
                     _ => return Err(corrupt("resolution action")),
                 };
                 Some(Resolution {
@@ -951,15 +965,16 @@ macro_rules! impl_bank_feed_store {
                 }
                 // Locks the row so a concurrent resolution of the same money waits, then sees
                 // this one.
-                let locked: Option<(String, i64, String)> = sqlx::query_as(&format!(
-                    "SELECT direction, suspense_amount, matched_as FROM bank_transactions \
-                     WHERE id = $1{}",
-                    Self::ROW_LOCK
-                ))
-                .bind(bank_transaction_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((direction, amount, matched_as)) = locked else {
+                let locked: Option<(String, i64, String, i64, uuid::Uuid)> =
+                    sqlx::query_as(&format!(
+                        "SELECT direction, suspense_amount, matched_as, amount, \
+                           collection_account_id FROM bank_transactions WHERE id = $1{}",
+                        Self::ROW_LOCK
+                    ))
+                    .bind(bank_transaction_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some((direction, amount, matched_as, full_amount, collection)) = locked else {
                     reject!(ResolveRejection::NotFound(bank_transaction_id));
                 };
                 if amount == 0 || matched_as == "refund" {
@@ -985,6 +1000,32 @@ macro_rules! impl_bank_feed_store {
                         reject!(ResolveRejection::OutgoingNeedsPayee)
                     }
                     ResolutionAction::Refund => (None, Vec::new()),
+                    ResolutionAction::Duplicate(original) => {
+                        let same: Option<(uuid::Uuid,)> = sqlx::query_as(
+                            "SELECT c.ledger_account_id FROM bank_transactions b \
+                             JOIN collection_accounts c ON c.id = b.collection_account_id \
+                             WHERE b.id = $1 AND b.id <> $2 AND b.collection_account_id = $3 \
+                               AND b.direction = $4 AND b.amount = $5",
+                        )
+                        .bind(original)
+                        .bind(bank_transaction_id)
+                        .bind(collection)
+                        .bind(&direction)
+                        .bind(full_amount)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        let Some((bank_account,)) = same.filter(|_| amount == full_amount) else {
+                            reject!(ResolveRejection::NotADuplicate);
+                        };
+                        // The reverse of what recording it posted: the money was counted once
+                        // already.
+                        let leg = if outgoing {
+                            (bank_account, SUSPENSE_ACCOUNT_ID, amount)
+                        } else {
+                            (SUSPENSE_ACCOUNT_ID, bank_account, amount)
+                        };
+                        (None, vec![leg])
+                    }
                     ResolutionAction::Intent(intent_id) => {
                         let Some(intent) = Self::lock_intent(&mut tx, intent_id).await? else {
                             reject!(ResolveRejection::IntentNotFound(intent_id));
@@ -1053,8 +1094,8 @@ macro_rules! impl_bank_feed_store {
                 sqlx::query(
                     "INSERT INTO suspense_resolutions (id, bank_transaction_id, action, \
                        payment_intent_id, payee_id, note, resolved_by, resolved_by_username, \
-                       resolved_at, ledger_transaction_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                       resolved_at, ledger_transaction_id, duplicate_of) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 )
                 .bind(uuid::Uuid::now_v7())
                 .bind(bank_transaction_id)
@@ -1066,6 +1107,10 @@ macro_rules! impl_bank_feed_store {
                 .bind(by.1)
                 .bind(now)
                 .bind(posted_ledger_transaction)
+                .bind(match action {
+                    ResolutionAction::Duplicate(original) => Some(original),
+                    _ => None,
+                })
                 .execute(&mut *tx)
                 .await?;
                 let resolved = Self::load_bank_transaction(&mut tx, bank_transaction_id).await?;

@@ -370,6 +370,26 @@ async fn a_statement_is_compared_then_its_missing_lines_are_recorded_once(backen
     let (_, parked) = app.get(&format!("/v1/bank-transactions/{maybe}")).await;
     assert_eq!(parked["flags"], json!(["possible_duplicate"]), "{parked}");
     assert_eq!(app.balance(&setup.payee_account).await, "380000");
+    // Staff find it is the same money: it is taken back out of the ledger, once.
+    let parked_total: i64 = app.balance("suspense:bank-feed").await.parse().unwrap();
+    let resolve = format!("/v1/reconciliation/unmatched/{maybe}/resolve");
+    let itself = json!({ "duplicate_of": maybe, "note": "same transfer" });
+    let (status, refused) = read(app.post_idempotent(&resolve, "dup-0", &itself).await).await;
+    assert_eq!(
+        (status, error_code(&refused)),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "RESOLUTION_NOT_A_DUPLICATE"
+        )
+    );
+    let same = json!({ "duplicate_of": recorded, "note": "bank statement line 5, same transfer" });
+    let (status, resolved) = read(app.post_idempotent(&resolve, "dup-1", &same).await).await;
+    assert_eq!(status, StatusCode::OK, "{resolved}");
+    assert_eq!(resolved["resolution"]["action"], "duplicate");
+    assert_eq!(resolved["resolution"]["duplicate_of"], recorded);
+    assert_eq!(app.balance(&setup.bank_account).await, "380000");
+    let parked_after: i64 = app.balance("suspense:bank-feed").await.parse().unwrap();
+    assert_eq!(parked_after, parked_total - 70_000);
 
     // A webhook with a new reference is still recorded as usual.
     deliver_ok(
@@ -379,7 +399,7 @@ async fn a_statement_is_compared_then_its_missing_lines_are_recorded_once(backen
         "reference": "FT25060FFF7"}),
     )
     .await;
-    assert_eq!(app.balance(&setup.bank_account).await, "451000");
+    assert_eq!(app.balance(&setup.bank_account).await, "381000");
     app.assert_verified().await;
 }
 

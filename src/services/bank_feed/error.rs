@@ -107,6 +107,7 @@ impl PublicError for BankFeedError {
             Resolve(ResolveRejection::OutgoingNeedsPayee) => "RESOLUTION_NOT_APPLICABLE",
             Resolve(ResolveRejection::PayeeBalanceShort) => "PAYEE_BALANCE_SHORT",
             Resolve(ResolveRejection::ExceedsIntent) => "RESOLUTION_EXCEEDS_INTENT",
+            Resolve(ResolveRejection::NotADuplicate) => "RESOLUTION_NOT_A_DUPLICATE",
             AccountAmbiguous(_) => "WEBHOOK_ACCOUNT_AMBIGUOUS",
             InvalidResolution(_) => "INVALID_RESOLUTION",
             Page(page) => page.code(),

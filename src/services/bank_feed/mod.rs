@@ -252,7 +252,7 @@ impl BankFeedService {
     ) -> Result<(), BankFeedError> {
         let (payee_id, intent) = match action {
             _ if resolved.direction != Direction::In => return Ok(()),
-            ResolutionAction::Refund => return Ok(()),
+            ResolutionAction::Refund | ResolutionAction::Duplicate(_) => return Ok(()),
             ResolutionAction::Payee(payee) => (payee, None),
             ResolutionAction::Intent(intent) => match self.store.intent(intent).await? {
                 Some(intent) => (intent.payee_id, Some(intent)),
@@ -317,16 +317,22 @@ impl BankFeedService {
         request: ResolveRequest,
     ) -> Result<Reply, BankFeedError> {
         debug_assert!(matches!(caller.role, Role::Admin | Role::Staff));
-        let action = match (request.payment_intent_id, request.payee_id, request.refund) {
-            (Some(intent), None, None | Some(false)) => ResolutionAction::Intent(intent),
-            (None, Some(payee), None | Some(false)) => ResolutionAction::Payee(payee),
-            (None, None, Some(true)) => ResolutionAction::Refund,
-            _ => {
-                return Err(BankFeedError::InvalidResolution(
-                    "give exactly one of payment_intent_id, payee_id or refund: true",
-                ))
-            }
-        };
+        let refund = request.refund == Some(true);
+        let action =
+            match (
+                request.payment_intent_id,
+                request.payee_id,
+                refund,
+                request.duplicate_of,
+            ) {
+                (Some(intent), None, false, None) => ResolutionAction::Intent(intent),
+                (None, Some(payee), false, None) => ResolutionAction::Payee(payee),
+                (None, None, true, None) => ResolutionAction::Refund,
+                (None, None, false, Some(original)) => ResolutionAction::Duplicate(original),
+                _ => return Err(BankFeedError::InvalidResolution(
+                    "give exactly one of payment_intent_id, payee_id, refund: true or duplicate_of",
+                )),
+            };
         let note = request.note.trim();
         if note.is_empty() || note.chars().count() > MAX_NOTE_CHARS || note.contains('\0') {
             return Err(BankFeedError::InvalidResolution(

@@ -105,10 +105,11 @@ pub struct WebhookAckItem {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ResolutionView {
     pub id: Uuid,
-    /// intent, payee or refund
+    /// intent, payee, refund or duplicate
     pub action: String,
     pub payment_intent_id: Option<Uuid>,
     pub payee_id: Option<Uuid>,
+    pub duplicate_of: Option<Uuid>,
     pub note: String,
     pub resolved_by: Uuid,
     pub resolved_by_username: String,
@@ -179,6 +180,10 @@ impl From<&StoredBankTransaction> for BankTransactionView {
                     ResolutionAction::Payee(id) => Some(id),
                     _ => None,
                 },
+                duplicate_of: match r.action {
+                    ResolutionAction::Duplicate(id) => Some(id),
+                    _ => None,
+                },
                 note: r.note.clone(),
                 resolved_by: r.resolved_by,
                 resolved_by_username: r.resolved_by_username.clone(),
@@ -197,7 +202,8 @@ pub struct BankTransactionPage {
     pub next_cursor: Option<String>,
 }
 
-/// Exactly one of `payment_intent_id`, `payee_id` or `refund: true`, and a note saying why.
+/// Exactly one of `payment_intent_id`, `payee_id`, `refund: true` or `duplicate_of`, and a
+/// note saying why.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
@@ -208,6 +214,9 @@ pub struct ResolveRequest {
     /// Pay the money back to the sender; the outgoing bank transfer of the same amount then
     /// clears it from suspense.
     pub refund: Option<bool>,
+    /// The bank transaction this one duplicates (the same money recorded twice, e.g. a
+    /// `possible_duplicate`): this record is taken back out of the ledger.
+    pub duplicate_of: Option<Uuid>,
     /// Why: kept with the resolution, 1 to 500 characters.
     pub note: String,
 }
