@@ -4,7 +4,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use std::net::TcpListener;
+
+use actix_web::HttpServer;
 
 use crate::clock::{now_micros, Clock};
 use crate::config::Settings;
@@ -19,6 +21,8 @@ use crate::telemetry;
 
 /// Idempotency keys are kept at least 24 hours; they are deleted after this.
 const IDEMPOTENCY_RETENTION_MICROS: i64 = 48 * 3600 * 1_000_000;
+/// On shutdown, how long requests in flight may take to finish before they are cut.
+const SHUTDOWN_GRACE_SECONDS: u64 = 30;
 
 pub struct Application {
     listener: TcpListener,
@@ -56,7 +60,7 @@ impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let store = open_store(settings).await?;
         let auth = auth_service(settings, store.clone())?;
-        let listener = TcpListener::bind(&settings.listen).await?;
+        let listener = TcpListener::bind(&settings.listen)?;
         let events = PaymentEvents::connect(&settings.database_url).await?;
         let clock = Clock::default();
         let state = AppState {
@@ -68,6 +72,7 @@ impl Application {
             auth,
             store,
             metrics: telemetry::metrics_handle(),
+            runtime: tokio::runtime::Handle::current(),
         };
         Ok(Self {
             listener,
@@ -91,19 +96,27 @@ impl Application {
     ) -> std::io::Result<()> {
         let background = tokio::spawn(housekeeping(self.state.clone()));
         let events = self.state.events.clone();
-        let app = http::router(self.state, self.max_body_bytes);
         tracing::info!(address = %self.listener.local_addr()?, "market-ledger listening");
-        let result = axum::serve(self.listener, app)
-            .with_graceful_shutdown({
-                let events = events.clone();
-                async move {
-                    shutdown.await;
-                    // Event streams never finish on their own: end them, or the graceful shutdown
-                    // would wait for them forever.
-                    events.close();
-                }
-            })
-            .await;
+        let (state, max_body_bytes) = (self.state, self.max_body_bytes);
+        let server = HttpServer::new(move || http::app(state.clone(), max_body_bytes))
+            .listen(self.listener)?
+            // The caller's `shutdown` decides when to stop, not actix's own signal handlers.
+            .disable_signals()
+            .shutdown_timeout(SHUTDOWN_GRACE_SECONDS)
+            .run();
+        let handle = server.handle();
+        let stopper = tokio::spawn({
+            let events = events.clone();
+            async move {
+                shutdown.await;
+                // Event streams never finish on their own: end them, or the graceful shutdown
+                // would wait for them until the grace period runs out.
+                events.close();
+                handle.stop(true).await;
+            }
+        });
+        let result = server.await;
+        stopper.abort();
         background.abort();
         events.close();
         result

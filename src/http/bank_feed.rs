@@ -1,9 +1,6 @@
 //! Thin handlers for bank feeds, webhooks and reconciliation.
 
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::Response;
-use axum::Json;
+use actix_web::{web, HttpRequest, HttpResponse};
 use uuid::Uuid;
 
 use super::error::ApiError;
@@ -18,9 +15,13 @@ use crate::services::ErrorEnvelope;
     security(("bearer" = [])),
     responses((status = 200, description = "monitored bank accounts, their payees and feed (secrets never shown)", body = CollectionAccountList)))]
 pub async fn list_collection_accounts(
-    State(state): State<AppState>,
-) -> Result<Json<CollectionAccountList>, ApiError> {
-    Ok(Json(state.bank_feed.collection_accounts().await?))
+    state: web::Data<AppState>,
+) -> Result<web::Json<CollectionAccountList>, ApiError> {
+    Ok(web::Json(
+        state
+            .run(move |s| async move { s.bank_feed.collection_accounts().await })
+            .await?,
+    ))
 }
 
 #[utoipa::path(put, path = "/v1/collection-accounts/{id}/feed", tag = "bank feed",
@@ -30,12 +31,16 @@ pub async fn list_collection_accounts(
         (status = 404, description = "COLLECTION_ACCOUNT_NOT_FOUND, WEBHOOK_PROVIDER_UNKNOWN", body = ErrorEnvelope),
         (status = 422, description = "WEBHOOK_SECRET_COUNT, WEBHOOK_SECRET_EMPTY, WEBHOOK_SECRET_NOT_BASE64", body = ErrorEnvelope)))]
 pub async fn set_feed(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(request): ApiJson<FeedRequest>,
-) -> Result<Json<CollectionAccountView>, ApiError> {
-    Ok(Json(state.bank_feed.set_feed(&caller, id, request).await?))
+) -> Result<web::Json<CollectionAccountView>, ApiError> {
+    Ok(web::Json(
+        state
+            .run(move |s| async move { s.bank_feed.set_feed(&caller, id, request).await })
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/webhooks/{provider}", tag = "bank feed",
@@ -47,19 +52,22 @@ pub async fn set_feed(
         (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
         (status = 422, description = "WEBHOOK_BODY_NOT_JSON, WEBHOOK_FIELD_*, WEBHOOK_AMOUNT_*, WEBHOOK_ACCOUNT_UNKNOWN: verified but unusable (the delivery is kept for audit)", body = ErrorEnvelope)))]
 pub async fn receive_webhook(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     ApiPath(provider): ApiPath<String>,
-    headers: HeaderMap,
+    request: HttpRequest,
     RawBody(body): RawBody,
-) -> Result<Json<WebhookAck>, ApiError> {
-    let headers: Vec<(String, String)> = headers
+) -> Result<web::Json<WebhookAck>, ApiError> {
+    let headers: Vec<(String, String)> = request
+        .headers()
         .iter()
         .filter_map(|(name, value)| {
             Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
         })
         .collect();
-    Ok(Json(
-        state.bank_feed.receive(&provider, &headers, &body).await?,
+    Ok(web::Json(
+        state
+            .run(move |s| async move { s.bank_feed.receive(&provider, &headers, &body).await })
+            .await?,
     ))
 }
 
@@ -69,10 +77,14 @@ pub async fn receive_webhook(
     responses((status = 200, body = BankTransactionView),
         (status = 404, description = "BANK_TRANSACTION_NOT_FOUND", body = ErrorEnvelope)))]
 pub async fn get_bank_transaction(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<BankTransactionView>, ApiError> {
-    Ok(Json(state.bank_feed.bank_transaction(id).await?))
+) -> Result<web::Json<BankTransactionView>, ApiError> {
+    Ok(web::Json(
+        state
+            .run(move |s| async move { s.bank_feed.bank_transaction(id).await })
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/reconciliation/unmatched", tag = "reconciliation",
@@ -81,10 +93,14 @@ pub async fn get_bank_transaction(
     responses((status = 200, description = "bank transactions with money in suspense and no resolution, oldest first", body = BankTransactionPage),
         (status = 400, description = "INVALID_CURSOR, INVALID_LIMIT", body = ErrorEnvelope)))]
 pub async fn list_unmatched(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     ApiQuery(query): ApiQuery<PageQuery>,
-) -> Result<Json<BankTransactionPage>, ApiError> {
-    Ok(Json(state.bank_feed.unmatched(query).await?))
+) -> Result<web::Json<BankTransactionPage>, ApiError> {
+    Ok(web::Json(
+        state
+            .run(move |s| async move { s.bank_feed.unmatched(query).await })
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/reconciliation/unmatched/{id}/resolve", tag = "reconciliation",
@@ -98,14 +114,17 @@ pub async fn list_unmatched(
         (status = 409, description = "SUSPENSE_ALREADY_RESOLVED, NOT_IN_SUSPENSE, IDEMPOTENCY_KEY_IN_PROGRESS", body = ErrorEnvelope),
         (status = 422, description = "INVALID_RESOLUTION, RESOLUTION_NOT_APPLICABLE, PAYEE_BALANCE_SHORT, IDEMPOTENCY_KEY_REUSED", body = ErrorEnvelope)))]
 pub async fn resolve_unmatched(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     ApiPath(id): ApiPath<Uuid>,
     request: IdempotentJson<ResolveRequest>,
-) -> Result<Response, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     Ok(reply(
         state
-            .bank_feed
-            .resolve(&request.caller, request.claim, id, request.body)
+            .run(move |s| async move {
+                s.bank_feed
+                    .resolve(&request.caller, request.claim, id, request.body)
+                    .await
+            })
             .await?,
     ))
 }
@@ -116,10 +135,14 @@ pub async fn resolve_unmatched(
     responses((status = 200, description = "times the bank's reported running balance differed from the ledger's, oldest first", body = DiscrepancyPage),
         (status = 400, description = "INVALID_CURSOR, INVALID_LIMIT", body = ErrorEnvelope)))]
 pub async fn list_discrepancies(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     ApiQuery(query): ApiQuery<PageQuery>,
-) -> Result<Json<DiscrepancyPage>, ApiError> {
-    Ok(Json(state.bank_feed.discrepancies(query).await?))
+) -> Result<web::Json<DiscrepancyPage>, ApiError> {
+    Ok(web::Json(
+        state
+            .run(move |s| async move { s.bank_feed.discrepancies(query).await })
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/reconciliation/statements", tag = "reconciliation",
@@ -132,15 +155,14 @@ pub async fn list_discrepancies(
         (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
         (status = 422, description = "STATEMENT_NOT_UTF8, STATEMENT_TOO_LARGE, STATEMENT_EMPTY, STATEMENT_HEADER_INVALID, STATEMENT_LINE_INVALID, STATEMENT_LINE_OUTSIDE_PERIOD (with `details.line`), STATEMENT_PERIOD_INVALID", body = ErrorEnvelope)))]
 pub async fn import_statement(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     caller: Caller,
     ApiQuery(query): ApiQuery<StatementQuery>,
     RawBody(body): RawBody,
-) -> Result<Json<StatementImportView>, ApiError> {
-    Ok(Json(
+) -> Result<web::Json<StatementImportView>, ApiError> {
+    Ok(web::Json(
         state
-            .bank_feed
-            .import_statement(&caller, query, &body)
+            .run(move |s| async move { s.bank_feed.import_statement(&caller, query, &body).await })
             .await?,
     ))
 }

@@ -1,8 +1,9 @@
 //! The one place errors become HTTP responses.
 
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use std::fmt;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
 
 use crate::services::{ErrorBody, ErrorEnvelope, PublicError};
 
@@ -65,14 +66,28 @@ impl<E: PublicError> From<E> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, Json(ErrorEnvelope { error: self.body })).into_response();
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status, self.body.code, self.body.message
+        )
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
         if let Some(seconds) = self.retry_after_seconds {
-            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
-        response
+        response.json(ErrorEnvelope {
+            error: self.body.clone(),
+        })
     }
 }

@@ -1,13 +1,10 @@
 //! Live payment notifications as Server-Sent Events: the vendor's phone sees "paid" seconds
 //! after the customer's transfer lands.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
 use futures::stream::{self, Stream, StreamExt};
 use serde_json::json;
@@ -18,6 +15,7 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::extract::ApiPath;
+use super::sse::{self, Event};
 use super::AppState;
 use crate::services::auth::Caller;
 use crate::services::events::PaymentReceived;
@@ -28,7 +26,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How long a client waits before reconnecting after the stream ends (the SSE `retry` field).
 const CLIENT_RETRY: Duration = Duration::from_secs(3);
 /// Asks nginx-style proxies not to buffer the stream.
-const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+const X_ACCEL_BUFFERING: &str = "x-accel-buffering";
 
 pub const PAYMENT_RECEIVED: &str = "payment_received";
 pub const LAGGED: &str = "lagged";
@@ -65,7 +63,7 @@ impl Listening {
                     Ok(event) if event.payee_id == self.payee_id => {
                         match Event::default()
                             .event(PAYMENT_RECEIVED)
-                            .id(event.bank_transaction_id.to_string())
+                            .id(&event.bank_transaction_id.to_string())
                             .json_data(&event)
                         {
                             Ok(sse) => return Some(sse),
@@ -94,7 +92,7 @@ impl Listening {
 
 /// Events may have been missed: the client should fetch the payee's intents again.
 fn lagged(data: serde_json::Value) -> Event {
-    Event::default().event(LAGGED).data(data.to_string())
+    Event::default().event(LAGGED).data(&data.to_string())
 }
 
 #[utoipa::path(get, path = "/v1/payees/{id}/events", tag = "payees", params(("id" = Uuid, Path)),
@@ -113,27 +111,31 @@ fn lagged(data: serde_json::Value) -> Event {
         (status = 403, description = "FORBIDDEN (auditors)", body = ErrorEnvelope),
         (status = 404, description = "PAYEE_NOT_FOUND (also another payee's id for a vendor or school user)", body = ErrorEnvelope)))]
 pub async fn payee_events(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     // Subscribed before the check, so an event published while it runs is not missed.
     let listening = Listening {
         payee_id: id,
         events: state.events.subscribe(),
         gaps: state.events.gaps(),
         closing: state.events.closing(),
-        until: token_expiry(&headers),
+        until: token_expiry(request.headers()),
     };
     // Unknown payees, and other payees for vendor and school users: 404.
-    state.payments.payee(&caller, id).await?;
-    tracing::debug!(payee_id = %id, user = %caller.username, "event stream opened");
-    Ok((
-        [(X_ACCEL_BUFFERING, HeaderValue::from_static("no"))],
-        Sse::new(stream_of(listening)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)),
-    )
-        .into_response())
+    let user = caller.username.clone();
+    state
+        .run(move |s| async move { s.payments.payee(&caller, id).await })
+        .await?;
+    tracing::debug!(payee_id = %id, %user, "event stream opened");
+    let mut response = sse::response(stream_of(listening), KEEP_ALIVE);
+    response.headers_mut().insert(
+        header::HeaderName::from_static(X_ACCEL_BUFFERING),
+        header::HeaderValue::from_static("no"),
+    );
+    Ok(response)
 }
 
 /// When the bearer token (already verified by the access policy layer) expires.
@@ -155,14 +157,14 @@ fn token_expiry(headers: &HeaderMap) -> Option<Instant> {
     Some(Instant::now() + Duration::from_secs(left as u64))
 }
 
-fn stream_of(listening: Listening) -> impl Stream<Item = Result<Event, Infallible>> {
+fn stream_of(listening: Listening) -> impl Stream<Item = Event> {
     // The first frame goes out at once, so the client knows it is listening.
     let hello = Event::default().comment("listening").retry(CLIENT_RETRY);
-    stream::once(async move { Ok(hello) }).chain(stream::unfold(
+    stream::once(async move { hello }).chain(stream::unfold(
         listening,
         |mut listening| async move {
             let event = listening.next().await?;
-            Some((Ok(event), listening))
+            Some((event, listening))
         },
     ))
 }
@@ -185,12 +187,7 @@ mod tests {
 
     /// The bytes an event goes out as.
     async fn wire(event: Event) -> String {
-        use axum::response::IntoResponse;
-        let response = Sse::new(stream::iter([Ok::<_, Infallible>(event)])).into_response();
-        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        String::from_utf8(body.to_vec()).unwrap()
+        String::from_utf8(event.into_bytes().to_vec()).unwrap()
     }
 
     /// The event name and JSON data of an event on the wire.
@@ -284,7 +281,7 @@ mod tests {
             let mut headers = HeaderMap::new();
             headers.insert(
                 header::AUTHORIZATION,
-                HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+                header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
             );
             headers
         };

@@ -1,9 +1,11 @@
 //! Extractors that turn every kind of bad input into a 4xx with a stable code.
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
-use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use actix_web::dev::Payload;
+use actix_web::http::{header, StatusCode};
+use actix_web::web::{Bytes, BytesMut, Path, Query};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use futures::future::{ready, LocalBoxFuture, Ready};
+use futures::StreamExt;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
@@ -14,10 +16,50 @@ use crate::store::IdempotencyClaim;
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
+/// The most a request body may hold. The application sets the service-wide limit; a route
+/// that takes larger or smaller bodies (statements, webhooks) sets its own.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PAYLOAD_TOO_LARGE",
+        "the request body is larger than this service accepts",
+    )
+}
+
+/// Reads the whole body within the route's limit. A declared length over the limit is refused
+/// before a byte is read.
+async fn read_body(request: &HttpRequest, mut payload: Payload) -> Result<Bytes, ApiError> {
+    let limit = request
+        .app_data::<BodyLimit>()
+        .map_or(usize::MAX, |limit| limit.0);
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "BODY_UNREADABLE", e.to_string())
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
 /// Reads the body as JSON; an empty body reads as `null` (so `Option<T>` bodies are optional).
-async fn read_json<T: DeserializeOwned, S: Send + Sync>(
-    request: Request,
-    state: &S,
+async fn read_json<T: DeserializeOwned>(
+    request: &HttpRequest,
+    payload: Payload,
 ) -> Result<(T, serde_json::Value), ApiError> {
     let has_json_type = request
         .headers()
@@ -27,7 +69,7 @@ async fn read_json<T: DeserializeOwned, S: Send + Sync>(
             let mime = v.split(';').next().unwrap_or("").trim();
             mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")
         });
-    let RawBody(bytes) = RawBody::from_request(request, state).await?;
+    let bytes = read_body(request, payload).await?;
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"null"
     } else if !has_json_type {
@@ -85,11 +127,14 @@ fn nul_refused() -> ApiError {
 /// A JSON body.
 pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
+impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(read_json(request, state).await?.0))
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        let payload = payload.take();
+        Box::pin(async move { Ok(Self(read_json(&request, payload).await?.0)) })
     }
 }
 
@@ -101,50 +146,53 @@ pub struct IdempotentJson<T> {
     pub caller: Caller,
 }
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for IdempotentJson<T> {
-    type Rejection = ApiError;
+impl<T: DeserializeOwned + 'static> FromRequest for IdempotentJson<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let caller = request
-            .extensions()
-            .get::<Caller>()
-            .cloned()
-            .ok_or_else(ApiError::unauthenticated)?;
-        let key = match request.headers().get(IDEMPOTENCY_KEY_HEADER) {
-            None => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "IDEMPOTENCY_KEY_REQUIRED",
-                    "money-moving requests need an 'Idempotency-Key' header (e.g. a UUID)",
-                ))
-            }
-            Some(value) => value
-                .to_str()
-                .ok()
-                .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN)
-                .map(str::to_owned)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "INVALID_IDEMPOTENCY_KEY",
-                        "the Idempotency-Key must be 1 to 255 visible ASCII characters",
-                    )
-                })?,
-        };
-        let fingerprint = format!("{} {}\n", request.method(), request.uri().path());
-        let (body, value) = read_json::<T, S>(request, state).await?;
-        let mut hasher = Sha256::new();
-        hasher.update(fingerprint.as_bytes());
-        hasher.update(canonical_json(&value).as_bytes());
-        Ok(Self {
-            claim: IdempotencyClaim {
-                user_id: caller.user_id,
-                key,
-                request_hash: hex::encode(hasher.finalize()),
-            },
-            body,
-            caller,
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        let payload = payload.take();
+        Box::pin(async move {
+            let caller = caller_of(&request)?;
+            let key = idempotency_key(&request)?;
+            let fingerprint = format!("{} {}\n", request.method(), request.uri().path());
+            let (body, value) = read_json::<T>(&request, payload).await?;
+            let mut hasher = Sha256::new();
+            hasher.update(fingerprint.as_bytes());
+            hasher.update(canonical_json(&value).as_bytes());
+            Ok(Self {
+                claim: IdempotencyClaim {
+                    user_id: caller.user_id,
+                    key,
+                    request_hash: hex::encode(hasher.finalize()),
+                },
+                body,
+                caller,
+            })
         })
+    }
+}
+
+fn idempotency_key(request: &HttpRequest) -> Result<String, ApiError> {
+    match request.headers().get(IDEMPOTENCY_KEY_HEADER) {
+        None => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "IDEMPOTENCY_KEY_REQUIRED",
+            "money-moving requests need an 'Idempotency-Key' header (e.g. a UUID)",
+        )),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_IDEMPOTENCY_KEY",
+                    "the Idempotency-Key must be 1 to 255 visible ASCII characters",
+                )
+            }),
     }
 }
 
@@ -176,46 +224,55 @@ fn encodes_nul(uri_part: &str) -> bool {
 /// Query parameters.
 pub struct ApiQuery<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
-    type Rejection = ApiError;
+impl<T: DeserializeOwned> FromRequest for ApiQuery<T> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        if encodes_nul(parts.uri.query().unwrap_or_default()) {
-            return Err(nul_refused());
-        }
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(value)| Self(value))
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_QUERY", e.body_text()))
+    fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        ready(if encodes_nul(request.query_string()) {
+            Err(nul_refused())
+        } else {
+            Query::<T>::from_query(request.query_string())
+                .map(|Query(value)| Self(value))
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_QUERY", e.to_string()))
+        })
     }
 }
 
 /// Path parameters.
 pub struct ApiPath<T>(pub T);
 
-impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
-    type Rejection = ApiError;
+impl<T: DeserializeOwned> FromRequest for ApiPath<T> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        if encodes_nul(parts.uri.path()) {
-            return Err(nul_refused());
-        }
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(value)| Self(value))
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_PATH", e.body_text()))
+    fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        ready(if encodes_nul(request.uri().path()) {
+            Err(nul_refused())
+        } else {
+            Path::<T>::extract(request)
+                .into_inner()
+                .map(|path| Self(path.into_inner()))
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "INVALID_PATH", e.to_string()))
+        })
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = ApiError;
+/// The signed-in caller, put on the request by the access policy.
+pub(super) fn caller_of(request: &HttpRequest) -> Result<Caller, ApiError> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(ApiError::unauthenticated)
+}
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Caller>()
-            .cloned()
-            .ok_or_else(ApiError::unauthenticated)
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        ready(caller_of(request))
     }
 }
 
@@ -223,28 +280,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 /// read a format other than JSON.
 pub struct RawBody(pub Bytes);
 
-impl<S: Send + Sync> FromRequest<S> for RawBody {
-    type Rejection = ApiError;
+impl FromRequest for RawBody {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        Bytes::from_request(request, state)
-            .await
-            .map(RawBody)
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "PAYLOAD_TOO_LARGE",
-                        "the request body is larger than this service accepts",
-                    )
-                } else {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "BODY_UNREADABLE",
-                        rejection.body_text(),
-                    )
-                }
-            })
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        let payload = payload.take();
+        Box::pin(async move { read_body(&request, payload).await.map(RawBody) })
     }
 }
 

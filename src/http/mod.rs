@@ -7,21 +7,22 @@ pub mod extract;
 pub mod payments;
 pub mod policy;
 pub mod routes;
+pub mod sse;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderName, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::Response;
-use axum::routing::{get, post, put};
-use axum::Router;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, App, HttpResponse, Resource, ResponseError};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use tracing::Instrument;
 use utoipa::OpenApi;
+use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::services::auth::AuthService;
@@ -31,6 +32,7 @@ use crate::services::ledger::LedgerService;
 use crate::services::payments::PaymentService;
 use crate::store::Store;
 use error::ApiError;
+use extract::BodyLimit;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -42,165 +44,237 @@ pub struct AppState {
     pub auth: AuthService,
     pub clock: Clock,
     pub metrics: PrometheusHandle,
+    /// The runtime the service was built on, where the database pool's connections live.
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl AppState {
+    /// Runs a use case on the service's runtime rather than on the actix worker that read the
+    /// request. A database connection belongs to the runtime it was opened on: were use cases
+    /// run on the workers, connections would be tied to worker threads, and a worker that
+    /// stops first at shutdown would break the requests another worker is still finishing.
+    pub async fn run<T, E, Work>(
+        &self,
+        use_case: impl FnOnce(AppState) -> Work,
+    ) -> Result<T, ApiError>
+    where
+        Work: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Into<ApiError>,
+    {
+        let work = use_case(self.clone());
+        let task = self
+            .runtime
+            .spawn(async move { work.await.map_err(Into::into) });
+        match task.await {
+            Ok(result) => result,
+            Err(failure) => {
+                tracing::error!(error = %failure, "use case did not finish");
+                Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "SERVICE_UNAVAILABLE",
+                    "the service could not finish this request; try again",
+                ))
+            }
+        }
+    }
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    let api = Router::new()
-        .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz))
-        .route("/metrics", get(routes::metrics))
-        .route("/v1/auth/token", post(routes::token))
-        .route(
-            "/v1/accounts",
-            post(routes::create_account).get(routes::list_accounts),
-        )
-        .route("/v1/accounts/{account}", get(routes::get_account))
-        .route(
-            "/v1/accounts/{account}/entries",
-            get(routes::account_entries),
-        )
-        .route(
-            "/v1/transactions",
-            post(routes::post_transaction).get(routes::list_transactions),
-        )
-        .route("/v1/transactions/batch", post(routes::post_batch))
-        .route("/v1/transactions/{id}", get(routes::get_transaction))
-        .route(
-            "/v1/transactions/{id}/reverse",
-            post(routes::reverse_transaction),
-        )
-        .route("/v1/ledger/verify", get(routes::verify))
-        .route("/v1/banks", get(payments::list_banks))
-        .route("/v1/qr/parse", post(payments::parse_qr))
-        .route(
-            "/v1/payees",
-            post(payments::create_payee).get(payments::list_payees),
-        )
-        .route(
-            "/v1/payees/{id}",
-            get(payments::get_payee).patch(payments::update_payee),
-        )
-        .route("/v1/payees/{id}/qr.svg", get(payments::payee_qr_svg))
-        .route("/v1/payees/{id}/qr.png", get(payments::payee_qr_png))
-        .route("/v1/payees/{id}/sticker.svg", get(payments::payee_sticker))
-        .route("/v1/payees/{id}/events", get(events::payee_events))
-        .route(
-            "/v1/payees/{id}/payment-intents",
-            get(payments::list_payee_intents),
-        )
-        .route("/v1/payment-intents", post(payments::create_intent))
-        .route("/v1/payment-intents/{id}", get(payments::get_intent))
-        .route(
-            "/v1/payment-intents/{id}/cancel",
-            post(payments::cancel_intent),
-        )
-        .route(
-            "/v1/payment-intents/{id}/qr.svg",
-            get(payments::intent_qr_svg),
-        )
-        .route(
-            "/v1/payment-intents/{id}/qr.png",
-            get(payments::intent_qr_png),
-        )
-        .route(
-            "/v1/collection-accounts",
-            get(bank_feed::list_collection_accounts),
-        )
-        .route(
-            "/v1/collection-accounts/{id}/feed",
-            put(bank_feed::set_feed),
-        )
-        .route(
-            "/v1/webhooks/{provider}",
-            post(bank_feed::receive_webhook).layer(DefaultBodyLimit::max(
-                crate::services::bank_feed::MAX_WEBHOOK_BYTES,
-            )),
-        )
-        .route(
-            "/v1/bank-transactions/{id}",
-            get(bank_feed::get_bank_transaction),
-        )
-        .route(
-            "/v1/reconciliation/unmatched",
-            get(bank_feed::list_unmatched),
-        )
-        .route(
-            "/v1/reconciliation/unmatched/{id}/resolve",
-            post(bank_feed::resolve_unmatched),
-        )
-        .route(
-            "/v1/reconciliation/discrepancies",
-            get(bank_feed::list_discrepancies),
-        )
-        .route(
-            "/v1/reconciliation/statements",
-            post(bank_feed::import_statement).layer(DefaultBodyLimit::max(
-                crate::domain::statement::MAX_STATEMENT_BYTES,
-            )),
-        )
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            policy::authorize,
-        ))
-        .route_layer(middleware::from_fn(record_metrics))
-        .method_not_allowed_fallback(method_not_allowed)
-        .fallback(not_found)
-        .with_state(state);
-
-    api.layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|request: &Request| {
-                    let request_id = request
-                        .headers()
-                        .get(REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-");
-                    tracing::info_span!(
-                        "request",
-                        request_id = %request_id,
-                        method = %request.method(),
-                        path = %request.uri().path(),
-                        user = tracing::field::Empty,
-                    )
-                })
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+/// The whole service: every route, the access policy, metrics, request ids and tracing.
+/// `max_body_bytes` is the body limit of every route that does not set its own.
+pub fn app(
+    state: AppState,
+    max_body_bytes: usize,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(web::Data::new(state))
+        .app_data(BodyLimit(max_body_bytes))
+        .configure(routes)
+        .default_service(web::to(not_found))
+        // The last layer added runs first: request id and span, then metrics, then access.
+        .wrap(from_fn(policy::authorize))
+        .wrap(from_fn(record_metrics))
+        .wrap(from_fn(trace_request))
 }
 
-async fn record_metrics(matched: MatchedPath, request: Request, next: Next) -> Response {
+/// A path; a method it does not take is answered 405.
+fn resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+fn routes(config: &mut web::ServiceConfig) {
+    use web::{get, patch, post, put};
+    config
+        .service(resource("/healthz").route(get().to(routes::healthz)))
+        .service(resource("/readyz").route(get().to(routes::readyz)))
+        .service(resource("/metrics").route(get().to(routes::metrics)))
+        .service(resource("/v1/auth/token").route(post().to(routes::token)))
+        .service(
+            resource("/v1/accounts")
+                .route(post().to(routes::create_account))
+                .route(get().to(routes::list_accounts)),
+        )
+        .service(resource("/v1/accounts/{account}").route(get().to(routes::get_account)))
+        .service(
+            resource("/v1/accounts/{account}/entries").route(get().to(routes::account_entries)),
+        )
+        .service(
+            resource("/v1/transactions")
+                .route(post().to(routes::post_transaction))
+                .route(get().to(routes::list_transactions)),
+        )
+        .service(resource("/v1/transactions/batch").route(post().to(routes::post_batch)))
+        .service(resource("/v1/transactions/{id}").route(get().to(routes::get_transaction)))
+        .service(
+            resource("/v1/transactions/{id}/reverse").route(post().to(routes::reverse_transaction)),
+        )
+        .service(resource("/v1/ledger/verify").route(get().to(routes::verify)))
+        .service(resource("/v1/banks").route(get().to(payments::list_banks)))
+        .service(resource("/v1/qr/parse").route(post().to(payments::parse_qr)))
+        .service(
+            resource("/v1/payees")
+                .route(post().to(payments::create_payee))
+                .route(get().to(payments::list_payees)),
+        )
+        .service(
+            resource("/v1/payees/{id}")
+                .route(get().to(payments::get_payee))
+                .route(patch().to(payments::update_payee)),
+        )
+        .service(resource("/v1/payees/{id}/qr.svg").route(get().to(payments::payee_qr_svg)))
+        .service(resource("/v1/payees/{id}/qr.png").route(get().to(payments::payee_qr_png)))
+        .service(resource("/v1/payees/{id}/sticker.svg").route(get().to(payments::payee_sticker)))
+        .service(resource("/v1/payees/{id}/events").route(get().to(events::payee_events)))
+        .service(
+            resource("/v1/payees/{id}/payment-intents")
+                .route(get().to(payments::list_payee_intents)),
+        )
+        .service(resource("/v1/payment-intents").route(post().to(payments::create_intent)))
+        .service(resource("/v1/payment-intents/{id}").route(get().to(payments::get_intent)))
+        .service(
+            resource("/v1/payment-intents/{id}/cancel").route(post().to(payments::cancel_intent)),
+        )
+        .service(
+            resource("/v1/payment-intents/{id}/qr.svg").route(get().to(payments::intent_qr_svg)),
+        )
+        .service(
+            resource("/v1/payment-intents/{id}/qr.png").route(get().to(payments::intent_qr_png)),
+        )
+        .service(
+            resource("/v1/collection-accounts")
+                .route(get().to(bank_feed::list_collection_accounts)),
+        )
+        .service(resource("/v1/collection-accounts/{id}/feed").route(put().to(bank_feed::set_feed)))
+        .service(
+            resource("/v1/webhooks/{provider}")
+                .app_data(BodyLimit(crate::services::bank_feed::MAX_WEBHOOK_BYTES))
+                .route(post().to(bank_feed::receive_webhook)),
+        )
+        .service(
+            resource("/v1/bank-transactions/{id}").route(get().to(bank_feed::get_bank_transaction)),
+        )
+        .service(
+            resource("/v1/reconciliation/unmatched").route(get().to(bank_feed::list_unmatched)),
+        )
+        .service(
+            resource("/v1/reconciliation/unmatched/{id}/resolve")
+                .route(post().to(bank_feed::resolve_unmatched)),
+        )
+        .service(
+            resource("/v1/reconciliation/discrepancies")
+                .route(get().to(bank_feed::list_discrepancies)),
+        )
+        .service(
+            resource("/v1/reconciliation/statements")
+                .app_data(BodyLimit(crate::domain::statement::MAX_STATEMENT_BYTES))
+                .route(post().to(bank_feed::import_statement)),
+        );
+}
+
+/// Gives every request an id (the caller's `x-request-id`, or a new one), runs it in a span
+/// that carries the id, and answers with the same id.
+async fn trace_request(
+    mut request: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let request_id = match request.headers().get(&REQUEST_ID) {
+        Some(id) => id.clone(),
+        None => {
+            let id = HeaderValue::from_str(&Uuid::new_v4().to_string())
+                .expect("a UUID is a valid header value");
+            request.headers_mut().insert(REQUEST_ID, id.clone());
+            id
+        }
+    };
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id.to_str().unwrap_or("-"),
+        method = %request.method(),
+        path = %request.path(),
+        user = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    let mut response = next.call(request).instrument(span.clone()).await?;
+    if !response.headers().contains_key(&REQUEST_ID) {
+        response.headers_mut().insert(REQUEST_ID, request_id);
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            latency_ms = started.elapsed().as_millis() as u64,
+            status = response.status().as_u16(),
+            "finished processing request"
+        )
+    });
+    Ok(response)
+}
+
+async fn record_metrics(
+    request: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(path) = request.match_pattern() else {
+        return next.call(request).await;
+    };
     let started = Instant::now();
     let method = request.method().to_string();
-    let response = next.run(request).await;
+    let response = next.call(request).await?;
     let labels = [
         ("method", method),
-        ("path", matched.as_str().to_owned()),
+        ("path", path),
         ("status", response.status().as_u16().to_string()),
     ];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels)
         .record(started.elapsed().as_secs_f64());
-    response
+    Ok(response)
 }
 
-async fn not_found() -> ApiError {
+async fn not_found() -> HttpResponse {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "ROUTE_NOT_FOUND",
         "no such endpoint; see /v1 in the API spec",
     )
+    .error_response()
 }
 
-async fn method_not_allowed() -> ApiError {
+async fn method_not_allowed() -> HttpResponse {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "METHOD_NOT_ALLOWED",
         "this endpoint does not take that method",
     )
+    .error_response()
 }
 
 #[derive(OpenApi)]

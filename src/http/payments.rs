@@ -1,15 +1,14 @@
 //! Thin handlers for banks, payees, QR codes and payment intents.
 
-use axum::extract::{FromRequestParts, State};
-use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use actix_web::dev::Payload;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use futures::future::{ready, Ready};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::extract::{ApiJson, ApiPath, ApiQuery, IdempotentJson};
+use super::extract::{caller_of, ApiJson, ApiPath, ApiQuery, IdempotentJson};
 use super::routes::reply;
 use super::AppState;
 use crate::services::auth::Caller;
@@ -23,62 +22,65 @@ use crate::services::ErrorEnvelope;
 const IMAGE_CACHE_CONTROL: &str = "private, no-cache";
 
 /// An image answer with its ETag, or 304 when the client already has these exact bytes.
-fn image_response(request_headers: &HeaderMap, image: Image) -> Response {
+fn image_response(request: &HttpRequest, image: Image) -> HttpResponse {
     let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&image.bytes))[..32]);
-    let cached = request_headers
+    let cached = request
+        .headers()
         .get_all(header::IF_NONE_MATCH)
-        .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .map(|tag| tag.trim().trim_start_matches("W/"))
         .any(|tag| tag == etag || tag == "*");
     let mut response = if cached {
-        StatusCode::NOT_MODIFIED.into_response()
+        HttpResponse::NotModified()
     } else {
-        (
-            [
-                (header::CONTENT_TYPE, image.content_type),
-                // An SVG opened on its own is a document; it has no business running anything.
-                (header::CONTENT_SECURITY_POLICY, "default-src 'none'"),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            image.bytes,
-        )
-            .into_response()
+        HttpResponse::Ok()
     };
-    let headers = response.headers_mut();
-    headers.insert(
+    response.insert_header((
         header::CACHE_CONTROL,
         HeaderValue::from_static(IMAGE_CACHE_CONTROL),
-    );
+    ));
     if let Ok(etag) = HeaderValue::from_str(&etag) {
-        headers.insert(header::ETAG, etag);
+        response.insert_header((header::ETAG, etag));
+    }
+    if cached {
+        return response.finish();
     }
     response
+        .content_type(image.content_type)
+        // An SVG opened on its own is a document; it has no business running anything.
+        .insert_header((header::CONTENT_SECURITY_POLICY, "default-src 'none'"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .body(image.bytes)
 }
 
-/// What every QR image endpoint reads: who asks, for which id, at what size, and which
-/// version of the picture the client already has.
+/// What every QR image endpoint reads: who asks, for which id, at what size; the request
+/// itself says which version of the picture the client already has.
 pub struct ImageRequest {
     caller: Caller,
     id: Uuid,
     size: Option<u32>,
-    headers: HeaderMap,
+    request: HttpRequest,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for ImageRequest {
-    type Rejection = ApiError;
+impl FromRequest for ImageRequest {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let caller = Caller::from_request_parts(parts, state).await?;
-        let ApiPath(id) = ApiPath::<Uuid>::from_request_parts(parts, state).await?;
-        let ApiQuery(query) = ApiQuery::<ImageQuery>::from_request_parts(parts, state).await?;
-        Ok(Self {
-            caller,
-            id,
-            size: query.size,
-            headers: parts.headers.clone(),
-        })
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let mut read = || {
+            let caller = caller_of(request)?;
+            let ApiPath(id) = ApiPath::<Uuid>::from_request(request, payload).into_inner()?;
+            let ApiQuery(query) =
+                ApiQuery::<ImageQuery>::from_request(request, payload).into_inner()?;
+            Ok(Self {
+                caller,
+                id,
+                size: query.size,
+                request: request.clone(),
+            })
+        };
+        ready(read())
     }
 }
 
@@ -87,19 +89,23 @@ async fn qr(
     request: ImageRequest,
     subject: fn(Uuid) -> QrSubject,
     format: ImageFormat,
-) -> Result<Response, ApiError> {
+) -> Result<HttpResponse, ApiError> {
+    let (caller, id, size) = (request.caller, request.id, request.size);
     let image = state
-        .payments
-        .qr_image(&request.caller, subject(request.id), format, request.size)
+        .run(move |s| async move {
+            s.payments
+                .qr_image(&caller, subject(id), format, size)
+                .await
+        })
         .await?;
-    Ok(image_response(&request.headers, image))
+    Ok(image_response(&request.request, image))
 }
 
 #[utoipa::path(get, path = "/v1/banks", tag = "payees",
     security(("bearer" = [])),
     responses((status = 200, description = "the bundled NAPAS bank list", body = BankList)))]
-pub async fn list_banks(State(state): State<AppState>) -> Json<BankList> {
-    Json(state.payments.banks())
+pub async fn list_banks(state: web::Data<AppState>) -> web::Json<BankList> {
+    web::Json(state.payments.banks())
 }
 
 #[utoipa::path(post, path = "/v1/qr/parse", tag = "payees", request_body = QrParseRequest,
@@ -107,10 +113,10 @@ pub async fn list_banks(State(state): State<AppState>) -> Json<BankList> {
     responses((status = 200, body = QrParseView),
         (status = 422, description = "QR_CRC_MISMATCH, QR_TLV_MALFORMED, QR_NESTED_TLV_MALFORMED, QR_WRONG_GUID, ... (which rule broke)", body = ErrorEnvelope)))]
 pub async fn parse_qr(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     ApiJson(request): ApiJson<QrParseRequest>,
-) -> Result<Json<QrParseView>, ApiError> {
-    Ok(Json(state.payments.parse_qr(&request)?))
+) -> Result<web::Json<QrParseView>, ApiError> {
+    Ok(web::Json(state.payments.parse_qr(&request)?))
 }
 
 #[utoipa::path(post, path = "/v1/payees", tag = "payees", request_body = NewPayeeRequest,
@@ -119,12 +125,13 @@ pub async fn parse_qr(
         (status = 409, description = "PAYEE_CODE_TAKEN, HOLDER_NAME_MISMATCH, ACCOUNT_CODE_TAKEN", body = ErrorEnvelope),
         (status = 422, description = "UNKNOWN_BANK, INVALID_ACCOUNT_NUMBER, HOLDER_NAME_*, INVALID_PAYEE_*", body = ErrorEnvelope)))]
 pub async fn create_payee(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     ApiJson(request): ApiJson<NewPayeeRequest>,
-) -> Result<(StatusCode, Json<PayeeView>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        Json(state.payments.create_payee(request).await?),
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Created().json(
+        state
+            .run(move |s| async move { s.payments.create_payee(request).await })
+            .await?,
     ))
 }
 
@@ -133,11 +140,15 @@ pub async fn create_payee(
     responses((status = 200, description = "ordered by id; a vendor or school user sees only its own payee", body = PayeePage),
         (status = 400, body = ErrorEnvelope)))]
 pub async fn list_payees(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     caller: Caller,
     ApiQuery(query): ApiQuery<PayeeQuery>,
-) -> Result<Json<PayeePage>, ApiError> {
-    Ok(Json(state.payments.list_payees(&caller, query).await?))
+) -> Result<web::Json<PayeePage>, ApiError> {
+    Ok(web::Json(
+        state
+            .run(move |s| async move { s.payments.list_payees(&caller, query).await })
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/payees/{id}", tag = "payees", params(("id" = Uuid, Path)),
@@ -145,11 +156,15 @@ pub async fn list_payees(
     responses((status = 200, body = PayeeView),
         (status = 404, description = "PAYEE_NOT_FOUND (also another payee's id for a vendor or school user)", body = ErrorEnvelope)))]
 pub async fn get_payee(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<PayeeView>, ApiError> {
-    Ok(Json(state.payments.payee(&caller, id).await?))
+) -> Result<web::Json<PayeeView>, ApiError> {
+    Ok(web::Json(
+        state
+            .run(move |s| async move { s.payments.payee(&caller, id).await })
+            .await?,
+    ))
 }
 
 #[utoipa::path(patch, path = "/v1/payees/{id}", tag = "payees", params(("id" = Uuid, Path)),
@@ -160,11 +175,15 @@ pub async fn get_payee(
         (status = 409, description = "HOLDER_NAME_MISMATCH, ACCOUNT_CODE_TAKEN", body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope)))]
 pub async fn update_payee(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(request): ApiJson<PayeePatchRequest>,
-) -> Result<Json<PayeeView>, ApiError> {
-    Ok(Json(state.payments.update_payee(id, request).await?))
+) -> Result<web::Json<PayeeView>, ApiError> {
+    Ok(web::Json(
+        state
+            .run(move |s| async move { s.payments.update_payee(id, request).await })
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/payees/{id}/qr.svg", tag = "payees",
@@ -177,9 +196,9 @@ pub async fn update_payee(
         (status = 409, description = "PAYEE_INACTIVE", body = ErrorEnvelope),
         (status = 422, description = "IMAGE_SIZE_OUT_OF_RANGE", body = ErrorEnvelope)))]
 pub async fn payee_qr_svg(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     request: ImageRequest,
-) -> Result<Response, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     qr(&state, request, QrSubject::Payee, ImageFormat::Svg).await
 }
 
@@ -193,9 +212,9 @@ pub async fn payee_qr_svg(
         (status = 409, description = "PAYEE_INACTIVE", body = ErrorEnvelope),
         (status = 422, description = "IMAGE_SIZE_OUT_OF_RANGE", body = ErrorEnvelope)))]
 pub async fn payee_qr_png(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     request: ImageRequest,
-) -> Result<Response, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     qr(&state, request, QrSubject::Payee, ImageFormat::Png).await
 }
 
@@ -207,13 +226,15 @@ pub async fn payee_qr_png(
         (status = 404, body = ErrorEnvelope),
         (status = 409, description = "PAYEE_INACTIVE", body = ErrorEnvelope)))]
 pub async fn payee_sticker(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let image = state.payments.payee_sticker(&caller, id).await?;
-    Ok(image_response(&headers, image))
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let image = state
+        .run(move |s| async move { s.payments.payee_sticker(&caller, id).await })
+        .await?;
+    Ok(image_response(&request, image))
 }
 
 #[utoipa::path(get, path = "/v1/payees/{id}/payment-intents", tag = "payment intents",
@@ -223,12 +244,16 @@ pub async fn payee_sticker(
         (status = 400, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope)))]
 pub async fn list_payee_intents(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(query): ApiQuery<IntentQuery>,
-) -> Result<Json<IntentPage>, ApiError> {
-    Ok(Json(state.payments.list_intents(&caller, id, query).await?))
+) -> Result<web::Json<IntentPage>, ApiError> {
+    Ok(web::Json(
+        state
+            .run(move |s| async move { s.payments.list_intents(&caller, id, query).await })
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/payment-intents", tag = "payment intents",
@@ -241,13 +266,16 @@ pub async fn list_payee_intents(
         (status = 409, description = "PAYEE_INACTIVE, IDEMPOTENCY_KEY_IN_PROGRESS", body = ErrorEnvelope),
         (status = 422, description = "AMOUNT_*, INVALID_DESCRIPTION, INVALID_EXPIRY, IDEMPOTENCY_KEY_REUSED", body = ErrorEnvelope)))]
 pub async fn create_intent(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     request: IdempotentJson<NewIntentRequest>,
-) -> Result<Response, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     Ok(reply(
         state
-            .payments
-            .create_intent(&request.caller, request.claim, request.body)
+            .run(move |s| async move {
+                s.payments
+                    .create_intent(&request.caller, request.claim, request.body)
+                    .await
+            })
             .await?,
     ))
 }
@@ -258,11 +286,15 @@ pub async fn create_intent(
     responses((status = 200, description = "status as of now: a pending intent past expires_at reads expired", body = IntentView),
         (status = 404, body = ErrorEnvelope)))]
 pub async fn get_intent(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<IntentView>, ApiError> {
-    Ok(Json(state.payments.intent(&caller, id).await?))
+) -> Result<web::Json<IntentView>, ApiError> {
+    Ok(web::Json(
+        state
+            .run(move |s| async move { s.payments.intent(&caller, id).await })
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/payment-intents/{id}/cancel", tag = "payment intents",
@@ -272,11 +304,15 @@ pub async fn get_intent(
         (status = 404, body = ErrorEnvelope),
         (status = 409, description = "PAYMENT_INTENT_NOT_CANCELLABLE (paid, partially paid or expired)", body = ErrorEnvelope)))]
 pub async fn cancel_intent(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<IntentView>, ApiError> {
-    Ok(Json(state.payments.cancel_intent(&caller, id).await?))
+) -> Result<web::Json<IntentView>, ApiError> {
+    Ok(web::Json(
+        state
+            .run(move |s| async move { s.payments.cancel_intent(&caller, id).await })
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/payment-intents/{id}/qr.svg", tag = "payment intents",
@@ -289,9 +325,9 @@ pub async fn cancel_intent(
         (status = 409, description = "PAYMENT_INTENT_NOT_PAYABLE: no longer pending", body = ErrorEnvelope),
         (status = 422, description = "IMAGE_SIZE_OUT_OF_RANGE", body = ErrorEnvelope)))]
 pub async fn intent_qr_svg(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     request: ImageRequest,
-) -> Result<Response, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     qr(&state, request, QrSubject::Intent, ImageFormat::Svg).await
 }
 
@@ -305,8 +341,8 @@ pub async fn intent_qr_svg(
         (status = 409, description = "PAYMENT_INTENT_NOT_PAYABLE: no longer pending", body = ErrorEnvelope),
         (status = 422, description = "IMAGE_SIZE_OUT_OF_RANGE", body = ErrorEnvelope)))]
 pub async fn intent_qr_png(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     request: ImageRequest,
-) -> Result<Response, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     qr(&state, request, QrSubject::Intent, ImageFormat::Png).await
 }

@@ -1,14 +1,16 @@
 //! Who may call what. Every route is listed here; the `authorize` layer enforces it and a test
 //! walks every route with every role.
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, Method};
-use axum::middleware::Next;
-use axum::response::Response;
+use actix_web::body::BoxBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{header, Method};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage};
 
 use super::error::ApiError;
 use super::AppState;
 use crate::domain::user::Role;
+use crate::services::auth::Caller;
 
 #[derive(Debug, Clone, Copy)]
 pub enum Access {
@@ -165,36 +167,55 @@ pub fn policy(method: &Method, path: &str) -> Option<Access> {
         .map(|r| r.access)
 }
 
-/// Checks the bearer token and the caller's role against the route's policy.
+/// Checks the bearer token and the caller's role against the route's policy, and puts the
+/// caller on the request for the handler.
 pub async fn authorize(
-    State(state): State<AppState>,
-    matched: MatchedPath,
-    mut request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let Some(access) = policy(request.method(), matched.as_str()) else {
-        tracing::error!(
-            path = matched.as_str(),
-            "route has no access policy; refusing"
-        );
-        return Err(ApiError::forbidden());
+    request: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    match admit(&request) {
+        Ok(Some(caller)) => {
+            tracing::Span::current().record("user", caller.username.as_str());
+            request.extensions_mut().insert(caller);
+        }
+        Ok(None) => {}
+        Err(refusal) => return Ok(request.error_response(refusal)),
+    }
+    next.call(request).await
+}
+
+/// The caller a route needs (`None` for public routes, and for requests no route takes,
+/// which are answered 404 or 405), or why the request is refused.
+fn admit(request: &ServiceRequest) -> Result<Option<Caller>, ApiError> {
+    let Some(path) = request.match_pattern() else {
+        return Ok(None);
     };
-    if let Access::Roles(allowed) = access {
-        let token = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(ApiError::unauthenticated)?;
-        let caller = state
-            .auth
-            .authenticate(token.trim())
-            .map_err(|_| ApiError::unauthenticated())?;
-        if !allowed.contains(&caller.role) {
+    let access = match policy(request.method(), &path) {
+        Some(access) => access,
+        None if ROUTES.iter().any(|route| route.path == path) => return Ok(None),
+        None => {
+            tracing::error!(path, "route has no access policy; refusing");
             return Err(ApiError::forbidden());
         }
-        tracing::Span::current().record("user", caller.username.as_str());
-        request.extensions_mut().insert(caller);
+    };
+    let Access::Roles(allowed) = access else {
+        return Ok(None);
+    };
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(ApiError::unauthenticated)?;
+    let state = request
+        .app_data::<web::Data<AppState>>()
+        .expect("the application state is registered");
+    let caller = state
+        .auth
+        .authenticate(token.trim())
+        .map_err(|_| ApiError::unauthenticated())?;
+    if !allowed.contains(&caller.role) {
+        return Err(ApiError::forbidden());
     }
-    Ok(next.run(request).await)
+    Ok(Some(caller))
 }

@@ -1,9 +1,7 @@
 //! Thin handlers: extract, call a service, answer.
 
-use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -18,20 +16,14 @@ use crate::services::ErrorEnvelope;
 
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
-pub(super) fn reply(reply: Reply) -> Response {
+pub(super) fn reply(reply: Reply) -> HttpResponse {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
-    let mut response = (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        reply.body,
-    )
-        .into_response();
+    let mut response = HttpResponse::build(status);
+    response.content_type("application/json");
     if reply.replayed {
-        response
-            .headers_mut()
-            .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+        response.insert_header((REPLAYED_HEADER, "true"));
     }
-    response
+    response.body(reply.body)
 }
 
 #[derive(Serialize, ToSchema)]
@@ -40,35 +32,38 @@ pub struct Health {
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
-pub async fn healthz() -> Json<Health> {
-    Json(Health {
+pub async fn healthz() -> web::Json<Health> {
+    web::Json(Health {
         status: "ok".into(),
     })
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = ErrorEnvelope)))]
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    state.store.ping().await.map_err(|e| {
-        tracing::warn!(error = %e, "database not reachable");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "DATABASE_UNREACHABLE",
-            "the database is not reachable",
-        )
-    })?;
-    Ok(Json(Health {
+pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, ApiError> {
+    state
+        .run(|s| async move {
+            s.store.ping().await.map_err(|e| {
+                tracing::warn!(error = %e, "database not reachable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "DATABASE_UNREACHABLE",
+                    "the database is not reachable",
+                )
+            })
+        })
+        .await?;
+    Ok(web::Json(Health {
         status: "ready".into(),
     }))
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -92,14 +87,13 @@ pub struct TokenResponse {
         (status = 401, description = "wrong username or password", body = ErrorEnvelope),
         (status = 429, description = "too many failed logins for this username", body = ErrorEnvelope)))]
 pub async fn token(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     ApiJson(request): ApiJson<TokenRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<web::Json<TokenResponse>, ApiError> {
     let issued = state
-        .auth
-        .login(&request.username, &request.password)
+        .run(move |s| async move { s.auth.login(&request.username, &request.password).await })
         .await?;
-    Ok(Json(TokenResponse {
+    Ok(web::Json(TokenResponse {
         access_token: issued.access_token,
         token_type: "Bearer".into(),
         expires_in: issued.expires_in,
@@ -112,12 +106,13 @@ pub async fn token(
         (status = 409, description = "ACCOUNT_CODE_TAKEN", body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope)))]
 pub async fn create_account(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     ApiJson(request): ApiJson<NewAccountRequest>,
-) -> Result<(StatusCode, Json<AccountView>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        Json(state.ledger.create_account(request).await?),
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Created().json(
+        state
+            .run(move |s| async move { s.ledger.create_account(request).await })
+            .await?,
     ))
 }
 
@@ -125,10 +120,14 @@ pub async fn create_account(
     security(("bearer" = [])),
     responses((status = 200, body = AccountPage), (status = 400, body = ErrorEnvelope)))]
 pub async fn list_accounts(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     ApiQuery(query): ApiQuery<AccountQuery>,
-) -> Result<Json<AccountPage>, ApiError> {
-    Ok(Json(state.ledger.list_accounts(query).await?))
+) -> Result<web::Json<AccountPage>, ApiError> {
+    Ok(web::Json(
+        state
+            .run(move |s| async move { s.ledger.list_accounts(query).await })
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -144,11 +143,15 @@ pub struct AsOfQuery {
     security(("bearer" = [])),
     responses((status = 200, body = AccountView), (status = 404, body = ErrorEnvelope)))]
 pub async fn get_account(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     ApiPath(account): ApiPath<String>,
     ApiQuery(query): ApiQuery<AsOfQuery>,
-) -> Result<Json<AccountView>, ApiError> {
-    Ok(Json(state.ledger.account(&account, query.as_of).await?))
+) -> Result<web::Json<AccountView>, ApiError> {
+    Ok(web::Json(
+        state
+            .run(move |s| async move { s.ledger.account(&account, query.as_of).await })
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/accounts/{account}/entries", tag = "ledger",
@@ -156,11 +159,15 @@ pub async fn get_account(
     security(("bearer" = [])),
     responses((status = 200, body = EntryPage), (status = 404, body = ErrorEnvelope)))]
 pub async fn account_entries(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     ApiPath(account): ApiPath<String>,
     ApiQuery(query): ApiQuery<PageQuery>,
-) -> Result<Json<EntryPage>, ApiError> {
-    Ok(Json(state.ledger.entries(&account, query).await?))
+) -> Result<web::Json<EntryPage>, ApiError> {
+    Ok(web::Json(
+        state
+            .run(move |s| async move { s.ledger.entries(&account, query).await })
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/transactions", tag = "ledger", request_body = TransactionRequest,
@@ -172,13 +179,16 @@ pub async fn account_entries(
         (status = 409, description = "TRANSACTION_EXISTS", body = ErrorEnvelope),
         (status = 422, description = "invalid amount, unknown account, overdraft, IDEMPOTENCY_KEY_REUSED", body = ErrorEnvelope)))]
 pub async fn post_transaction(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     request: IdempotentJson<TransactionRequest>,
-) -> Result<Response, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     Ok(reply(
         state
-            .ledger
-            .post_one(&request.caller, request.claim, request.body)
+            .run(move |s| async move {
+                s.ledger
+                    .post_one(&request.caller, request.claim, request.body)
+                    .await
+            })
             .await?,
     ))
 }
@@ -189,13 +199,16 @@ pub async fn post_transaction(
     responses((status = 200, description = "each transaction's result", body = BatchResponse),
         (status = 422, description = "BATCH_REJECTED (atomic), BATCH_TOO_LARGE, ...", body = ErrorEnvelope)))]
 pub async fn post_batch(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     request: IdempotentJson<BatchRequest>,
-) -> Result<Response, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     Ok(reply(
         state
-            .ledger
-            .post_batch(&request.caller, request.claim, request.body)
+            .run(move |s| async move {
+                s.ledger
+                    .post_batch(&request.caller, request.claim, request.body)
+                    .await
+            })
             .await?,
     ))
 }
@@ -204,10 +217,14 @@ pub async fn post_batch(
     security(("bearer" = [])),
     responses((status = 200, body = TransactionPage), (status = 400, body = ErrorEnvelope)))]
 pub async fn list_transactions(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     ApiQuery(query): ApiQuery<TransactionQuery>,
-) -> Result<Json<TransactionPage>, ApiError> {
-    Ok(Json(state.ledger.list_transactions(query).await?))
+) -> Result<web::Json<TransactionPage>, ApiError> {
+    Ok(web::Json(
+        state
+            .run(move |s| async move { s.ledger.list_transactions(query).await })
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/transactions/{id}", tag = "ledger",
@@ -215,10 +232,14 @@ pub async fn list_transactions(
     security(("bearer" = [])),
     responses((status = 200, body = TransactionView), (status = 404, body = ErrorEnvelope)))]
 pub async fn get_transaction(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<TransactionView>, ApiError> {
-    Ok(Json(state.ledger.transaction(id).await?))
+) -> Result<web::Json<TransactionView>, ApiError> {
+    Ok(web::Json(
+        state
+            .run(move |s| async move { s.ledger.transaction(id).await })
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/transactions/{id}/reverse", tag = "ledger",
@@ -229,15 +250,18 @@ pub async fn get_transaction(
         (status = 409, description = "ALREADY_REVERSED", body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope)))]
 pub async fn reverse_transaction(
-    State(state): State<AppState>,
+    state: web::Data<AppState>,
     ApiPath(id): ApiPath<Uuid>,
     request: IdempotentJson<Option<ReverseRequest>>,
-) -> Result<Response, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let body = request.body.unwrap_or_default();
     Ok(reply(
         state
-            .ledger
-            .reverse(&request.caller, request.claim, id, body)
+            .run(move |s| async move {
+                s.ledger
+                    .reverse(&request.caller, request.claim, id, body)
+                    .await
+            })
             .await?,
     ))
 }
@@ -245,6 +269,10 @@ pub async fn reverse_transaction(
 #[utoipa::path(get, path = "/v1/ledger/verify", tag = "ledger",
     security(("bearer" = [])),
     responses((status = 200, description = "`ok` is false when any invariant is broken", body = VerifyView)))]
-pub async fn verify(State(state): State<AppState>) -> Result<Json<VerifyView>, ApiError> {
-    Ok(Json(state.ledger.verify().await?))
+pub async fn verify(state: web::Data<AppState>) -> Result<web::Json<VerifyView>, ApiError> {
+    Ok(web::Json(
+        state
+            .run(move |s| async move { s.ledger.verify().await })
+            .await?,
+    ))
 }

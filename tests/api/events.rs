@@ -101,7 +101,7 @@ enum Next {
 
 /// A minimal SSE reader over reqwest's byte stream.
 struct EventStream {
-    body: Pin<Box<dyn Stream<Item = reqwest::Result<axum::body::Bytes>> + Send>>,
+    body: Pin<Box<dyn Stream<Item = reqwest::Result<actix_web::web::Bytes>> + Send>>,
     buffer: String,
 }
 
