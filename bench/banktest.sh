@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Bank test under crashes on both backends: the real binary, 16 clients moving money with
-# Idempotency-Keys, a kill -9 of the server every 10-20 s, and a checker over the history
-# (see examples/banktest.rs for what it checks). Exits 1 on any violation.
+# Idempotency-Keys (then 16 clients delivering signed bank-feed webhooks and retrying them), a
+# kill -9 of the server every 10-20 s, and a checker over the history (see
+# examples/banktest.rs for what it checks). Exits 1 on any violation.
 #
 # Knobs (environment): SECONDS_PER_RUN (120), CLIENTS (16), ACCOUNTS (10), KILL_EVERY (10-20),
-# PROFILE (release, or debug for a quicker build), BACKENDS ("sqlite postgres").
+# PROFILE (release, or debug for a quicker build), BACKENDS ("sqlite postgres"),
+# WORKLOADS ("transfers webhooks").
 # PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth); the database banktest is recreated.
 set -euo pipefail
 
@@ -14,6 +16,7 @@ ACCOUNTS=${ACCOUNTS:-10}
 KILL_EVERY=${KILL_EVERY:-10-20}
 PROFILE=${PROFILE:-release}
 BACKENDS=${BACKENDS:-sqlite postgres}
+WORKLOADS=${WORKLOADS:-transfers webhooks}
 
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/market-ledger-target}
@@ -26,20 +29,22 @@ banktest=$CARGO_TARGET_DIR/$PROFILE/examples/banktest
 work=$(mktemp -d -t banktest.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
+for workload in $WORKLOADS; do
 for backend in $BACKENDS; do
-    data_dir=$work/$backend
+    data_dir=$work/$workload-$backend
     mkdir -p "$data_dir"
     case $backend in
         sqlite) database_url="sqlite://$data_dir/ledger.db" ;;
         postgres)
-            psql -h 127.0.0.1 -U postgres -d postgres -qAt \
+            psql -h 127.0.0.1 -U postgres -d postgres -qAt -c "SET client_min_messages = warning" \
                 -c "DROP DATABASE IF EXISTS banktest WITH (FORCE)" -c "CREATE DATABASE banktest"
             database_url="postgres://postgres@127.0.0.1:5432/banktest" ;;
         *) echo "unknown backend $backend" >&2; exit 2 ;;
     esac
-    echo "banktest: $backend for ${SECONDS_PER_RUN}s, $CLIENTS clients, kill -9 every $KILL_EVERY s" >&2
+    echo "banktest: $workload on $backend for ${SECONDS_PER_RUN}s, $CLIENTS clients, kill -9 every $KILL_EVERY s" >&2
     printf 'backend=%s ' "$backend"
     "$banktest" --binary "$binary" --database-url "$database_url" --data-dir "$data_dir" \
         --seconds "$SECONDS_PER_RUN" --clients "$CLIENTS" --accounts "$ACCOUNTS" \
-        --kill-every "$KILL_EVERY"
+        --kill-every "$KILL_EVERY" --workload "$workload"
+done
 done

@@ -1,12 +1,14 @@
 //! Bank test under crashes: the real binary, concurrent clients moving money between accounts
-//! with a known total, and a chaos loop that `kill -9`s the server every 10-20 seconds and
-//! starts it again. Every request and its outcome goes into a history; a checker then reads the
+//! with a known total (or, with `--workload webhooks`, a bank-feed aggregator delivering signed
+//! incoming transfers and retrying each until it is answered), and a chaos loop that `kill -9`s
+//! the server every 10-20 seconds and starts it again. Every request and its outcome goes into a history; a checker then reads the
 //! history and the ledger and counts violations. `bench/banktest.sh` runs it on both backends.
 //!
 //! ```text
 //! cargo run --release --example banktest -- --binary target/release/market-ledger \
 //!     --database-url sqlite:///tmp/bank/ledger.db --data-dir /tmp/bank [--seconds 120] \
-//!     [--clients 16] [--accounts 10] [--kill-every 10-20] [--seed 1]
+//!     [--clients 16] [--accounts 10] [--kill-every 10-20] [--seed 1] \
+//!     [--workload transfers|webhooks]
 //! ```
 //!
 //! What the checker holds the service to:
@@ -19,6 +21,11 @@
 //!   ledger that no client sent;
 //! - the final balances equal the opening balances plus the transfers the ledger holds (a
 //!   reference model replayed from the history), and `verify` is clean after the last restart.
+//!
+//! With webhooks, a delivery is a transfer from the bank account to the payee: every read must
+//! show the bank account's balance equal to the payee's (each delivery posts both sides in one
+//! transaction), and every delivery the aggregator got a 2xx for, also only on a retry after a
+//! crash, is posted exactly once.
 //!
 //! It prints one `key=value` line (`requests=... acknowledged=... refused=... unknown=...
 //! reads=... kills=... violations=...`) and exits 1 when there is any violation.
@@ -33,8 +40,13 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+#[path = "support/feed.rs"]
+mod feed;
+use feed::StandardFeed;
+
 const USAGE: &str = "usage: banktest --binary PATH --database-url URL --data-dir DIR \
-[--seconds N] [--clients N] [--accounts N] [--kill-every MIN-MAX] [--seed N]";
+[--seconds N] [--clients N] [--accounts N] [--kill-every MIN-MAX] [--seed N] \
+[--workload transfers|webhooks]";
 const ADMIN: &str = "bank-test-admin";
 const PASSWORD: &str = "bank test admin password";
 const OPENING_BALANCE: i64 = 1_000_000;
@@ -52,6 +64,16 @@ struct Options {
     accounts: usize,
     kill_every: (u64, u64),
     seed: u64,
+    workload: Workload,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Workload {
+    /// Clients post transfers between the test's accounts.
+    Transfers,
+    /// An aggregator delivers incoming transfers to one payee: account 0 is the bank account,
+    /// account 1 the payee.
+    Webhooks,
 }
 
 fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
@@ -64,6 +86,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
         accounts: 10,
         kill_every: (10, 20),
         seed: rand::random(),
+        workload: Workload::Transfers,
     };
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -79,6 +102,13 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
             "--clients" => options.clients = number(&value)? as usize,
             "--accounts" => options.accounts = number(&value)? as usize,
             "--seed" => options.seed = number(&value)?,
+            "--workload" => {
+                options.workload = match value.as_str() {
+                    "transfers" => Workload::Transfers,
+                    "webhooks" => Workload::Webhooks,
+                    _ => return Err("--workload transfers|webhooks".into()),
+                }
+            }
             "--kill-every" => {
                 let (low, high) = value.split_once('-').ok_or("--kill-every MIN-MAX")?;
                 options.kill_every = (number(low)?, number(high)?);
@@ -88,6 +118,9 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
     }
     if options.binary.is_empty() || options.database_url.is_empty() || options.data_dir.is_empty() {
         return Err("--binary, --database-url and --data-dir are required".into());
+    }
+    if options.workload == Workload::Webhooks {
+        options.accounts = 2;
     }
     if options.accounts < 2 || options.clients == 0 || options.kill_every.0 > options.kill_every.1 {
         return Err("need 2+ accounts, 1+ clients and MIN <= MAX".into());
@@ -203,6 +236,10 @@ struct Api {
     http: reqwest::Client,
     base: String,
     token: String,
+    /// The accounts the model follows, by id or code, in model order.
+    tracked: Vec<String>,
+    /// With webhooks: the feed the aggregator delivers to.
+    feed: Option<StandardFeed>,
 }
 
 impl Api {
@@ -240,32 +277,29 @@ impl Api {
         self.send(request).await
     }
 
-    /// Every account's balance from one list answer (one database read, so one snapshot).
-    async fn balances(&self, accounts: usize) -> Result<Vec<i64>, String> {
-        let (status, page) = self
-            .get("/v1/accounts?code_prefix=bank-test:&limit=500")
-            .await?;
+    /// The tracked accounts' balances from one list answer (one database read, one snapshot).
+    async fn balances(&self) -> Result<Vec<i64>, String> {
+        let (status, page) = self.get("/v1/accounts?limit=500").await?;
         if !status.is_success() {
             return Err(format!("balances: {status} {page}"));
         }
-        let mut balances = vec![0; accounts];
+        let mut balances = vec![None; self.tracked.len()];
         for account in page["data"].as_array().ok_or("no data")? {
-            let code = account["code"].as_str().unwrap_or_default();
-            let Some(index) = code
-                .strip_prefix("bank-test:")
-                .and_then(|i| i.parse::<usize>().ok())
+            let Some(slot) = self
+                .tracked
+                .iter()
+                .position(|wanted| account["id"] == *wanted || account["code"] == *wanted)
             else {
                 continue;
             };
-            let balance: i64 = account["balance"]["balance"]
+            balances[slot] = account["balance"]["balance"]
                 .as_str()
-                .and_then(|b| b.parse().ok())
-                .ok_or("unreadable balance")?;
-            if let Some(slot) = balances.get_mut(index) {
-                *slot = balance;
-            }
+                .and_then(|b| b.parse::<i64>().ok());
         }
-        Ok(balances)
+        balances
+            .into_iter()
+            .collect::<Option<Vec<i64>>>()
+            .ok_or_else(|| "a tracked account is missing or unreadable".to_owned())
     }
 }
 
@@ -281,14 +315,26 @@ fn transfer_body(transfer: &Transfer) -> Value {
     })
 }
 
-/// Sends one transfer and retries it with the same key until it gets a definite answer or the
-/// settle time after the run is over.
+/// Sends one transfer (or delivery) and retries it with the same key (or delivery id and
+/// body) until it gets a definite answer or the settle time after the run is over.
 async fn settle_transfer(api: &Api, mut transfer: Transfer, give_up: Instant) -> Transfer {
-    let body = transfer_body(&transfer);
+    let body = match &api.feed {
+        None => transfer_body(&transfer).to_string(),
+        Some(feed) => feed.incoming_transfer(&transfer.key, transfer.amount),
+    };
     loop {
         transfer.attempts += 1;
-        match api.post("/v1/transactions", &transfer.key, &body).await {
-            Ok((status, _)) if status.as_u16() == 201 => {
+        let request = match &api.feed {
+            None => api
+                .http
+                .post(format!("{}/v1/transactions", api.base))
+                .header("Idempotency-Key", &transfer.key)
+                .header("Content-Type", "application/json")
+                .body(body.clone()),
+            Some(feed) => feed.deliver(&api.http, &api.base, &transfer.key, &body),
+        };
+        match api.send(request).await {
+            Ok((status, _)) if status.is_success() => {
                 transfer.outcome = Outcome::Acknowledged;
                 return transfer;
             }
@@ -322,11 +368,14 @@ async fn run_client(
     while Instant::now() < until {
         let roll: f64 = rng.gen();
         if roll < 0.75 {
-            let from = rng.gen_range(0..options.accounts);
-            let mut to = rng.gen_range(0..options.accounts - 1);
-            if to >= from {
-                to += 1;
-            }
+            let (from, to) = match options.workload {
+                Workload::Webhooks => (0, 1),
+                Workload::Transfers => {
+                    let from = rng.gen_range(0..options.accounts);
+                    let to = rng.gen_range(0..options.accounts - 1);
+                    (from, if to >= from { to + 1 } else { to })
+                }
+            };
             let transfer = Transfer {
                 key: Uuid::new_v4().to_string(),
                 from,
@@ -338,7 +387,7 @@ async fn run_client(
             let settled = settle_transfer(&api, transfer, until + SETTLE).await;
             history.lock().unwrap().transfers.push(settled);
         } else if roll < 0.97 {
-            if let Ok(balances) = api.balances(options.accounts).await {
+            if let Ok(balances) = api.balances().await {
                 history.lock().unwrap().reads.push(Read { balances });
             }
         } else if let Ok((status, report)) = api.get("/v1/ledger/verify").await {
@@ -363,7 +412,11 @@ async fn ledger_transfers(api: &Api) -> Result<HashMap<String, usize>, String> {
             return Err(format!("listing transactions: {status} {page}"));
         }
         for transaction in page["data"].as_array().ok_or("no data")? {
-            if let Some(key) = transaction["metadata"]["bank_test_key"].as_str() {
+            let metadata = &transaction["metadata"];
+            let key = metadata["bank_test_key"]
+                .as_str()
+                .or(metadata["provider_transaction_id"].as_str());
+            if let Some(key) = key {
                 *found.entry(key.to_owned()).or_default() += 1;
             }
         }
@@ -377,6 +430,7 @@ async fn ledger_transfers(api: &Api) -> Result<HashMap<String, usize>, String> {
 /// The checker: every violation found in the history and the final ledger, as sentences.
 fn check(
     history: &History,
+    workload: Workload,
     accounts: usize,
     in_ledger: &HashMap<String, usize>,
     final_balances: &[i64],
@@ -385,9 +439,20 @@ fn check(
     let mut violations = Vec::new();
     let total = OPENING_BALANCE * accounts as i64;
     for (index, read) in history.reads.iter().enumerate() {
-        let sum: i64 = read.balances.iter().sum();
-        if sum != total {
-            violations.push(format!("read {index}: balances sum to {sum}, not {total}"));
+        match workload {
+            Workload::Transfers => {
+                let sum: i64 = read.balances.iter().sum();
+                if sum != total {
+                    violations.push(format!("read {index}: balances sum to {sum}, not {total}"));
+                }
+            }
+            Workload::Webhooks if read.balances[0] != read.balances[1] => {
+                violations.push(format!(
+                    "read {index}: the bank account holds {} but the payee {}",
+                    read.balances[0], read.balances[1]
+                ));
+            }
+            Workload::Webhooks => {}
         }
         if let Some(negative) = read.balances.iter().find(|b| **b < 0) {
             violations.push(format!("read {index}: an overdrawn account ({negative})"));
@@ -413,7 +478,11 @@ fn check(
             violations.push(format!("transfer {key} is in the ledger {count} times"));
         }
     }
-    let mut expected = vec![OPENING_BALANCE; accounts];
+    let opening = match workload {
+        Workload::Transfers => OPENING_BALANCE,
+        Workload::Webhooks => 0,
+    };
+    let mut expected = vec![opening; accounts];
     for transfer in &history.transfers {
         let count = in_ledger.get(&transfer.key).copied().unwrap_or(0);
         match (&transfer.outcome, count) {
@@ -424,8 +493,12 @@ fn check(
             )),
         }
         if count > 0 {
-            // Liability accounts: a debit lowers the balance, a credit raises it.
-            expected[transfer.from] -= transfer.amount;
+            match workload {
+                // Liability accounts: a debit lowers the balance, a credit raises it.
+                Workload::Transfers => expected[transfer.from] -= transfer.amount,
+                // The bank account is an asset: the debit raises it too.
+                Workload::Webhooks => expected[transfer.from] += transfer.amount,
+            }
             expected[transfer.to] += transfer.amount;
         }
     }
@@ -440,7 +513,9 @@ fn check(
     violations
 }
 
-async fn set_up(api: &Api, accounts: usize) -> Result<(), String> {
+/// Opens the accounts of the transfers workload: each funded with the opening balance from a
+/// capital account, behind a no-overdraft flag.
+async fn open_accounts(api: &Api, accounts: usize) -> Result<Vec<String>, String> {
     let create = |code: String, kind: &str, guarded: bool| {
         json!({
             "code": code, "name": code, "kind": kind, "currency": "VND",
@@ -491,7 +566,7 @@ async fn set_up(api: &Api, accounts: usize) -> Result<(), String> {
             ));
         }
     }
-    Ok(())
+    Ok((0..accounts).map(account_code).collect())
 }
 
 async fn login(http: &reqwest::Client, base: &str) -> Result<String, String> {
@@ -528,12 +603,25 @@ async fn run(options: Options) -> Result<bool, String> {
     server.create_admin()?;
     server.start(&http).await?;
     let base = format!("http://127.0.0.1:{}", server.port);
-    let api = Arc::new(Api {
+    let mut api = Api {
         token: login(&http, &base).await?,
         http,
         base,
-    });
-    set_up(&api, options.accounts).await?;
+        tracked: Vec::new(),
+        feed: None,
+    };
+    match options.workload {
+        Workload::Transfers => api.tracked = open_accounts(&api, options.accounts).await?,
+        Workload::Webhooks => {
+            let feed = StandardFeed::create(&api.http, &api.base, &api.token).await?;
+            api.tracked = vec![
+                feed.bank_account_id.clone(),
+                feed.payee_account_code.clone(),
+            ];
+            api.feed = Some(feed);
+        }
+    }
+    let api = Arc::new(api);
 
     let history = Arc::new(Mutex::new(History::default()));
     let started = Instant::now();
@@ -572,11 +660,12 @@ async fn run(options: Options) -> Result<bool, String> {
     server.start(&api.http).await?;
 
     let in_ledger = ledger_transfers(&api).await?;
-    let final_balances = api.balances(options.accounts).await?;
+    let final_balances = api.balances().await?;
     let (_, report) = api.get("/v1/ledger/verify").await?;
     let history = history.lock().unwrap();
     let violations = check(
         &history,
+        options.workload,
         options.accounts,
         &in_ledger,
         &final_balances,
@@ -604,8 +693,9 @@ async fn run(options: Options) -> Result<bool, String> {
                 codes
             });
     println!(
-        "seconds={} clients={} accounts={} seed={} transfers={} acknowledged={} refused={} \
+        "workload={:?} seconds={} clients={} accounts={} seed={} transfers={} acknowledged={} refused={} \
          unknown={} retried={} reads={} verifies={} kills={} violations={} refusal_codes={:?}",
+        options.workload,
         started.elapsed().as_secs(),
         options.clients,
         options.accounts,
@@ -677,7 +767,15 @@ mod tests {
         ]);
         let in_ledger = HashMap::from([("a".to_owned(), 1), ("c".to_owned(), 1)]);
         let balances = [OPENING_BALANCE - 20, OPENING_BALANCE + 20];
-        assert!(check(&history, 2, &in_ledger, &balances, true).is_empty());
+        assert!(check(
+            &history,
+            Workload::Transfers,
+            2,
+            &in_ledger,
+            &balances,
+            true
+        )
+        .is_empty());
     }
 
     #[test]
@@ -693,7 +791,14 @@ mod tests {
             ("invented".to_owned(), 1),
         ]);
         let balances = [OPENING_BALANCE - 30, OPENING_BALANCE + 30];
-        let violations = check(&history, 2, &in_ledger, &balances, true);
+        let violations = check(
+            &history,
+            Workload::Transfers,
+            2,
+            &in_ledger,
+            &balances,
+            true,
+        );
         for word in ["lost", "doubled", "refused", "invented"] {
             assert!(
                 violations.iter().any(|v| v.contains(word)),
@@ -703,13 +808,34 @@ mod tests {
     }
 
     #[test]
+    fn deliveries_raise_the_bank_and_the_payee_alike() {
+        let mut history = history(vec![
+            transfer("posted", Outcome::Acknowledged),
+            transfer("retried", Outcome::Acknowledged),
+        ]);
+        history.reads = vec![Read {
+            balances: vec![10, 10],
+        }];
+        let in_ledger = HashMap::from([("posted".to_owned(), 1), ("retried".to_owned(), 1)]);
+        assert!(check(&history, Workload::Webhooks, 2, &in_ledger, &[20, 20], true).is_empty());
+        history.reads.push(Read {
+            balances: vec![20, 10],
+        });
+        let in_ledger = HashMap::from([("posted".to_owned(), 1), ("retried".to_owned(), 2)]);
+        // A torn read, a delivery posted twice (seen twice: by count and by outcome), and
+        // balances that hold the second posting.
+        let violations = check(&history, Workload::Webhooks, 2, &in_ledger, &[30, 30], true);
+        assert_eq!(violations.len(), 4, "{violations:?}");
+    }
+
+    #[test]
     fn a_torn_read_a_wrong_balance_and_a_failed_verify_are_violations() {
         let mut history = history(vec![transfer("a", Outcome::Acknowledged)]);
         history.reads.push(Read {
             balances: vec![OPENING_BALANCE, OPENING_BALANCE - 10],
         });
         let in_ledger = HashMap::from([("a".to_owned(), 1)]);
-        let violations = check(&history, 2, &in_ledger, &[0, 0], false);
+        let violations = check(&history, Workload::Transfers, 2, &in_ledger, &[0, 0], false);
         assert_eq!(violations.len(), 3, "{violations:?}");
     }
 }

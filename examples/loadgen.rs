@@ -35,6 +35,12 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+// The bank test also reads the feed's ledger accounts; this program only delivers to it.
+#[allow(dead_code)]
+#[path = "support/feed.rs"]
+mod feed;
+use feed::StandardFeed;
+
 /// Enough failure bodies to diagnose a problem without flooding the terminal.
 const MAX_PRINTED_FAILURES: usize = 5;
 
@@ -82,16 +88,7 @@ struct Options {
     /// The payee of `intents` runs.
     payee: Option<String>,
     /// The feed `webhooks` runs deliver to.
-    feed: Option<BenchFeed>,
-}
-
-/// A payee whose collection account has a Standard Webhooks feed.
-#[derive(Debug)]
-struct BenchFeed {
-    payee_code: String,
-    account_number: String,
-    /// The decoded key of the `whsec_` secret.
-    key: Vec<u8>,
+    feed: Option<StandardFeed>,
 }
 
 fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
@@ -284,33 +281,11 @@ async fn send_one(
 }
 
 /// One incoming transfer naming the payee, signed as Standard Webhooks specifies.
-async fn send_webhook(target: &Target, feed: &BenchFeed, rng: &mut StdRng) -> Outcome {
-    use base64::Engine as _;
-    use hmac::Mac;
+async fn send_webhook(target: &Target, feed: &StandardFeed, rng: &mut StdRng) -> Outcome {
     let id = Uuid::new_v4().to_string();
-    let body = json!({
-        "type": "bank_transaction",
-        "data": {
-            "id": id, "account_number": feed.account_number, "direction": "in",
-            "amount": rng.gen_range(1_000..=500_000),
-            "description": format!("NGUYEN VAN A chuyen tien {} mua hang", feed.payee_code),
-            "occurred_at": chrono::Utc::now().to_rfc3339(),
-        }
-    })
-    .to_string();
-    let timestamp = chrono::Utc::now().timestamp().to_string();
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&feed.key).expect("any key length");
-    mac.update(format!("msg_{id}.{timestamp}.").as_bytes());
-    mac.update(body.as_bytes());
-    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    let response = target
-        .http
-        .post(format!("{}/v1/webhooks/standard", target.url))
-        .header("Content-Type", "application/json")
-        .header("webhook-id", format!("msg_{id}"))
-        .header("webhook-timestamp", timestamp)
-        .header("webhook-signature", format!("v1,{signature}"))
-        .body(body)
+    let body = feed.incoming_transfer(&id, rng.gen_range(1_000..=500_000));
+    let response = feed
+        .deliver(&target.http, &target.url, &id, &body)
         .send()
         .await;
     match response {
@@ -482,73 +457,6 @@ async fn run_setup(target: Arc<Target>, options: Arc<Options>) -> Result<(), Str
     Ok(())
 }
 
-/// A vendor at a bank that is in the NAPAS list, collecting into `account_number`.
-async fn create_payee(target: &Target, account_number: &str) -> Result<Value, String> {
-    let body = json!({
-        "kind": "vendor",
-        "name": "bench vendor",
-        "collection_account": {
-            "bank_bin": "970436",
-            "account_number": account_number,
-            "holder_name": "Bench Vendor",
-        },
-    });
-    match target.post("/v1/payees", &body).await? {
-        (201, text) => serde_json::from_str::<Value>(&text)
-            .map_err(|_| format!("creating the payee answered {text}")),
-        (status, text) => Err(format!("creating the payee answered {status}: {text}")),
-    }
-}
-
-/// A fresh payee on its own bank account with a Standard Webhooks feed, for `webhooks` runs.
-async fn create_feed(target: &Target) -> Result<BenchFeed, String> {
-    use base64::Engine as _;
-    let account_number = format!(
-        "{:012}",
-        rand::thread_rng().gen_range(0..1_000_000_000_000u64)
-    );
-    let payee = create_payee(target, &account_number).await?;
-    let field = |key: &str| payee[key].as_str().map(str::to_owned);
-    let (Some(code), Some(collection)) = (
-        field("code"),
-        payee["collection_account"]["id"]
-            .as_str()
-            .map(str::to_owned),
-    ) else {
-        return Err(format!(
-            "the payee answer lacks code or collection account: {payee}"
-        ));
-    };
-    let key: Vec<u8> = (0..32).map(|_| rand::thread_rng().gen()).collect();
-    let secret = format!(
-        "whsec_{}",
-        base64::engine::general_purpose::STANDARD.encode(&key)
-    );
-    let response = target
-        .http
-        .put(format!(
-            "{}/v1/collection-accounts/{collection}/feed",
-            target.url
-        ))
-        .bearer_auth(&target.token)
-        .json(&json!({ "provider": "standard", "secrets": [secret] }))
-        .send()
-        .await
-        .map_err(|e| format!("configuring the feed failed: {e}"))?;
-    if !response.status().is_success() {
-        return Err(format!(
-            "configuring the feed answered {}: {}",
-            response.status(),
-            response.text().await.unwrap_or_default()
-        ));
-    }
-    Ok(BenchFeed {
-        payee_code: code,
-        account_number,
-        key,
-    })
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut options = match parse_options(std::env::args().skip(1)) {
@@ -577,16 +485,20 @@ async fn main() -> ExitCode {
     });
     let prepared = match options.mode {
         Mode::Load(Workload::Intents) if options.payee.is_none() => {
-            create_payee(&target, "0123456789").await.and_then(|payee| {
-                payee["id"]
-                    .as_str()
-                    .map(|id| options.payee = Some(id.to_owned()))
-                    .ok_or_else(|| format!("the payee answer lacks an id: {payee}"))
-            })
+            feed::create_vendor(&target.http, &target.url, &target.token, "0123456789")
+                .await
+                .and_then(|payee| {
+                    payee["id"]
+                        .as_str()
+                        .map(|id| options.payee = Some(id.to_owned()))
+                        .ok_or_else(|| format!("the payee answer lacks an id: {payee}"))
+                })
         }
-        Mode::Load(Workload::Webhooks) => create_feed(&target)
-            .await
-            .map(|feed| options.feed = Some(feed)),
+        Mode::Load(Workload::Webhooks) => {
+            StandardFeed::create(&target.http, &target.url, &target.token)
+                .await
+                .map(|feed| options.feed = Some(feed))
+        }
         _ => Ok(()),
     };
     if let Err(why) = prepared {
