@@ -15,10 +15,10 @@ use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, App, HttpResponse, Resource, ResponseError};
+use actix_web::{guard, web, App, HttpRequest, HttpResponse, Resource, ResponseError, Route};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tracing::Instrument;
 use utoipa::OpenApi;
@@ -112,8 +112,13 @@ fn resource(path: &str) -> Resource {
     web::resource(path).default_service(web::to(method_not_allowed))
 }
 
+/// GET, and HEAD as GET without the body (uptime checkers ask with HEAD).
+fn get() -> Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
 fn routes(config: &mut web::ServiceConfig) {
-    use web::{get, patch, post, put};
+    use web::{patch, post, put};
     config
         .service(resource("/healthz").route(get().to(routes::healthz)))
         .service(resource("/readyz").route(get().to(routes::readyz)))
@@ -268,13 +273,22 @@ async fn not_found() -> HttpResponse {
     .error_response()
 }
 
-async fn method_not_allowed() -> HttpResponse {
-    ApiError::new(
+/// 405, with the methods the route does take in `Allow` (RFC 9110).
+async fn method_not_allowed(request: HttpRequest) -> HttpResponse {
+    let mut response = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "METHOD_NOT_ALLOWED",
         "this endpoint does not take that method",
     )
-    .error_response()
+    .error_response();
+    let allowed = request
+        .match_pattern()
+        .map(|path| policy::methods(&path).join(","))
+        .unwrap_or_default();
+    if let Ok(allowed) = HeaderValue::from_str(&allowed) {
+        response.headers_mut().insert(header::ALLOW, allowed);
+    }
+    response
 }
 
 #[derive(OpenApi)]

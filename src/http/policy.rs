@@ -160,11 +160,29 @@ pub const ROUTES: &[RoutePolicy] = &[
     ),
 ];
 
+/// The access rule of a route; HEAD is GET without the body, so it follows GET's rule.
 pub fn policy(method: &Method, path: &str) -> Option<Access> {
+    let method = if method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
     ROUTES
         .iter()
         .find(|r| r.method == method.as_str() && r.path == path)
         .map(|r| r.access)
+}
+
+/// The methods a route takes, HEAD included wherever GET is.
+pub fn methods(path: &str) -> Vec<&'static str> {
+    let mut methods = Vec::new();
+    for route in ROUTES.iter().filter(|route| route.path == path) {
+        methods.push(route.method);
+        if route.method == "GET" {
+            methods.push("HEAD");
+        }
+    }
+    methods
 }
 
 /// Checks the bearer token and the caller's role against the route's policy, and puts the

@@ -7,6 +7,7 @@ mod auth;
 mod concurrency;
 mod contract;
 mod events;
+mod http;
 mod payments;
 mod process;
 mod statements;
