@@ -11,12 +11,14 @@ use crate::domain::money::Currency;
 use crate::domain::transaction::{ApplyError, Entry, NewTransaction};
 use crate::domain::user::{Role, User};
 
-// `shared` defines the `impl_store!` macro the backends expand, so it comes first.
+// `unit_of_work` defines `on_tx!` and `on_pool!`, and `shared` the `impl_store!` macro the
+// backends expand, so they come first.
+#[macro_use]
+mod unit_of_work;
 #[macro_use]
 mod shared;
 #[macro_use]
 mod payments;
-#[macro_use]
 pub mod bank_feed;
 mod postgres;
 mod rows;
@@ -27,6 +29,7 @@ pub use payments::{
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use unit_of_work::{Backend, Pool, UnitOfWork};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

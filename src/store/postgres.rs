@@ -57,7 +57,7 @@ impl AccountGate {
 
 impl PostgresStore {
     /// Appended to a SELECT that must hold the rows it read until commit.
-    const ROW_LOCK: &'static str = " FOR UPDATE";
+    pub(super) const ROW_LOCK: &'static str = " FOR UPDATE";
 
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         // A lock wait this long means something is stuck; the request fails as retryable
@@ -83,13 +83,16 @@ impl PostgresStore {
         Ok(())
     }
 
-    async fn begin_write(
+    pub(super) async fn begin_write(
         &self,
     ) -> StoreResult<(Option<OwnedMutexGuard<()>>, Transaction<'static, Postgres>)> {
         Ok((None, self.pool.begin().await?))
     }
     /// Holds a transaction-scoped advisory lock on `key` until commit or rollback.
-    async fn serialize_on(tx: &mut Transaction<'static, Postgres>, key: &str) -> StoreResult<()> {
+    pub(super) async fn serialize_on(
+        tx: &mut Transaction<'static, Postgres>,
+        key: &str,
+    ) -> StoreResult<()> {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
             .bind(key)
             .execute(&mut **tx)
@@ -104,14 +107,14 @@ impl PostgresStore {
             .await?)
     }
 
-    async fn gate_accounts(&self, ids: &[Uuid]) -> Vec<OwnedMutexGuard<()>> {
+    pub(super) async fn gate_accounts(&self, ids: &[Uuid]) -> Vec<OwnedMutexGuard<()>> {
         self.gate.enter(ids).await
     }
 
     /// Locks in id order, so two writers never wait on each other in a cycle. NO KEY UPDATE,
     /// not UPDATE: entry inserts take KEY SHARE locks on their account through the foreign key
     /// and must not queue behind a balance update.
-    async fn lock_accounts(
+    pub(super) async fn lock_accounts(
         tx: &mut Transaction<'static, Postgres>,
         ids: &[Uuid],
     ) -> StoreResult<HashMap<Uuid, LockedAccount>> {
@@ -228,4 +231,18 @@ impl PostgresStore {
 
 impl_store!(PostgresStore, Postgres, "postgres");
 impl_payment_store!(PostgresStore, Postgres);
-impl_bank_feed_store!(PostgresStore, Postgres);
+
+#[async_trait::async_trait]
+impl super::Backend for PostgresStore {
+    fn pool(&self) -> super::Pool<'_> {
+        super::Pool::Postgres(&self.pool)
+    }
+
+    async fn begin_unit(&self) -> StoreResult<super::UnitOfWork<'_>> {
+        let (write_guard, tx) = self.begin_write().await?;
+        Ok(super::UnitOfWork {
+            conn: super::unit_of_work::Conn::Postgres(self, tx),
+            _write_guard: write_guard,
+        })
+    }
+}

@@ -520,7 +520,7 @@ macro_rules! impl_store {
             /// Claims an idempotency key in the write transaction. `None`: the key is new and
             /// now held. `Some`: an earlier request holds it; the stored response to replay, or
             /// why it cannot be replayed.
-            async fn claim_key(
+            pub(super) async fn claim_key(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 claim: &$crate::store::IdempotencyClaim,
                 response: Option<&$crate::store::StoredResponse>,
@@ -577,7 +577,7 @@ macro_rules! impl_store {
 
             /// Completes a key claimed without a response (`claim_key(.., None)`) with the
             /// response its request produced, in the same database transaction.
-            async fn store_key_response(
+            pub(super) async fn store_key_response(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 claim: &$crate::store::IdempotencyClaim,
                 response: &$crate::store::StoredResponse,
@@ -708,7 +708,7 @@ macro_rules! impl_store {
 
             /// Writes applied transactions: their rows, the entries, and the new totals of the
             /// accounts they touched (of `account_ids`, the locked ones, in lock order).
-            async fn write_applied(
+            pub(super) async fn write_applied(
                 tx: &mut sqlx::Transaction<'static, $db>,
                 account_ids: &[uuid::Uuid],
                 accounts: &std::collections::HashMap<

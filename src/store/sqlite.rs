@@ -29,7 +29,7 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// BEGIN IMMEDIATE already holds the database's write lock, so reads need no row locks.
-    const ROW_LOCK: &'static str = "";
+    pub(super) const ROW_LOCK: &'static str = "";
 
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)?
@@ -63,7 +63,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    async fn begin_write(
+    pub(super) async fn begin_write(
         &self,
     ) -> StoreResult<(Option<OwnedMutexGuard<()>>, Transaction<'static, Sqlite>)> {
         let guard = self.write_gate.clone().lock_owned().await;
@@ -71,7 +71,10 @@ impl SqliteStore {
         Ok((Some(guard), tx))
     }
     /// BEGIN IMMEDIATE already admits one writer at a time.
-    async fn serialize_on(_tx: &mut Transaction<'static, Sqlite>, _key: &str) -> StoreResult<()> {
+    pub(super) async fn serialize_on(
+        _tx: &mut Transaction<'static, Sqlite>,
+        _key: &str,
+    ) -> StoreResult<()> {
         Ok(())
     }
 
@@ -81,12 +84,12 @@ impl SqliteStore {
     }
 
     /// The write gate already admits one writer at a time.
-    async fn gate_accounts(&self, _ids: &[Uuid]) -> Vec<OwnedMutexGuard<()>> {
+    pub(super) async fn gate_accounts(&self, _ids: &[Uuid]) -> Vec<OwnedMutexGuard<()>> {
         Vec::new()
     }
 
     /// BEGIN IMMEDIATE already holds the database's write lock: reading is locking.
-    async fn lock_accounts(
+    pub(super) async fn lock_accounts(
         tx: &mut Transaction<'static, Sqlite>,
         ids: &[Uuid],
     ) -> StoreResult<HashMap<Uuid, LockedAccount>> {
@@ -175,4 +178,18 @@ impl SqliteStore {
 
 impl_store!(SqliteStore, Sqlite, "sqlite");
 impl_payment_store!(SqliteStore, Sqlite);
-impl_bank_feed_store!(SqliteStore, Sqlite);
+
+#[async_trait::async_trait]
+impl super::Backend for SqliteStore {
+    fn pool(&self) -> super::Pool<'_> {
+        super::Pool::Sqlite(&self.pool)
+    }
+
+    async fn begin_unit(&self) -> StoreResult<super::UnitOfWork<'_>> {
+        let (write_guard, tx) = self.begin_write().await?;
+        Ok(super::UnitOfWork {
+            conn: super::unit_of_work::Conn::Sqlite(self, tx),
+            _write_guard: write_guard,
+        })
+    }
+}
