@@ -214,7 +214,7 @@ pub trait Store: PaymentStore + bank_feed::BankFeedStore + Send + Sync + 'static
     async fn migrate(&self) -> StoreResult<()>;
     async fn ping(&self) -> StoreResult<()>;
 
-    async fn create_user(&self, user: &User) -> StoreResult<()>;
+    async fn create_user(&self, user: &User, now: i64) -> StoreResult<()>;
     async fn find_user(&self, username: &str) -> StoreResult<Option<User>>;
     /// Counts a login attempt in the current throttle window (a success clears the count);
     /// returns attempts so far and the window's start.
@@ -255,6 +255,7 @@ pub trait Store: PaymentStore + bank_feed::BankFeedStore + Send + Sync + 'static
         transactions: &[NewTransaction],
         mode: WriteMode,
         respond: Responder<'_>,
+        now: i64,
     ) -> StoreResult<Idempotent<PostResults>>;
     /// Posts many independent single-transaction requests in one database transaction (one
     /// commit for all). No two writes may share an idempotency key.
@@ -267,6 +268,17 @@ pub trait Store: PaymentStore + bank_feed::BankFeedStore + Send + Sync + 'static
 
     async fn verify(&self) -> StoreResult<VerifyReport>;
     async fn delete_idempotency_keys_before(&self, cutoff: i64) -> StoreResult<u64>;
+}
+
+/// A new time-ordered id (UUIDv7) for a row written at `now` (microseconds): the store never
+/// reads the clock itself.
+pub(crate) fn id_at(now: i64) -> Uuid {
+    let now = now.max(0);
+    uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        (now / 1_000_000) as u64,
+        (now % 1_000_000) as u32 * 1_000,
+    ))
 }
 
 /// True for `postgres://` and `postgresql://` URLs; anything else is opened as SQLite.

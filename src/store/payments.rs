@@ -449,7 +449,7 @@ macro_rules! impl_payment_store {
                 let (_write_guard, mut tx) = self.begin_write().await?;
                 // The response is final if this transaction commits, so it is stored with the
                 // key right away and a concurrent duplicate waits for it, then replays it.
-                if let Some(earlier) = Self::claim_key(&mut tx, claim, Some(response)).await? {
+                if let Some(earlier) = Self::claim_key(&mut tx, claim, Some(response), intent.created_at).await? {
                     tx.rollback().await?;
                     return earlier.map(IntentInsert::Replay);
                 }
@@ -589,7 +589,7 @@ macro_rules! impl_payment_store {
                      VALUES ($1, $2, $3, $4, $5, $6) \
                      ON CONFLICT (bank_bin, account_number) DO NOTHING",
                 )
-                .bind(uuid::Uuid::now_v7())
+                .bind($crate::store::id_at(now))
                 .bind(&spec.bank.bin)
                 .bind(spec.number.as_str())
                 .bind(spec.holder_name.as_str())
@@ -636,7 +636,7 @@ macro_rules! impl_payment_store {
                      debits_must_not_exceed_credits, credits_must_not_exceed_debits, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (code) DO NOTHING",
                 )
-                .bind(uuid::Uuid::now_v7())
+                .bind($crate::store::id_at(now))
                 .bind(code)
                 .bind(name)
                 .bind(kind.as_str())

@@ -28,6 +28,7 @@ macro_rules! impl_store {
             async fn create_user(
                 &self,
                 user: &$crate::domain::user::User,
+                now: i64,
             ) -> $crate::store::StoreResult<()> {
                 let result = sqlx::query(
                     "INSERT INTO users (id, username, password_hash, role, payee_id, created_at) \
@@ -38,7 +39,7 @@ macro_rules! impl_store {
                 .bind(&user.password_hash)
                 .bind(user.role.as_str())
                 .bind(user.payee_id)
-                .bind($crate::clock::now_micros())
+                .bind(now)
                 .execute(&self.pool)
                 .await;
                 match result {
@@ -268,6 +269,7 @@ macro_rules! impl_store {
                 transactions: &[$crate::domain::transaction::NewTransaction],
                 mode: $crate::store::WriteMode,
                 respond: $crate::store::Responder<'_>,
+                now: i64,
             ) -> $crate::store::StoreResult<$crate::store::Idempotent<$crate::store::PostResults>>
             {
                 use $crate::store::{Idempotent, WriteMode};
@@ -278,7 +280,7 @@ macro_rules! impl_store {
                 let response_now = (mode == WriteMode::AllOrNothing)
                     .then(|| respond(&vec![Ok(()); transactions.len()]));
                 if let Some(claim) = claim {
-                    if let Some(replay) = Self::claim_key(&mut tx, claim, response_now.as_ref()).await? {
+                    if let Some(replay) = Self::claim_key(&mut tx, claim, response_now.as_ref(), now).await? {
                         tx.rollback().await?;
                         return replay.map(Idempotent::Replay);
                     }
@@ -324,7 +326,7 @@ macro_rules! impl_store {
                 let mut outcomes: Vec<Option<SingleOutcome>> = vec![None; writes.len()];
                 for index in order {
                     let write = &writes[index];
-                    if let Some(earlier) = Self::claim_key(&mut tx, write.claim, Some(write.response)).await? {
+                    if let Some(earlier) = Self::claim_key(&mut tx, write.claim, Some(write.response), write.transaction.created_at).await? {
                         outcomes[index] = Some(match earlier {
                             Ok(stored) => SingleOutcome::Replay(stored),
                             Err(StoreError::IdempotencyKeyReused) => SingleOutcome::KeyReused,
@@ -524,6 +526,7 @@ macro_rules! impl_store {
                 tx: &mut sqlx::Transaction<'static, $db>,
                 claim: &$crate::store::IdempotencyClaim,
                 response: Option<&$crate::store::StoredResponse>,
+                now: i64,
             ) -> $crate::store::StoreResult<
                 Option<$crate::store::StoreResult<$crate::store::StoredResponse>>,
             > {
@@ -543,7 +546,7 @@ macro_rules! impl_store {
                     .bind(&claim.request_hash)
                     .bind(response.map(|r| i32::from(r.status)))
                     .bind(response.map(|r| r.body.as_str()))
-                    .bind($crate::clock::now_micros())
+                    .bind(now)
                     .execute(&mut **tx)
                     .await?
                     .rows_affected();

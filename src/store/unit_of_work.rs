@@ -103,10 +103,11 @@ impl UnitOfWork<'_> {
         &mut self,
         claim: &IdempotencyClaim,
         response: Option<&StoredResponse>,
+        now: i64,
     ) -> StoreResult<Option<StoreResult<StoredResponse>>> {
         match &mut self.conn {
-            Conn::Sqlite(_, tx) => SqliteStore::claim_key(tx, claim, response).await,
-            Conn::Postgres(_, tx) => PostgresStore::claim_key(tx, claim, response).await,
+            Conn::Sqlite(_, tx) => SqliteStore::claim_key(tx, claim, response, now).await,
+            Conn::Postgres(_, tx) => PostgresStore::claim_key(tx, claim, response, now).await,
         }
     }
 

@@ -152,7 +152,7 @@ impl BankFeedService {
     ) -> Result<Idempotent<Result<StoredBankTransaction, ResolveRejection>>, BankFeedError> {
         let mut unit = self.store.begin().await?;
         let now = self.clock.now_micros();
-        if let Some(earlier) = unit.claim_key(claim, None).await? {
+        if let Some(earlier) = unit.claim_key(claim, None, now).await? {
             unit.rollback().await?;
             return Ok(Idempotent::Replay(earlier?));
         }
