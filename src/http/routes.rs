@@ -49,7 +49,7 @@ pub async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = ErrorEnvelope)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    state.store.ping().await.map_err(|e| {
+    state.ledger.check_ready().await.map_err(|e| {
         tracing::warn!(error = %e, "database not reachable");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

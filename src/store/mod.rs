@@ -20,6 +20,7 @@ mod shared;
 #[macro_use]
 mod payments;
 pub mod bank_feed;
+pub mod notifier;
 mod postgres;
 mod rows;
 mod sqlite;

@@ -151,6 +151,11 @@ impl LedgerService {
         }
     }
 
+    /// Whether the database answers: what `/readyz` reports.
+    pub async fn check_ready(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+
     /// The clock this service records and judges time by (the application's one clock).
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
