@@ -32,30 +32,24 @@ pub fn transfer_transaction(
     legs: &[Leg],
     now: i64,
 ) -> Result<NewTransaction, FeedPostingError> {
+    let description = format!(
+        "Bank transfer {}: {}",
+        bank.direction.as_str(),
+        bank.description.trim()
+    );
+    let reference = intent_reference
+        .map(str::to_owned)
+        .or_else(|| bank.reference.clone());
+    let metadata = serde_json::json!({
+        "bank_transaction_id": bank_transaction_id,
+        "provider": bank.provider.as_str(),
+        "provider_transaction_id": bank.provider_transaction_id,
+    });
+    let effective_at = bank.occurred_at.timestamp_micros().min(now);
     feed_transaction(
-        TransactionDraft {
-            id,
-            id_from_client: false,
-            description: format!(
-                "Bank transfer {}: {}",
-                bank.direction.as_str(),
-                bank.description.trim()
-            ),
-            reference: intent_reference
-                .map(str::to_owned)
-                .or_else(|| bank.reference.clone()),
-            metadata: Some(
-                serde_json::json!({
-                    "bank_transaction_id": bank_transaction_id,
-                    "provider": bank.provider.as_str(),
-                    "provider_transaction_id": bank.provider_transaction_id,
-                })
-                .to_string(),
-            ),
-            effective_at: bank.occurred_at.timestamp_micros().min(now),
-            created_at: now,
-            reversal_of: None,
-        },
+        id,
+        (description, reference, metadata),
+        (effective_at, now),
         legs,
     )
 }
@@ -69,28 +63,29 @@ pub fn resolution_transaction(
     legs: &[Leg],
     now: i64,
 ) -> Result<NewTransaction, FeedPostingError> {
-    feed_transaction(
-        TransactionDraft {
-            id,
-            id_from_client: false,
-            description: format!("Suspense resolved ({}): {}", action.as_str(), note.trim()),
-            reference: None,
-            metadata: Some(
-                serde_json::json!({ "bank_transaction_id": bank_transaction_id }).to_string(),
-            ),
-            effective_at: now,
-            created_at: now,
-            reversal_of: None,
-        },
-        legs,
-    )
+    let description = format!("Suspense resolved ({}): {}", action.as_str(), note.trim());
+    let metadata = serde_json::json!({ "bank_transaction_id": bank_transaction_id });
+    feed_transaction(id, (description, None, metadata), (now, now), legs)
 }
 
-/// Builds a VND transaction from legs, cutting bank text to the ledger's limits.
+/// Builds a VND transaction from legs with this (description, reference, metadata) and
+/// (effective at, created at), cutting bank text to the ledger's limits.
 fn feed_transaction(
-    mut draft: TransactionDraft,
+    id: Uuid,
+    (description, reference, metadata): (String, Option<String>, serde_json::Value),
+    (effective_at, created_at): (i64, i64),
     legs: &[Leg],
 ) -> Result<NewTransaction, FeedPostingError> {
+    let mut draft = TransactionDraft {
+        id,
+        id_from_client: false,
+        description,
+        reference,
+        metadata: Some(metadata.to_string()),
+        effective_at,
+        created_at,
+        reversal_of: None,
+    };
     let postings = legs
         .iter()
         .map(|&(debit, credit, amount)| {
