@@ -327,11 +327,9 @@ impl<T: Backend> BankFeedStore for T {
                    FROM collection_accounts c \
                    LEFT JOIN bank_feeds f ON f.collection_account_id = c.id \
                    ORDER BY c.bank_bin, c.account_number";
-        let accounts: Vec<CollectionAccountRow> =
-            on_pool!(self, |pool| sqlx::query_as(sql).fetch_all(pool).await)?;
+        let accounts: Vec<CollectionAccountRow> = pool_rows!(self, fetch_all, sql)?;
         let sql = "SELECT collection_account_id, id, code FROM payees ORDER BY code";
-        let payees: Vec<(Uuid, Uuid, String)> =
-            on_pool!(self, |pool| sqlx::query_as(sql).fetch_all(pool).await)?;
+        let payees: Vec<(Uuid, Uuid, String)> = pool_rows!(self, fetch_all, sql)?;
         accounts
             .into_iter()
             .map(|row| collection_account_summary(row, &payees))
@@ -348,12 +346,7 @@ impl<T: Backend> BankFeedStore for T {
     ) -> StoreResult<bool> {
         let mut unit = self.begin_unit().await?;
         let sql = "SELECT id FROM collection_accounts WHERE id = $1";
-        let exists: Option<(Uuid,)> = on_tx!(unit, |tx| {
-            sqlx::query_as(sql)
-                .bind(collection_account_id)
-                .fetch_optional(&mut **tx)
-                .await
-        })?;
+        let exists: Option<(Uuid,)> = tx_rows!(unit, fetch_optional, sql, collection_account_id)?;
         if exists.is_none() {
             unit.rollback().await?;
             return Ok(false);
@@ -364,17 +357,15 @@ impl<T: Backend> BankFeedStore for T {
                    ON CONFLICT (collection_account_id) DO UPDATE SET \
                      provider = excluded.provider, secrets = excluded.secrets, \
                      updated_at = excluded.updated_at, updated_by = excluded.updated_by";
-        on_tx!(unit, |tx| {
-            sqlx::query(sql)
-                .bind(collection_account_id)
-                .bind(provider.as_str())
-                .bind(secrets_json)
-                .bind(now)
-                .bind(by)
-                .execute(&mut **tx)
-                .await
-                .map(|_| ())
-        })?;
+        execute!(
+            unit,
+            sql,
+            collection_account_id,
+            provider.as_str(),
+            secrets_json,
+            now,
+            by
+        )?;
         unit.commit().await?;
         Ok(true)
     }
@@ -383,12 +374,8 @@ impl<T: Backend> BankFeedStore for T {
         let sql = "SELECT c.id, c.bank_bin, c.account_number, c.ledger_account_id, f.secrets \
                    FROM bank_feeds f JOIN collection_accounts c ON c.id = f.collection_account_id \
                    WHERE f.provider = $1";
-        let rows: Vec<(Uuid, String, String, Uuid, String)> = on_pool!(self, |pool| {
-            sqlx::query_as(sql)
-                .bind(provider.as_str())
-                .fetch_all(pool)
-                .await
-        })?;
+        let rows: Vec<(Uuid, String, String, Uuid, String)> =
+            pool_rows!(self, fetch_all, sql, provider.as_str())?;
         rows.into_iter()
             .map(
                 |(id, bank_bin, account_number, ledger_account_id, secrets)| {
@@ -407,12 +394,7 @@ impl<T: Backend> BankFeedStore for T {
 
     async fn account_number_known(&self, account_number: &str) -> StoreResult<bool> {
         let sql = "SELECT id FROM collection_accounts WHERE account_number = $1 LIMIT 1";
-        let found: Option<(Uuid,)> = on_pool!(self, |pool| {
-            sqlx::query_as(sql)
-                .bind(account_number)
-                .fetch_optional(pool)
-                .await
-        })?;
+        let found: Option<(Uuid,)> = pool_rows!(self, fetch_optional, sql, account_number)?;
         Ok(found.is_some())
     }
 
@@ -426,9 +408,7 @@ impl<T: Backend> BankFeedStore for T {
         let sql = format!(
             "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} WHERE b.id = $1"
         );
-        let row: Option<BankTransactionRow> = on_pool!(self, |pool| {
-            sqlx::query_as(&sql).bind(id).fetch_optional(pool).await
-        })?;
+        let row: Option<BankTransactionRow> = pool_rows!(self, fetch_optional, &sql, id)?;
         row.map(BankTransactionRow::into_domain).transpose()
     }
 
@@ -444,14 +424,8 @@ impl<T: Backend> BankFeedStore for T {
                AND (b.created_at > $1 OR (b.created_at = $1 AND b.id > $2)) \
              ORDER BY b.created_at, b.id LIMIT $3"
         );
-        let rows: Vec<BankTransactionRow> = on_pool!(self, |pool| {
-            sqlx::query_as(&sql)
-                .bind(after_at)
-                .bind(after_id)
-                .bind(i64::from(limit))
-                .fetch_all(pool)
-                .await
-        })?;
+        let rows: Vec<BankTransactionRow> =
+            pool_rows!(self, fetch_all, &sql, after_at, after_id, i64::from(limit))?;
         rows.into_iter()
             .map(BankTransactionRow::into_domain)
             .collect()
@@ -468,14 +442,8 @@ impl<T: Backend> BankFeedStore for T {
              WHERE b.collection_account_id = $1 AND b.occurred_at >= $2 \
                AND b.occurred_at < $3 ORDER BY b.occurred_at, b.id"
         );
-        let rows: Vec<BankTransactionRow> = on_pool!(self, |pool| {
-            sqlx::query_as(&sql)
-                .bind(collection_account_id)
-                .bind(from)
-                .bind(to)
-                .fetch_all(pool)
-                .await
-        })?;
+        let rows: Vec<BankTransactionRow> =
+            pool_rows!(self, fetch_all, &sql, collection_account_id, from, to)?;
         rows.into_iter()
             .map(BankTransactionRow::into_domain)
             .collect()
@@ -491,14 +459,8 @@ impl<T: Backend> BankFeedStore for T {
                      ledger_balance, created_at FROM bank_discrepancies \
                    WHERE created_at > $1 OR (created_at = $1 AND id > $2) \
                    ORDER BY created_at, id LIMIT $3";
-        let rows: Vec<(Uuid, Uuid, Uuid, i64, i64, i64)> = on_pool!(self, |pool| {
-            sqlx::query_as(sql)
-                .bind(after_at)
-                .bind(after_id)
-                .bind(i64::from(limit))
-                .fetch_all(pool)
-                .await
-        })?;
+        let rows: Vec<(Uuid, Uuid, Uuid, i64, i64, i64)> =
+            pool_rows!(self, fetch_all, sql, after_at, after_id, i64::from(limit))?;
         Ok(rows
             .into_iter()
             .map(
@@ -521,20 +483,18 @@ impl UnitOfWork<'_> {
         let sql = "INSERT INTO webhook_deliveries (id, provider, collection_account_id, \
                      received_at, headers, body, provider_transaction_ids, outcome) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-        on_tx!(self, |tx| {
-            sqlx::query(sql)
-                .bind(delivery.id)
-                .bind(delivery.provider.as_str())
-                .bind(delivery.collection_account_id)
-                .bind(delivery.received_at)
-                .bind(&delivery.headers)
-                .bind(&delivery.body)
-                .bind(&delivery.provider_transaction_ids)
-                .bind(&delivery.outcome)
-                .execute(&mut **tx)
-                .await
-                .map(|_| ())
-        })?;
+        execute!(
+            self,
+            sql,
+            delivery.id,
+            delivery.provider.as_str(),
+            delivery.collection_account_id,
+            delivery.received_at,
+            &delivery.headers,
+            &delivery.body,
+            &delivery.provider_transaction_ids,
+            &delivery.outcome
+        )?;
         Ok(())
     }
 
@@ -552,14 +512,14 @@ impl UnitOfWork<'_> {
                AND UPPER(TRIM(b.bank_reference)) = $3 \
              ORDER BY b.occurred_at, b.id"
         );
-        let rows: Vec<BankTransactionRow> = on_tx!(self, |tx| {
-            sqlx::query_as(&sql)
-                .bind(collection_account_id)
-                .bind(direction.as_str())
-                .bind(normalized_reference)
-                .fetch_all(&mut **tx)
-                .await
-        })?;
+        let rows: Vec<BankTransactionRow> = tx_rows!(
+            self,
+            fetch_all,
+            &sql,
+            collection_account_id,
+            direction.as_str(),
+            normalized_reference
+        )?;
         rows.into_iter()
             .map(BankTransactionRow::into_domain)
             .collect()
@@ -608,13 +568,13 @@ impl UnitOfWork<'_> {
             "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} \
              WHERE b.provider = $1 AND b.provider_transaction_id = $2"
         );
-        let row: BankTransactionRow = on_tx!(self, |tx| {
-            sqlx::query_as(&sql)
-                .bind(provider.as_str())
-                .bind(provider_transaction_id)
-                .fetch_one(&mut **tx)
-                .await
-        })?;
+        let row: BankTransactionRow = tx_rows!(
+            self,
+            fetch_one,
+            &sql,
+            provider.as_str(),
+            provider_transaction_id
+        )?;
         row.into_domain()
     }
 
@@ -622,9 +582,7 @@ impl UnitOfWork<'_> {
         let sql = format!(
             "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} WHERE b.id = $1"
         );
-        let row: BankTransactionRow = on_tx!(self, |tx| {
-            sqlx::query_as(&sql).bind(id).fetch_one(&mut **tx).await
-        })?;
+        let row: BankTransactionRow = tx_rows!(self, fetch_one, &sql, id)?;
         row.into_domain()
     }
 
@@ -642,18 +600,18 @@ impl UnitOfWork<'_> {
                      AND occurred_at >= $4 AND occurred_at <= $5 \
                      AND substr(provider_transaction_id, 1, $6) = $7 \
                    LIMIT 1";
-        let found: Option<(Uuid,)> = on_tx!(self, |tx| {
-            sqlx::query_as(sql)
-                .bind(collection_account_id)
-                .bind(direction.as_str())
-                .bind(amount)
-                .bind(from)
-                .bind(to)
-                .bind(STATEMENT_ID_PREFIX.len() as i32)
-                .bind(STATEMENT_ID_PREFIX)
-                .fetch_optional(&mut **tx)
-                .await
-        })?;
+        let found: Option<(Uuid,)> = tx_rows!(
+            self,
+            fetch_optional,
+            sql,
+            collection_account_id,
+            direction.as_str(),
+            amount,
+            from,
+            to,
+            STATEMENT_ID_PREFIX.len() as i32,
+            STATEMENT_ID_PREFIX
+        )?;
         Ok(found.is_some())
     }
 
@@ -709,13 +667,8 @@ impl UnitOfWork<'_> {
              ORDER BY r.resolved_at, r.id LIMIT 1{}",
             self.row_lock()
         );
-        let found: Option<(Uuid,)> = on_tx!(self, |tx| {
-            sqlx::query_as(&sql)
-                .bind(collection_account_id)
-                .bind(amount)
-                .fetch_optional(&mut **tx)
-                .await
-        })?;
+        let found: Option<(Uuid,)> =
+            tx_rows!(self, fetch_optional, &sql, collection_account_id, amount)?;
         Ok(found.map(|(id,)| id))
     }
 
@@ -750,12 +703,7 @@ impl UnitOfWork<'_> {
             "SELECT {INTENT_COLUMNS} FROM payment_intents WHERE id = $1{}",
             self.row_lock()
         );
-        let row: Option<IntentRow> = on_tx!(self, |tx| {
-            sqlx::query_as(&sql)
-                .bind(id)
-                .fetch_optional(&mut **tx)
-                .await
-        })?;
+        let row: Option<IntentRow> = tx_rows!(self, fetch_optional, &sql, id)?;
         row.map(IntentRow::into_domain).transpose()
     }
 
@@ -767,26 +715,13 @@ impl UnitOfWork<'_> {
         status: IntentStatus,
     ) -> StoreResult<()> {
         let sql = "UPDATE payment_intents SET paid_amount = $2, status = $3 WHERE id = $1";
-        on_tx!(self, |tx| {
-            sqlx::query(sql)
-                .bind(intent_id)
-                .bind(paid_amount)
-                .bind(status.as_str())
-                .execute(&mut **tx)
-                .await
-                .map(|_| ())
-        })?;
+        execute!(self, sql, intent_id, paid_amount, status.as_str())?;
         Ok(())
     }
 
     pub async fn payee_account(&mut self, payee_id: Uuid) -> StoreResult<Option<PayeeAccount>> {
         let sql = "SELECT id, ledger_account_id FROM payees WHERE id = $1";
-        let found: Option<(Uuid, Uuid)> = on_tx!(self, |tx| {
-            sqlx::query_as(sql)
-                .bind(payee_id)
-                .fetch_optional(&mut **tx)
-                .await
-        })?;
+        let found: Option<(Uuid, Uuid)> = tx_rows!(self, fetch_optional, sql, payee_id)?;
         Ok(found.map(|(payee_id, ledger_account_id)| PayeeAccount {
             payee_id,
             ledger_account_id,
@@ -797,18 +732,16 @@ impl UnitOfWork<'_> {
     pub async fn record_match(&mut self, id: Uuid, plan: &Plan) -> StoreResult<()> {
         let sql = "UPDATE bank_transactions SET matched_as = $2, payee_id = $3, \
                      payment_intent_id = $4, suspense_amount = $5, flags = $6 WHERE id = $1";
-        on_tx!(self, |tx| {
-            sqlx::query(sql)
-                .bind(id)
-                .bind(plan.matched_as.as_str())
-                .bind(plan.payee.map(|p| p.payee_id))
-                .bind(plan.intent.as_ref().map(|(intent, _)| *intent))
-                .bind(plan.suspense_amount)
-                .bind(join_flags(&plan.flags))
-                .execute(&mut **tx)
-                .await
-                .map(|_| ())
-        })?;
+        execute!(
+            self,
+            sql,
+            id,
+            plan.matched_as.as_str(),
+            plan.payee.map(|p| p.payee_id),
+            plan.intent.as_ref().map(|(intent, _)| *intent),
+            plan.suspense_amount,
+            join_flags(&plan.flags)
+        )?;
         Ok(())
     }
 
@@ -821,45 +754,36 @@ impl UnitOfWork<'_> {
     ) -> StoreResult<()> {
         let sql = "UPDATE suspense_resolutions SET refunded_by_bank_transaction_id = $2, \
                    ledger_transaction_id = $3 WHERE id = $1";
-        on_tx!(self, |tx| {
-            sqlx::query(sql)
-                .bind(resolution_id)
-                .bind(bank_transaction_id)
-                .bind(ledger_transaction_id)
-                .execute(&mut **tx)
-                .await
-                .map(|_| ())
-        })?;
+        execute!(
+            self,
+            sql,
+            resolution_id,
+            bank_transaction_id,
+            ledger_transaction_id
+        )?;
         Ok(())
     }
 
     /// (debits posted, credits posted) of a ledger account, as of this transaction.
     pub async fn account_totals(&mut self, account_id: Uuid) -> StoreResult<(i64, i64)> {
         let sql = "SELECT debits_posted, credits_posted FROM accounts WHERE id = $1";
-        Ok(on_tx!(self, |tx| {
-            sqlx::query_as(sql)
-                .bind(account_id)
-                .fetch_one(&mut **tx)
-                .await
-        })?)
+        Ok(tx_rows!(self, fetch_one, sql, account_id)?)
     }
 
     pub async fn insert_discrepancy(&mut self, discrepancy: &Discrepancy) -> StoreResult<()> {
         let sql = "INSERT INTO bank_discrepancies (id, collection_account_id, \
                      bank_transaction_id, bank_balance, ledger_balance, created_at) \
                    VALUES ($1, $2, $3, $4, $5, $6)";
-        on_tx!(self, |tx| {
-            sqlx::query(sql)
-                .bind(discrepancy.id)
-                .bind(discrepancy.collection_account_id)
-                .bind(discrepancy.bank_transaction_id)
-                .bind(discrepancy.bank_balance)
-                .bind(discrepancy.ledger_balance)
-                .bind(discrepancy.created_at)
-                .execute(&mut **tx)
-                .await
-                .map(|_| ())
-        })?;
+        execute!(
+            self,
+            sql,
+            discrepancy.id,
+            discrepancy.collection_account_id,
+            discrepancy.bank_transaction_id,
+            discrepancy.bank_balance,
+            discrepancy.ledger_balance,
+            discrepancy.created_at
+        )?;
         Ok(())
     }
 
@@ -871,12 +795,8 @@ impl UnitOfWork<'_> {
              FROM bank_transactions WHERE id = $1{}",
             self.row_lock()
         );
-        let row: Option<(String, i64, String, i64, Uuid)> = on_tx!(self, |tx| {
-            sqlx::query_as(&sql)
-                .bind(id)
-                .fetch_optional(&mut **tx)
-                .await
-        })?;
+        let row: Option<(String, i64, String, i64, Uuid)> =
+            tx_rows!(self, fetch_optional, &sql, id)?;
         let Some((direction, suspense_amount, matched_as, amount, collection)) = row else {
             return Ok(None);
         };
@@ -893,12 +813,7 @@ impl UnitOfWork<'_> {
 
     pub async fn resolution_exists(&mut self, bank_transaction_id: Uuid) -> StoreResult<bool> {
         let sql = "SELECT id FROM suspense_resolutions WHERE bank_transaction_id = $1";
-        let found: Option<(Uuid,)> = on_tx!(self, |tx| {
-            sqlx::query_as(sql)
-                .bind(bank_transaction_id)
-                .fetch_optional(&mut **tx)
-                .await
-        })?;
+        let found: Option<(Uuid,)> = tx_rows!(self, fetch_optional, sql, bank_transaction_id)?;
         Ok(found.is_some())
     }
 
@@ -908,9 +823,7 @@ impl UnitOfWork<'_> {
                    FROM bank_transactions b \
                    JOIN collection_accounts c ON c.id = b.collection_account_id \
                    WHERE b.id = $1";
-        let row: Option<(Uuid, String, i64, Uuid)> = on_tx!(self, |tx| {
-            sqlx::query_as(sql).bind(id).fetch_optional(&mut **tx).await
-        })?;
+        let row: Option<(Uuid, String, i64, Uuid)> = tx_rows!(self, fetch_optional, sql, id)?;
         let Some((collection_account_id, direction, amount, bank_account)) = row else {
             return Ok(None);
         };
@@ -930,23 +843,21 @@ impl UnitOfWork<'_> {
                      payment_intent_id, payee_id, note, resolved_by, resolved_by_username, \
                      resolved_at, ledger_transaction_id, duplicate_of) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-        on_tx!(self, |tx| {
-            sqlx::query(sql)
-                .bind(resolution.id)
-                .bind(resolution.bank_transaction_id)
-                .bind(resolution.action.as_str())
-                .bind(resolution.payment_intent_id)
-                .bind(resolution.payee_id)
-                .bind(resolution.note)
-                .bind(resolution.resolved_by.0)
-                .bind(resolution.resolved_by.1)
-                .bind(resolution.resolved_at)
-                .bind(resolution.ledger_transaction_id)
-                .bind(resolution.duplicate_of)
-                .execute(&mut **tx)
-                .await
-                .map(|_| ())
-        })?;
+        execute!(
+            self,
+            sql,
+            resolution.id,
+            resolution.bank_transaction_id,
+            resolution.action.as_str(),
+            resolution.payment_intent_id,
+            resolution.payee_id,
+            resolution.note,
+            resolution.resolved_by.0,
+            resolution.resolved_by.1,
+            resolution.resolved_at,
+            resolution.ledger_transaction_id,
+            resolution.duplicate_of
+        )?;
         Ok(())
     }
 }

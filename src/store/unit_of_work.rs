@@ -28,6 +28,44 @@ macro_rules! on_tx {
     };
 }
 
+/// Runs one statement that returns no rows, `$sql` with these binds, in the unit of work.
+macro_rules! execute {
+    ($uow:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
+        on_tx!($uow, |tx| {
+            sqlx::query($sql)
+                $(.bind($bind))*
+                .execute(&mut **tx)
+                .await
+                .map(|_| ())
+        })
+    };
+}
+
+/// `query_as($sql)` with these binds, fetched with `$fetch` (`fetch_all`, `fetch_optional`,
+/// `fetch_one`) in the unit of work.
+macro_rules! tx_rows {
+    ($uow:expr, $fetch:ident, $sql:expr $(, $bind:expr)* $(,)?) => {
+        on_tx!($uow, |tx| {
+            sqlx::query_as($sql)
+                $(.bind($bind))*
+                .$fetch(&mut **tx)
+                .await
+        })
+    };
+}
+
+/// `query_as($sql)` with these binds, fetched with `$fetch` on the store's pool.
+macro_rules! pool_rows {
+    ($store:expr, $fetch:ident, $sql:expr $(, $bind:expr)* $(,)?) => {
+        on_pool!($store, |pool| {
+            sqlx::query_as($sql)
+                $(.bind($bind))*
+                .$fetch(pool)
+                .await
+        })
+    };
+}
+
 /// Runs `$body` with `$pool` bound to the store's connection pool, whichever backend it is.
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
