@@ -635,7 +635,7 @@ impl UnitOfWork<'_> {
             let mut list = query.separated(", ");
             codes
                 .iter()
-                .take(super::shared::CHUNK_ROWS)
+                .take(super::ledger::CHUNK_ROWS)
                 .for_each(|code| {
                     list.push_bind(code.as_str());
                 });
@@ -688,7 +688,7 @@ impl UnitOfWork<'_> {
             let mut list = query.separated(", ");
             references
                 .iter()
-                .take(super::shared::CHUNK_ROWS)
+                .take(super::ledger::CHUNK_ROWS)
                 .for_each(|r| {
                     list.push_bind(r.as_str());
                 });

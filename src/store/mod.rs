@@ -1,5 +1,8 @@
-//! Storage: one trait, one implementation per backend. The SQL both backends share is written
-//! once (`shared.rs`); only locking, transaction start and connection set-up differ.
+//! Storage: reads and writes, nothing else. The storage traits are implemented once for any
+//! [`Backend`] (`ledger.rs`, `payments.rs`, `bank_feed.rs`), with the SQL both backends share
+//! written once; only locking, transaction start and connection set-up differ (`sqlite.rs`,
+//! `postgres.rs`). A use case that reads, decides and writes in one database transaction
+//! holds a [`UnitOfWork`].
 
 use std::sync::Arc;
 
@@ -11,16 +14,13 @@ use crate::domain::money::Currency;
 use crate::domain::transaction::{ApplyError, Entry, NewTransaction};
 use crate::domain::user::{Role, User};
 
-// `unit_of_work` defines `on_tx!` and `on_pool!`, and `shared` the `impl_store!` macro the
-// backends expand, so they come first.
+// `unit_of_work` defines the `on_tx!`/`on_pool!` family the others use, so it comes first.
 #[macro_use]
 mod unit_of_work;
-#[macro_use]
-mod shared;
-#[macro_use]
-mod payments;
 pub mod bank_feed;
+mod ledger;
 pub mod notifier;
+mod payments;
 mod postgres;
 mod rows;
 mod sqlite;

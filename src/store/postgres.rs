@@ -76,13 +76,6 @@ impl PostgresStore {
         })
     }
 
-    async fn run_migrations(&self) -> StoreResult<()> {
-        sqlx::migrate!("migrations/postgres")
-            .run(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     pub(super) async fn begin_write(
         &self,
     ) -> StoreResult<(Option<OwnedMutexGuard<()>>, Transaction<'static, Postgres>)> {
@@ -100,7 +93,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    async fn begin_snapshot(&self) -> StoreResult<Transaction<'static, Postgres>> {
+    async fn begin_snapshot_tx(&self) -> StoreResult<Transaction<'static, Postgres>> {
         Ok(self
             .pool
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -131,7 +124,7 @@ impl PostgresStore {
             .collect())
     }
 
-    async fn insert_transactions(
+    pub(super) async fn insert_transactions(
         tx: &mut Transaction<'static, Postgres>,
         transactions: &[(&NewTransaction, Uuid)],
     ) -> StoreResult<()> {
@@ -178,7 +171,7 @@ impl PostgresStore {
 
     /// New account totals and the entries that justify them, in one statement: the rows are
     /// locked, and every round trip here is time other writers wait for them.
-    async fn write_postings(
+    pub(super) async fn write_postings(
         tx: &mut Transaction<'static, Postgres>,
         balances: &[(Uuid, LockedAccount)],
         entries: &[Entry],
@@ -229,13 +222,28 @@ impl PostgresStore {
     }
 }
 
-impl_store!(PostgresStore, Postgres, "postgres");
-impl_payment_store!(PostgresStore, Postgres);
-
 #[async_trait::async_trait]
 impl super::Backend for PostgresStore {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
     fn pool(&self) -> super::Pool<'_> {
         super::Pool::Postgres(&self.pool)
+    }
+
+    async fn run_migrations(&self) -> StoreResult<()> {
+        sqlx::migrate!("migrations/postgres")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn begin_snapshot(&self) -> StoreResult<super::UnitOfWork<'_>> {
+        Ok(super::UnitOfWork {
+            conn: super::unit_of_work::Conn::Postgres(self, self.begin_snapshot_tx().await?),
+            _write_guard: None,
+        })
     }
 
     async fn begin_unit(&self) -> StoreResult<super::UnitOfWork<'_>> {

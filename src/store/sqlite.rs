@@ -17,8 +17,8 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
+use super::ledger::CHUNK_ROWS;
 use super::rows::{LockedAccountRow, ENTRY_COLUMNS, LOCKED_ACCOUNT_COLUMNS};
-use super::shared::CHUNK_ROWS;
 use super::{StoreError, StoreResult};
 use crate::domain::transaction::{Entry, LockedAccount, NewTransaction};
 
@@ -58,11 +58,6 @@ impl SqliteStore {
         })
     }
 
-    async fn run_migrations(&self) -> StoreResult<()> {
-        sqlx::migrate!("migrations/sqlite").run(&self.pool).await?;
-        Ok(())
-    }
-
     pub(super) async fn begin_write(
         &self,
     ) -> StoreResult<(Option<OwnedMutexGuard<()>>, Transaction<'static, Sqlite>)> {
@@ -79,7 +74,7 @@ impl SqliteStore {
     }
 
     /// In WAL mode a read transaction sees one snapshot from its first read on.
-    async fn begin_snapshot(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+    async fn begin_snapshot_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         Ok(self.pool.begin().await?)
     }
 
@@ -109,7 +104,7 @@ impl SqliteStore {
         Ok(locked)
     }
 
-    async fn insert_transactions(
+    pub(super) async fn insert_transactions(
         tx: &mut Transaction<'static, Sqlite>,
         transactions: &[(&NewTransaction, Uuid)],
     ) -> StoreResult<()> {
@@ -138,7 +133,7 @@ impl SqliteStore {
     }
 
     /// New account totals and the entries that justify them.
-    async fn write_postings(
+    pub(super) async fn write_postings(
         tx: &mut Transaction<'static, Sqlite>,
         balances: &[(Uuid, LockedAccount)],
         entries: &[Entry],
@@ -176,13 +171,26 @@ impl SqliteStore {
     }
 }
 
-impl_store!(SqliteStore, Sqlite, "sqlite");
-impl_payment_store!(SqliteStore, Sqlite);
-
 #[async_trait::async_trait]
 impl super::Backend for SqliteStore {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
     fn pool(&self) -> super::Pool<'_> {
         super::Pool::Sqlite(&self.pool)
+    }
+
+    async fn run_migrations(&self) -> StoreResult<()> {
+        sqlx::migrate!("migrations/sqlite").run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn begin_snapshot(&self) -> StoreResult<super::UnitOfWork<'_>> {
+        Ok(super::UnitOfWork {
+            conn: super::unit_of_work::Conn::Sqlite(self, self.begin_snapshot_tx().await?),
+            _write_guard: None,
+        })
     }
 
     async fn begin_unit(&self) -> StoreResult<super::UnitOfWork<'_>> {

@@ -12,9 +12,7 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 use tokio::sync::OwnedMutexGuard;
 use uuid::Uuid;
 
-use super::{
-    IdempotencyClaim, PostgresStore, SqliteStore, StoreError, StoreResult, StoredResponse,
-};
+use super::{PostgresStore, SqliteStore, StoreResult};
 use crate::domain::transaction::{apply, NewTransaction};
 
 /// Runs `$body` with `$tx` bound to the unit of work's open transaction, whichever backend it
@@ -28,7 +26,8 @@ macro_rules! on_tx {
     };
 }
 
-/// Runs one statement that returns no rows, `$sql` with these binds, in the unit of work.
+/// Runs one statement that returns no rows, `$sql` with these binds, in the unit of work;
+/// the number of rows it changed.
 macro_rules! execute {
     ($uow:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
         on_tx!($uow, |tx| {
@@ -36,7 +35,7 @@ macro_rules! execute {
                 $(.bind($bind))*
                 .execute(&mut **tx)
                 .await
-                .map(|_| ())
+                .map(|done| done.rows_affected())
         })
     };
 }
@@ -85,9 +84,14 @@ pub enum Pool<'a> {
 /// What a backend gives the SQL written once: its pool and its way to open a unit of work.
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn name(&self) -> &'static str;
     fn pool(&self) -> Pool<'_>;
+    async fn run_migrations(&self) -> StoreResult<()>;
     /// Opens a write transaction the way this backend serializes writers.
     async fn begin_unit(&self) -> StoreResult<UnitOfWork<'_>>;
+    /// Opens a read-only transaction that sees one consistent snapshot; roll it back.
+    async fn begin_snapshot(&self) -> StoreResult<UnitOfWork<'_>>;
 }
 
 pub(super) enum Conn<'s> {
@@ -135,32 +139,6 @@ impl UnitOfWork<'_> {
         }
     }
 
-    /// Claims an idempotency key. `None`: the key is new and now held by this transaction.
-    /// `Some`: an earlier request holds it: its stored response, or why it cannot be replayed.
-    pub async fn claim_key(
-        &mut self,
-        claim: &IdempotencyClaim,
-        response: Option<&StoredResponse>,
-        now: i64,
-    ) -> StoreResult<Option<StoreResult<StoredResponse>>> {
-        match &mut self.conn {
-            Conn::Sqlite(_, tx) => SqliteStore::claim_key(tx, claim, response, now).await,
-            Conn::Postgres(_, tx) => PostgresStore::claim_key(tx, claim, response, now).await,
-        }
-    }
-
-    /// Completes a key claimed without a response.
-    pub async fn store_key_response(
-        &mut self,
-        claim: &IdempotencyClaim,
-        response: &StoredResponse,
-    ) -> StoreResult<()> {
-        match &mut self.conn {
-            Conn::Sqlite(_, tx) => SqliteStore::store_key_response(tx, claim, response).await,
-            Conn::Postgres(_, tx) => PostgresStore::store_key_response(tx, claim, response).await,
-        }
-    }
-
     /// Locks the accounts of all candidates at once (in id order, behind the account gate, as
     /// every posting does), then posts the first candidate the accounts' rules allow, as
     /// `created_by`. Taking every lock up front means trying the next never locks out of
@@ -176,19 +154,7 @@ impl UnitOfWork<'_> {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let _account_gates = match &self.conn {
-            Conn::Sqlite(store, _) => store.gate_accounts(&account_ids).await,
-            Conn::Postgres(store, _) => store.gate_accounts(&account_ids).await,
-        };
-        let mut accounts = match &mut self.conn {
-            Conn::Sqlite(_, tx) => SqliteStore::lock_accounts(tx, &account_ids).await?,
-            Conn::Postgres(_, tx) => PostgresStore::lock_accounts(tx, &account_ids).await?,
-        };
-        if accounts.len() != account_ids.len() {
-            return Err(StoreError::Corrupt(
-                "an account of a posting does not exist".into(),
-            ));
-        }
+        let (_account_gates, mut accounts) = self.gate_and_lock(&account_ids).await?;
         for (index, candidate) in candidates.iter().enumerate() {
             let Ok(entries) = apply(&mut accounts, candidate) else {
                 continue;
@@ -207,16 +173,8 @@ impl UnitOfWork<'_> {
                 "a posted transaction balances"
             );
             let accepted = [(candidate, created_by)];
-            match &mut self.conn {
-                Conn::Sqlite(_, tx) => {
-                    SqliteStore::write_applied(tx, &account_ids, &accounts, &accepted, &entries)
-                        .await?
-                }
-                Conn::Postgres(_, tx) => {
-                    PostgresStore::write_applied(tx, &account_ids, &accounts, &accepted, &entries)
-                        .await?
-                }
-            }
+            self.write_applied(&account_ids, &accounts, &accepted, &entries)
+                .await?;
             return Ok(Some(index));
         }
         Ok(None)
