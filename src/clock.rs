@@ -16,14 +16,34 @@ pub fn to_rfc3339(micros: i64) -> String {
     to_datetime(micros).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-/// The service's clock for checks against outside timestamps (webhook signature windows). It
-/// reads the system time; tests shift it to replay deliveries that were signed long ago.
+/// The one clock the services read: the time they record, judge expiry and signature windows
+/// by, and stamp new ids (UUIDv7) with. It reads the system time plus an offset; tests move
+/// it (every clone together) instead of writing times into the database.
 #[derive(Debug, Clone, Default)]
 pub struct Clock {
     offset_micros: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// Keeps ids made in the same millisecond in order.
+    ids: std::sync::Arc<std::sync::Mutex<uuid::timestamp::context::ContextV7>>,
 }
 
 impl Clock {
+    /// A new time-ordered id (UUIDv7) stamped with this clock's time.
+    pub fn new_id(&self) -> uuid::Uuid {
+        let micros = self.now_micros().max(0);
+        let seconds = (micros / 1_000_000) as u64;
+        let nanos = (micros % 1_000_000) as u32 * 1_000;
+        let context: &std::sync::Mutex<_> = &self.ids;
+        uuid::Uuid::new_v7(uuid::Timestamp::from_unix(context, seconds, nanos))
+    }
+
+    /// Moves this clock (and every clone) forward by `by`.
+    pub fn advance(&self, by: chrono::Duration) {
+        self.offset_micros.fetch_add(
+            by.num_microseconds().unwrap_or(i64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
     pub fn now_micros(&self) -> i64 {
         now_micros()
             + self

@@ -58,14 +58,14 @@ pub fn auth_service(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Resul
 
 impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let clock = Clock::default();
         let store = open_store(settings).await?;
-        let auth = auth_service(settings, store.clone())?;
+        let auth = auth_service(settings, store.clone())?.with_clock(clock.clone());
         let listener = TcpListener::bind(&settings.listen)?;
         let events = PaymentEvents::connect(&settings.database_url).await?;
-        let clock = Clock::default();
         let state = AppState {
-            ledger: LedgerService::new(store.clone()),
-            payments: PaymentService::new(store.clone()),
+            ledger: LedgerService::new(store.clone()).with_clock(clock.clone()),
+            payments: PaymentService::new(store.clone()).with_clock(clock.clone()),
             bank_feed: BankFeedService::new(store.clone(), events.clone(), clock.clone()),
             events,
             clock,

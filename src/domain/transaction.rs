@@ -344,3 +344,131 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ACCOUNTS: usize = 4;
+
+    fn id(index: usize) -> Uuid {
+        Uuid::from_u128(index as u128 + 1)
+    }
+
+    prop_compose! {
+        fn any_account()(
+            debits_guard in any::<bool>(),
+            credits_guard in any::<bool>(),
+            debits in prop_oneof![0i64..1_000_000_000, Just(i64::MAX - 10)],
+            credits in 0i64..1_000_000_000,
+        ) -> LockedAccount {
+            LockedAccount {
+                // At most one guard, as accounts are created.
+                flags: AccountFlags {
+                    debits_must_not_exceed_credits: debits_guard,
+                    credits_must_not_exceed_debits: credits_guard && !debits_guard,
+                },
+                balance: Balance { debits_posted: debits, credits_posted: credits, entry_count: 0 },
+            }
+        }
+    }
+
+    prop_compose! {
+        fn any_transaction()(
+            legs in proptest::collection::vec(
+                (0..ACCOUNTS, 1..ACCOUNTS, 1i64..=2_000_000_000),
+                1..4,
+            ),
+        ) -> NewTransaction {
+            let postings = legs
+                .into_iter()
+                .map(|(debit, offset, amount)| Posting {
+                    debit: id(debit),
+                    credit: id((debit + offset) % ACCOUNTS),
+                    amount: Amount::from_minor(amount).unwrap(),
+                    currency: Currency::Vnd,
+                })
+                .collect();
+            NewTransaction::new(
+                TransactionDraft {
+                    id: Uuid::from_u128(0xAB),
+                    id_from_client: false,
+                    description: "property".into(),
+                    reference: None,
+                    metadata: None,
+                    effective_at: 0,
+                    created_at: 0,
+                    reversal_of: None,
+                },
+                postings,
+            )
+            .unwrap()
+        }
+    }
+
+    fn totals(accounts: &HashMap<Uuid, LockedAccount>) -> (i128, i128) {
+        accounts.values().fold((0, 0), |(d, c), a| {
+            (
+                d + i128::from(a.balance.debits_posted),
+                c + i128::from(a.balance.credits_posted),
+            )
+        })
+    }
+
+    proptest! {
+        /// Applying transactions one after another conserves money (every debit has its
+        /// credit, in the entries and in the totals), keeps each account's flag, and a refused
+        /// transaction changes nothing at all.
+        #[test]
+        fn money_is_conserved_and_a_rejection_changes_nothing(
+            start in proptest::collection::vec(any_account(), ACCOUNTS),
+            transactions in proptest::collection::vec(any_transaction(), 1..20),
+        ) {
+            let mut accounts: HashMap<Uuid, LockedAccount> =
+                start.into_iter().enumerate().map(|(i, a)| (id(i), a)).collect();
+            for transaction in &transactions {
+                let before: Vec<(Uuid, AccountFlags, Balance)> = (0..ACCOUNTS)
+                    .map(|i| (id(i), accounts[&id(i)].flags, accounts[&id(i)].balance))
+                    .collect();
+                let (debits_before, credits_before) = totals(&accounts);
+                let moved: i128 = transaction
+                    .postings
+                    .iter()
+                    .map(|p| i128::from(p.amount.minor()))
+                    .sum();
+                match apply(&mut accounts, transaction) {
+                    Ok(entries) => {
+                        prop_assert_eq!(entries.len(), transaction.postings.len() * 2);
+                        let debited: i128 =
+                            entries.iter().filter(|e| e.is_debit).map(|e| i128::from(e.amount)).sum();
+                        let credited: i128 =
+                            entries.iter().filter(|e| !e.is_debit).map(|e| i128::from(e.amount)).sum();
+                        prop_assert_eq!(debited, moved);
+                        prop_assert_eq!(credited, moved);
+                        let (debits_after, credits_after) = totals(&accounts);
+                        prop_assert_eq!(debits_after - debits_before, moved);
+                        prop_assert_eq!(credits_after - credits_before, moved);
+                        for entry in &entries {
+                            let state = &accounts[&entry.account_id];
+                            prop_assert!(entry.account_seq <= state.balance.entry_count);
+                        }
+                        for account_id in transaction.account_ids() {
+                            let state = &accounts[&account_id];
+                            prop_assert!(state
+                                .flags
+                                .check(state.balance.debits_posted, state.balance.credits_posted)
+                                .is_ok());
+                        }
+                    }
+                    Err(_) => {
+                        for (account_id, flags, balance) in before {
+                            prop_assert_eq!(accounts[&account_id].flags, flags);
+                            prop_assert_eq!(accounts[&account_id].balance, balance);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -43,7 +43,7 @@ pub async fn healthz() -> web::Json<Health> {
 pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, ApiError> {
     state
         .run(|s| async move {
-            s.store.ping().await.map_err(|e| {
+            s.ledger.check_ready().await.map_err(|e| {
                 tracing::warn!(error = %e, "database not reachable");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

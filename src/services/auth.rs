@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use crate::clock::now_micros;
+use crate::clock::Clock;
 use crate::domain::user::{Role, User, Username};
 use crate::store::{Store, StoreError};
 
@@ -131,7 +131,7 @@ impl KeySet {
             let mut secret = [0u8; 32];
             rand::rngs::OsRng.fill_bytes(&mut secret);
             let stored = vec![StoredKey {
-                kid: format!("k{}", chrono::Utc::now().format("%Y%m%d%H%M%S")),
+                kid: format!("k{:08x}", rand::random::<u32>()),
                 secret: BASE64.encode(secret),
             }];
             write_private(
@@ -180,6 +180,7 @@ pub struct AuthService {
     /// Verified against when the username does not exist, so timing does not reveal users.
     decoy_hash: Arc<String>,
     hashing: Arc<Semaphore>,
+    clock: Clock,
 }
 
 /// Password checks running at once; more would only queue for the CPU anyway.
@@ -194,7 +195,14 @@ impl AuthService {
             settings: Arc::new(settings),
             decoy_hash: Arc::new(decoy_hash),
             hashing: Arc::new(Semaphore::new(CONCURRENT_PASSWORD_CHECKS)),
+            clock: Clock::default(),
         }
+    }
+
+    /// The clock logins are throttled and tokens stamped by (the application's one clock).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     #[tracing::instrument(skip(self, password))]
@@ -202,7 +210,7 @@ impl AuthService {
         // A name no user can have is refused before it reaches the throttle table.
         let username = Username::parse(username).map_err(|_| AuthError::InvalidCredentials)?;
         let username = username.as_str();
-        let now = now_micros();
+        let now = self.clock.now_micros();
         let window = self.settings.window_seconds * 1_000_000;
         // Counted before the password is checked, so parallel guesses cannot all slip in
         // under the limit while the first ones are still being verified.
@@ -241,7 +249,7 @@ impl AuthService {
     }
 
     fn issue(&self, user: &User) -> IssuedToken {
-        let now = chrono::Utc::now().timestamp();
+        let now = self.clock.now_micros().div_euclid(1_000_000);
         let ttl = self.settings.ttl_seconds;
         let claims = Claims {
             sub: user.id,
@@ -315,13 +323,15 @@ impl AuthService {
             .map_err(|e| AuthError::Keys(e.to_string()))?
             .map_err(AuthError::Keys)?;
         let user = User {
-            id: Uuid::now_v7(),
+            id: self.clock.new_id(),
             username: username.as_str().to_owned(),
             password_hash,
             role,
             payee_id,
         };
-        self.store.create_user(&user).await?;
+        self.store
+            .create_user(&user, self.clock.now_micros())
+            .await?;
         Ok(user)
     }
 }

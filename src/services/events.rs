@@ -1,33 +1,22 @@
 //! Live payment notifications for a payee's phone (`GET /v1/payees/{id}/events`).
 //!
 //! Events are published after the database transaction that moved the money has committed, so
-//! a listener never hears of a payment the ledger does not hold.
-//!
-//! On SQLite (embedded, one instance) events go straight to this process's listeners. On
-//! PostgreSQL several instances may serve one database, and the instance that processed a
-//! payment is not necessarily the one the vendor's phone is connected to: `publish` sends the
-//! event with `pg_notify`, and every instance (this one included) hears it through its own
-//! `LISTEN` connection and hands it to its listeners. Each listener so gets every event once.
+//! a listener never hears of a payment the ledger does not hold. They travel through the
+//! store's [`Notifier`]: in-process on SQLite, through PostgreSQL `LISTEN/NOTIFY` when several
+//! instances serve one database, so each listener gets every event once, whichever instance
+//! processed the payment.
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use tokio::sync::{broadcast, watch};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::store;
+use crate::store::notifier::{Notifier, Relay};
 
 /// How many events a slow listener may fall behind before it misses some.
 const BACKLOG: usize = 1024;
-/// The PostgreSQL notification channel every instance listens on.
-pub const CHANNEL: &str = "market_ledger_payment_received";
-/// A publish that cannot reach the database within this time is given up (and logged).
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
-/// Reconnection attempts of the listener wait this long at first, doubling up to the maximum.
-const RECONNECT_FIRST_WAIT: Duration = Duration::from_millis(250);
-const RECONNECT_MAX_WAIT: Duration = Duration::from_secs(30);
 
 /// Money from a bank transaction was credited to a payee.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -58,8 +47,7 @@ pub struct PaymentEvents {
     gaps: watch::Sender<u64>,
     /// Becomes true when the service shuts down: open streams end, the listener stops.
     closing: watch::Sender<bool>,
-    /// PostgreSQL: the pool `pg_notify` is sent through.
-    notify: Option<PgPool>,
+    notifier: Notifier,
 }
 
 impl Default for PaymentEvents {
@@ -68,15 +56,32 @@ impl Default for PaymentEvents {
     }
 }
 
+/// Hands a notification's payload, an event, to this process's listeners.
+fn deliver_to(sender: broadcast::Sender<PaymentReceived>) -> crate::store::notifier::Deliver {
+    Arc::new(
+        move |payload: &str| match serde_json::from_str::<PaymentReceived>(payload) {
+            // No listener is not an error: nobody has the page open.
+            Ok(event) => {
+                let _ = sender.send(event);
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                payload,
+                "unreadable payment notification ignored"
+            ),
+        },
+    )
+}
+
 impl PaymentEvents {
     /// In-process only: for SQLite, and for tests.
     pub fn new() -> Self {
         let (sender, _) = broadcast::channel(BACKLOG);
         Self {
+            notifier: Notifier::in_process(deliver_to(sender.clone())),
             sender,
             gaps: watch::Sender::new(0),
             closing: watch::Sender::new(false),
-            notify: None,
         }
     }
 
@@ -85,67 +90,25 @@ impl PaymentEvents {
     /// place when this returns.
     pub async fn connect(database_url: &str) -> anyhow::Result<Self> {
         let mut events = Self::new();
-        if !store::is_postgres_url(database_url) {
-            return Ok(events);
-        }
-        let listener = open_listener(database_url).await?;
-        events.notify = Some(
-            PgPoolOptions::new()
-                .max_connections(2)
-                .min_connections(0)
-                .acquire_timeout(PUBLISH_TIMEOUT)
-                .idle_timeout(Duration::from_secs(300))
-                .connect_lazy(database_url)?,
-        );
-        tokio::spawn(relay_notifications(
-            database_url.to_owned(),
-            listener,
-            events.sender.clone(),
-            events.gaps.clone(),
-            events.closing.subscribe(),
-        ));
+        events.notifier = Notifier::connect(
+            database_url,
+            Relay {
+                deliver: deliver_to(events.sender.clone()),
+                gaps: events.gaps.clone(),
+                closing: events.closing.subscribe(),
+            },
+        )
+        .await?;
         Ok(events)
     }
 
     /// Call only after the transaction that credited the payee has committed. Never fails:
     /// a notification that cannot be sent is logged, the payment itself stands.
     pub async fn publish(&self, event: PaymentReceived) {
-        let Some(pool) = &self.notify else {
-            // No listener is not an error: nobody has the page open.
-            let _ = self.sender.send(event);
-            return;
-        };
-        let payload = match serde_json::to_string(&event) {
-            Ok(payload) => payload,
-            Err(e) => {
-                tracing::warn!(error = %e, "payment event not serializable; not sent");
-                return;
-            }
-        };
-        // In the background: the webhook that paid must not wait on the notification (a slow
-        // database would otherwise hold the provider's request past its timeout).
-        let pool = pool.clone();
-        tokio::spawn(async move {
-            let sent = tokio::time::timeout(
-                PUBLISH_TIMEOUT,
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(CHANNEL)
-                    .bind(&payload)
-                    .execute(&pool),
-            )
-            .await;
-            let failure = match sent {
-                Ok(Ok(_)) => return,
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => format!("no answer within {PUBLISH_TIMEOUT:?}"),
-            };
-            tracing::warn!(
-                error = %failure,
-                payee_id = %event.payee_id,
-                bank_transaction_id = %event.bank_transaction_id,
-                "payment event not sent; live listeners will not hear of this payment"
-            );
-        });
+        match serde_json::to_string(&event) {
+            Ok(payload) => self.notifier.publish(payload),
+            Err(e) => tracing::warn!(error = %e, "payment event not serializable; not sent"),
+        }
     }
 
     /// Every event published from now on; the caller filters by payee.
@@ -168,91 +131,6 @@ impl PaymentEvents {
     /// graceful shutdown waiting forever.
     pub fn close(&self) {
         self.closing.send_replace(true);
-    }
-}
-
-async fn open_listener(database_url: &str) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect(database_url).await?;
-    listener.listen(CHANNEL).await?;
-    Ok(listener)
-}
-
-/// Hands every notification to this process's listeners until the service shuts down,
-/// reconnecting with backoff whenever the `LISTEN` connection is lost.
-async fn relay_notifications(
-    database_url: String,
-    listener: PgListener,
-    sender: broadcast::Sender<PaymentReceived>,
-    gaps: watch::Sender<u64>,
-    mut closing: watch::Receiver<bool>,
-) {
-    let mut current = Some(listener);
-    let mut wait = RECONNECT_FIRST_WAIT;
-    loop {
-        let mut listener = match current.take() {
-            Some(listener) => listener,
-            None => {
-                let attempt = tokio::select! {
-                    _ = closing.wait_for(|closing| *closing) => return,
-                    attempt = open_listener(&database_url) => attempt,
-                };
-                match attempt {
-                    Ok(listener) => {
-                        tracing::info!("payment event listener reconnected");
-                        wait = RECONNECT_FIRST_WAIT;
-                        gaps.send_modify(|gaps| *gaps += 1);
-                        listener
-                    }
-                    Err(e) => {
-                        tracing::warn!(
-                            error = %e,
-                            retry_in_ms = wait.as_millis() as u64,
-                            "payment event listener cannot reconnect"
-                        );
-                        tokio::select! {
-                            _ = closing.wait_for(|closing| *closing) => return,
-                            _ = tokio::time::sleep(wait) => {}
-                        }
-                        wait = (wait * 2).min(RECONNECT_MAX_WAIT);
-                        continue;
-                    }
-                }
-            }
-        };
-        loop {
-            let received = tokio::select! {
-                _ = closing.wait_for(|closing| *closing) => return,
-                received = listener.try_recv() => received,
-            };
-            match received {
-                Ok(Some(notification)) => {
-                    match serde_json::from_str::<PaymentReceived>(notification.payload()) {
-                        // No listener is not an error: nobody has the page open.
-                        Ok(event) => {
-                            let _ = sender.send(event);
-                        }
-                        Err(e) => tracing::warn!(
-                            error = %e,
-                            payload = notification.payload(),
-                            "unreadable payment notification ignored"
-                        ),
-                    }
-                }
-                Ok(None) => {
-                    // PgListener has already reconnected and listens again; whatever was
-                    // sent in between is lost.
-                    tracing::warn!(
-                        "payment event listener lost its connection and reconnected; \
-                         notifications in between are lost"
-                    );
-                    gaps.send_modify(|gaps| *gaps += 1);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "payment event listener failed; reconnecting");
-                    break;
-                }
-            }
-        }
     }
 }
 

@@ -1,23 +1,26 @@
 //! Bank feeds in the database: feed configuration, raw deliveries, bank transactions recorded
-//! once per provider id and posted in the same database transaction, suspense resolutions and
-//! running-balance discrepancies. `impl_bank_feed_store!` expands the SQL for each backend.
+//! once per provider id, suspense resolutions and running-balance discrepancies. Reads and
+//! writes only: how a transfer is matched and how suspense may be resolved are decided in
+//! `domain::bank_feed::{matching, resolution}`, by the bank-feed service, which holds the
+//! [`UnitOfWork`] these methods run in. The SQL is the same text on both backends.
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{IdempotencyClaim, Idempotent, StoreError, StoreResult, StoredResponse};
+use super::payments::{IntentRow, INTENT_COLUMNS};
+use super::unit_of_work::{Backend, UnitOfWork};
+use super::{StoreError, StoreResult};
+use crate::domain::bank_feed::matching::{PayeeAccount, PayeeMatch, Plan};
+use crate::domain::bank_feed::resolution::{OriginalRecord, SuspenseRecord};
 use crate::domain::bank_feed::{BankTransaction, Direction, Provider};
-use crate::domain::intent::IntentStatus;
-use crate::domain::money::{Amount, Currency};
-use crate::domain::settlement::{split_flags, Flag};
-use crate::domain::transaction::{
-    NewTransaction, Posting, TransactionDraft, MAX_DESCRIPTION_CHARS, MAX_REFERENCE_CHARS,
-};
+use crate::domain::intent::{IntentStatus, PaymentIntent};
+use crate::domain::settlement::{join_flags, split_flags, Flag};
 
-/// The ledger account that holds money nobody could match (created by migration 0003).
-pub const SUSPENSE_ACCOUNT_ID: Uuid = Uuid::from_u128(0x0000_0000_0000_7000_8000_0000_0000_0001);
-/// `created_by` of the ledger transactions the bank feed posts.
-pub const BANK_FEED_USER_ID: Uuid = Uuid::from_u128(0x0000_0000_0000_7000_8000_0000_0000_0002);
+pub use crate::domain::bank_feed::matching::{
+    Credit, MatchedAs, BANK_FEED_USER_ID, SUSPENSE_ACCOUNT_ID,
+};
+pub use crate::domain::bank_feed::resolution::{ResolutionAction, ResolveRejection};
+pub(super) use crate::domain::bank_feed::STATEMENT_ID_PREFIX;
 
 /// A collection account with a configured feed, as the webhook route needs it.
 #[derive(Debug, Clone)]
@@ -64,59 +67,6 @@ pub struct DeliveryRecord {
     pub outcome: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MatchedAs {
-    Intent,
-    Payee,
-    Suspense,
-    /// An outgoing transfer that paid back money parked in suspense.
-    Refund,
-}
-
-impl MatchedAs {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MatchedAs::Intent => "intent",
-            MatchedAs::Payee => "payee",
-            MatchedAs::Suspense => "suspense",
-            MatchedAs::Refund => "refund",
-        }
-    }
-
-    fn parse(text: &str) -> StoreResult<Self> {
-        [
-            MatchedAs::Intent,
-            MatchedAs::Payee,
-            MatchedAs::Suspense,
-            MatchedAs::Refund,
-        ]
-        .into_iter()
-        .find(|m| m.as_str() == text)
-        .ok_or_else(|| StoreError::Corrupt(format!("matched_as {text:?}")))
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResolutionAction {
-    Intent(Uuid),
-    Payee(Uuid),
-    Refund,
-    /// The same money as this other bank transaction, recorded twice (a statement line and a
-    /// webhook under different references): this record is taken back out of the ledger.
-    Duplicate(Uuid),
-}
-
-impl ResolutionAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResolutionAction::Intent(_) => "intent",
-            ResolutionAction::Payee(_) => "payee",
-            ResolutionAction::Refund => "refund",
-            ResolutionAction::Duplicate(_) => "duplicate",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolution {
     pub id: Uuid,
@@ -152,51 +102,6 @@ pub struct StoredBankTransaction {
     pub resolution: Option<Resolution>,
 }
 
-/// Money a bank transaction credited to a payee, for the live notification.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credit {
-    pub payee_id: Uuid,
-    pub amount: i64,
-    /// (id, reference, status after this payment)
-    pub intent: Option<(Uuid, String, IntentStatus)>,
-}
-
-#[derive(Debug, Clone)]
-pub struct IngestOutcome {
-    pub transaction: StoredBankTransaction,
-    /// The provider sent this transaction before; nothing changed.
-    pub duplicate: bool,
-    pub credit: Option<Credit>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ResolveRejection {
-    #[error("bank transaction {0} not found")]
-    NotFound(Uuid),
-    #[error("this bank transaction has no money in suspense")]
-    NotInSuspense,
-    #[error("this bank transaction was already resolved")]
-    AlreadyResolved,
-    #[error("payment intent {0} not found")]
-    IntentNotFound(Uuid),
-    #[error("payee {0} not found")]
-    PayeeNotFound(Uuid),
-    #[error("an outgoing transfer can only be assigned to a payee")]
-    OutgoingNeedsPayee,
-    #[error("the payee's balance cannot cover this outgoing transfer")]
-    PayeeBalanceShort,
-    #[error(
-        "a duplicate must be wholly in suspense and name another bank transaction of the same \
-         account, direction and amount"
-    )]
-    NotADuplicate,
-    #[error(
-        "the intent is cancelled, or needs less than this amount; assign it to the payee or \
-         refund it"
-    )]
-    ExceedsIntent,
-}
-
 #[derive(Debug, Clone)]
 pub struct Discrepancy {
     pub id: Uuid,
@@ -207,12 +112,10 @@ pub struct Discrepancy {
     pub created_at: i64,
 }
 
-/// Renders the response stored with a resolution's idempotency key.
-pub type ResolutionResponder<'a> =
-    &'a (dyn Fn(&StoredBankTransaction) -> StoredResponse + Send + Sync);
-
 #[async_trait]
 pub trait BankFeedStore {
+    /// Opens a write transaction for a use case that reads, decides and writes in one.
+    async fn begin(&self) -> StoreResult<UnitOfWork<'_>>;
     async fn list_collection_accounts(&self) -> StoreResult<Vec<CollectionAccountSummary>>;
     /// Sets the provider and secrets (a JSON array) of a collection account; false when there
     /// is no such account.
@@ -228,17 +131,6 @@ pub trait BankFeedStore {
     /// Whether some collection account has this account number, feed or not.
     async fn account_number_known(&self, account_number: &str) -> StoreResult<bool>;
     async fn record_delivery(&self, delivery: &DeliveryRecord) -> StoreResult<()>;
-    /// Records the bank transaction (once per provider id), matches it and posts it, all in one
-    /// database transaction; `delivery` is stored in the same one.
-    /// `insert_delivery` is true for the first transaction of a delivery (or statement).
-    async fn ingest(
-        &self,
-        delivery: &DeliveryRecord,
-        insert_delivery: bool,
-        feed: &Feed,
-        transaction: &BankTransaction,
-        now: i64,
-    ) -> StoreResult<IngestOutcome>;
     async fn bank_transaction(&self, id: Uuid) -> StoreResult<Option<StoredBankTransaction>>;
     /// Transactions with money in suspense and no resolution, oldest first.
     async fn list_unmatched(
@@ -253,17 +145,6 @@ pub trait BankFeedStore {
         from: i64,
         to: i64,
     ) -> StoreResult<Vec<StoredBankTransaction>>;
-    #[allow(clippy::too_many_arguments)]
-    async fn resolve(
-        &self,
-        claim: &IdempotencyClaim,
-        bank_transaction_id: Uuid,
-        action: ResolutionAction,
-        note: &str,
-        by: (Uuid, &str),
-        now: i64,
-        respond: ResolutionResponder<'_>,
-    ) -> StoreResult<Idempotent<Result<StoredBankTransaction, ResolveRejection>>>;
     async fn list_discrepancies(
         &self,
         after: Option<(i64, Uuid)>,
@@ -357,7 +238,7 @@ impl BankTransactionRow {
             bank_reference: self.bank_reference,
             occurred_at: self.occurred_at,
             running_balance: self.running_balance,
-            matched_as: MatchedAs::parse(&self.matched_as)?,
+            matched_as: MatchedAs::parse(&self.matched_as).ok_or_else(|| corrupt("matched_as"))?,
             payee_id: self.payee_id,
             payment_intent_id: self.payment_intent_id,
             suspense_amount: self.suspense_amount,
@@ -369,113 +250,636 @@ impl BankTransactionRow {
     }
 }
 
-/// What the matcher decided for one bank transaction: the ledger postings to try, in order
-/// (the first whose accounts' rules allow it is posted), and what to record.
-pub(super) struct Plan {
-    pub matched_as: MatchedAs,
-    pub payee: Option<(Uuid, Uuid)>,
-    pub intent: Option<(Uuid, String)>,
-    pub intent_update: Option<(i64, IntentStatus)>,
-    pub suspense_amount: i64,
-    pub flags: Vec<Flag>,
-    /// Alternatives as (debit, credit, amount) legs; the last is the fallback.
-    pub alternatives: Vec<Alternative>,
-    pub refund_resolution: Option<Uuid>,
+/// A fresh bank transaction, claimed by its provider id before it is matched.
+#[derive(Debug, Clone, Copy)]
+pub struct NewBankRecord<'a> {
+    pub id: Uuid,
+    pub ledger_transaction_id: Uuid,
+    pub delivery_id: Uuid,
+    pub collection_account_id: Uuid,
+    pub transfer: &'a BankTransaction,
+    pub now: i64,
 }
 
-pub(super) struct Alternative {
-    pub legs: Vec<(Uuid, Uuid, i64)>,
-    /// Replaces the plan's payee / suspense / flags when this alternative is the one posted.
-    pub fallback_to_suspense: Option<Flag>,
+/// A staff resolution of money in suspense, as written.
+#[derive(Debug, Clone, Copy)]
+pub struct NewResolution<'a> {
+    pub id: Uuid,
+    pub bank_transaction_id: Uuid,
+    pub action: ResolutionAction,
+    pub payment_intent_id: Option<Uuid>,
+    pub payee_id: Option<Uuid>,
+    pub note: &'a str,
+    pub resolved_by: (Uuid, &'a str),
+    pub resolved_at: i64,
+    pub ledger_transaction_id: Option<Uuid>,
+    pub duplicate_of: Option<Uuid>,
 }
 
-/// The ledger transaction a bank transaction posts.
-pub(super) fn ledger_transaction(
-    id: Uuid,
-    bank: &BankTransaction,
-    bank_transaction_id: Uuid,
-    reference: Option<&str>,
-    legs: &[(Uuid, Uuid, i64)],
-    now: i64,
-) -> StoreResult<NewTransaction> {
-    feed_transaction(
-        TransactionDraft {
-            id,
-            id_from_client: false,
-            description: format!(
-                "Bank transfer {}: {}",
-                bank.direction.as_str(),
-                bank.description.trim()
-            ),
-            reference: reference
-                .map(str::to_owned)
-                .or_else(|| bank.reference.clone()),
-            metadata: Some(
-                serde_json::json!({
-                    "bank_transaction_id": bank_transaction_id,
-                    "provider": bank.provider.as_str(),
-                    "provider_transaction_id": bank.provider_transaction_id,
-                })
-                .to_string(),
-            ),
-            effective_at: bank.occurred_at.timestamp_micros().min(now),
-            created_at: now,
-            reversal_of: None,
-        },
-        legs,
-    )
+type CollectionAccountRow = (
+    Uuid,
+    String,
+    String,
+    String,
+    Uuid,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
+fn collection_account_summary(
+    row: CollectionAccountRow,
+    payees: &[(Uuid, Uuid, String)],
+) -> StoreResult<CollectionAccountSummary> {
+    let (id, bank_bin, account_number, holder_name, ledger, provider, secrets, at) = row;
+    let feed = match (provider, secrets, at) {
+        (Some(provider), Some(secrets), Some(updated_at)) => Some(FeedSummary {
+            provider: Provider::parse(&provider).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            secret_count: parse_secrets(&secrets)?.len(),
+            updated_at,
+        }),
+        _ => None,
+    };
+    Ok(CollectionAccountSummary {
+        id,
+        bank_bin,
+        account_number,
+        holder_name,
+        ledger_account_id: ledger,
+        payees: payees
+            .iter()
+            .filter(|(account, _, _)| *account == id)
+            .map(|(_, payee, code)| (*payee, code.clone()))
+            .collect(),
+        feed,
+    })
 }
 
-/// The ledger transaction a suspense resolution posts.
-pub(super) fn resolution_transaction(
-    id: Uuid,
-    bank: &StoredBankTransaction,
-    action: ResolutionAction,
-    note: &str,
-    legs: &[(Uuid, Uuid, i64)],
-    now: i64,
-) -> StoreResult<NewTransaction> {
-    feed_transaction(
-        TransactionDraft {
-            id,
-            id_from_client: false,
-            description: format!("Suspense resolved ({}): {}", action.as_str(), note.trim()),
-            reference: None,
-            metadata: Some(serde_json::json!({ "bank_transaction_id": bank.id }).to_string()),
-            effective_at: now,
-            created_at: now,
-            reversal_of: None,
-        },
-        legs,
-    )
-}
-
-/// Builds a VND transaction from (debit, credit, amount) legs. Text from the bank is cut to the
-/// ledger's limits rather than refused: the money moved whatever the memo says.
-fn feed_transaction(
-    mut draft: TransactionDraft,
-    legs: &[(Uuid, Uuid, i64)],
-) -> StoreResult<NewTransaction> {
-    let postings = legs
-        .iter()
-        .map(|&(debit, credit, amount)| {
-            Ok(Posting {
-                debit,
-                credit,
-                amount: Amount::from_minor(amount)
-                    .map_err(|e| StoreError::Corrupt(format!("posting amount: {e}")))?,
-                currency: Currency::Vnd,
-            })
-        })
-        .collect::<StoreResult<Vec<_>>>()?;
-    if let Some((cut, _)) = draft.description.char_indices().nth(MAX_DESCRIPTION_CHARS) {
-        draft.description.truncate(cut);
+#[async_trait]
+impl<T: Backend> BankFeedStore for T {
+    async fn begin(&self) -> StoreResult<UnitOfWork<'_>> {
+        self.begin_unit().await
     }
-    draft.reference = draft
-        .reference
-        .filter(|r| (1..=MAX_REFERENCE_CHARS).contains(&r.chars().count()));
-    NewTransaction::new(draft, postings)
-        .map_err(|e| StoreError::Corrupt(format!("bank-feed posting: {e}")))
+
+    async fn list_collection_accounts(&self) -> StoreResult<Vec<CollectionAccountSummary>> {
+        let sql = "SELECT c.id, c.bank_bin, c.account_number, c.holder_name, \
+                   c.ledger_account_id, f.provider, f.secrets, f.updated_at \
+                   FROM collection_accounts c \
+                   LEFT JOIN bank_feeds f ON f.collection_account_id = c.id \
+                   ORDER BY c.bank_bin, c.account_number";
+        let accounts: Vec<CollectionAccountRow> = pool_rows!(self, fetch_all, sql)?;
+        let sql = "SELECT collection_account_id, id, code FROM payees ORDER BY code";
+        let payees: Vec<(Uuid, Uuid, String)> = pool_rows!(self, fetch_all, sql)?;
+        accounts
+            .into_iter()
+            .map(|row| collection_account_summary(row, &payees))
+            .collect()
+    }
+
+    async fn set_feed(
+        &self,
+        collection_account_id: Uuid,
+        provider: Provider,
+        secrets_json: &str,
+        now: i64,
+        by: Uuid,
+    ) -> StoreResult<bool> {
+        let mut unit = self.begin_unit().await?;
+        let sql = "SELECT id FROM collection_accounts WHERE id = $1";
+        let exists: Option<(Uuid,)> = tx_rows!(unit, fetch_optional, sql, collection_account_id)?;
+        if exists.is_none() {
+            unit.rollback().await?;
+            return Ok(false);
+        }
+        let sql = "INSERT INTO bank_feeds \
+                   (collection_account_id, provider, secrets, updated_at, updated_by) \
+                   VALUES ($1, $2, $3, $4, $5) \
+                   ON CONFLICT (collection_account_id) DO UPDATE SET \
+                     provider = excluded.provider, secrets = excluded.secrets, \
+                     updated_at = excluded.updated_at, updated_by = excluded.updated_by";
+        execute!(
+            unit,
+            sql,
+            collection_account_id,
+            provider.as_str(),
+            secrets_json,
+            now,
+            by
+        )?;
+        unit.commit().await?;
+        Ok(true)
+    }
+
+    async fn feeds(&self, provider: Provider) -> StoreResult<Vec<Feed>> {
+        let sql = "SELECT c.id, c.bank_bin, c.account_number, c.ledger_account_id, f.secrets \
+                   FROM bank_feeds f JOIN collection_accounts c ON c.id = f.collection_account_id \
+                   WHERE f.provider = $1";
+        let rows: Vec<(Uuid, String, String, Uuid, String)> =
+            pool_rows!(self, fetch_all, sql, provider.as_str())?;
+        rows.into_iter()
+            .map(
+                |(id, bank_bin, account_number, ledger_account_id, secrets)| {
+                    Ok(Feed {
+                        collection_account_id: id,
+                        bank_bin,
+                        account_number,
+                        ledger_account_id,
+                        provider,
+                        secrets: parse_secrets(&secrets)?,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    async fn account_number_known(&self, account_number: &str) -> StoreResult<bool> {
+        let sql = "SELECT id FROM collection_accounts WHERE account_number = $1 LIMIT 1";
+        let found: Option<(Uuid,)> = pool_rows!(self, fetch_optional, sql, account_number)?;
+        Ok(found.is_some())
+    }
+
+    async fn record_delivery(&self, delivery: &DeliveryRecord) -> StoreResult<()> {
+        let mut unit = self.begin_unit().await?;
+        unit.insert_delivery(delivery).await?;
+        unit.commit().await
+    }
+
+    async fn bank_transaction(&self, id: Uuid) -> StoreResult<Option<StoredBankTransaction>> {
+        let sql = format!(
+            "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} WHERE b.id = $1"
+        );
+        let row: Option<BankTransactionRow> = pool_rows!(self, fetch_optional, &sql, id)?;
+        row.map(BankTransactionRow::into_domain).transpose()
+    }
+
+    async fn list_unmatched(
+        &self,
+        after: Option<(i64, Uuid)>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredBankTransaction>> {
+        let (after_at, after_id) = after.unwrap_or((i64::MIN, Uuid::nil()));
+        let sql = format!(
+            "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} \
+             WHERE b.suspense_amount > 0 AND b.matched_as <> 'refund' AND r.id IS NULL \
+               AND (b.created_at > $1 OR (b.created_at = $1 AND b.id > $2)) \
+             ORDER BY b.created_at, b.id LIMIT $3"
+        );
+        let rows: Vec<BankTransactionRow> =
+            pool_rows!(self, fetch_all, &sql, after_at, after_id, i64::from(limit))?;
+        rows.into_iter()
+            .map(BankTransactionRow::into_domain)
+            .collect()
+    }
+
+    async fn bank_transactions_between(
+        &self,
+        collection_account_id: Uuid,
+        from: i64,
+        to: i64,
+    ) -> StoreResult<Vec<StoredBankTransaction>> {
+        let sql = format!(
+            "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} \
+             WHERE b.collection_account_id = $1 AND b.occurred_at >= $2 \
+               AND b.occurred_at < $3 ORDER BY b.occurred_at, b.id"
+        );
+        let rows: Vec<BankTransactionRow> =
+            pool_rows!(self, fetch_all, &sql, collection_account_id, from, to)?;
+        rows.into_iter()
+            .map(BankTransactionRow::into_domain)
+            .collect()
+    }
+
+    async fn list_discrepancies(
+        &self,
+        after: Option<(i64, Uuid)>,
+        limit: u32,
+    ) -> StoreResult<Vec<Discrepancy>> {
+        let (after_at, after_id) = after.unwrap_or((i64::MIN, Uuid::nil()));
+        let sql = "SELECT id, collection_account_id, bank_transaction_id, bank_balance, \
+                     ledger_balance, created_at FROM bank_discrepancies \
+                   WHERE created_at > $1 OR (created_at = $1 AND id > $2) \
+                   ORDER BY created_at, id LIMIT $3";
+        let rows: Vec<(Uuid, Uuid, Uuid, i64, i64, i64)> =
+            pool_rows!(self, fetch_all, sql, after_at, after_id, i64::from(limit))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, collection_account_id, bank_transaction_id, bank, ledger, at)| Discrepancy {
+                    id,
+                    collection_account_id,
+                    bank_transaction_id,
+                    bank_balance: bank,
+                    ledger_balance: ledger,
+                    created_at: at,
+                },
+            )
+            .collect())
+    }
+}
+
+/// The bank-feed reads and writes of a use case's database transaction.
+impl UnitOfWork<'_> {
+    pub async fn insert_delivery(&mut self, delivery: &DeliveryRecord) -> StoreResult<()> {
+        let sql = "INSERT INTO webhook_deliveries (id, provider, collection_account_id, \
+                     received_at, headers, body, provider_transaction_ids, outcome) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        execute!(
+            self,
+            sql,
+            delivery.id,
+            delivery.provider.as_str(),
+            delivery.collection_account_id,
+            delivery.received_at,
+            &delivery.headers,
+            &delivery.body,
+            &delivery.provider_transaction_ids,
+            &delivery.outcome
+        )?;
+        Ok(())
+    }
+
+    /// The account's records in this direction whose bank reference, trimmed and uppercased,
+    /// is `normalized_reference`; oldest first.
+    pub async fn bank_transactions_with_reference(
+        &mut self,
+        collection_account_id: Uuid,
+        direction: Direction,
+        normalized_reference: &str,
+    ) -> StoreResult<Vec<StoredBankTransaction>> {
+        let sql = format!(
+            "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} \
+             WHERE b.collection_account_id = $1 AND b.direction = $2 \
+               AND UPPER(TRIM(b.bank_reference)) = $3 \
+             ORDER BY b.occurred_at, b.id"
+        );
+        let rows: Vec<BankTransactionRow> = tx_rows!(
+            self,
+            fetch_all,
+            &sql,
+            collection_account_id,
+            direction.as_str(),
+            normalized_reference
+        )?;
+        rows.into_iter()
+            .map(BankTransactionRow::into_domain)
+            .collect()
+    }
+
+    /// Inserts the record under its provider id, in suspense until matched; false when the
+    /// provider id is already recorded. A concurrent copy of the same delivery waits here on
+    /// PostgreSQL (or behind the write lock on SQLite), then finds it taken.
+    pub async fn claim_bank_transaction(&mut self, record: NewBankRecord<'_>) -> StoreResult<bool> {
+        let bank = record.transfer;
+        let sql = "INSERT INTO bank_transactions (id, provider, provider_transaction_id, \
+                     delivery_id, collection_account_id, direction, amount, description, \
+                     bank_reference, occurred_at, running_balance, matched_as, \
+                     suspense_amount, flags, ledger_transaction_id, created_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'suspense', 0, '', \
+                     $12, $13) \
+                   ON CONFLICT (provider, provider_transaction_id) DO NOTHING";
+        let claimed = on_tx!(self, |tx| {
+            sqlx::query(sql)
+                .bind(record.id)
+                .bind(bank.provider.as_str())
+                .bind(&bank.provider_transaction_id)
+                .bind(record.delivery_id)
+                .bind(record.collection_account_id)
+                .bind(bank.direction.as_str())
+                .bind(bank.amount)
+                .bind(&bank.description)
+                .bind(bank.reference.as_deref())
+                .bind(bank.occurred_at.timestamp_micros())
+                .bind(bank.running_balance)
+                .bind(record.ledger_transaction_id)
+                .bind(record.now)
+                .execute(&mut **tx)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+        Ok(claimed == 1)
+    }
+
+    pub async fn bank_transaction_by_provider_id(
+        &mut self,
+        provider: Provider,
+        provider_transaction_id: &str,
+    ) -> StoreResult<StoredBankTransaction> {
+        let sql = format!(
+            "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} \
+             WHERE b.provider = $1 AND b.provider_transaction_id = $2"
+        );
+        let row: BankTransactionRow = tx_rows!(
+            self,
+            fetch_one,
+            &sql,
+            provider.as_str(),
+            provider_transaction_id
+        )?;
+        row.into_domain()
+    }
+
+    pub async fn load_bank_transaction(&mut self, id: Uuid) -> StoreResult<StoredBankTransaction> {
+        let sql = format!(
+            "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} WHERE b.id = $1"
+        );
+        let row: BankTransactionRow = tx_rows!(self, fetch_one, &sql, id)?;
+        row.into_domain()
+    }
+
+    /// Whether a statement line recorded money of this amount and direction on the account
+    /// between `from` and `to` (inclusive).
+    pub async fn statement_record_between(
+        &mut self,
+        collection_account_id: Uuid,
+        direction: Direction,
+        amount: i64,
+        (from, to): (i64, i64),
+    ) -> StoreResult<bool> {
+        let sql = "SELECT id FROM bank_transactions \
+                   WHERE collection_account_id = $1 AND direction = $2 AND amount = $3 \
+                     AND occurred_at >= $4 AND occurred_at <= $5 \
+                     AND substr(provider_transaction_id, 1, $6) = $7 \
+                   LIMIT 1";
+        let found: Option<(Uuid,)> = tx_rows!(
+            self,
+            fetch_optional,
+            sql,
+            collection_account_id,
+            direction.as_str(),
+            amount,
+            from,
+            to,
+            STATEMENT_ID_PREFIX.len() as i32,
+            STATEMENT_ID_PREFIX
+        )?;
+        Ok(found.is_some())
+    }
+
+    /// The payees of the collection account with one of these codes (at most two are read:
+    /// enough to tell one from several).
+    pub async fn payees_with_codes(
+        &mut self,
+        collection_account_id: Uuid,
+        codes: &[String],
+    ) -> StoreResult<PayeeMatch> {
+        if codes.is_empty() {
+            return Ok(PayeeMatch::None);
+        }
+        let found: Vec<(Uuid, Uuid)> = on_tx!(self, |tx| {
+            let mut query = sqlx::QueryBuilder::new(
+                "SELECT id, ledger_account_id FROM payees WHERE collection_account_id = ",
+            );
+            query
+                .push_bind(collection_account_id)
+                .push(" AND code IN (");
+            let mut list = query.separated(", ");
+            codes
+                .iter()
+                .take(super::ledger::CHUNK_ROWS)
+                .for_each(|code| {
+                    list.push_bind(code.as_str());
+                });
+            query.push(") LIMIT 2");
+            query.build_query_as().fetch_all(&mut **tx).await
+        })?;
+        Ok(match found.as_slice() {
+            [] => PayeeMatch::None,
+            [(payee_id, ledger_account_id)] => PayeeMatch::One(PayeeAccount {
+                payee_id: *payee_id,
+                ledger_account_id: *ledger_account_id,
+            }),
+            _ => PayeeMatch::Several,
+        })
+    }
+
+    /// The oldest refund staff decided on that no outgoing transfer has paid yet, of this
+    /// amount on this account; locked.
+    pub async fn oldest_open_refund(
+        &mut self,
+        collection_account_id: Uuid,
+        amount: i64,
+    ) -> StoreResult<Option<Uuid>> {
+        let sql = format!(
+            "SELECT r.id FROM suspense_resolutions r \
+             JOIN bank_transactions b ON b.id = r.bank_transaction_id \
+             WHERE r.action = 'refund' AND r.refunded_by_bank_transaction_id IS NULL \
+               AND b.collection_account_id = $1 AND b.suspense_amount = $2 \
+             ORDER BY r.resolved_at, r.id LIMIT 1{}",
+            self.row_lock()
+        );
+        let found: Option<(Uuid,)> =
+            tx_rows!(self, fetch_optional, &sql, collection_account_id, amount)?;
+        Ok(found.map(|(id,)| id))
+    }
+
+    /// The payment intents with these references, locked in id order.
+    pub async fn lock_intents_by_reference(
+        &mut self,
+        references: &[String],
+    ) -> StoreResult<Vec<PaymentIntent>> {
+        if references.is_empty() {
+            return Ok(Vec::new());
+        }
+        let row_lock = self.row_lock();
+        let rows: Vec<IntentRow> = on_tx!(self, |tx| {
+            let mut query = sqlx::QueryBuilder::new(format!(
+                "SELECT {INTENT_COLUMNS} FROM payment_intents WHERE reference IN ("
+            ));
+            let mut list = query.separated(", ");
+            references
+                .iter()
+                .take(super::ledger::CHUNK_ROWS)
+                .for_each(|r| {
+                    list.push_bind(r.as_str());
+                });
+            query.push(") ORDER BY id").push(row_lock);
+            query.build_query_as().fetch_all(&mut **tx).await
+        })?;
+        rows.into_iter().map(IntentRow::into_domain).collect()
+    }
+
+    pub async fn lock_intent(&mut self, id: Uuid) -> StoreResult<Option<PaymentIntent>> {
+        let sql = format!(
+            "SELECT {INTENT_COLUMNS} FROM payment_intents WHERE id = $1{}",
+            self.row_lock()
+        );
+        let row: Option<IntentRow> = tx_rows!(self, fetch_optional, &sql, id)?;
+        row.map(IntentRow::into_domain).transpose()
+    }
+
+    /// What an intent has received and its status after it (the row is locked).
+    pub async fn record_intent_payment(
+        &mut self,
+        intent_id: Uuid,
+        paid_amount: i64,
+        status: IntentStatus,
+    ) -> StoreResult<()> {
+        let sql = "UPDATE payment_intents SET paid_amount = $2, status = $3 WHERE id = $1";
+        execute!(self, sql, intent_id, paid_amount, status.as_str())?;
+        Ok(())
+    }
+
+    pub async fn payee_account(&mut self, payee_id: Uuid) -> StoreResult<Option<PayeeAccount>> {
+        let sql = "SELECT id, ledger_account_id FROM payees WHERE id = $1";
+        let found: Option<(Uuid, Uuid)> = tx_rows!(self, fetch_optional, sql, payee_id)?;
+        Ok(found.map(|(payee_id, ledger_account_id)| PayeeAccount {
+            payee_id,
+            ledger_account_id,
+        }))
+    }
+
+    /// Writes what a posted plan matched.
+    pub async fn record_match(&mut self, id: Uuid, plan: &Plan) -> StoreResult<()> {
+        let sql = "UPDATE bank_transactions SET matched_as = $2, payee_id = $3, \
+                     payment_intent_id = $4, suspense_amount = $5, flags = $6 WHERE id = $1";
+        execute!(
+            self,
+            sql,
+            id,
+            plan.matched_as.as_str(),
+            plan.payee.map(|p| p.payee_id),
+            plan.intent.as_ref().map(|(intent, _)| *intent),
+            plan.suspense_amount,
+            join_flags(&plan.flags)
+        )?;
+        Ok(())
+    }
+
+    /// Marks a refund resolution as paid back by this outgoing transfer.
+    pub async fn mark_refund_paid(
+        &mut self,
+        resolution_id: Uuid,
+        bank_transaction_id: Uuid,
+        ledger_transaction_id: Uuid,
+    ) -> StoreResult<()> {
+        let sql = "UPDATE suspense_resolutions SET refunded_by_bank_transaction_id = $2, \
+                   ledger_transaction_id = $3 WHERE id = $1";
+        execute!(
+            self,
+            sql,
+            resolution_id,
+            bank_transaction_id,
+            ledger_transaction_id
+        )?;
+        Ok(())
+    }
+
+    /// (debits posted, credits posted) of a ledger account, as of this transaction.
+    pub async fn account_totals(&mut self, account_id: Uuid) -> StoreResult<(i64, i64)> {
+        let sql = "SELECT debits_posted, credits_posted FROM accounts WHERE id = $1";
+        Ok(tx_rows!(self, fetch_one, sql, account_id)?)
+    }
+
+    pub async fn insert_discrepancy(&mut self, discrepancy: &Discrepancy) -> StoreResult<()> {
+        let sql = "INSERT INTO bank_discrepancies (id, collection_account_id, \
+                     bank_transaction_id, bank_balance, ledger_balance, created_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6)";
+        execute!(
+            self,
+            sql,
+            discrepancy.id,
+            discrepancy.collection_account_id,
+            discrepancy.bank_transaction_id,
+            discrepancy.bank_balance,
+            discrepancy.ledger_balance,
+            discrepancy.created_at
+        )?;
+        Ok(())
+    }
+
+    /// The record a resolution names, locked so a concurrent resolution of the same money
+    /// waits, then sees this one.
+    pub async fn lock_suspense_record(&mut self, id: Uuid) -> StoreResult<Option<SuspenseRecord>> {
+        let sql = format!(
+            "SELECT direction, suspense_amount, matched_as, amount, collection_account_id \
+             FROM bank_transactions WHERE id = $1{}",
+            self.row_lock()
+        );
+        let row: Option<(String, i64, String, i64, Uuid)> =
+            tx_rows!(self, fetch_optional, &sql, id)?;
+        let Some((direction, suspense_amount, matched_as, amount, collection)) = row else {
+            return Ok(None);
+        };
+        let corrupt = |what: &str| StoreError::Corrupt(format!("bank transaction {id}: {what}"));
+        Ok(Some(SuspenseRecord {
+            id,
+            collection_account_id: collection,
+            direction: Direction::parse(&direction).ok_or_else(|| corrupt("direction"))?,
+            amount,
+            suspense_amount,
+            matched_as: MatchedAs::parse(&matched_as).ok_or_else(|| corrupt("matched_as"))?,
+        }))
+    }
+
+    pub async fn resolution_exists(&mut self, bank_transaction_id: Uuid) -> StoreResult<bool> {
+        let sql = "SELECT id FROM suspense_resolutions WHERE bank_transaction_id = $1";
+        let found: Option<(Uuid,)> = tx_rows!(self, fetch_optional, sql, bank_transaction_id)?;
+        Ok(found.is_some())
+    }
+
+    /// The record a duplicate resolution names, with its account's ledger account.
+    pub async fn original_record(&mut self, id: Uuid) -> StoreResult<Option<OriginalRecord>> {
+        let sql = "SELECT b.collection_account_id, b.direction, b.amount, c.ledger_account_id \
+                   FROM bank_transactions b \
+                   JOIN collection_accounts c ON c.id = b.collection_account_id \
+                   WHERE b.id = $1";
+        let row: Option<(Uuid, String, i64, Uuid)> = tx_rows!(self, fetch_optional, sql, id)?;
+        let Some((collection_account_id, direction, amount, bank_account)) = row else {
+            return Ok(None);
+        };
+        let direction = Direction::parse(&direction)
+            .ok_or_else(|| StoreError::Corrupt(format!("bank transaction {id}: direction")))?;
+        Ok(Some(OriginalRecord {
+            id,
+            collection_account_id,
+            direction,
+            amount,
+            bank_account,
+        }))
+    }
+
+    pub async fn insert_resolution(&mut self, resolution: &NewResolution<'_>) -> StoreResult<()> {
+        let sql = "INSERT INTO suspense_resolutions (id, bank_transaction_id, action, \
+                     payment_intent_id, payee_id, note, resolved_by, resolved_by_username, \
+                     resolved_at, ledger_transaction_id, duplicate_of) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+        execute!(
+            self,
+            sql,
+            resolution.id,
+            resolution.bank_transaction_id,
+            resolution.action.as_str(),
+            resolution.payment_intent_id,
+            resolution.payee_id,
+            resolution.note,
+            resolution.resolved_by.0,
+            resolution.resolved_by.1,
+            resolution.resolved_at,
+            resolution.ledger_transaction_id,
+            resolution.duplicate_of
+        )?;
+        Ok(())
+    }
+}
+
+/// The provider transaction id of a transfer recorded from a bank statement line. The bank
+/// reference alone is not unique: a transfer between two monitored accounts, or a refund,
+/// carries the same one on another account or in the other direction.
+pub fn statement_transaction_id(
+    collection_account_id: Uuid,
+    direction: Direction,
+    bank_reference: &str,
+) -> String {
+    format!(
+        "{STATEMENT_ID_PREFIX}{collection_account_id}:{}:{}",
+        direction.as_str(),
+        bank_reference.trim()
+    )
+}
+
+/// Secrets as stored: a JSON array of strings.
+pub(super) fn parse_secrets(json: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("feed secrets: {e}")))
 }
 
 /// Headers stored with a delivery: everything except credentials.
@@ -493,1070 +897,4 @@ pub fn redacted_headers<'a>(headers: impl Iterator<Item = (&'a str, &'a str)>) -
         })
         .collect();
     serde_json::Value::Object(map).to_string()
-}
-
-macro_rules! impl_bank_feed_store {
-    ($store:ty, $db:ty) => {
-        #[async_trait::async_trait]
-        impl $crate::store::bank_feed::BankFeedStore for $store {
-            async fn list_collection_accounts(
-                &self,
-            ) -> $crate::store::StoreResult<Vec<$crate::store::bank_feed::CollectionAccountSummary>>
-            {
-                use $crate::store::bank_feed::{CollectionAccountSummary, FeedSummary};
-                let accounts: Vec<(
-                    uuid::Uuid,
-                    String,
-                    String,
-                    String,
-                    uuid::Uuid,
-                    Option<String>,
-                    Option<String>,
-                    Option<i64>,
-                )> = sqlx::query_as(
-                    "SELECT c.id, c.bank_bin, c.account_number, c.holder_name, \
-                     c.ledger_account_id, f.provider, f.secrets, f.updated_at \
-                     FROM collection_accounts c \
-                     LEFT JOIN bank_feeds f ON f.collection_account_id = c.id \
-                     ORDER BY c.bank_bin, c.account_number",
-                )
-                .fetch_all(&self.pool)
-                .await?;
-                let payees: Vec<(uuid::Uuid, uuid::Uuid, String)> = sqlx::query_as(
-                    "SELECT collection_account_id, id, code FROM payees ORDER BY code",
-                )
-                .fetch_all(&self.pool)
-                .await?;
-                accounts
-                    .into_iter()
-                    .map(
-                        |(id, bank_bin, account_number, holder_name, ledger, provider, secrets, at)| {
-                            let feed = match (provider, secrets, at) {
-                                (Some(provider), Some(secrets), Some(updated_at)) => {
-                                    Some(FeedSummary {
-                                        provider: $crate::domain::bank_feed::Provider::parse(
-                                            &provider,
-                                        )
-                                        .map_err(|e| {
-                                            $crate::store::StoreError::Corrupt(e.to_string())
-                                        })?,
-                                        secret_count: $crate::store::bank_feed::parse_secrets(
-                                            &secrets,
-                                        )?
-                                        .len(),
-                                        updated_at,
-                                    })
-                                }
-                                _ => None,
-                            };
-                            Ok(CollectionAccountSummary {
-                                id,
-                                bank_bin,
-                                account_number,
-                                holder_name,
-                                ledger_account_id: ledger,
-                                payees: payees
-                                    .iter()
-                                    .filter(|(account, _, _)| *account == id)
-                                    .map(|(_, payee, code)| (*payee, code.clone()))
-                                    .collect(),
-                                feed,
-                            })
-                        },
-                    )
-                    .collect()
-            }
-
-            async fn set_feed(
-                &self,
-                collection_account_id: uuid::Uuid,
-                provider: $crate::domain::bank_feed::Provider,
-                secrets_json: &str,
-                now: i64,
-                by: uuid::Uuid,
-            ) -> $crate::store::StoreResult<bool> {
-                let (_write_guard, mut tx) = self.begin_write().await?;
-                let exists: Option<(uuid::Uuid,)> =
-                    sqlx::query_as("SELECT id FROM collection_accounts WHERE id = $1")
-                        .bind(collection_account_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if exists.is_none() {
-                    tx.rollback().await?;
-                    return Ok(false);
-                }
-                sqlx::query(
-                    "INSERT INTO bank_feeds \
-                     (collection_account_id, provider, secrets, updated_at, updated_by) \
-                     VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (collection_account_id) DO UPDATE SET \
-                       provider = excluded.provider, secrets = excluded.secrets, \
-                       updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-                )
-                .bind(collection_account_id)
-                .bind(provider.as_str())
-                .bind(secrets_json)
-                .bind(now)
-                .bind(by)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(true)
-            }
-
-            async fn feeds(
-                &self,
-                provider: $crate::domain::bank_feed::Provider,
-            ) -> $crate::store::StoreResult<Vec<$crate::store::bank_feed::Feed>> {
-                let rows: Vec<(uuid::Uuid, String, String, uuid::Uuid, String)> = sqlx::query_as(
-                    "SELECT c.id, c.bank_bin, c.account_number, c.ledger_account_id, f.secrets \
-                     FROM bank_feeds f JOIN collection_accounts c ON c.id = f.collection_account_id \
-                     WHERE f.provider = $1",
-                )
-                .bind(provider.as_str())
-                .fetch_all(&self.pool)
-                .await?;
-                rows.into_iter()
-                    .map(|(id, bank_bin, account_number, ledger_account_id, secrets)| {
-                        Ok($crate::store::bank_feed::Feed {
-                            collection_account_id: id,
-                            bank_bin,
-                            account_number,
-                            ledger_account_id,
-                            provider,
-                            secrets: $crate::store::bank_feed::parse_secrets(&secrets)?,
-                        })
-                    })
-                    .collect()
-            }
-
-            async fn account_number_known(
-                &self,
-                account_number: &str,
-            ) -> $crate::store::StoreResult<bool> {
-                let found: Option<(uuid::Uuid,)> = sqlx::query_as(
-                    "SELECT id FROM collection_accounts WHERE account_number = $1 LIMIT 1",
-                )
-                .bind(account_number)
-                .fetch_optional(&self.pool)
-                .await?;
-                Ok(found.is_some())
-            }
-
-            async fn record_delivery(
-                &self,
-                delivery: &$crate::store::bank_feed::DeliveryRecord,
-            ) -> $crate::store::StoreResult<()> {
-                let (_write_guard, mut tx) = self.begin_write().await?;
-                Self::insert_delivery(&mut tx, delivery).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn ingest(
-                &self,
-                delivery: &$crate::store::bank_feed::DeliveryRecord,
-                insert_delivery: bool,
-                feed: &$crate::store::bank_feed::Feed,
-                bank: &$crate::domain::bank_feed::BankTransaction,
-                now: i64,
-            ) -> $crate::store::StoreResult<$crate::store::bank_feed::IngestOutcome> {
-                use $crate::store::bank_feed::{Credit, IngestOutcome};
-
-                let (_write_guard, mut tx) = self.begin_write().await?;
-                if insert_delivery {
-                    Self::insert_delivery(&mut tx, delivery).await?;
-                }
-                let delivery_id = delivery.id;
-                // The same money can reach us twice under different ids: from a bank
-                // statement line (a webhook that never came) and from the feed. Same account,
-                // direction and bank reference, with one side from a statement, is a duplicate.
-                if let Some(reference) = bank.reference.as_deref().filter(|r| !r.trim().is_empty()) {
-                    use $crate::store::bank_feed::{
-                        BankTransactionRow, BANK_TRANSACTION_COLUMNS, BANK_TRANSACTION_FROM,
-                        STATEMENT_ID_PREFIX,
-                    };
-                    let from_statement = bank.provider_transaction_id.starts_with(STATEMENT_ID_PREFIX);
-                    let normalized = reference.trim().to_uppercase();
-                    // Two records of one transfer under different ids would both pass a plain
-                    // read of each other's uncommitted rows: queue on the reference first.
-                    Self::serialize_on(
-                        &mut tx,
-                        &format!(
-                            "{}|{}|{normalized}",
-                            feed.collection_account_id,
-                            bank.direction.as_str()
-                        ),
-                    )
-                    .await?;
-                    let twin: Option<BankTransactionRow> = sqlx::query_as(&format!(
-                        "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} \
-                         WHERE b.collection_account_id = $1 AND b.direction = $2 \
-                           AND UPPER(TRIM(b.bank_reference)) = $3 \
-                           AND ($4 OR substr(b.provider_transaction_id, 1, {}) = '{STATEMENT_ID_PREFIX}') \
-                         ORDER BY b.occurred_at, b.id LIMIT 1",
-                        STATEMENT_ID_PREFIX.len()
-                    ))
-                    .bind(feed.collection_account_id)
-                    .bind(bank.direction.as_str())
-                    .bind(&normalized)
-                    .bind(from_statement)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if let Some(twin) = twin {
-                        tx.commit().await?;
-                        return Ok(IngestOutcome {
-                            transaction: twin.into_domain()?,
-                            duplicate: true,
-                            credit: None,
-                        });
-                    }
-                }
-                let id = uuid::Uuid::now_v7();
-                let ledger_transaction_id = uuid::Uuid::now_v7();
-                // Claims the provider's id first: a concurrent copy of this delivery waits here
-                // on PostgreSQL (or behind the write lock on SQLite), then finds it taken.
-                let claimed = sqlx::query(
-                    "INSERT INTO bank_transactions (id, provider, provider_transaction_id, \
-                       delivery_id, collection_account_id, direction, amount, description, \
-                       bank_reference, occurred_at, running_balance, matched_as, \
-                       suspense_amount, flags, ledger_transaction_id, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'suspense', 0, '', \
-                       $12, $13) \
-                     ON CONFLICT (provider, provider_transaction_id) DO NOTHING",
-                )
-                .bind(id)
-                .bind(bank.provider.as_str())
-                .bind(&bank.provider_transaction_id)
-                .bind(delivery_id)
-                .bind(feed.collection_account_id)
-                .bind(bank.direction.as_str())
-                .bind(bank.amount)
-                .bind(&bank.description)
-                .bind(bank.reference.as_deref())
-                .bind(bank.occurred_at.timestamp_micros())
-                .bind(bank.running_balance)
-                .bind(ledger_transaction_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if claimed == 0 {
-                    // The delivery row (if any) is kept: the audit trail shows every retry.
-                    let existing = Self::bank_transaction_by_provider_id(&mut tx, bank).await?;
-                    tx.commit().await?;
-                    return Ok(IngestOutcome {
-                        transaction: existing,
-                        duplicate: true,
-                        credit: None,
-                    });
-                }
-
-                let plan = self.plan(&mut tx, feed, bank).await?;
-                let reference = plan.intent.as_ref().map(|(_, r)| r.as_str());
-                let candidates = plan
-                    .alternatives
-                    .iter()
-                    .map(|alternative| {
-                        $crate::store::bank_feed::ledger_transaction(
-                            ledger_transaction_id,
-                            bank,
-                            id,
-                            reference,
-                            &alternative.legs,
-                            now,
-                        )
-                    })
-                    .collect::<$crate::store::StoreResult<Vec<_>>>()?;
-                let Some(posted) = self.post_first_that_fits(&mut tx, &candidates).await? else {
-                    return Err($crate::store::StoreError::Corrupt(
-                        "no posting fits a bank transaction, not even suspense".into(),
-                    ));
-                };
-                let mut plan = plan;
-                if let Some(flag) = plan.alternatives[posted].fallback_to_suspense {
-                    plan.matched_as = $crate::store::bank_feed::MatchedAs::Suspense;
-                    plan.payee = None;
-                    plan.suspense_amount = bank.amount;
-                    plan.flags.push(flag);
-                }
-
-                sqlx::query(
-                    "UPDATE bank_transactions SET matched_as = $2, payee_id = $3, \
-                       payment_intent_id = $4, suspense_amount = $5, flags = $6 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(plan.matched_as.as_str())
-                .bind(plan.payee.map(|(payee, _)| payee))
-                .bind(plan.intent.as_ref().map(|(intent, _)| *intent))
-                .bind(plan.suspense_amount)
-                .bind($crate::domain::settlement::join_flags(&plan.flags))
-                .execute(&mut *tx)
-                .await?;
-                if let (Some((intent_id, _)), Some((paid_amount, status))) =
-                    (&plan.intent, plan.intent_update)
-                {
-                    Self::record_intent_payment(&mut tx, *intent_id, paid_amount, status).await?;
-                }
-                if let Some(resolution) = plan.refund_resolution {
-                    sqlx::query(
-                        "UPDATE suspense_resolutions SET refunded_by_bank_transaction_id = $2, \
-                         ledger_transaction_id = $3 WHERE id = $1",
-                    )
-                    .bind(resolution)
-                    .bind(id)
-                    .bind(ledger_transaction_id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                if let Some(bank_balance) = bank.running_balance {
-                    let (debits, credits): (i64, i64) = sqlx::query_as(
-                        "SELECT debits_posted, credits_posted FROM accounts WHERE id = $1",
-                    )
-                    .bind(feed.ledger_account_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let ledger_balance = debits - credits;
-                    if ledger_balance != bank_balance {
-                        sqlx::query(
-                            "INSERT INTO bank_discrepancies (id, collection_account_id, \
-                               bank_transaction_id, bank_balance, ledger_balance, created_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6)",
-                        )
-                        .bind(uuid::Uuid::now_v7())
-                        .bind(feed.collection_account_id)
-                        .bind(id)
-                        .bind(bank_balance)
-                        .bind(ledger_balance)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-                let transaction = Self::load_bank_transaction(&mut tx, id).await?;
-                tx.commit().await?;
-
-                let credited = match (plan.matched_as, bank.direction) {
-                    (
-                        $crate::store::bank_feed::MatchedAs::Intent
-                        | $crate::store::bank_feed::MatchedAs::Payee,
-                        $crate::domain::bank_feed::Direction::In,
-                    ) => bank.amount - plan.suspense_amount,
-                    _ => 0,
-                };
-                let credit = match plan.payee {
-                    Some((payee_id, _)) if credited > 0 => Some(Credit {
-                        payee_id,
-                        amount: credited,
-                        intent: plan.intent.map(|(intent, reference)| {
-                            let status = plan.intent_update.map(|(_, s)| s).unwrap_or(
-                                $crate::domain::intent::IntentStatus::Paid,
-                            );
-                            (intent, reference, status)
-                        }),
-                    }),
-                    _ => None,
-                };
-                Ok(IngestOutcome {
-                    transaction,
-                    duplicate: false,
-                    credit,
-                })
-            }
-
-            async fn bank_transaction(
-                &self,
-                id: uuid::Uuid,
-            ) -> $crate::store::StoreResult<
-                Option<$crate::store::bank_feed::StoredBankTransaction>,
-            > {
-                use $crate::store::bank_feed::{
-                    BankTransactionRow, BANK_TRANSACTION_COLUMNS, BANK_TRANSACTION_FROM,
-                };
-                let row: Option<BankTransactionRow> = sqlx::query_as(&format!(
-                    "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} WHERE b.id = $1"
-                ))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-                row.map(BankTransactionRow::into_domain).transpose()
-            }
-
-            async fn list_unmatched(
-                &self,
-                after: Option<(i64, uuid::Uuid)>,
-                limit: u32,
-            ) -> $crate::store::StoreResult<Vec<$crate::store::bank_feed::StoredBankTransaction>>
-            {
-                use $crate::store::bank_feed::{
-                    BankTransactionRow, BANK_TRANSACTION_COLUMNS, BANK_TRANSACTION_FROM,
-                };
-                let (after_at, after_id) = after.unwrap_or((i64::MIN, uuid::Uuid::nil()));
-                let rows: Vec<BankTransactionRow> = sqlx::query_as(&format!(
-                    "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} \
-                     WHERE b.suspense_amount > 0 AND b.matched_as <> 'refund' AND r.id IS NULL \
-                       AND (b.created_at > $1 OR (b.created_at = $1 AND b.id > $2)) \
-                     ORDER BY b.created_at, b.id LIMIT $3"
-                ))
-                .bind(after_at)
-                .bind(after_id)
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?;
-                rows.into_iter().map(BankTransactionRow::into_domain).collect()
-            }
-
-            async fn bank_transactions_between(
-                &self,
-                collection_account_id: uuid::Uuid,
-                from: i64,
-                to: i64,
-            ) -> $crate::store::StoreResult<Vec<$crate::store::bank_feed::StoredBankTransaction>>
-            {
-                use $crate::store::bank_feed::{
-                    BankTransactionRow, BANK_TRANSACTION_COLUMNS, BANK_TRANSACTION_FROM,
-                };
-                let rows: Vec<BankTransactionRow> = sqlx::query_as(&format!(
-                    "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} \
-                     WHERE b.collection_account_id = $1 AND b.occurred_at >= $2 \
-                       AND b.occurred_at < $3 ORDER BY b.occurred_at, b.id"
-                ))
-                .bind(collection_account_id)
-                .bind(from)
-                .bind(to)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.into_iter().map(BankTransactionRow::into_domain).collect()
-            }
-
-            async fn resolve(
-                &self,
-                claim: &$crate::store::IdempotencyClaim,
-                bank_transaction_id: uuid::Uuid,
-                action: $crate::store::bank_feed::ResolutionAction,
-                note: &str,
-                by: (uuid::Uuid, &str),
-                now: i64,
-                respond: $crate::store::bank_feed::ResolutionResponder<'_>,
-            ) -> $crate::store::StoreResult<
-                $crate::store::Idempotent<
-                    Result<
-                        $crate::store::bank_feed::StoredBankTransaction,
-                        $crate::store::bank_feed::ResolveRejection,
-                    >,
-                >,
-            > {
-                use $crate::domain::bank_feed::Direction;
-                use $crate::store::bank_feed::{
-                    ResolutionAction, ResolveRejection, SUSPENSE_ACCOUNT_ID,
-                };
-                use $crate::store::Idempotent;
-
-                let (_write_guard, mut tx) = self.begin_write().await?;
-                if let Some(earlier) = Self::claim_key(&mut tx, claim, None).await? {
-                    tx.rollback().await?;
-                    return earlier.map(Idempotent::Replay);
-                }
-                macro_rules! reject {
-                    ($rejection:expr) => {{
-                        tx.rollback().await?;
-                        return Ok(Idempotent::Fresh(Err($rejection)));
-                    }};
-                }
-                // Locks the row so a concurrent resolution of the same money waits, then sees
-                // this one.
-                let locked: Option<(String, i64, String, i64, uuid::Uuid)> =
-                    sqlx::query_as(&format!(
-                        "SELECT direction, suspense_amount, matched_as, amount, \
-                           collection_account_id FROM bank_transactions WHERE id = $1{}",
-                        Self::ROW_LOCK
-                    ))
-                    .bind(bank_transaction_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let Some((direction, amount, matched_as, full_amount, collection)) = locked else {
-                    reject!(ResolveRejection::NotFound(bank_transaction_id));
-                };
-                if amount == 0 || matched_as == "refund" {
-                    reject!(ResolveRejection::NotInSuspense);
-                }
-                let resolved: Option<(uuid::Uuid,)> = sqlx::query_as(
-                    "SELECT id FROM suspense_resolutions WHERE bank_transaction_id = $1",
-                )
-                .bind(bank_transaction_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if resolved.is_some() {
-                    reject!(ResolveRejection::AlreadyResolved);
-                }
-                let outgoing = direction == Direction::Out.as_str();
-                let ledger_transaction_id = uuid::Uuid::now_v7();
-                let mut intent_update = None;
-                let (payee, legs) = match action {
-                    ResolutionAction::Refund if outgoing => {
-                        reject!(ResolveRejection::OutgoingNeedsPayee)
-                    }
-                    ResolutionAction::Intent(_) if outgoing => {
-                        reject!(ResolveRejection::OutgoingNeedsPayee)
-                    }
-                    ResolutionAction::Refund => (None, Vec::new()),
-                    ResolutionAction::Duplicate(original) => {
-                        let same: Option<(uuid::Uuid,)> = sqlx::query_as(
-                            "SELECT c.ledger_account_id FROM bank_transactions b \
-                             JOIN collection_accounts c ON c.id = b.collection_account_id \
-                             WHERE b.id = $1 AND b.id <> $2 AND b.collection_account_id = $3 \
-                               AND b.direction = $4 AND b.amount = $5",
-                        )
-                        .bind(original)
-                        .bind(bank_transaction_id)
-                        .bind(collection)
-                        .bind(&direction)
-                        .bind(full_amount)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                        let Some((bank_account,)) = same.filter(|_| amount == full_amount) else {
-                            reject!(ResolveRejection::NotADuplicate);
-                        };
-                        // The reverse of what recording it posted: the money was counted once
-                        // already.
-                        let leg = if outgoing {
-                            (bank_account, SUSPENSE_ACCOUNT_ID, amount)
-                        } else {
-                            (SUSPENSE_ACCOUNT_ID, bank_account, amount)
-                        };
-                        (None, vec![leg])
-                    }
-                    ResolutionAction::Intent(intent_id) => {
-                        let Some(intent) = Self::lock_intent(&mut tx, intent_id).await? else {
-                            reject!(ResolveRejection::IntentNotFound(intent_id));
-                        };
-                        // Staff assign money to an intent only where it fits: a cancelled or
-                        // paid intent, or more than it still needs, goes to the payee instead
-                        // (or back to the sender).
-                        if intent.stored_status == $crate::domain::intent::IntentStatus::Cancelled
-                            || amount > intent.amount - intent.paid_amount
-                        {
-                            reject!(ResolveRejection::ExceedsIntent);
-                        }
-                        let paid_amount = intent.paid_amount + amount;
-                        let status = if paid_amount == intent.amount {
-                            $crate::domain::intent::IntentStatus::Paid
-                        } else {
-                            $crate::domain::intent::IntentStatus::PartiallyPaid
-                        };
-                        intent_update = Some((intent_id, paid_amount, status));
-                        let payee = Self::payee_ledger_account(&mut tx, intent.payee_id)
-                            .await?
-                            .ok_or_else(|| {
-                                $crate::store::StoreError::Corrupt(format!(
-                                    "intent {intent_id} has no payee"
-                                ))
-                            })?;
-                        (Some(payee), vec![(SUSPENSE_ACCOUNT_ID, payee.1, amount)])
-                    }
-                    ResolutionAction::Payee(payee_id) => {
-                        let Some(payee) = Self::payee_ledger_account(&mut tx, payee_id).await?
-                        else {
-                            reject!(ResolveRejection::PayeeNotFound(payee_id));
-                        };
-                        let leg = if outgoing {
-                            (payee.1, SUSPENSE_ACCOUNT_ID, amount)
-                        } else {
-                            (SUSPENSE_ACCOUNT_ID, payee.1, amount)
-                        };
-                        (Some(payee), vec![leg])
-                    }
-                };
-                let posted_ledger_transaction = if legs.is_empty() {
-                    None
-                } else {
-                    let stored = Self::load_bank_transaction(&mut tx, bank_transaction_id).await?;
-                    let draft = $crate::store::bank_feed::resolution_transaction(
-                        ledger_transaction_id,
-                        &stored,
-                        action,
-                        note,
-                        &legs,
-                        now,
-                    )?;
-                    if self
-                        .post_first_that_fits(&mut tx, std::slice::from_ref(&draft))
-                        .await?
-                        .is_none()
-                    {
-                        reject!(ResolveRejection::PayeeBalanceShort);
-                    }
-                    Some(ledger_transaction_id)
-                };
-                if let Some((intent_id, paid_amount, status)) = intent_update {
-                    Self::record_intent_payment(&mut tx, intent_id, paid_amount, status).await?;
-                }
-                sqlx::query(
-                    "INSERT INTO suspense_resolutions (id, bank_transaction_id, action, \
-                       payment_intent_id, payee_id, note, resolved_by, resolved_by_username, \
-                       resolved_at, ledger_transaction_id, duplicate_of) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                )
-                .bind(uuid::Uuid::now_v7())
-                .bind(bank_transaction_id)
-                .bind(action.as_str())
-                .bind(intent_update.map(|(intent, _, _)| intent))
-                .bind(payee.map(|(payee, _)| payee))
-                .bind(note)
-                .bind(by.0)
-                .bind(by.1)
-                .bind(now)
-                .bind(posted_ledger_transaction)
-                .bind(match action {
-                    ResolutionAction::Duplicate(original) => Some(original),
-                    _ => None,
-                })
-                .execute(&mut *tx)
-                .await?;
-                let resolved = Self::load_bank_transaction(&mut tx, bank_transaction_id).await?;
-                Self::store_key_response(&mut tx, claim, &respond(&resolved)).await?;
-                tx.commit().await?;
-                Ok(Idempotent::Fresh(Ok(resolved)))
-            }
-
-            async fn list_discrepancies(
-                &self,
-                after: Option<(i64, uuid::Uuid)>,
-                limit: u32,
-            ) -> $crate::store::StoreResult<Vec<$crate::store::bank_feed::Discrepancy>> {
-                let (after_at, after_id) = after.unwrap_or((i64::MIN, uuid::Uuid::nil()));
-                let rows: Vec<(uuid::Uuid, uuid::Uuid, uuid::Uuid, i64, i64, i64)> =
-                    sqlx::query_as(
-                        "SELECT id, collection_account_id, bank_transaction_id, bank_balance, \
-                           ledger_balance, created_at FROM bank_discrepancies \
-                         WHERE created_at > $1 OR (created_at = $1 AND id > $2) \
-                         ORDER BY created_at, id LIMIT $3",
-                    )
-                    .bind(after_at)
-                    .bind(after_id)
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?;
-                Ok(rows
-                    .into_iter()
-                    .map(
-                        |(id, collection_account_id, bank_transaction_id, bank, ledger, at)| {
-                            $crate::store::bank_feed::Discrepancy {
-                                id,
-                                collection_account_id,
-                                bank_transaction_id,
-                                bank_balance: bank,
-                                ledger_balance: ledger,
-                                created_at: at,
-                            }
-                        },
-                    )
-                    .collect())
-            }
-        }
-
-        impl $store {
-            async fn insert_delivery(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                delivery: &$crate::store::bank_feed::DeliveryRecord,
-            ) -> $crate::store::StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO webhook_deliveries (id, provider, collection_account_id, \
-                       received_at, headers, body, provider_transaction_ids, outcome) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(delivery.id)
-                .bind(delivery.provider.as_str())
-                .bind(delivery.collection_account_id)
-                .bind(delivery.received_at)
-                .bind(&delivery.headers)
-                .bind(&delivery.body)
-                .bind(&delivery.provider_transaction_ids)
-                .bind(&delivery.outcome)
-                .execute(&mut **tx)
-                .await?;
-                Ok(())
-            }
-
-            async fn bank_transaction_by_provider_id(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                bank: &$crate::domain::bank_feed::BankTransaction,
-            ) -> $crate::store::StoreResult<$crate::store::bank_feed::StoredBankTransaction> {
-                use $crate::store::bank_feed::{
-                    BankTransactionRow, BANK_TRANSACTION_COLUMNS, BANK_TRANSACTION_FROM,
-                };
-                let row: BankTransactionRow = sqlx::query_as(&format!(
-                    "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} \
-                     WHERE b.provider = $1 AND b.provider_transaction_id = $2"
-                ))
-                .bind(bank.provider.as_str())
-                .bind(&bank.provider_transaction_id)
-                .fetch_one(&mut **tx)
-                .await?;
-                row.into_domain()
-            }
-
-            async fn load_bank_transaction(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                id: uuid::Uuid,
-            ) -> $crate::store::StoreResult<$crate::store::bank_feed::StoredBankTransaction> {
-                use $crate::store::bank_feed::{
-                    BankTransactionRow, BANK_TRANSACTION_COLUMNS, BANK_TRANSACTION_FROM,
-                };
-                let row: BankTransactionRow = sqlx::query_as(&format!(
-                    "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} WHERE b.id = $1"
-                ))
-                .bind(id)
-                .fetch_one(&mut **tx)
-                .await?;
-                row.into_domain()
-            }
-
-            async fn lock_intent(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                id: uuid::Uuid,
-            ) -> $crate::store::StoreResult<Option<$crate::domain::intent::PaymentIntent>> {
-                use $crate::store::payments::{IntentRow, INTENT_COLUMNS};
-                let row: Option<IntentRow> = sqlx::query_as(&format!(
-                    "SELECT {INTENT_COLUMNS} FROM payment_intents WHERE id = $1{}",
-                    Self::ROW_LOCK
-                ))
-                .bind(id)
-                .fetch_optional(&mut **tx)
-                .await?;
-                row.map(IntentRow::into_domain).transpose()
-            }
-
-            /// What an intent has received and its status after it (the row is locked).
-            async fn record_intent_payment(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                intent_id: uuid::Uuid,
-                paid_amount: i64,
-                status: $crate::domain::intent::IntentStatus,
-            ) -> $crate::store::StoreResult<()> {
-                sqlx::query(
-                    "UPDATE payment_intents SET paid_amount = $2, status = $3 WHERE id = $1",
-                )
-                .bind(intent_id)
-                .bind(paid_amount)
-                .bind(status.as_str())
-                .execute(&mut **tx)
-                .await?;
-                Ok(())
-            }
-
-            /// (payee id, its ledger account id)
-            async fn payee_ledger_account(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                payee_id: uuid::Uuid,
-            ) -> $crate::store::StoreResult<Option<(uuid::Uuid, uuid::Uuid)>> {
-                Ok(sqlx::query_as("SELECT id, ledger_account_id FROM payees WHERE id = $1")
-                    .bind(payee_id)
-                    .fetch_optional(&mut **tx)
-                    .await?)
-            }
-
-            /// Decides what a fresh bank transaction pays, locking the intent or refund it
-            /// settles.
-            async fn plan(
-                &self,
-                tx: &mut sqlx::Transaction<'static, $db>,
-                feed: &$crate::store::bank_feed::Feed,
-                bank: &$crate::domain::bank_feed::BankTransaction,
-            ) -> $crate::store::StoreResult<$crate::store::bank_feed::Plan> {
-                use $crate::domain::bank_feed::Direction;
-                use $crate::domain::reference::PaymentReference;
-                use $crate::domain::settlement::{
-                    settle_intent, Flag, IntentState,
-                };
-                use $crate::store::bank_feed::{
-                    Alternative, MatchedAs, Plan, STATEMENT_ID_PREFIX, SUSPENSE_ACCOUNT_ID,
-                };
-
-                let bank_account = feed.ledger_account_id;
-                let amount = bank.amount;
-                let to_suspense = |flags: Vec<Flag>| Plan {
-                    matched_as: MatchedAs::Suspense,
-                    payee: None,
-                    intent: None,
-                    intent_update: None,
-                    suspense_amount: amount,
-                    flags,
-                    alternatives: vec![Alternative {
-                        legs: vec![match bank.direction {
-                            Direction::In => (bank_account, SUSPENSE_ACCOUNT_ID, amount),
-                            Direction::Out => (SUSPENSE_ACCOUNT_ID, bank_account, amount),
-                        }],
-                        fallback_to_suspense: None,
-                    }],
-                    refund_resolution: None,
-                };
-
-                // A feed's record of money a statement line already recorded under another
-                // reference (the bank's FT number, the aggregator's own code) would count it
-                // twice: the same amount on the same account within a day waits for staff.
-                if !bank.provider_transaction_id.starts_with(STATEMENT_ID_PREFIX) {
-                    const DAY_MICROS: i64 = 86_400_000_000;
-                    let at = bank.occurred_at.timestamp_micros();
-                    let recorded: Option<(uuid::Uuid,)> = sqlx::query_as(&format!(
-                        "SELECT id FROM bank_transactions \
-                         WHERE collection_account_id = $1 AND direction = $2 AND amount = $3 \
-                           AND occurred_at >= $4 AND occurred_at <= $5 \
-                           AND substr(provider_transaction_id, 1, {}) = '{STATEMENT_ID_PREFIX}' \
-                         LIMIT 1",
-                        STATEMENT_ID_PREFIX.len()
-                    ))
-                    .bind(feed.collection_account_id)
-                    .bind(bank.direction.as_str())
-                    .bind(amount)
-                    .bind(at.saturating_sub(DAY_MICROS))
-                    .bind(at.saturating_add(DAY_MICROS))
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                    if recorded.is_some() {
-                        return Ok(to_suspense(vec![Flag::PossibleDuplicate]));
-                    }
-                }
-
-                if bank.direction == Direction::Out {
-                    let named = self.payee_named_in(tx, feed, bank).await?;
-                    if let $crate::store::bank_feed::PayeeMatch::One(payee) = named {
-                        return Ok(Plan {
-                            matched_as: MatchedAs::Payee,
-                            payee: Some(payee),
-                            intent: None,
-                            intent_update: None,
-                            suspense_amount: 0,
-                            flags: Vec::new(),
-                            alternatives: vec![
-                                Alternative {
-                                    legs: vec![(payee.1, bank_account, amount)],
-                                    fallback_to_suspense: None,
-                                },
-                                Alternative {
-                                    legs: vec![(SUSPENSE_ACCOUNT_ID, bank_account, amount)],
-                                    fallback_to_suspense: Some(Flag::PayeeBalanceShort),
-                                },
-                            ],
-                            refund_resolution: None,
-                        });
-                    }
-                    // Not a payout a memo names: paying back money parked in suspense (a
-                    // refund staff decided on) of this amount, oldest first.
-                    let refund: Option<(uuid::Uuid,)> = sqlx::query_as(&format!(
-                        "SELECT r.id FROM suspense_resolutions r \
-                         JOIN bank_transactions b ON b.id = r.bank_transaction_id \
-                         WHERE r.action = 'refund' AND r.refunded_by_bank_transaction_id IS NULL \
-                           AND b.collection_account_id = $1 AND b.suspense_amount = $2 \
-                         ORDER BY r.resolved_at, r.id LIMIT 1{}",
-                        Self::ROW_LOCK
-                    ))
-                    .bind(feed.collection_account_id)
-                    .bind(amount)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                    if let Some((resolution,)) = refund {
-                        let mut plan = to_suspense(Vec::new());
-                        plan.matched_as = MatchedAs::Refund;
-                        plan.refund_resolution = Some(resolution);
-                        return Ok(plan);
-                    }
-                    return Ok(match named {
-                        $crate::store::bank_feed::PayeeMatch::Several => {
-                            to_suspense(vec![Flag::AmbiguousPayee, Flag::UnexplainedOutgoing])
-                        }
-                        _ => to_suspense(vec![Flag::UnexplainedOutgoing]),
-                    });
-                }
-
-                let references: Vec<String> = PaymentReference::find_in_memo(&bank.description)
-                    .into_iter()
-                    .take($crate::store::shared::CHUNK_ROWS)
-                    .map(|r| r.as_str().to_owned())
-                    .collect();
-                if !references.is_empty() {
-                    use $crate::store::payments::{IntentRow, INTENT_COLUMNS};
-                    let mut query = sqlx::QueryBuilder::<$db>::new(format!(
-                        "SELECT {INTENT_COLUMNS} FROM payment_intents WHERE reference IN ("
-                    ));
-                    let mut list = query.separated(", ");
-                    references.iter().for_each(|r| {
-                        list.push_bind(r.as_str());
-                    });
-                    query.push(") ORDER BY id").push(Self::ROW_LOCK);
-                    let rows: Vec<IntentRow> = query.build_query_as().fetch_all(&mut **tx).await?;
-                    let intents = rows
-                        .into_iter()
-                        .map(IntentRow::into_domain)
-                        .collect::<$crate::store::StoreResult<Vec<_>>>()?;
-                    // The first reference in the memo that names an intent wins.
-                    let named = references
-                        .iter()
-                        .find_map(|r| intents.iter().find(|i| &i.reference == r));
-                    if let Some(intent) = named {
-                        if intent.collection_account_id != feed.collection_account_id {
-                            let mut plan = to_suspense(vec![Flag::WrongCollectionAccount]);
-                            plan.intent = Some((intent.id, intent.reference.clone()));
-                            return Ok(plan);
-                        }
-                        let payee = Self::payee_ledger_account(tx, intent.payee_id)
-                            .await?
-                            .ok_or_else(|| {
-                                $crate::store::StoreError::Corrupt(format!(
-                                    "intent {} has no payee",
-                                    intent.id
-                                ))
-                            })?;
-                        let settlement = settle_intent(
-                            IntentState {
-                                amount: intent.amount,
-                                paid_amount: intent.paid_amount,
-                                stored_status: intent.stored_status,
-                                expires_at: intent.expires_at,
-                            },
-                            amount,
-                            bank.occurred_at.timestamp_micros(),
-                        );
-                        let mut legs = Vec::new();
-                        if settlement.to_payee > 0 {
-                            legs.push((bank_account, payee.1, settlement.to_payee));
-                        }
-                        if settlement.to_suspense > 0 {
-                            legs.push((bank_account, SUSPENSE_ACCOUNT_ID, settlement.to_suspense));
-                        }
-                        return Ok(Plan {
-                            matched_as: MatchedAs::Intent,
-                            payee: Some(payee),
-                            intent: Some((intent.id, intent.reference.clone())),
-                            intent_update: Some((settlement.paid_amount, settlement.status)),
-                            suspense_amount: settlement.to_suspense,
-                            flags: settlement.flags,
-                            alternatives: vec![Alternative {
-                                legs,
-                                fallback_to_suspense: None,
-                            }],
-                            refund_resolution: None,
-                        });
-                    }
-                }
-                Ok(match self.payee_named_in(tx, feed, bank).await? {
-                    $crate::store::bank_feed::PayeeMatch::One(payee) => Plan {
-                        matched_as: MatchedAs::Payee,
-                        payee: Some(payee),
-                        intent: None,
-                        intent_update: None,
-                        suspense_amount: 0,
-                        flags: Vec::new(),
-                        alternatives: vec![Alternative {
-                            legs: vec![(bank_account, payee.1, amount)],
-                            fallback_to_suspense: None,
-                        }],
-                        refund_resolution: None,
-                    },
-                    $crate::store::bank_feed::PayeeMatch::Several => {
-                        to_suspense(vec![Flag::AmbiguousPayee])
-                    }
-                    $crate::store::bank_feed::PayeeMatch::None => to_suspense(Vec::new()),
-                })
-            }
-
-            /// The payee of this collection account whose code is a word of the memo.
-            async fn payee_named_in(
-                &self,
-                tx: &mut sqlx::Transaction<'static, $db>,
-                feed: &$crate::store::bank_feed::Feed,
-                bank: &$crate::domain::bank_feed::BankTransaction,
-            ) -> $crate::store::StoreResult<$crate::store::bank_feed::PayeeMatch> {
-                use $crate::store::bank_feed::PayeeMatch;
-                let words = $crate::domain::settlement::payee_code_candidates(&bank.description);
-                if words.is_empty() {
-                    return Ok(PayeeMatch::None);
-                }
-                let mut query = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT id, ledger_account_id FROM payees WHERE collection_account_id = ",
-                );
-                query.push_bind(feed.collection_account_id).push(" AND code IN (");
-                let mut list = query.separated(", ");
-                words
-                    .iter()
-                    .take($crate::store::shared::CHUNK_ROWS)
-                    .for_each(|w| {
-                        list.push_bind(w.as_str());
-                    });
-                query.push(") LIMIT 2");
-                let found: Vec<(uuid::Uuid, uuid::Uuid)> =
-                    query.build_query_as().fetch_all(&mut **tx).await?;
-                Ok(match found.as_slice() {
-                    [] => PayeeMatch::None,
-                    [one] => PayeeMatch::One(*one),
-                    _ => PayeeMatch::Several,
-                })
-            }
-
-            /// Locks the accounts of all candidates at once (in id order, behind the account
-            /// gate, as every posting does), then posts the first candidate the accounts' rules
-            /// allow. Taking every lock up front means falling back never locks out of order.
-            async fn post_first_that_fits(
-                &self,
-                tx: &mut sqlx::Transaction<'static, $db>,
-                candidates: &[$crate::domain::transaction::NewTransaction],
-            ) -> $crate::store::StoreResult<Option<usize>> {
-                use std::collections::BTreeSet;
-                let account_ids: Vec<uuid::Uuid> = candidates
-                    .iter()
-                    .flat_map(|t| t.account_ids())
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                let _account_gates = self.gate_accounts(&account_ids).await;
-                let mut accounts = Self::lock_accounts(tx, &account_ids).await?;
-                if accounts.len() != account_ids.len() {
-                    return Err($crate::store::StoreError::Corrupt(
-                        "an account of a bank-feed posting does not exist".into(),
-                    ));
-                }
-                for (index, candidate) in candidates.iter().enumerate() {
-                    if let Ok(entries) =
-                        $crate::domain::transaction::apply(&mut accounts, candidate)
-                    {
-                        let by = $crate::store::bank_feed::BANK_FEED_USER_ID;
-                        Self::write_applied(tx, &account_ids, &accounts, &[(candidate, by)], &entries)
-                            .await?;
-                        return Ok(Some(index));
-                    }
-                }
-                Ok(None)
-            }
-        }
-    };
-}
-
-pub(super) use crate::domain::bank_feed::STATEMENT_ID_PREFIX;
-
-/// The provider transaction id of a transfer recorded from a bank statement line. The bank
-/// reference alone is not unique: a transfer between two monitored accounts, or a refund,
-/// carries the same one on another account or in the other direction.
-pub fn statement_transaction_id(
-    collection_account_id: Uuid,
-    direction: Direction,
-    bank_reference: &str,
-) -> String {
-    format!(
-        "{STATEMENT_ID_PREFIX}{collection_account_id}:{}:{}",
-        direction.as_str(),
-        bank_reference.trim()
-    )
-}
-
-/// Which payees a memo names.
-pub(super) enum PayeeMatch {
-    None,
-    /// (payee id, ledger account id)
-    One((Uuid, Uuid)),
-    Several,
-}
-
-/// Secrets as stored: a JSON array of strings.
-pub(super) fn parse_secrets(json: &str) -> StoreResult<Vec<String>> {
-    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("feed secrets: {e}")))
 }

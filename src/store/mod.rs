@@ -1,5 +1,8 @@
-//! Storage: one trait, one implementation per backend. The SQL both backends share is written
-//! once (`shared.rs`); only locking, transaction start and connection set-up differ.
+//! Storage: reads and writes, nothing else. The storage traits are implemented once for any
+//! [`Backend`] (`ledger.rs`, `payments.rs`, `bank_feed.rs`), with the SQL both backends share
+//! written once; only locking, transaction start and connection set-up differ (`sqlite.rs`,
+//! `postgres.rs`). A use case that reads, decides and writes in one database transaction
+//! holds a [`UnitOfWork`].
 
 use std::sync::Arc;
 
@@ -11,13 +14,13 @@ use crate::domain::money::Currency;
 use crate::domain::transaction::{ApplyError, Entry, NewTransaction};
 use crate::domain::user::{Role, User};
 
-// `shared` defines the `impl_store!` macro the backends expand, so it comes first.
+// `unit_of_work` defines the `on_tx!`/`on_pool!` family the others use, so it comes first.
 #[macro_use]
-mod shared;
-#[macro_use]
-mod payments;
-#[macro_use]
+mod unit_of_work;
 pub mod bank_feed;
+mod ledger;
+pub mod notifier;
+mod payments;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -27,6 +30,7 @@ pub use payments::{
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use unit_of_work::{Backend, Pool, UnitOfWork};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -211,7 +215,7 @@ pub trait Store: PaymentStore + bank_feed::BankFeedStore + Send + Sync + 'static
     async fn migrate(&self) -> StoreResult<()>;
     async fn ping(&self) -> StoreResult<()>;
 
-    async fn create_user(&self, user: &User) -> StoreResult<()>;
+    async fn create_user(&self, user: &User, now: i64) -> StoreResult<()>;
     async fn find_user(&self, username: &str) -> StoreResult<Option<User>>;
     /// Counts a login attempt in the current throttle window (a success clears the count);
     /// returns attempts so far and the window's start.
@@ -252,6 +256,7 @@ pub trait Store: PaymentStore + bank_feed::BankFeedStore + Send + Sync + 'static
         transactions: &[NewTransaction],
         mode: WriteMode,
         respond: Responder<'_>,
+        now: i64,
     ) -> StoreResult<Idempotent<PostResults>>;
     /// Posts many independent single-transaction requests in one database transaction (one
     /// commit for all). No two writes may share an idempotency key.
@@ -264,6 +269,17 @@ pub trait Store: PaymentStore + bank_feed::BankFeedStore + Send + Sync + 'static
 
     async fn verify(&self) -> StoreResult<VerifyReport>;
     async fn delete_idempotency_keys_before(&self, cutoff: i64) -> StoreResult<u64>;
+}
+
+/// A new time-ordered id (UUIDv7) for a row written at `now` (microseconds): the store never
+/// reads the clock itself.
+pub(crate) fn id_at(now: i64) -> Uuid {
+    let now = now.max(0);
+    uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        (now / 1_000_000) as u64,
+        (now % 1_000_000) as u32 * 1_000,
+    ))
 }
 
 /// True for `postgres://` and `postgresql://` URLs; anything else is opened as SQLite.

@@ -1,12 +1,14 @@
-//! Storage of payees, collection accounts and payment intents. Like `shared.rs`, the SQL is
-//! written once and expanded for each backend by `impl_payment_store!`; it needs only what
-//! every backend has (`pool`, `begin_write`, `claim_key`).
+//! Storage of payees, collection accounts and payment intents. The SQL is written once, for
+//! any [`Backend`]: reads on its pool, writes in a [`UnitOfWork`].
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{IdempotencyClaim, StoreError, StoreResult, StoredResponse};
+use super::unit_of_work::{Backend, UnitOfWork};
+use super::{id_at, IdempotencyClaim, StoreError, StoreResult, StoredResponse};
+use crate::domain::account::{AccountFlags, AccountKind};
 use crate::domain::intent::{IntentStatus, PaymentIntent};
+use crate::domain::money::Currency;
 use crate::domain::payee::{
     CollectionAccount, CollectionAccountSpec, Payee, PayeeCode, PayeeDetails, PayeeKind,
 };
@@ -238,437 +240,380 @@ pub(super) fn push_status_condition<'a, DB: sqlx::Database>(
     }
 }
 
-macro_rules! impl_payment_store {
-    ($store:ty, $db:ty) => {
-        #[async_trait::async_trait]
-        impl $crate::store::PaymentStore for $store {
-            async fn create_payee(
-                &self,
-                payee: &$crate::store::NewPayee,
-            ) -> $crate::store::StoreResult<
-                Result<$crate::domain::payee::Payee, $crate::store::PayeeRejection>,
-            > {
-                use $crate::domain::account::{AccountFlags, AccountKind};
-                use $crate::store::PayeeRejection;
-
-                let (_write_guard, mut tx) = self.begin_write().await?;
-                let collection = match Self::ensure_collection_account(
-                    &mut tx,
-                    &payee.collection_account,
-                    payee.now,
-                )
-                .await?
-                {
-                    Ok(collection) => collection,
-                    Err(rejection) => {
-                        tx.rollback().await?;
-                        return Ok(Err(rejection));
-                    }
-                };
-                // What the program holds for the payee may never go below zero.
-                let guarded = AccountFlags {
-                    debits_must_not_exceed_credits: true,
-                    credits_must_not_exceed_debits: false,
-                };
-                let details = &payee.details;
-                let ledger_account_id = match Self::ensure_ledger_account(
-                    &mut tx,
-                    &payee.code.ledger_account_code(),
-                    &details.name,
-                    AccountKind::Liability,
-                    guarded,
-                    payee.now,
-                )
-                .await?
-                {
-                    Ok(id) => id,
-                    Err(rejection) => {
-                        tx.rollback().await?;
-                        return Ok(Err(rejection));
-                    }
-                };
-                let inserted = sqlx::query(
-                    "INSERT INTO payees (id, code, kind, name, hamlet, stall, phone, category, \
-                     active, ledger_account_id, collection_account_id, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, TRUE, $9, $10, $11, $11) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(payee.id)
-                .bind(payee.code.as_str())
-                .bind(payee.kind.as_str())
-                .bind(&details.name)
-                .bind(details.hamlet.as_deref())
-                .bind(details.stall.as_deref())
-                .bind(details.phone.as_deref())
-                .bind(details.category.as_deref())
-                .bind(ledger_account_id)
-                .bind(collection.id)
-                .bind(payee.now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if inserted == 0 {
-                    tx.rollback().await?;
-                    return Ok(Err(PayeeRejection::CodeTaken(payee.code.as_str().to_owned())));
-                }
-                tx.commit().await?;
-                Ok(Ok($crate::domain::payee::Payee {
-                    id: payee.id,
-                    code: payee.code.as_str().to_owned(),
-                    kind: payee.kind,
-                    details: details.clone(),
-                    active: true,
-                    ledger_account_id,
-                    collection_account: collection,
-                    created_at: payee.now,
-                    updated_at: payee.now,
-                }))
+#[async_trait]
+impl<T: Backend + 'static> PaymentStore for T {
+    async fn create_payee(&self, payee: &NewPayee) -> StoreResult<Result<Payee, PayeeRejection>> {
+        let mut unit = self.begin_unit().await?;
+        let collection = match unit
+            .ensure_collection_account(&payee.collection_account, payee.now)
+            .await?
+        {
+            Ok(collection) => collection,
+            Err(rejection) => {
+                unit.rollback().await?;
+                return Ok(Err(rejection));
             }
-
-            async fn update_payee(
-                &self,
-                id: uuid::Uuid,
-                changes: &$crate::store::PayeeChanges,
-                now: i64,
-            ) -> $crate::store::StoreResult<
-                Result<$crate::domain::payee::Payee, $crate::store::PayeeRejection>,
-            > {
-                use $crate::store::PayeeRejection;
-
-                let (_write_guard, mut tx) = self.begin_write().await?;
-                let mut query = sqlx::QueryBuilder::<$db>::new("UPDATE payees SET updated_at = ");
-                query.push_bind(now);
-                if let Some(spec) = &changes.collection_account {
-                    match Self::ensure_collection_account(&mut tx, spec, now).await? {
-                        Ok(collection) => {
-                            query.push(", collection_account_id = ").push_bind(collection.id);
-                        }
-                        Err(rejection) => {
-                            tx.rollback().await?;
-                            return Ok(Err(rejection));
-                        }
-                    }
-                }
-                if let Some(name) = &changes.name {
-                    query.push(", name = ").push_bind(name.clone());
-                }
-                for (column, change) in [
-                    ("hamlet", &changes.hamlet),
-                    ("stall", &changes.stall),
-                    ("phone", &changes.phone),
-                    ("category", &changes.category),
-                ] {
-                    if let Some(value) = change {
-                        query
-                            .push(format!(", {column} = "))
-                            .push_bind(value.clone());
-                    }
-                }
-                if let Some(active) = changes.active {
-                    query.push(", active = ").push_bind(active);
-                }
-                query.push(" WHERE id = ").push_bind(id);
-                if query.build().execute(&mut *tx).await?.rows_affected() == 0 {
-                    tx.rollback().await?;
-                    return Ok(Err(PayeeRejection::NotFound));
-                }
-                if changes.active == Some(false) {
-                    // A payee that leaves takes its outstanding codes with it: nobody should
-                    // still pay a stall that is no longer there.
-                    sqlx::query(
-                        "UPDATE payment_intents SET status = 'cancelled', cancelled_at = $2 \
-                         WHERE payee_id = $1 AND status = 'pending'",
-                    )
-                    .bind(id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                tx.commit().await?;
-                self.payee(id)
-                    .await?
-                    .map(Ok)
-                    .ok_or_else(|| $crate::store::StoreError::Corrupt(format!("payee {id} vanished")))
+        };
+        // What the program holds for the payee may never go below zero.
+        let guarded = AccountFlags {
+            debits_must_not_exceed_credits: true,
+            credits_must_not_exceed_debits: false,
+        };
+        let details = &payee.details;
+        let account = (&*payee.code.ledger_account_code(), &*details.name);
+        let ledger_account_id = match unit
+            .ensure_ledger_account(account, AccountKind::Liability, guarded, payee.now)
+            .await?
+        {
+            Ok(id) => id,
+            Err(rejection) => {
+                unit.rollback().await?;
+                return Ok(Err(rejection));
             }
+        };
+        let sql = "INSERT INTO payees (id, code, kind, name, hamlet, stall, phone, category, \
+                   active, ledger_account_id, collection_account_id, created_at, updated_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, TRUE, $9, $10, $11, $11) \
+                   ON CONFLICT DO NOTHING";
+        let inserted = execute!(
+            unit,
+            sql,
+            payee.id,
+            payee.code.as_str(),
+            payee.kind.as_str(),
+            &details.name,
+            details.hamlet.as_deref(),
+            details.stall.as_deref(),
+            details.phone.as_deref(),
+            details.category.as_deref(),
+            ledger_account_id,
+            collection.id,
+            payee.now,
+        )?;
+        if inserted == 0 {
+            unit.rollback().await?;
+            return Ok(Err(PayeeRejection::CodeTaken(
+                payee.code.as_str().to_owned(),
+            )));
+        }
+        unit.commit().await?;
+        Ok(Ok(Payee {
+            id: payee.id,
+            code: payee.code.as_str().to_owned(),
+            kind: payee.kind,
+            details: details.clone(),
+            active: true,
+            ledger_account_id,
+            collection_account: collection,
+            created_at: payee.now,
+            updated_at: payee.now,
+        }))
+    }
 
-            async fn payee(
-                &self,
-                id: uuid::Uuid,
-            ) -> $crate::store::StoreResult<Option<$crate::domain::payee::Payee>> {
-                use $crate::store::payments::{PayeeRow, PAYEE_COLUMNS, PAYEE_FROM};
-                let row: Option<PayeeRow> = sqlx::query_as(&format!(
-                    "SELECT {PAYEE_COLUMNS} FROM {PAYEE_FROM} WHERE p.id = $1"
-                ))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-                row.map(PayeeRow::into_domain).transpose()
+    async fn update_payee(
+        &self,
+        id: Uuid,
+        changes: &PayeeChanges,
+        now: i64,
+    ) -> StoreResult<Result<Payee, PayeeRejection>> {
+        let mut unit = self.begin_unit().await?;
+        let mut collection_id = None;
+        if let Some(spec) = &changes.collection_account {
+            match unit.ensure_collection_account(spec, now).await? {
+                Ok(collection) => collection_id = Some(collection.id),
+                Err(rejection) => {
+                    unit.rollback().await?;
+                    return Ok(Err(rejection));
+                }
             }
-
-            async fn list_payees(
-                &self,
-                filter: &$crate::store::PayeeFilter,
-            ) -> $crate::store::StoreResult<Vec<$crate::domain::payee::Payee>> {
-                use $crate::store::payments::{PayeeRow, PAYEE_COLUMNS, PAYEE_FROM};
-                let mut query = sqlx::QueryBuilder::<$db>::new(format!(
-                    "SELECT {PAYEE_COLUMNS} FROM {PAYEE_FROM} WHERE 1 = 1"
-                ));
-                if let Some(kind) = filter.kind {
-                    query.push(" AND p.kind = ").push_bind(kind.as_str());
-                }
-                if let Some(hamlet) = &filter.hamlet {
-                    query.push(" AND p.hamlet = ").push_bind(hamlet.clone());
-                }
-                if let Some(category) = &filter.category {
-                    query.push(" AND p.category = ").push_bind(category.clone());
-                }
-                if let Some(active) = filter.active {
-                    query.push(" AND p.active = ").push_bind(active);
-                }
-                if let Some(only) = filter.only {
-                    query.push(" AND p.id = ").push_bind(only);
-                }
-                if let Some(after) = filter.after {
-                    query.push(" AND p.id > ").push_bind(after);
-                }
+        }
+        let updated = on_tx!(unit, |tx| {
+            let mut query = sqlx::QueryBuilder::new("UPDATE payees SET updated_at = ");
+            query.push_bind(now);
+            if let Some(collection_id) = collection_id {
                 query
-                    .push(" ORDER BY p.id LIMIT ")
-                    .push_bind(i64::from(filter.limit));
-                let rows: Vec<PayeeRow> = query.build_query_as().fetch_all(&self.pool).await?;
-                rows.into_iter().map(PayeeRow::into_domain).collect()
+                    .push(", collection_account_id = ")
+                    .push_bind(collection_id);
             }
-
-            async fn create_intent(
-                &self,
-                claim: &$crate::store::IdempotencyClaim,
-                intent: &$crate::domain::intent::PaymentIntent,
-                response: &$crate::store::StoredResponse,
-            ) -> $crate::store::StoreResult<$crate::store::IntentInsert> {
-                use $crate::store::IntentInsert;
-
-                let (_write_guard, mut tx) = self.begin_write().await?;
-                // The response is final if this transaction commits, so it is stored with the
-                // key right away and a concurrent duplicate waits for it, then replays it.
-                if let Some(earlier) = Self::claim_key(&mut tx, claim, Some(response)).await? {
-                    tx.rollback().await?;
-                    return earlier.map(IntentInsert::Replay);
-                }
-                // DO NOTHING rather than an error: on PostgreSQL an error would abort the
-                // transaction, and the caller only needs to know to draw another reference.
-                let inserted = sqlx::query(&format!(
-                    "INSERT INTO payment_intents ({}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-                     ON CONFLICT (reference) DO NOTHING",
-                    $crate::store::payments::INTENT_COLUMNS
-                ))
-                .bind(intent.id)
-                .bind(intent.payee_id)
-                .bind(intent.collection_account_id)
-                .bind(&intent.reference)
-                .bind(intent.amount)
-                .bind(intent.description.as_deref())
-                .bind(intent.stored_status.as_str())
-                .bind(&intent.qr_payload)
-                .bind(intent.expires_at)
-                .bind(intent.created_at)
-                .bind(intent.created_by)
-                .bind(intent.cancelled_at)
-                .bind(intent.paid_amount)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if inserted == 0 {
-                    tx.rollback().await?;
-                    return Ok(IntentInsert::ReferenceTaken);
-                }
-                tx.commit().await?;
-                Ok(IntentInsert::Created)
+            if let Some(name) = &changes.name {
+                query.push(", name = ").push_bind(name.clone());
             }
-
-            async fn intent(
-                &self,
-                id: uuid::Uuid,
-            ) -> $crate::store::StoreResult<Option<$crate::domain::intent::PaymentIntent>> {
-                use $crate::store::payments::{IntentRow, INTENT_COLUMNS};
-                let row: Option<IntentRow> = sqlx::query_as(&format!(
-                    "SELECT {INTENT_COLUMNS} FROM payment_intents WHERE id = $1"
-                ))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-                row.map(IntentRow::into_domain).transpose()
-            }
-
-            async fn list_intents(
-                &self,
-                filter: &$crate::store::IntentFilter,
-            ) -> $crate::store::StoreResult<Vec<$crate::domain::intent::PaymentIntent>> {
-                use $crate::store::payments::{push_status_condition, IntentRow, INTENT_COLUMNS};
-                let mut query = sqlx::QueryBuilder::<$db>::new(format!(
-                    "SELECT {INTENT_COLUMNS} FROM payment_intents WHERE payee_id = "
-                ));
-                query.push_bind(filter.payee_id);
-                if let Some(status) = filter.status {
-                    push_status_condition(&mut query, status, filter.now);
-                }
-                if let Some((created_at, id)) = filter.before {
+            for (column, change) in [
+                ("hamlet", &changes.hamlet),
+                ("stall", &changes.stall),
+                ("phone", &changes.phone),
+                ("category", &changes.category),
+            ] {
+                if let Some(value) = change {
                     query
-                        .push(" AND (created_at < ")
-                        .push_bind(created_at)
-                        .push(" OR (created_at = ")
-                        .push_bind(created_at)
-                        .push(" AND id < ")
-                        .push_bind(id)
-                        .push("))");
+                        .push(format!(", {column} = "))
+                        .push_bind(value.clone());
                 }
+            }
+            if let Some(active) = changes.active {
+                query.push(", active = ").push_bind(active);
+            }
+            query.push(" WHERE id = ").push_bind(id);
+            query
+                .build()
+                .execute(&mut **tx)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+        if updated == 0 {
+            unit.rollback().await?;
+            return Ok(Err(PayeeRejection::NotFound));
+        }
+        if changes.active == Some(false) {
+            // A payee that leaves takes its outstanding codes with it: nobody should still pay
+            // a stall that is no longer there.
+            let sql = "UPDATE payment_intents SET status = 'cancelled', cancelled_at = $2 \
+                       WHERE payee_id = $1 AND status = 'pending'";
+            execute!(unit, sql, id, now)?;
+        }
+        unit.commit().await?;
+        self.payee(id)
+            .await?
+            .map(Ok)
+            .ok_or_else(|| StoreError::Corrupt(format!("payee {id} vanished")))
+    }
+
+    async fn payee(&self, id: Uuid) -> StoreResult<Option<Payee>> {
+        let sql = format!("SELECT {PAYEE_COLUMNS} FROM {PAYEE_FROM} WHERE p.id = $1");
+        let row: Option<PayeeRow> = pool_rows!(self, fetch_optional, &sql, id)?;
+        row.map(PayeeRow::into_domain).transpose()
+    }
+
+    async fn list_payees(&self, filter: &PayeeFilter) -> StoreResult<Vec<Payee>> {
+        let rows: Vec<PayeeRow> = on_pool!(self, |pool| {
+            let mut query = sqlx::QueryBuilder::new(format!(
+                "SELECT {PAYEE_COLUMNS} FROM {PAYEE_FROM} WHERE 1 = 1"
+            ));
+            if let Some(kind) = filter.kind {
+                query.push(" AND p.kind = ").push_bind(kind.as_str());
+            }
+            if let Some(hamlet) = &filter.hamlet {
+                query.push(" AND p.hamlet = ").push_bind(hamlet.clone());
+            }
+            if let Some(category) = &filter.category {
+                query.push(" AND p.category = ").push_bind(category.clone());
+            }
+            if let Some(active) = filter.active {
+                query.push(" AND p.active = ").push_bind(active);
+            }
+            if let Some(only) = filter.only {
+                query.push(" AND p.id = ").push_bind(only);
+            }
+            if let Some(after) = filter.after {
+                query.push(" AND p.id > ").push_bind(after);
+            }
+            query
+                .push(" ORDER BY p.id LIMIT ")
+                .push_bind(i64::from(filter.limit));
+            query.build_query_as().fetch_all(pool).await
+        })?;
+        rows.into_iter().map(PayeeRow::into_domain).collect()
+    }
+
+    async fn create_intent(
+        &self,
+        claim: &IdempotencyClaim,
+        intent: &PaymentIntent,
+        response: &StoredResponse,
+    ) -> StoreResult<IntentInsert> {
+        let mut unit = self.begin_unit().await?;
+        // The response is final if this transaction commits, so it is stored with the key
+        // right away and a concurrent duplicate waits for it, then replays it.
+        if let Some(earlier) = unit
+            .claim_key(claim, Some(response), intent.created_at)
+            .await?
+        {
+            unit.rollback().await?;
+            return earlier.map(IntentInsert::Replay);
+        }
+        // DO NOTHING rather than an error: on PostgreSQL an error would abort the transaction,
+        // and the caller only needs to know to draw another reference.
+        let sql = format!(
+            "INSERT INTO payment_intents ({INTENT_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             ON CONFLICT (reference) DO NOTHING"
+        );
+        let inserted = execute!(
+            unit,
+            &sql,
+            intent.id,
+            intent.payee_id,
+            intent.collection_account_id,
+            &intent.reference,
+            intent.amount,
+            intent.description.as_deref(),
+            intent.stored_status.as_str(),
+            &intent.qr_payload,
+            intent.expires_at,
+            intent.created_at,
+            intent.created_by,
+            intent.cancelled_at,
+            intent.paid_amount,
+        )?;
+        if inserted == 0 {
+            unit.rollback().await?;
+            return Ok(IntentInsert::ReferenceTaken);
+        }
+        unit.commit().await?;
+        Ok(IntentInsert::Created)
+    }
+
+    async fn intent(&self, id: Uuid) -> StoreResult<Option<PaymentIntent>> {
+        let sql = format!("SELECT {INTENT_COLUMNS} FROM payment_intents WHERE id = $1");
+        let row: Option<IntentRow> = pool_rows!(self, fetch_optional, &sql, id)?;
+        row.map(IntentRow::into_domain).transpose()
+    }
+
+    async fn list_intents(&self, filter: &IntentFilter) -> StoreResult<Vec<PaymentIntent>> {
+        let rows: Vec<IntentRow> = on_pool!(self, |pool| {
+            let mut query = sqlx::QueryBuilder::new(format!(
+                "SELECT {INTENT_COLUMNS} FROM payment_intents WHERE payee_id = "
+            ));
+            query.push_bind(filter.payee_id);
+            if let Some(status) = filter.status {
+                push_status_condition(&mut query, status, filter.now);
+            }
+            if let Some((created_at, id)) = filter.before {
                 query
-                    .push(" ORDER BY created_at DESC, id DESC LIMIT ")
-                    .push_bind(i64::from(filter.limit));
-                let rows: Vec<IntentRow> = query.build_query_as().fetch_all(&self.pool).await?;
-                rows.into_iter().map(IntentRow::into_domain).collect()
+                    .push(" AND (created_at < ")
+                    .push_bind(created_at)
+                    .push(" OR (created_at = ")
+                    .push_bind(created_at)
+                    .push(" AND id < ")
+                    .push_bind(id)
+                    .push("))");
             }
+            query
+                .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+                .push_bind(i64::from(filter.limit));
+            query.build_query_as().fetch_all(pool).await
+        })?;
+        rows.into_iter().map(IntentRow::into_domain).collect()
+    }
 
-            async fn cancel_intent(
-                &self,
-                id: uuid::Uuid,
-                now: i64,
-            ) -> $crate::store::StoreResult<Option<$crate::domain::intent::PaymentIntent>> {
-                // One conditional statement: a payment or the expiry sweep racing with the
-                // cancel either lands first (and the cancel changes nothing) or finds it
-                // cancelled; no lock is held across round trips.
-                sqlx::query(
-                    "UPDATE payment_intents SET status = 'cancelled', cancelled_at = $2 \
-                     WHERE id = $1 AND status = 'pending' AND expires_at > $2",
-                )
-                .bind(id)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-                self.intent(id).await
-            }
+    async fn cancel_intent(&self, id: Uuid, now: i64) -> StoreResult<Option<PaymentIntent>> {
+        // One conditional statement: a payment or the expiry sweep racing with the cancel
+        // either lands first (and the cancel changes nothing) or finds it cancelled; no lock
+        // is held across round trips.
+        let sql = "UPDATE payment_intents SET status = 'cancelled', cancelled_at = $2 \
+                   WHERE id = $1 AND status = 'pending' AND expires_at > $2";
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        self.intent(id).await
+    }
 
-            async fn expire_intents(&self, now: i64) -> $crate::store::StoreResult<u64> {
-                Ok(sqlx::query(
-                    "UPDATE payment_intents SET status = 'expired' \
-                     WHERE status = 'pending' AND expires_at <= $1",
-                )
-                .bind(now)
-                .execute(&self.pool)
-                .await?
-                .rows_affected())
-            }
+    async fn expire_intents(&self, now: i64) -> StoreResult<u64> {
+        let sql = "UPDATE payment_intents SET status = 'expired' \
+                   WHERE status = 'pending' AND expires_at <= $1";
+        Ok(on_pool!(self, |pool| sqlx::query(sql)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))?)
+    }
+}
+
+/// The payee writes of a use case's database transaction.
+impl UnitOfWork<'_> {
+    /// Finds the collection account for this bank account, or creates it and its asset
+    /// account. A registered account must carry the same holder name.
+    async fn ensure_collection_account(
+        &mut self,
+        spec: &CollectionAccountSpec,
+        now: i64,
+    ) -> StoreResult<Result<CollectionAccount, PayeeRejection>> {
+        let account = (&*spec.ledger_account_code(), &*spec.ledger_account_name());
+        let ledger_account_id = match self
+            .ensure_ledger_account(account, AccountKind::Asset, AccountFlags::default(), now)
+            .await?
+        {
+            Ok(id) => id,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        let sql = "INSERT INTO collection_accounts \
+                   (id, bank_bin, account_number, holder_name, ledger_account_id, created_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6) \
+                   ON CONFLICT (bank_bin, account_number) DO NOTHING";
+        let number = spec.number.as_str();
+        let holder = spec.holder_name.as_str();
+        execute!(
+            self,
+            sql,
+            id_at(now),
+            &spec.bank.bin,
+            number,
+            holder,
+            ledger_account_id,
+            now
+        )?;
+        let sql = "SELECT id, holder_name, ledger_account_id FROM collection_accounts \
+                   WHERE bank_bin = $1 AND account_number = $2";
+        let (id, holder_name, stored_ledger_account_id): (Uuid, String, Uuid) =
+            tx_rows!(self, fetch_one, sql, &spec.bank.bin, number)?;
+        if holder_name != holder {
+            return Ok(Err(PayeeRejection::HolderNameMismatch {
+                registered: holder_name,
+            }));
         }
+        Ok(Ok(CollectionAccount {
+            id,
+            bank_bin: spec.bank.bin.clone(),
+            account_number: number.to_owned(),
+            holder_name,
+            ledger_account_id: stored_ledger_account_id,
+        }))
+    }
 
-        impl $store {
-            /// Finds the collection account for this bank account, or creates it and its asset
-            /// account. A registered account must carry the same holder name.
-            async fn ensure_collection_account(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                spec: &$crate::domain::payee::CollectionAccountSpec,
-                now: i64,
-            ) -> $crate::store::StoreResult<
-                Result<$crate::domain::payee::CollectionAccount, $crate::store::PayeeRejection>,
-            > {
-                use $crate::domain::account::{AccountFlags, AccountKind};
-                let ledger_account_id = match Self::ensure_ledger_account(
-                    tx,
-                    &spec.ledger_account_code(),
-                    &spec.ledger_account_name(),
-                    AccountKind::Asset,
-                    AccountFlags::default(),
-                    now,
-                )
-                .await?
-                {
-                    Ok(id) => id,
-                    Err(rejection) => return Ok(Err(rejection)),
-                };
-                sqlx::query(
-                    "INSERT INTO collection_accounts \
-                     (id, bank_bin, account_number, holder_name, ledger_account_id, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) \
-                     ON CONFLICT (bank_bin, account_number) DO NOTHING",
-                )
-                .bind(uuid::Uuid::now_v7())
-                .bind(&spec.bank.bin)
-                .bind(spec.number.as_str())
-                .bind(spec.holder_name.as_str())
-                .bind(ledger_account_id)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-                let (id, holder_name, stored_ledger_account_id): (uuid::Uuid, String, uuid::Uuid) =
-                    sqlx::query_as(
-                        "SELECT id, holder_name, ledger_account_id FROM collection_accounts \
-                         WHERE bank_bin = $1 AND account_number = $2",
-                    )
-                    .bind(&spec.bank.bin)
-                    .bind(spec.number.as_str())
-                    .fetch_one(&mut **tx)
-                    .await?;
-                if holder_name != spec.holder_name.as_str() {
-                    return Ok(Err($crate::store::PayeeRejection::HolderNameMismatch {
-                        registered: holder_name,
-                    }));
-                }
-                Ok(Ok($crate::domain::payee::CollectionAccount {
-                    id,
-                    bank_bin: spec.bank.bin.clone(),
-                    account_number: spec.number.as_str().to_owned(),
-                    holder_name,
-                    ledger_account_id: stored_ledger_account_id,
-                }))
-            }
-
-            /// Creates a VND ledger account, or adopts one that already has this code and the
-            /// same kind and flags (e.g. made by hand before payees existed).
-            async fn ensure_ledger_account(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                code: &str,
-                name: &str,
-                kind: $crate::domain::account::AccountKind,
-                flags: $crate::domain::account::AccountFlags,
-                now: i64,
-            ) -> $crate::store::StoreResult<Result<uuid::Uuid, $crate::store::PayeeRejection>> {
-                use $crate::domain::money::Currency;
-                sqlx::query(
-                    "INSERT INTO accounts (id, code, name, kind, currency, \
-                     debits_must_not_exceed_credits, credits_must_not_exceed_debits, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (code) DO NOTHING",
-                )
-                .bind(uuid::Uuid::now_v7())
-                .bind(code)
-                .bind(name)
-                .bind(kind.as_str())
-                .bind(Currency::Vnd.code())
-                .bind(flags.debits_must_not_exceed_credits)
-                .bind(flags.credits_must_not_exceed_debits)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-                let (id, stored_kind, currency, debits_guard, credits_guard): (
-                    uuid::Uuid,
-                    String,
-                    String,
-                    bool,
-                    bool,
-                ) = sqlx::query_as(
-                    "SELECT id, kind, currency, debits_must_not_exceed_credits, \
-                     credits_must_not_exceed_debits FROM accounts WHERE code = $1",
-                )
-                .bind(code)
-                .fetch_one(&mut **tx)
-                .await?;
-                let fits = stored_kind == kind.as_str()
-                    && currency == Currency::Vnd.code()
-                    && debits_guard == flags.debits_must_not_exceed_credits
-                    && credits_guard == flags.credits_must_not_exceed_debits;
-                Ok(if fits {
-                    Ok(id)
-                } else {
-                    Err($crate::store::PayeeRejection::LedgerAccountTaken(code.to_owned()))
-                })
-            }
-        }
-    };
+    /// Creates a VND ledger account with this (code, name), or adopts one that already has
+    /// this code and the same kind and flags (e.g. made by hand before payees existed).
+    async fn ensure_ledger_account(
+        &mut self,
+        (code, name): (&str, &str),
+        kind: AccountKind,
+        flags: AccountFlags,
+        now: i64,
+    ) -> StoreResult<Result<Uuid, PayeeRejection>> {
+        let sql = "INSERT INTO accounts (id, code, name, kind, currency, \
+                   debits_must_not_exceed_credits, credits_must_not_exceed_debits, created_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (code) DO NOTHING";
+        execute!(
+            self,
+            sql,
+            id_at(now),
+            code,
+            name,
+            kind.as_str(),
+            Currency::Vnd.code(),
+            flags.debits_must_not_exceed_credits,
+            flags.credits_must_not_exceed_debits,
+            now,
+        )?;
+        let sql = "SELECT id, kind, currency, debits_must_not_exceed_credits, \
+                   credits_must_not_exceed_debits FROM accounts WHERE code = $1";
+        let (id, stored_kind, currency, debits_guard, credits_guard): (
+            Uuid,
+            String,
+            String,
+            bool,
+            bool,
+        ) = tx_rows!(self, fetch_one, sql, code)?;
+        let fits = stored_kind == kind.as_str()
+            && currency == Currency::Vnd.code()
+            && debits_guard == flags.debits_must_not_exceed_credits
+            && credits_guard == flags.credits_must_not_exceed_debits;
+        Ok(if fits {
+            Ok(id)
+        } else {
+            Err(PayeeRejection::LedgerAccountTaken(code.to_owned()))
+        })
+    }
 }

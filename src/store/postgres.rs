@@ -57,7 +57,7 @@ impl AccountGate {
 
 impl PostgresStore {
     /// Appended to a SELECT that must hold the rows it read until commit.
-    const ROW_LOCK: &'static str = " FOR UPDATE";
+    pub(super) const ROW_LOCK: &'static str = " FOR UPDATE";
 
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         // A lock wait this long means something is stuck; the request fails as retryable
@@ -76,20 +76,16 @@ impl PostgresStore {
         })
     }
 
-    async fn run_migrations(&self) -> StoreResult<()> {
-        sqlx::migrate!("migrations/postgres")
-            .run(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn begin_write(
+    pub(super) async fn begin_write(
         &self,
     ) -> StoreResult<(Option<OwnedMutexGuard<()>>, Transaction<'static, Postgres>)> {
         Ok((None, self.pool.begin().await?))
     }
     /// Holds a transaction-scoped advisory lock on `key` until commit or rollback.
-    async fn serialize_on(tx: &mut Transaction<'static, Postgres>, key: &str) -> StoreResult<()> {
+    pub(super) async fn serialize_on(
+        tx: &mut Transaction<'static, Postgres>,
+        key: &str,
+    ) -> StoreResult<()> {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
             .bind(key)
             .execute(&mut **tx)
@@ -97,21 +93,21 @@ impl PostgresStore {
         Ok(())
     }
 
-    async fn begin_snapshot(&self) -> StoreResult<Transaction<'static, Postgres>> {
+    async fn begin_snapshot_tx(&self) -> StoreResult<Transaction<'static, Postgres>> {
         Ok(self
             .pool
             .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await?)
     }
 
-    async fn gate_accounts(&self, ids: &[Uuid]) -> Vec<OwnedMutexGuard<()>> {
+    pub(super) async fn gate_accounts(&self, ids: &[Uuid]) -> Vec<OwnedMutexGuard<()>> {
         self.gate.enter(ids).await
     }
 
     /// Locks in id order, so two writers never wait on each other in a cycle. NO KEY UPDATE,
     /// not UPDATE: entry inserts take KEY SHARE locks on their account through the foreign key
     /// and must not queue behind a balance update.
-    async fn lock_accounts(
+    pub(super) async fn lock_accounts(
         tx: &mut Transaction<'static, Postgres>,
         ids: &[Uuid],
     ) -> StoreResult<HashMap<Uuid, LockedAccount>> {
@@ -128,7 +124,7 @@ impl PostgresStore {
             .collect())
     }
 
-    async fn insert_transactions(
+    pub(super) async fn insert_transactions(
         tx: &mut Transaction<'static, Postgres>,
         transactions: &[(&NewTransaction, Uuid)],
     ) -> StoreResult<()> {
@@ -175,7 +171,7 @@ impl PostgresStore {
 
     /// New account totals and the entries that justify them, in one statement: the rows are
     /// locked, and every round trip here is time other writers wait for them.
-    async fn write_postings(
+    pub(super) async fn write_postings(
         tx: &mut Transaction<'static, Postgres>,
         balances: &[(Uuid, LockedAccount)],
         entries: &[Entry],
@@ -226,6 +222,35 @@ impl PostgresStore {
     }
 }
 
-impl_store!(PostgresStore, Postgres, "postgres");
-impl_payment_store!(PostgresStore, Postgres);
-impl_bank_feed_store!(PostgresStore, Postgres);
+#[async_trait::async_trait]
+impl super::Backend for PostgresStore {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn pool(&self) -> super::Pool<'_> {
+        super::Pool::Postgres(&self.pool)
+    }
+
+    async fn run_migrations(&self) -> StoreResult<()> {
+        sqlx::migrate!("migrations/postgres")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn begin_snapshot(&self) -> StoreResult<super::UnitOfWork<'_>> {
+        Ok(super::UnitOfWork {
+            conn: super::unit_of_work::Conn::Postgres(self, self.begin_snapshot_tx().await?),
+            _write_guard: None,
+        })
+    }
+
+    async fn begin_unit(&self) -> StoreResult<super::UnitOfWork<'_>> {
+        let (write_guard, tx) = self.begin_write().await?;
+        Ok(super::UnitOfWork {
+            conn: super::unit_of_work::Conn::Postgres(self, tx),
+            _write_guard: write_guard,
+        })
+    }
+}

@@ -17,8 +17,8 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
+use super::ledger::CHUNK_ROWS;
 use super::rows::{LockedAccountRow, ENTRY_COLUMNS, LOCKED_ACCOUNT_COLUMNS};
-use super::shared::CHUNK_ROWS;
 use super::{StoreError, StoreResult};
 use crate::domain::transaction::{Entry, LockedAccount, NewTransaction};
 
@@ -29,7 +29,7 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// BEGIN IMMEDIATE already holds the database's write lock, so reads need no row locks.
-    const ROW_LOCK: &'static str = "";
+    pub(super) const ROW_LOCK: &'static str = "";
 
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         let options = SqliteConnectOptions::from_str(url)?
@@ -58,12 +58,7 @@ impl SqliteStore {
         })
     }
 
-    async fn run_migrations(&self) -> StoreResult<()> {
-        sqlx::migrate!("migrations/sqlite").run(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn begin_write(
+    pub(super) async fn begin_write(
         &self,
     ) -> StoreResult<(Option<OwnedMutexGuard<()>>, Transaction<'static, Sqlite>)> {
         let guard = self.write_gate.clone().lock_owned().await;
@@ -71,22 +66,25 @@ impl SqliteStore {
         Ok((Some(guard), tx))
     }
     /// BEGIN IMMEDIATE already admits one writer at a time.
-    async fn serialize_on(_tx: &mut Transaction<'static, Sqlite>, _key: &str) -> StoreResult<()> {
+    pub(super) async fn serialize_on(
+        _tx: &mut Transaction<'static, Sqlite>,
+        _key: &str,
+    ) -> StoreResult<()> {
         Ok(())
     }
 
     /// In WAL mode a read transaction sees one snapshot from its first read on.
-    async fn begin_snapshot(&self) -> StoreResult<Transaction<'static, Sqlite>> {
+    async fn begin_snapshot_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         Ok(self.pool.begin().await?)
     }
 
     /// The write gate already admits one writer at a time.
-    async fn gate_accounts(&self, _ids: &[Uuid]) -> Vec<OwnedMutexGuard<()>> {
+    pub(super) async fn gate_accounts(&self, _ids: &[Uuid]) -> Vec<OwnedMutexGuard<()>> {
         Vec::new()
     }
 
     /// BEGIN IMMEDIATE already holds the database's write lock: reading is locking.
-    async fn lock_accounts(
+    pub(super) async fn lock_accounts(
         tx: &mut Transaction<'static, Sqlite>,
         ids: &[Uuid],
     ) -> StoreResult<HashMap<Uuid, LockedAccount>> {
@@ -106,7 +104,7 @@ impl SqliteStore {
         Ok(locked)
     }
 
-    async fn insert_transactions(
+    pub(super) async fn insert_transactions(
         tx: &mut Transaction<'static, Sqlite>,
         transactions: &[(&NewTransaction, Uuid)],
     ) -> StoreResult<()> {
@@ -135,7 +133,7 @@ impl SqliteStore {
     }
 
     /// New account totals and the entries that justify them.
-    async fn write_postings(
+    pub(super) async fn write_postings(
         tx: &mut Transaction<'static, Sqlite>,
         balances: &[(Uuid, LockedAccount)],
         entries: &[Entry],
@@ -173,6 +171,33 @@ impl SqliteStore {
     }
 }
 
-impl_store!(SqliteStore, Sqlite, "sqlite");
-impl_payment_store!(SqliteStore, Sqlite);
-impl_bank_feed_store!(SqliteStore, Sqlite);
+#[async_trait::async_trait]
+impl super::Backend for SqliteStore {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn pool(&self) -> super::Pool<'_> {
+        super::Pool::Sqlite(&self.pool)
+    }
+
+    async fn run_migrations(&self) -> StoreResult<()> {
+        sqlx::migrate!("migrations/sqlite").run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn begin_snapshot(&self) -> StoreResult<super::UnitOfWork<'_>> {
+        Ok(super::UnitOfWork {
+            conn: super::unit_of_work::Conn::Sqlite(self, self.begin_snapshot_tx().await?),
+            _write_guard: None,
+        })
+    }
+
+    async fn begin_unit(&self) -> StoreResult<super::UnitOfWork<'_>> {
+        let (write_guard, tx) = self.begin_write().await?;
+        Ok(super::UnitOfWork {
+            conn: super::unit_of_work::Conn::Sqlite(self, tx),
+            _write_guard: write_guard,
+        })
+    }
+}

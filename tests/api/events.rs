@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::common::{error_code, read, Backend, TestApp, PASSWORD};
+use crate::common::{error_code, read, token_for_payee, Backend, TestApp};
 
 crate::on_both_backends!(
     a_vendor_hears_its_own_payments_within_a_second_and_no_one_elses,
@@ -40,24 +40,6 @@ async fn create_payee(app: &TestApp, code: &str) -> Uuid {
     let (status, payee) = app.post("/v1/payees", &vendor(code)).await;
     assert_eq!(status, StatusCode::CREATED, "{payee}");
     payee["id"].as_str().unwrap().parse().unwrap()
-}
-
-/// A token for a new user of `role` bound to `payee`.
-async fn token_for_payee(app: &TestApp, role: Role, payee: Uuid) -> String {
-    let username = format!(
-        "{}-{}",
-        role.as_str(),
-        &Uuid::new_v4().simple().to_string()[..8]
-    );
-    app.state
-        .auth
-        .create_user(&username, role, Some(payee), PASSWORD.into())
-        .await
-        .unwrap();
-    app.login(&username, PASSWORD).await.1["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 fn payment(payee_id: Uuid, amount: &str) -> PaymentReceived {

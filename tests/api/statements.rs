@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::common::{error_code, read, Backend, TestApp};
+use crate::common::{create_payee, error_code, read, vendor, Backend, TestApp};
 
 crate::on_both_backends!(
     a_statement_is_compared_then_its_missing_lines_are_recorded_once,
@@ -31,21 +31,7 @@ struct Setup {
 
 /// A vendor V042 collecting into 970436/0123456789, with a `standard` feed on that account.
 async fn setup(app: &TestApp) -> Setup {
-    let (status, payee) = app
-        .post(
-            "/v1/payees",
-            &json!({
-                "kind": "vendor", "code": "V042", "name": "Bà Hoa, quầy chè",
-                "hamlet": "Khe Cốc", "stall": "Sạp 12", "phone": "0912 345 678",
-                "category": "chè",
-                "collection_account": {
-                    "bank_bin": "970436", "account_number": ACCOUNT_NUMBER,
-                    "holder_name": "Nguyễn Thị Hồng"
-                },
-            }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{payee}");
+    let payee = create_payee(app, &vendor("V042", ACCOUNT_NUMBER)).await;
     let collection_account = payee["collection_account"]["id"].as_str().unwrap();
     let response = app
         .client

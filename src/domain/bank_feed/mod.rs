@@ -21,7 +21,10 @@
 mod canonical;
 mod casso;
 mod fields;
+pub mod matching;
 mod payos;
+pub mod posting;
+pub mod resolution;
 mod sepay;
 mod standard;
 

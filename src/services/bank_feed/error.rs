@@ -3,11 +3,12 @@
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::domain::bank_feed::posting::FeedPostingError;
+use crate::domain::bank_feed::resolution::ResolveRejection;
 use crate::domain::bank_feed::{ParseError, SecretError, UnknownProvider, VerifyError};
 use crate::domain::statement::StatementError;
 use crate::services::paging::PageError;
 use crate::services::PublicError;
-use crate::store::bank_feed::ResolveRejection;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +52,9 @@ pub enum BankFeedError {
     IdempotencyKeyReused,
     #[error("a request with this idempotency key is still being processed; retry shortly")]
     IdempotencyKeyInProgress,
+    /// A bank-feed posting the domain could not build: a bug, never bad input.
+    #[error(transparent)]
+    Posting(#[from] FeedPostingError),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -81,6 +85,7 @@ impl PublicError for BankFeedError {
             Resolve(ResolveRejection::AlreadyResolved | ResolveRejection::NotInSuspense)
             | IdempotencyKeyInProgress => 409,
             Store(store) => store.status(),
+            Posting(_) => 500,
             _ => 422,
         }
     }
@@ -115,6 +120,7 @@ impl PublicError for BankFeedError {
             IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             IdempotencyKeyInProgress => "IDEMPOTENCY_KEY_IN_PROGRESS",
             Store(store) => store.code(),
+            Posting(_) => "INTERNAL",
         }
     }
 

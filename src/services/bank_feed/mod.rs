@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod models;
+mod record;
 pub mod statement;
 
 use std::sync::Arc;
@@ -11,18 +12,18 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use crate::clock::{to_rfc3339, Clock};
+use crate::domain::bank_feed::resolution::ResolutionAction;
 use crate::domain::bank_feed::{self, Direction, ParseError, Provider, Secret, VerifyError};
 use crate::domain::user::Role;
 use crate::services::auth::Caller;
 use crate::services::events::{PaymentEvents, PaymentReceived};
 use crate::services::ledger::Reply;
 use crate::services::{paging, PublicError};
-use crate::store::bank_feed::{
-    DeliveryRecord, Feed, IngestOutcome, ResolutionAction, StoredBankTransaction,
-};
+use crate::store::bank_feed::{DeliveryRecord, Feed, StoredBankTransaction};
 use crate::store::{IdempotencyClaim, Idempotent, Store, StoredResponse};
 pub use error::BankFeedError;
 use models::*;
+pub use record::{IngestOutcome, ResolutionResponder};
 
 /// The largest webhook body accepted; real ones are a few hundred bytes (a Casso batch a few
 /// KiB).
@@ -104,7 +105,7 @@ impl BankFeedService {
         let verified = verified_feeds(provider, &feeds, headers, body, now)?;
 
         let mut delivery = DeliveryRecord {
-            id: Uuid::now_v7(),
+            id: self.clock.new_id(),
             provider,
             collection_account_id: None,
             received_at: now.timestamp_micros(),
@@ -185,14 +186,7 @@ impl BankFeedService {
         let mut acknowledged = Vec::with_capacity(transactions.len());
         for (index, (transaction, feed)) in transactions.iter().zip(targets).enumerate() {
             let outcome = self
-                .store
-                .ingest(
-                    &delivery,
-                    index == 0,
-                    feed,
-                    transaction,
-                    self.clock.now_micros(),
-                )
+                .ingest(&delivery, index == 0, feed, transaction)
                 .await?;
             self.after_ingest(&outcome).await;
             acknowledged.push(WebhookAckItem {
@@ -345,14 +339,12 @@ impl BankFeedService {
                 .expect("views serialize"),
         };
         let outcome = self
-            .store
-            .resolve(
+            .resolve_once(
                 &claim,
                 id,
                 action,
                 note,
                 (caller.user_id, &caller.username),
-                self.clock.now_micros(),
                 &respond,
             )
             .await?;

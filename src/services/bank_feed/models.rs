@@ -6,10 +6,9 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::clock::to_datetime;
+use crate::domain::bank_feed::resolution::ResolutionAction;
 pub use crate::services::ledger::PageQuery;
-use crate::store::bank_feed::{
-    CollectionAccountSummary, Discrepancy, ResolutionAction, StoredBankTransaction,
-};
+use crate::store::bank_feed::{CollectionAccountSummary, Discrepancy, StoredBankTransaction};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PayeeRef {

@@ -170,7 +170,7 @@ impl BankFeedService {
 
         let now = self.clock.now_micros();
         let delivery = DeliveryRecord {
-            id: uuid::Uuid::now_v7(),
+            id: self.clock.new_id(),
             provider: Provider::Standard,
             collection_account_id: Some(account.id),
             received_at: now,
@@ -201,14 +201,7 @@ impl BankFeedService {
             // The delivery row is written with the first line, in its database transaction;
             // an error stops the import, so later lines always find it.
             let outcome = self
-                .store
-                .ingest(
-                    &delivery,
-                    index == 0,
-                    &feed,
-                    transaction,
-                    self.clock.now_micros(),
-                )
+                .ingest(&delivery, index == 0, &feed, transaction)
                 .await?;
             self.after_ingest(&outcome).await;
             view.ingested.push(IngestedLine {

@@ -16,7 +16,7 @@ use coalesce::{Coalescer, Job};
 pub use error::LedgerError;
 use models::*;
 
-use crate::clock::{now_micros, to_datetime};
+use crate::clock::{to_datetime, Clock};
 use crate::domain::account::{
     Account, AccountCode, AccountFlags, AccountKind, AccountRef, NewAccount,
 };
@@ -137,6 +137,7 @@ pub struct LedgerService {
     store: Arc<dyn Store>,
     cache: Arc<AccountCache>,
     singles: Coalescer,
+    clock: Clock,
 }
 
 impl LedgerService {
@@ -146,7 +147,19 @@ impl LedgerService {
             singles: Coalescer::start(store.clone()),
             store,
             cache: Arc::default(),
+            clock: Clock::default(),
         }
+    }
+
+    /// Whether the database answers: what `/readyz` reports.
+    pub async fn check_ready(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+
+    /// The clock this service records and judges time by (the application's one clock).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     #[tracing::instrument(skip(self, request), fields(code = %request.code))]
@@ -177,7 +190,7 @@ impl LedgerService {
         };
         let created = self
             .store
-            .create_account(&account, Uuid::now_v7(), now_micros())
+            .create_account(&account, self.clock.new_id(), self.clock.now_micros())
             .await
             .map_err(|e| match e {
                 StoreError::AccountCodeTaken => LedgerError::AccountCodeTaken(request.code.clone()),
@@ -397,7 +410,7 @@ impl LedgerService {
             })
             .collect();
         let accounts = self.resolve(&references).await?;
-        let now = now_micros();
+        let now = self.clock.now_micros();
         Ok(requests
             .into_iter()
             .map(|request| {
@@ -431,7 +444,7 @@ impl LedgerService {
                     return Err(LedgerError::EffectiveAtInFuture);
                 }
                 let draft = TransactionDraft {
-                    id: request.id.unwrap_or_else(Uuid::now_v7),
+                    id: request.id.unwrap_or_else(|| self.clock.new_id()),
                     id_from_client: request.id.is_some(),
                     description: request.description,
                     reference: request.reference,
@@ -495,9 +508,9 @@ impl LedgerService {
                 Ok(Posting::new(account(p.debit)?, account(p.credit)?, &p.amount)?.reversed())
             })
             .collect::<Result<Vec<_>, LedgerError>>()?;
-        let now = now_micros();
+        let now = self.clock.now_micros();
         let draft = TransactionDraft {
-            id: request.id.unwrap_or_else(Uuid::now_v7),
+            id: request.id.unwrap_or_else(|| self.clock.new_id()),
             id_from_client: request.id.is_some(),
             description: request.description.unwrap_or_else(|| {
                 // Cut to the limit: an original at full length must stay reversible.
@@ -686,7 +699,14 @@ impl LedgerService {
         loop {
             match self
                 .store
-                .post_transactions(caller.user_id, Some(claim), transactions, mode, respond)
+                .post_transactions(
+                    caller.user_id,
+                    Some(claim),
+                    transactions,
+                    mode,
+                    respond,
+                    self.clock.now_micros(),
+                )
                 .await
             {
                 Err(StoreError::WriteConflict) if attempt == 0 => attempt += 1,

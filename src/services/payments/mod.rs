@@ -15,7 +15,7 @@ pub use error::PaymentError;
 use models::*;
 use qr_image::{ImageFormat, StickerText};
 
-use crate::clock::now_micros;
+use crate::clock::Clock;
 use crate::domain::banks::{banks, find_bank};
 use crate::domain::intent::{
     IntentStatus, PaymentIntent, DEFAULT_EXPIRES_IN_SECONDS, MAX_EXPIRES_IN_SECONDS,
@@ -56,11 +56,21 @@ const MAX_QR_AMOUNT: i64 = 10_i64.pow(AMOUNT_MAX_DIGITS as u32) - 1;
 #[derive(Clone)]
 pub struct PaymentService {
     store: Arc<dyn Store>,
+    clock: Clock,
 }
 
 impl PaymentService {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            clock: Clock::default(),
+        }
+    }
+
+    /// The clock this service records and judges expiry by (the application's one clock).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn banks(&self) -> BankList {
@@ -79,7 +89,7 @@ impl PaymentService {
         let kind = PayeeKind::parse(&request.kind)?;
         let chosen_code = request.code.as_deref().map(PayeeCode::parse).transpose()?;
         let mut payee = NewPayee {
-            id: Uuid::now_v7(),
+            id: self.clock.new_id(),
             code: chosen_code
                 .clone()
                 .unwrap_or_else(|| PayeeCode::generate(kind, &mut rand::thread_rng())),
@@ -92,7 +102,7 @@ impl PaymentService {
                 category: optional_detail("category", request.category.as_deref())?,
             },
             collection_account: collection_account(&request.collection_account)?,
-            now: now_micros(),
+            now: self.clock.now_micros(),
         };
         for _ in 0..MAX_DRAWS {
             match self.store.create_payee(&payee).await? {
@@ -137,7 +147,11 @@ impl PaymentService {
                 .map(collection_account)
                 .transpose()?,
         };
-        match self.store.update_payee(id, &changes, now_micros()).await? {
+        match self
+            .store
+            .update_payee(id, &changes, self.clock.now_micros())
+            .await?
+        {
             Ok(payee) => payee_view(&payee),
             Err(rejection) => Err(rejected(rejection, id)),
         }
@@ -207,7 +221,7 @@ impl PaymentService {
             QrSubject::Payee(id) => static_payload(&self.active_payee(caller, id).await?)?,
             QrSubject::Intent(id) => {
                 let intent = self.visible_intent(caller, id).await?;
-                match intent.status(now_micros()) {
+                match intent.status(self.clock.now_micros()) {
                     IntentStatus::Pending => intent.qr_payload,
                     other => return Err(PaymentError::NotPayable(other)),
                 }
@@ -274,7 +288,7 @@ impl PaymentService {
         }
         let payee = self.active_payee(caller, request.payee_id).await?;
         let account = &payee.collection_account;
-        let now = now_micros();
+        let now = self.clock.now_micros();
         for _ in 0..MAX_DRAWS {
             let reference = PaymentReference::generate(&mut rand::thread_rng());
             let qr = VietQr::new(
@@ -286,7 +300,7 @@ impl PaymentService {
                 Some(reference.as_str()),
             )?;
             let intent = PaymentIntent {
-                id: Uuid::now_v7(),
+                id: self.clock.new_id(),
                 payee_id: payee.id,
                 collection_account_id: account.id,
                 reference: reference.as_str().to_owned(),
@@ -339,7 +353,7 @@ impl PaymentService {
 
     pub async fn intent(&self, caller: &Caller, id: Uuid) -> Result<IntentView, PaymentError> {
         let intent = self.visible_intent(caller, id).await?;
-        Ok(IntentView::new(&intent, now_micros()))
+        Ok(IntentView::new(&intent, self.clock.now_micros()))
     }
 
     pub async fn list_intents(
@@ -363,7 +377,7 @@ impl PaymentService {
             .transpose()?;
         let before = paging::read_cursor(query.cursor.as_deref(), paging::time_and_id)?;
         self.visible_payee(caller, payee_id).await?;
-        let now = now_micros();
+        let now = self.clock.now_micros();
         let intents = self
             .store
             .list_intents(&IntentFilter {
@@ -390,7 +404,7 @@ impl PaymentService {
         id: Uuid,
     ) -> Result<IntentView, PaymentError> {
         self.visible_intent(caller, id).await?;
-        let now = now_micros();
+        let now = self.clock.now_micros();
         let intent = self
             .store
             .cancel_intent(id, now)
@@ -404,7 +418,7 @@ impl PaymentService {
 
     /// Writes `expired` on intents whose time is up (reads never depend on it).
     pub async fn expire_intents(&self) -> Result<u64, StoreError> {
-        self.store.expire_intents(now_micros()).await
+        self.store.expire_intents(self.clock.now_micros()).await
     }
 }
 

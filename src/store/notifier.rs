@@ -1,0 +1,182 @@
+//! Notifications that must reach every instance serving the database (a vendor's live
+//! "paid"), behind one interface. On SQLite (one instance) a notification goes straight to
+//! this process. On PostgreSQL it is sent with `pg_notify`, and every instance (this one
+//! included) hears it through its own `LISTEN` connection, reconnecting when that drops.
+//! Payloads are text (JSON); what they mean is the caller's business.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use tokio::sync::watch;
+
+use super::{is_postgres_url, StoreResult};
+
+/// The PostgreSQL notification channel every instance listens on.
+pub const CHANNEL: &str = "market_ledger_payment_received";
+/// A publish that cannot reach the database within this time is given up (and logged).
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Reconnection attempts of the listener wait this long at first, doubling up to the maximum.
+const RECONNECT_FIRST_WAIT: Duration = Duration::from_millis(250);
+const RECONNECT_MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// Hands a received payload to this process's listeners.
+pub type Deliver = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Where received notifications go, and how the listener reports and stops.
+pub struct Relay {
+    pub deliver: Deliver,
+    /// Counts the times notifications may have been lost for every listener at once.
+    pub gaps: watch::Sender<u64>,
+    /// The listener stops when this becomes true.
+    pub closing: watch::Receiver<bool>,
+}
+
+#[derive(Clone)]
+pub struct Notifier {
+    deliver: Deliver,
+    /// PostgreSQL: the pool `pg_notify` is sent through.
+    notify: Option<PgPool>,
+}
+
+impl Notifier {
+    /// Notifications stay in this process: SQLite, and tests.
+    pub fn in_process(deliver: Deliver) -> Self {
+        Self {
+            deliver,
+            notify: None,
+        }
+    }
+
+    /// Notifications for the database `database_url` names: through PostgreSQL
+    /// `LISTEN/NOTIFY` (so they cross instances), or in-process for SQLite. On PostgreSQL the
+    /// first `LISTEN` is in place when this returns.
+    pub async fn connect(database_url: &str, relay: Relay) -> StoreResult<Self> {
+        if !is_postgres_url(database_url) {
+            return Ok(Self::in_process(relay.deliver));
+        }
+        let listener = open_listener(database_url).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .min_connections(0)
+            .acquire_timeout(PUBLISH_TIMEOUT)
+            .idle_timeout(Duration::from_secs(300))
+            .connect_lazy(database_url)?;
+        tokio::spawn(relay_notifications(
+            database_url.to_owned(),
+            listener,
+            relay.deliver.clone(),
+            relay.gaps,
+            relay.closing,
+        ));
+        Ok(Self {
+            deliver: relay.deliver,
+            notify: Some(pool),
+        })
+    }
+
+    /// Sends `payload` to every listener of every instance. Never fails and never waits on
+    /// the database: a notification that cannot be sent is logged.
+    pub fn publish(&self, payload: String) {
+        let Some(pool) = &self.notify else {
+            (self.deliver)(&payload);
+            return;
+        };
+        // In the background: the request that caused it must not wait on the notification (a
+        // slow database would otherwise hold a provider's webhook past its timeout).
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let sent = tokio::time::timeout(
+                PUBLISH_TIMEOUT,
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(CHANNEL)
+                    .bind(&payload)
+                    .execute(&pool),
+            )
+            .await;
+            let failure = match sent {
+                Ok(Ok(_)) => return,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {PUBLISH_TIMEOUT:?}"),
+            };
+            tracing::warn!(
+                error = %failure,
+                payload = %payload,
+                "notification not sent; live listeners will not hear of it"
+            );
+        });
+    }
+}
+
+async fn open_listener(database_url: &str) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect(database_url).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Hands every notification to this process's listeners until the service shuts down,
+/// reconnecting with backoff whenever the `LISTEN` connection is lost.
+async fn relay_notifications(
+    database_url: String,
+    listener: PgListener,
+    deliver: Deliver,
+    gaps: watch::Sender<u64>,
+    mut closing: watch::Receiver<bool>,
+) {
+    let mut current = Some(listener);
+    let mut wait = RECONNECT_FIRST_WAIT;
+    loop {
+        let mut listener = match current.take() {
+            Some(listener) => listener,
+            None => {
+                let attempt = tokio::select! {
+                    _ = closing.wait_for(|closing| *closing) => return,
+                    attempt = open_listener(&database_url) => attempt,
+                };
+                match attempt {
+                    Ok(listener) => {
+                        tracing::info!("notification listener reconnected");
+                        wait = RECONNECT_FIRST_WAIT;
+                        gaps.send_modify(|gaps| *gaps += 1);
+                        listener
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            error = %e,
+                            retry_in_ms = wait.as_millis() as u64,
+                            "notification listener cannot reconnect"
+                        );
+                        tokio::select! {
+                            _ = closing.wait_for(|closing| *closing) => return,
+                            _ = tokio::time::sleep(wait) => {}
+                        }
+                        wait = (wait * 2).min(RECONNECT_MAX_WAIT);
+                        continue;
+                    }
+                }
+            }
+        };
+        loop {
+            let received = tokio::select! {
+                _ = closing.wait_for(|closing| *closing) => return,
+                received = listener.try_recv() => received,
+            };
+            match received {
+                Ok(Some(notification)) => deliver(notification.payload()),
+                Ok(None) => {
+                    // PgListener has already reconnected and listens again; whatever was
+                    // sent in between is lost.
+                    tracing::warn!(
+                        "notification listener lost its connection and reconnected; \
+                         notifications in between are lost"
+                    );
+                    gaps.send_modify(|gaps| *gaps += 1);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "notification listener failed; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
+}

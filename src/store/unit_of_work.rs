@@ -1,0 +1,182 @@
+//! A write transaction a service holds while it gathers facts, asks the domain to decide, and
+//! writes the result: [`UnitOfWork`]. Its methods only read and write; every business decision
+//! is the caller's. Dropping it without [`UnitOfWork::commit`] rolls everything back.
+//!
+//! SQL both backends share is written once, as a plain method body run on whichever backend
+//! the unit of work is open on (`on_tx!`, `on_pool!`); what truly differs (locking, how a
+//! write transaction starts, the bulk posting statements) is each backend's own function.
+
+use std::collections::BTreeSet;
+
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use tokio::sync::OwnedMutexGuard;
+use uuid::Uuid;
+
+use super::{PostgresStore, SqliteStore, StoreResult};
+use crate::domain::transaction::{apply, NewTransaction};
+
+/// Runs `$body` with `$tx` bound to the unit of work's open transaction, whichever backend it
+/// is on. The body is the same source text for both, type-checked for each.
+macro_rules! on_tx {
+    ($uow:expr, |$tx:ident| $body:expr) => {
+        match &mut $uow.conn {
+            $crate::store::unit_of_work::Conn::Sqlite(_, $tx) => $body,
+            $crate::store::unit_of_work::Conn::Postgres(_, $tx) => $body,
+        }
+    };
+}
+
+/// Runs one statement that returns no rows, `$sql` with these binds, in the unit of work;
+/// the number of rows it changed.
+macro_rules! execute {
+    ($uow:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
+        on_tx!($uow, |tx| {
+            sqlx::query($sql)
+                $(.bind($bind))*
+                .execute(&mut **tx)
+                .await
+                .map(|done| done.rows_affected())
+        })
+    };
+}
+
+/// `query_as($sql)` with these binds, fetched with `$fetch` (`fetch_all`, `fetch_optional`,
+/// `fetch_one`) in the unit of work.
+macro_rules! tx_rows {
+    ($uow:expr, $fetch:ident, $sql:expr $(, $bind:expr)* $(,)?) => {
+        on_tx!($uow, |tx| {
+            sqlx::query_as($sql)
+                $(.bind($bind))*
+                .$fetch(&mut **tx)
+                .await
+        })
+    };
+}
+
+/// `query_as($sql)` with these binds, fetched with `$fetch` on the store's pool.
+macro_rules! pool_rows {
+    ($store:expr, $fetch:ident, $sql:expr $(, $bind:expr)* $(,)?) => {
+        on_pool!($store, |pool| {
+            sqlx::query_as($sql)
+                $(.bind($bind))*
+                .$fetch(pool)
+                .await
+        })
+    };
+}
+
+/// Runs `$body` with `$pool` bound to the store's connection pool, whichever backend it is.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store.pool() {
+            $crate::store::unit_of_work::Pool::Sqlite($pool) => $body,
+            $crate::store::unit_of_work::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// A store's connection pool, for reads outside a unit of work.
+pub enum Pool<'a> {
+    Sqlite(&'a SqlitePool),
+    Postgres(&'a PgPool),
+}
+
+/// What a backend gives the SQL written once: its pool and its way to open a unit of work.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn name(&self) -> &'static str;
+    fn pool(&self) -> Pool<'_>;
+    async fn run_migrations(&self) -> StoreResult<()>;
+    /// Opens a write transaction the way this backend serializes writers.
+    async fn begin_unit(&self) -> StoreResult<UnitOfWork<'_>>;
+    /// Opens a read-only transaction that sees one consistent snapshot; roll it back.
+    async fn begin_snapshot(&self) -> StoreResult<UnitOfWork<'_>>;
+}
+
+pub(super) enum Conn<'s> {
+    Sqlite(&'s SqliteStore, Transaction<'static, Sqlite>),
+    Postgres(&'s PostgresStore, Transaction<'static, Postgres>),
+}
+
+/// An open write transaction on the store.
+pub struct UnitOfWork<'s> {
+    pub(super) conn: Conn<'s>,
+    /// SQLite: the in-process gate that admits one writer at a time, held to the end.
+    pub(super) _write_guard: Option<OwnedMutexGuard<()>>,
+}
+
+impl UnitOfWork<'_> {
+    pub async fn commit(self) -> StoreResult<()> {
+        match self.conn {
+            Conn::Sqlite(_, tx) => tx.commit().await?,
+            Conn::Postgres(_, tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> StoreResult<()> {
+        match self.conn {
+            Conn::Sqlite(_, tx) => tx.rollback().await?,
+            Conn::Postgres(_, tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+
+    /// Appended to a SELECT whose rows must stay locked until commit.
+    pub(super) fn row_lock(&self) -> &'static str {
+        match self.conn {
+            Conn::Sqlite(..) => SqliteStore::ROW_LOCK,
+            Conn::Postgres(..) => PostgresStore::ROW_LOCK,
+        }
+    }
+
+    /// Makes every other writer that serializes on `key` wait for this transaction.
+    pub async fn serialize_on(&mut self, key: &str) -> StoreResult<()> {
+        match &mut self.conn {
+            Conn::Sqlite(_, tx) => SqliteStore::serialize_on(tx, key).await,
+            Conn::Postgres(_, tx) => PostgresStore::serialize_on(tx, key).await,
+        }
+    }
+
+    /// Locks the accounts of all candidates at once (in id order, behind the account gate, as
+    /// every posting does), then posts the first candidate the accounts' rules allow, as
+    /// `created_by`. Taking every lock up front means trying the next never locks out of
+    /// order. `None`: no candidate fits and nothing was written.
+    pub async fn post_first_that_fits(
+        &mut self,
+        candidates: &[NewTransaction],
+        created_by: Uuid,
+    ) -> StoreResult<Option<usize>> {
+        let account_ids: Vec<Uuid> = candidates
+            .iter()
+            .flat_map(|t| t.account_ids())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let (_account_gates, mut accounts) = self.gate_and_lock(&account_ids).await?;
+        for (index, candidate) in candidates.iter().enumerate() {
+            let Ok(entries) = apply(&mut accounts, candidate) else {
+                continue;
+            };
+            debug_assert_eq!(
+                entries
+                    .iter()
+                    .filter(|e| e.is_debit)
+                    .map(|e| e.amount)
+                    .sum::<i64>(),
+                entries
+                    .iter()
+                    .filter(|e| !e.is_debit)
+                    .map(|e| e.amount)
+                    .sum::<i64>(),
+                "a posted transaction balances"
+            );
+            let accepted = [(candidate, created_by)];
+            self.write_applied(&account_ids, &accounts, &accepted, &entries)
+                .await?;
+            return Ok(Some(index));
+        }
+        Ok(None)
+    }
+}
