@@ -77,6 +77,16 @@ impl BankFeedService {
 
         let facts = match_facts(&mut unit, feed, bank).await?;
         let plan = matching::plan(&facts, bank);
+        // Every alternative moves exactly the transfer's money, no more and no less.
+        assert!(
+            plan.alternatives.iter().all(|a| a
+                .legs
+                .iter()
+                .map(|(_, _, amount)| i128::from(*amount))
+                .sum::<i128>()
+                == i128::from(bank.amount)),
+            "a bank-feed plan moves exactly the transferred amount"
+        );
         let intent_reference = plan.intent.as_ref().map(|(_, r)| r.as_str());
         let candidates = plan
             .alternatives
@@ -164,6 +174,13 @@ impl BankFeedService {
                 return Ok(Idempotent::Fresh(Err(rejection)));
             }
         };
+        // A resolution moves exactly the money in suspense, once.
+        assert!(
+            plan.legs
+                .iter()
+                .all(|(_, _, amount)| Some(*amount) == facts.record.map(|r| r.suspense_amount)),
+            "a resolution moves exactly the suspended amount"
+        );
         let ledger_transaction_id = if plan.legs.is_empty() {
             None
         } else {
