@@ -8,7 +8,7 @@ use std::net::TcpListener;
 
 use actix_web::HttpServer;
 
-use crate::clock::{now_micros, Clock};
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::services::auth::{AuthService, KeySet, TokenSettings};
@@ -143,7 +143,9 @@ async fn housekeeping(state: AppState) {
             since_cleanup = Duration::ZERO;
             match state
                 .store
-                .delete_idempotency_keys_before(now_micros() - IDEMPOTENCY_RETENTION_MICROS)
+                .delete_idempotency_keys_before(
+                    state.clock.now_micros() - IDEMPOTENCY_RETENTION_MICROS,
+                )
                 .await
             {
                 Ok(deleted) => tracing::info!(deleted, "expired idempotency keys removed"),

@@ -122,7 +122,7 @@ pub async fn payee_events(
         events: state.events.subscribe(),
         gaps: state.events.gaps(),
         closing: state.events.closing(),
-        until: token_expiry(request.headers()),
+        until: token_expiry(request.headers(), state.clock.now().timestamp()),
     };
     // Unknown payees, and other payees for vendor and school users: 404.
     let user = caller.username.clone();
@@ -139,7 +139,7 @@ pub async fn payee_events(
 }
 
 /// When the bearer token (already verified by the access policy layer) expires.
-fn token_expiry(headers: &HeaderMap) -> Option<Instant> {
+fn token_expiry(headers: &HeaderMap, now_seconds: i64) -> Option<Instant> {
     let token = headers
         .get(header::AUTHORIZATION)?
         .to_str()
@@ -153,7 +153,7 @@ fn token_expiry(headers: &HeaderMap) -> Option<Instant> {
         .ok()?
         .get("exp")?
         .as_i64()?;
-    let left = exp.saturating_sub(chrono::Utc::now().timestamp()).max(0);
+    let left = exp.saturating_sub(now_seconds).max(0);
     Some(Instant::now() + Duration::from_secs(left as u64))
 }
 
@@ -286,20 +286,20 @@ mod tests {
             headers
         };
         let now = chrono::Utc::now().timestamp();
-        let until = token_expiry(&headers(format!(
-            "eyJhbGciOiJIUzI1NiJ9.{}.sig",
-            claims(now + 600)
-        )))
+        let until = token_expiry(
+            &headers(format!("eyJhbGciOiJIUzI1NiJ9.{}.sig", claims(now + 600))),
+            now,
+        )
         .unwrap();
         let left = until - Instant::now();
         assert!(
             left > Duration::from_secs(590) && left <= Duration::from_secs(600),
             "{left:?}"
         );
-        let until = token_expiry(&headers(format!("h.{}.s", claims(now - 10)))).unwrap();
+        let until = token_expiry(&headers(format!("h.{}.s", claims(now - 10))), now).unwrap();
         assert!(until <= Instant::now());
-        assert!(token_expiry(&headers("no-dots".into())).is_none());
-        assert!(token_expiry(&HeaderMap::new()).is_none());
+        assert!(token_expiry(&headers("no-dots".into()), now).is_none());
+        assert!(token_expiry(&HeaderMap::new(), now).is_none());
     }
 
     #[tokio::test]
