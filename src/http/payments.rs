@@ -258,7 +258,7 @@ pub async fn list_payee_intents(
 
 #[utoipa::path(post, path = "/v1/payment-intents", tag = "payment intents",
     request_body = NewIntentRequest,
-    params(("Idempotency-Key" = String, Header, description = "unique per request; retries reuse it")),
+    params(("Idempotency-Key" = String, Header, description = "unique per request; retries reuse it", pattern = "^[!-~]{1,255}$")),
     security(("bearer" = [])),
     responses((status = 201, body = IntentView,
             headers(("Idempotent-Replayed" = String, description = "`true` on a replay"))),

@@ -171,7 +171,7 @@ pub async fn account_entries(
 }
 
 #[utoipa::path(post, path = "/v1/transactions", tag = "ledger", request_body = TransactionRequest,
-    params(("Idempotency-Key" = String, Header, description = "unique per request; retries reuse it")),
+    params(("Idempotency-Key" = String, Header, description = "unique per request; retries reuse it", pattern = "^[!-~]{1,255}$")),
     security(("bearer" = [])),
     responses((status = 201, body = TransactionView,
             headers(("Idempotent-Replayed" = String, description = "`true` on a replay"))),
@@ -194,7 +194,7 @@ pub async fn post_transaction(
 }
 
 #[utoipa::path(post, path = "/v1/transactions/batch", tag = "ledger", request_body = BatchRequest,
-    params(("Idempotency-Key" = String, Header, description = "unique per request; retries reuse it")),
+    params(("Idempotency-Key" = String, Header, description = "unique per request; retries reuse it", pattern = "^[!-~]{1,255}$")),
     security(("bearer" = [])),
     responses((status = 200, description = "each transaction's result", body = BatchResponse),
         (status = 422, description = "BATCH_REJECTED (atomic), BATCH_TOO_LARGE, ...", body = ErrorEnvelope)))]
@@ -243,7 +243,7 @@ pub async fn get_transaction(
 }
 
 #[utoipa::path(post, path = "/v1/transactions/{id}/reverse", tag = "ledger",
-    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
+    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "unique per request; retries reuse it", pattern = "^[!-~]{1,255}$")),
     request_body(content = Option<ReverseRequest>, description = "optional"),
     security(("bearer" = [])),
     responses((status = 201, body = TransactionView),
