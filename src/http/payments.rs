@@ -138,7 +138,8 @@ pub async fn create_payee(
 #[utoipa::path(get, path = "/v1/payees", tag = "payees", params(PayeeQuery),
     security(("bearer" = [])),
     responses((status = 200, description = "ordered by id; a vendor or school user sees only its own payee", body = PayeePage),
-        (status = 400, body = ErrorEnvelope)))]
+        (status = 400, body = ErrorEnvelope),
+        (status = 422, description = "INVALID_PAYEE_KIND", body = ErrorEnvelope)))]
 pub async fn list_payees(
     state: web::Data<AppState>,
     caller: Caller,

@@ -118,7 +118,8 @@ pub async fn create_account(
 
 #[utoipa::path(get, path = "/v1/accounts", tag = "ledger", params(AccountQuery),
     security(("bearer" = [])),
-    responses((status = 200, body = AccountPage), (status = 400, body = ErrorEnvelope)))]
+    responses((status = 200, body = AccountPage), (status = 400, body = ErrorEnvelope),
+        (status = 422, description = "INVALID_ACCOUNT_KIND, UNKNOWN_CURRENCY", body = ErrorEnvelope)))]
 pub async fn list_accounts(
     state: web::Data<AppState>,
     ApiQuery(query): ApiQuery<AccountQuery>,
@@ -215,7 +216,8 @@ pub async fn post_batch(
 
 #[utoipa::path(get, path = "/v1/transactions", tag = "ledger", params(TransactionQuery),
     security(("bearer" = [])),
-    responses((status = 200, body = TransactionPage), (status = 400, body = ErrorEnvelope)))]
+    responses((status = 200, body = TransactionPage), (status = 400, body = ErrorEnvelope),
+        (status = 404, description = "ACCOUNT_NOT_FOUND: the account filter names no account", body = ErrorEnvelope)))]
 pub async fn list_transactions(
     state: web::Data<AppState>,
     ApiQuery(query): ApiQuery<TransactionQuery>,

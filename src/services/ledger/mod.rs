@@ -50,6 +50,7 @@ pub struct AccountQuery {
     /// asset, liability, equity, revenue or expense
     #[param(pattern = "^(asset|liability|equity|revenue|expense)$")]
     pub kind: Option<String>,
+    #[param(pattern = "^(VND|USD|EUR)$")]
     pub currency: Option<String>,
     /// Only accounts whose code starts with this, e.g. `payee:`
     pub code_prefix: Option<String>,

@@ -47,7 +47,7 @@ pub struct NewAccountRequest {
     )]
     /// One of asset, liability, equity, revenue, expense.
     pub kind: String,
-    #[schema(example = "VND")]
+    #[schema(example = "VND", pattern = "^(VND|USD|EUR)$")]
     pub currency: String,
     #[serde(default)]
     pub flags: FlagsView,
