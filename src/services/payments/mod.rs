@@ -286,6 +286,11 @@ impl PaymentService {
         if !(MIN_EXPIRES_IN_SECONDS..=MAX_EXPIRES_IN_SECONDS).contains(&lifetime) {
             return Err(PaymentError::InvalidExpiry);
         }
+        // A retry of an intent that was created answers as it did, also once the payee is
+        // inactive.
+        if let Some(reply) = crate::services::earlier_answer(self.store.as_ref(), &claim).await? {
+            return Ok(reply);
+        }
         let payee = self.active_payee(caller, request.payee_id).await?;
         let account = &payee.collection_account;
         let now = self.clock.now_micros();
