@@ -23,6 +23,16 @@
 //! Lengths count characters, not bytes (EMVCo), and range from 01 to 99. Other top-level tags
 //! (52 MCC, 59 name, 60 city, 64 language template, 80+ unreserved, ...) and other 62 sub-fields
 //! are kept as they are so that a parsed code re-encodes to the same payload.
+//!
+//! Strict in what we write, liberal in what we read. [`VietQr::new`] and [`VietQr::encode`]
+//! keep the table's rules. [`VietQr::read`] also accepts what EMVCo permits and real codes
+//! carry, and says so with a [`QrWarning`]: a purpose with punctuation or Vietnamese letters, or
+//! longer than 25 characters (up to the 99 a value holds); an amount with a zero fraction
+//! ("10000.00", read as whole đồng); lengths counted in UTF-8 bytes. A non-zero fraction, control
+//! characters in the purpose, and anything about the receiving account stay errors. A code with
+//! no tag 38 but another scheme's merchant account template (02-51, e.g. VNPAY-QR in 26) is
+//! refused with [`VietQrError::NotABankTransfer`], which carries what could be read of it. A
+//! code read with warnings re-encodes without them (whole amount, lengths in characters).
 
 use std::fmt;
 
@@ -44,6 +54,8 @@ const CRC16: Crc<u16> = Crc::<u16>::new(&CRC_16_IBM_3740);
 pub const MAX_PAYLOAD_LEN: usize = 512;
 /// NAPAS registered application identifier, the value of tag 38.00.
 pub const NAPAS_GUID: &str = "A000000727";
+/// VNPAY's registered application identifier, found in tag 26 of VNPAY-QR merchant codes.
+pub const VNPAY_GUID: &str = "A000000775";
 /// ISO 4217 numeric code of the Vietnamese đồng, the only currency VietQR carries.
 pub const CURRENCY_VND: &str = "704";
 pub const COUNTRY_VN: &str = "VN";
@@ -64,6 +76,8 @@ mod tag {
     pub const CURRENCY: u8 = 53;
     pub const AMOUNT: u8 = 54;
     pub const COUNTRY: u8 = 58;
+    pub const MERCHANT_NAME: u8 = 59;
+    pub const MERCHANT_CITY: u8 = 60;
     pub const ADDITIONAL_DATA: u8 = 62;
     pub const CRC: u8 = 63;
 
@@ -254,10 +268,10 @@ pub enum VietQrError {
     InvalidCurrency { found: String },
     #[error("country (tag 58) is {found:?}; VietQR requires VN")]
     InvalidCountry { found: String },
-    #[error("purpose (tag 62.08) is {length} characters long; at most {PURPOSE_MAX_LEN} allowed")]
-    PurposeTooLong { length: usize },
     #[error("purpose {found:?} is invalid: {rule}")]
     InvalidPurpose { found: String, rule: &'static str },
+    #[error("{0}")]
+    NotABankTransfer(Box<OtherScheme>),
 }
 
 impl VietQrError {
@@ -281,9 +295,127 @@ impl VietQrError {
             VietQrError::InvalidAmount { .. } => "QR_INVALID_AMOUNT",
             VietQrError::InvalidCurrency { .. } => "QR_INVALID_CURRENCY",
             VietQrError::InvalidCountry { .. } => "QR_INVALID_COUNTRY",
-            VietQrError::PurposeTooLong { .. } => "QR_PURPOSE_TOO_LONG",
             VietQrError::InvalidPurpose { .. } => "QR_INVALID_PURPOSE",
+            VietQrError::NotABankTransfer(_) => "QR_NOT_A_BANK_TRANSFER",
         }
+    }
+}
+
+/// Something a payload does that EMVCo permits and real codes do, but that our own codes never
+/// do. The code is read anyway; the warning says what was unusual.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QrWarning {
+    /// The purpose (62.08) holds characters other than ASCII letters, digits and spaces
+    /// (punctuation, Vietnamese letters); `characters` lists each once, in order.
+    PurposeUnusualCharacters { characters: String },
+    /// The purpose is longer than the 25 characters NAPAS gives it.
+    PurposeLong { length: usize },
+    /// The amount (54) has a fraction of zeros, e.g. "10000.00"; VND has no minor unit.
+    AmountZeroFraction { found: String },
+    /// The lengths of a TLV list (`place`: the payload, or template 38, 38.01, 62) count UTF-8
+    /// bytes rather than characters.
+    LengthsCountedInBytes { place: &'static str },
+}
+
+impl QrWarning {
+    /// Stable, machine-readable code for API answers.
+    pub fn code(&self) -> &'static str {
+        match self {
+            QrWarning::PurposeUnusualCharacters { .. } => "QR_PURPOSE_UNUSUAL_CHARACTERS",
+            QrWarning::PurposeLong { .. } => "QR_PURPOSE_LONG",
+            QrWarning::AmountZeroFraction { .. } => "QR_AMOUNT_ZERO_FRACTION",
+            QrWarning::LengthsCountedInBytes { .. } => "QR_LENGTHS_COUNTED_IN_BYTES",
+        }
+    }
+}
+
+impl fmt::Display for QrWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QrWarning::PurposeUnusualCharacters { characters } => write!(
+                f,
+                "the purpose (tag 62.08) contains {characters:?}, outside the ASCII letters, \
+                 digits and spaces NAPAS lists; some banking apps drop or refuse such characters"
+            ),
+            QrWarning::PurposeLong { length } => write!(
+                f,
+                "the purpose (tag 62.08) is {length} characters long; NAPAS allows \
+                 {PURPOSE_MAX_LEN}, so some banking apps cut it"
+            ),
+            QrWarning::AmountZeroFraction { found } => write!(
+                f,
+                "the amount (tag 54) {found:?} has a zero fraction; VND has no minor unit, so \
+                 it was read as whole đồng"
+            ),
+            QrWarning::LengthsCountedInBytes { place } => write!(
+                f,
+                "the lengths in {} count UTF-8 bytes, not characters as EMVCo says; read by bytes",
+                match *place {
+                    "the payload" => "the payload".to_owned(),
+                    template => format!("template {template}"),
+                }
+            ),
+        }
+    }
+}
+
+/// A payload read with [`VietQr::read`]: the code and what was unusual about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadQr {
+    pub qr: VietQr,
+    pub warnings: Vec<QrWarning>,
+}
+
+/// A merchant account template (tags 02-51) of a code from another scheme.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MerchantAccountTemplate {
+    pub tag: u8,
+    /// Sub-field 00, the scheme's globally unique identifier, when it can be read.
+    pub guid: Option<String>,
+}
+
+impl MerchantAccountTemplate {
+    /// The scheme a known GUID belongs to.
+    pub fn scheme(&self) -> Option<&'static str> {
+        match self.guid.as_deref()? {
+            NAPAS_GUID => Some("NAPAS VietQR"),
+            VNPAY_GUID => Some("VNPAY-QR"),
+            _ => None,
+        }
+    }
+}
+
+/// What could be read of a code that is not a NAPAS VietQR bank transfer (no tag 38): its
+/// merchant account templates, and the amount, currency (53), purpose (62.08), merchant name
+/// (59) and city (60) as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherScheme {
+    pub merchant_accounts: Vec<MerchantAccountTemplate>,
+    /// Whole đồng when the amount reads as VietQR's would, otherwise the text as written.
+    pub amount: Option<String>,
+    pub currency: Option<String>,
+    pub purpose: Option<String>,
+    pub merchant_name: Option<String>,
+    pub merchant_city: Option<String>,
+}
+
+impl fmt::Display for OtherScheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let templates: Vec<String> = self
+            .merchant_accounts
+            .iter()
+            .map(|t| match (&t.guid, t.scheme()) {
+                (Some(guid), Some(scheme)) => format!("{:02} ({scheme}, {guid})", t.tag),
+                (Some(guid), None) => format!("{:02} ({guid})", t.tag),
+                (None, _) => format!("{:02}", t.tag),
+            })
+            .collect();
+        write!(
+            f,
+            "this code is not a VietQR bank transfer: it has no NAPAS merchant account (tag 38), \
+             only merchant account template {}; pay it with the app of its scheme",
+            templates.join(", ")
+        )
     }
 }
 

@@ -1,18 +1,30 @@
 //! Reading a payload: CRC, TLV structure, then each NAPAS rule.
+//!
+//! Liberal in what it reads: what EMVCo permits and real codes carry (a purpose with
+//! punctuation or Vietnamese letters, a longer purpose, an amount with a zero fraction, lengths
+//! counted in UTF-8 bytes) is read and reported as a [`QrWarning`]; what would make the money or
+//! the receiving account ambiguous stays an error.
 
 use super::*;
 
 impl VietQr {
-    /// Decodes and validates a payload: CRC first (so a damaged scan reports as damaged), then
-    /// the TLV structure, then each NAPAS rule. The CRC is accepted in either case.
+    /// Decodes and validates a payload, dropping the warnings; see [`VietQr::read`].
     pub fn parse(payload: &str) -> Result<Self, VietQrError> {
+        Self::read(payload).map(|read| read.qr)
+    }
+
+    /// Decodes and validates a payload: CRC first (so a damaged scan reports as damaged), then
+    /// the TLV structure, then each NAPAS rule. The CRC is accepted in either case. What was
+    /// unusual but readable comes back as warnings, in the order it was met.
+    pub fn read(payload: &str) -> Result<ReadQr, VietQrError> {
+        let mut warnings = Vec::new();
         let length = payload.chars().count();
         if length > MAX_PAYLOAD_LEN {
             return Err(VietQrError::PayloadTooLong { length });
         }
         let body = verify_crc(payload)?;
 
-        let mut fields = parse_tlv(body, 0)
+        let mut fields = read_tlv(body, 0, "the payload", &mut warnings)
             .map_err(|(offset, fault)| VietQrError::TlvMalformed { offset, fault })?;
         // The CRC field was split off the end; one more tag 63 inside would be a second CRC.
         if let Some(second_crc) = fields.iter().find(|f| f.field.tag == tag::CRC) {
@@ -42,6 +54,11 @@ impl VietQr {
                 found: version.value,
             });
         }
+        if !fields.iter().any(|f| f.field.tag == tag::MERCHANT_ACCOUNT) {
+            if let Some(other) = other_scheme(&fields) {
+                return Err(VietQrError::NotABankTransfer(Box::new(other)));
+            }
+        }
 
         let initiation_field = take_field(&mut fields, tag::INITIATION)
             .ok_or(VietQrError::MissingField { field: "01" })?;
@@ -57,7 +74,7 @@ impl VietQr {
             bin,
             account,
             service,
-        } = parse_merchant_account(&merchant_account)?;
+        } = parse_merchant_account(&merchant_account, &mut warnings)?;
 
         let currency = take_field(&mut fields, tag::CURRENCY)
             .ok_or(VietQrError::MissingField { field: "53" })?;
@@ -68,7 +85,7 @@ impl VietQr {
         }
 
         let amount = take_field(&mut fields, tag::AMOUNT)
-            .map(|field| parse_amount(&field.value))
+            .map(|field| parse_amount(&field.value, &mut warnings))
             .transpose()?;
 
         let country = take_field(&mut fields, tag::COUNTRY)
@@ -81,14 +98,14 @@ impl VietQr {
 
         let (purpose, other_additional_data) = match take_located(&mut fields, tag::ADDITIONAL_DATA)
         {
-            Some(additional_data) => parse_additional_data(&additional_data)?,
+            Some(additional_data) => parse_additional_data(&additional_data, &mut warnings)?,
             None => (None, Vec::new()),
         };
 
         let mut other_fields: Vec<TlvField> = fields.into_iter().map(|f| f.field).collect();
         other_fields.sort_by_key(|f| f.tag);
 
-        Ok(Self {
+        let qr = Self {
             initiation,
             bin,
             account,
@@ -97,7 +114,8 @@ impl VietQr {
             purpose,
             other_additional_data,
             other_fields,
-        })
+        };
+        Ok(ReadQr { qr, warnings })
     }
 }
 
@@ -146,9 +164,45 @@ struct LocatedValue {
     value: String,
 }
 
-/// Reads a TLV list completely. `base_offset` is the character position of `text` within the
-/// payload. Errors carry the offset of the offending field.
-fn parse_tlv(text: &str, base_offset: usize) -> Result<Vec<LocatedField>, (usize, TlvFault)> {
+/// What a TLV length counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Count {
+    /// Characters, as EMVCo says.
+    Characters,
+    /// UTF-8 bytes, as some issuers count when a value holds Vietnamese letters.
+    Bytes,
+}
+
+/// Reads a TLV list by characters and, when that fails on a list holding non-ASCII text, by
+/// UTF-8 bytes (with a warning naming `place`). A list that neither reading accepts reports the
+/// fault of the character reading, the one the standard defines.
+fn read_tlv(
+    text: &str,
+    base_offset: usize,
+    place: &'static str,
+    warnings: &mut Vec<QrWarning>,
+) -> Result<Vec<LocatedField>, (usize, TlvFault)> {
+    let by_characters = parse_tlv(text, base_offset, Count::Characters);
+    if by_characters.is_ok() || text.is_ascii() {
+        return by_characters;
+    }
+    match parse_tlv(text, base_offset, Count::Bytes) {
+        Ok(fields) => {
+            warnings.push(QrWarning::LengthsCountedInBytes { place });
+            Ok(fields)
+        }
+        Err(_) => by_characters,
+    }
+}
+
+/// Reads a TLV list completely, lengths counted as `count` says. `base_offset` is the character
+/// position of `text` within the payload; offsets stay in characters whatever the lengths count.
+/// Errors carry the offset of the offending field.
+fn parse_tlv(
+    text: &str,
+    base_offset: usize,
+    count: Count,
+) -> Result<Vec<LocatedField>, (usize, TlvFault)> {
     let mut fields: Vec<LocatedField> = Vec::new();
     let mut rest = text;
     let mut offset = base_offset;
@@ -176,7 +230,11 @@ fn parse_tlv(text: &str, base_offset: usize) -> Result<Vec<LocatedField>, (usize
         if declared == 0 {
             return Err((offset, TlvFault::ZeroLength { tag: tag_text }));
         }
-        let Some((value, after_value)) = split_chars(after_header, declared) else {
+        let split = match count {
+            Count::Characters => split_chars(after_header, declared),
+            Count::Bytes => split_bytes(after_header, declared),
+        };
+        let Some((value, after_value)) = split else {
             return Err((
                 offset,
                 TlvFault::ValueRunsPastEnd {
@@ -196,8 +254,9 @@ fn parse_tlv(text: &str, base_offset: usize) -> Result<Vec<LocatedField>, (usize
                 value: value.to_owned(),
             },
         });
-        offset += 4 + declared;
-        remaining -= 4 + declared;
+        let value_chars = value.chars().count();
+        offset += 4 + value_chars;
+        remaining -= 4 + value_chars;
         rest = after_value;
     }
     Ok(fields)
@@ -210,6 +269,12 @@ fn split_chars(text: &str, count: usize) -> Option<(&str, &str)> {
     }
     let (last_index, last_char) = text.char_indices().nth(count - 1)?;
     Some(text.split_at(last_index + last_char.len_utf8()))
+}
+
+/// Splits off the first `count` bytes, or `None` when there are fewer or the cut would fall
+/// inside a character.
+fn split_bytes(text: &str, count: usize) -> Option<(&str, &str)> {
+    Some((text.get(..count)?, text.get(count..)?))
 }
 
 /// "00".."99" as a number; anything else (signs, spaces, non-ASCII digits) is `None`.
@@ -239,14 +304,15 @@ fn parse_template(
     template: &LocatedValue,
     name: &'static str,
     allowed: impl Fn(u8) -> bool,
+    warnings: &mut Vec<QrWarning>,
 ) -> Result<Vec<LocatedField>, VietQrError> {
-    let fields = parse_tlv(&template.value, template.value_offset).map_err(|(offset, fault)| {
-        VietQrError::NestedTlvMalformed {
+    let fields = read_tlv(&template.value, template.value_offset, name, warnings).map_err(
+        |(offset, fault)| VietQrError::NestedTlvMalformed {
             template: name,
             offset,
             fault,
-        }
-    })?;
+        },
+    )?;
     if let Some(unexpected) = fields.iter().find(|f| !allowed(f.field.tag)) {
         return Err(VietQrError::UnexpectedField {
             field: format!("{name}.{:02}", unexpected.field.tag),
@@ -261,11 +327,17 @@ struct MerchantAccount {
     service: Option<Service>,
 }
 
-fn parse_merchant_account(template: &LocatedValue) -> Result<MerchantAccount, VietQrError> {
+fn parse_merchant_account(
+    template: &LocatedValue,
+    warnings: &mut Vec<QrWarning>,
+) -> Result<MerchantAccount, VietQrError> {
     // NAPAS defines only these three; anything else means a code we would misread.
-    let mut fields = parse_template(template, "38", |sub_tag| {
-        [tag::GUID, tag::BENEFICIARY, tag::SERVICE].contains(&sub_tag)
-    })?;
+    let mut fields = parse_template(
+        template,
+        "38",
+        |sub_tag| [tag::GUID, tag::BENEFICIARY, tag::SERVICE].contains(&sub_tag),
+        warnings,
+    )?;
 
     let guid =
         take_field(&mut fields, tag::GUID).ok_or(VietQrError::MissingField { field: "38.00" })?;
@@ -275,9 +347,12 @@ fn parse_merchant_account(template: &LocatedValue) -> Result<MerchantAccount, Vi
 
     let beneficiary = take_located(&mut fields, tag::BENEFICIARY)
         .ok_or(VietQrError::MissingField { field: "38.01" })?;
-    let mut beneficiary_fields = parse_template(&beneficiary, "38.01", |sub_tag| {
-        [tag::BIN, tag::ACCOUNT].contains(&sub_tag)
-    })?;
+    let mut beneficiary_fields = parse_template(
+        &beneficiary,
+        "38.01",
+        |sub_tag| [tag::BIN, tag::ACCOUNT].contains(&sub_tag),
+        warnings,
+    )?;
     let bin = take_field(&mut beneficiary_fields, tag::BIN)
         .ok_or(VietQrError::MissingField { field: "38.01.00" })?
         .value;
@@ -310,34 +385,56 @@ fn parse_merchant_account(template: &LocatedValue) -> Result<MerchantAccount, Vi
 
 type AdditionalData = (Option<String>, Vec<TlvField>);
 
-fn parse_additional_data(template: &LocatedValue) -> Result<AdditionalData, VietQrError> {
+fn parse_additional_data(
+    template: &LocatedValue,
+    warnings: &mut Vec<QrWarning>,
+) -> Result<AdditionalData, VietQrError> {
     // EMVCo defines the other sub-fields (62.03 store label, 62.05 reference label, ...) and
     // leaves 50-99 to payment systems; wallets and NAPAS push codes fill some of them. None
     // changes where the money goes, so all are kept verbatim.
-    let mut fields = parse_template(template, "62", |_| true)?;
+    let mut fields = parse_template(template, "62", |_| true, warnings)?;
     let purpose = take_field(&mut fields, tag::PURPOSE)
-        .map(|field| check_purpose(field.value))
+        .map(|field| check_purpose(field.value, warnings))
         .transpose()?;
     let mut others: Vec<TlvField> = fields.into_iter().map(|f| f.field).collect();
     others.sort_by_key(|f| f.tag);
     Ok((purpose, others))
 }
 
-fn check_purpose(purpose: String) -> Result<String, VietQrError> {
-    let length = purpose.chars().count();
-    if length > PURPOSE_MAX_LEN {
-        return Err(VietQrError::PurposeTooLong { length });
-    }
-    if !purpose
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b' ')
-    {
+/// Reads a purpose as another issuer wrote it: any printable text EMVCo's fields can carry
+/// (punctuation, Vietnamese letters), up to the 99 characters a TLV value holds. What our own
+/// codes would not carry is a warning; control and bidirectional-override characters, which
+/// would change how the text is shown or logged, are refused.
+fn check_purpose(purpose: String, warnings: &mut Vec<QrWarning>) -> Result<String, VietQrError> {
+    if purpose.chars().any(is_hidden_control) {
         return Err(VietQrError::InvalidPurpose {
             found: purpose,
-            rule: "only ASCII letters, digits and spaces are allowed",
+            rule: "control characters are not allowed",
         });
     }
+    let mut unusual: Vec<char> = Vec::new();
+    let safe = |c: char| c.is_ascii_alphanumeric() || c == ' ';
+    for c in purpose.chars().filter(|&c| !safe(c)) {
+        if !unusual.contains(&c) {
+            unusual.push(c);
+        }
+    }
+    if !unusual.is_empty() {
+        warnings.push(QrWarning::PurposeUnusualCharacters {
+            characters: unusual.into_iter().collect(),
+        });
+    }
+    let length = purpose.chars().count();
+    if length > PURPOSE_MAX_LEN {
+        warnings.push(QrWarning::PurposeLong { length });
+    }
     Ok(purpose)
+}
+
+/// Characters that are not shown as themselves: C0/C1 controls (line breaks, tabs, escapes)
+/// and the Unicode bidirectional embeddings, overrides and isolates.
+fn is_hidden_control(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 pub(super) fn check_bin(bin: &str) -> Result<(), VietQrError> {
@@ -350,12 +447,44 @@ pub(super) fn check_bin(bin: &str) -> Result<(), VietQrError> {
     }
 }
 
-fn parse_amount(text: &str) -> Result<u64, VietQrError> {
-    let invalid = |rule| VietQrError::InvalidAmount {
+/// Reads tag 54. VND has no minor unit: a fraction of zeros ("10000.00") is read with a warning,
+/// any other fraction is refused because the money would be ambiguous.
+fn parse_amount(text: &str, warnings: &mut Vec<QrWarning>) -> Result<u64, VietQrError> {
+    let Some((whole, fraction)) = text.split_once('.') else {
+        return parse_whole_amount(text, text);
+    };
+    if text.len() > AMOUNT_MAX_DIGITS {
+        return Err(VietQrError::InvalidAmount {
+            found: text.to_owned(),
+            rule: "more than 13 characters",
+        });
+    }
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(VietQrError::InvalidAmount {
+            found: text.to_owned(),
+            rule: "VND amounts are whole numbers written in digits only",
+        });
+    }
+    if fraction.bytes().any(|b| b != b'0') {
+        return Err(VietQrError::InvalidAmount {
+            found: text.to_owned(),
+            rule: "VND has no minor unit: a non-zero fraction would make the amount ambiguous",
+        });
+    }
+    let amount = parse_whole_amount(whole, text)?;
+    warnings.push(QrWarning::AmountZeroFraction {
         found: text.to_owned(),
+    });
+    Ok(amount)
+}
+
+/// The digits before any fraction; errors name the whole field `found`.
+fn parse_whole_amount(text: &str, found: &str) -> Result<u64, VietQrError> {
+    let invalid = |rule| VietQrError::InvalidAmount {
+        found: found.to_owned(),
         rule,
     };
-    if !text.bytes().all(|b| b.is_ascii_digit()) {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid(
             "VND amounts are whole numbers written in digits only",
         ));
@@ -370,7 +499,9 @@ fn parse_amount(text: &str) -> Result<u64, VietQrError> {
     let amount = text
         .parse::<u64>()
         .map_err(|_| invalid("VND amounts are whole numbers written in digits only"))?;
-    check_amount_value(amount, text)?;
+    if amount == 0 {
+        return Err(invalid("must be greater than zero"));
+    }
     Ok(amount)
 }
 
@@ -386,4 +517,47 @@ pub(super) fn check_amount_value(amount: u64, text: &str) -> Result<(), VietQrEr
         return Err(invalid("more than 13 digits"));
     }
     Ok(())
+}
+
+/// What can be read of a code whose merchant account is not NAPAS VietQR (no tag 38, but one or
+/// more of the merchant account templates 02-51 that EMVCo gives other schemes). Every field is
+/// read on a best-effort basis: nothing here fails.
+fn other_scheme(fields: &[LocatedField]) -> Option<OtherScheme> {
+    let merchant_accounts: Vec<MerchantAccountTemplate> = fields
+        .iter()
+        .filter(|f| (2..=51).contains(&f.field.tag))
+        .map(|f| MerchantAccountTemplate {
+            tag: f.field.tag,
+            guid: sub_field(&f.field.value, tag::GUID),
+        })
+        .collect();
+    if merchant_accounts.is_empty() {
+        return None;
+    }
+    let value = |wanted: u8| {
+        fields
+            .iter()
+            .find(|f| f.field.tag == wanted)
+            .map(|f| f.field.value.clone())
+    };
+    let amount = value(tag::AMOUNT)
+        .map(|text| parse_amount(&text, &mut Vec::new()).map_or(text, |a| a.to_string()));
+    let purpose = value(tag::ADDITIONAL_DATA).and_then(|data| sub_field(&data, tag::PURPOSE));
+    Some(OtherScheme {
+        merchant_accounts,
+        amount,
+        currency: value(tag::CURRENCY),
+        purpose,
+        merchant_name: value(tag::MERCHANT_NAME),
+        merchant_city: value(tag::MERCHANT_CITY),
+    })
+}
+
+/// One sub-field of a template, when the template can be read at all.
+fn sub_field(template: &str, wanted: u8) -> Option<String> {
+    read_tlv(template, 0, "", &mut Vec::new())
+        .ok()?
+        .into_iter()
+        .find(|f| f.field.tag == wanted)
+        .map(|f| f.field.value)
 }

@@ -523,17 +523,19 @@ fn each_napas_rule_has_its_own_code() {
         (replacing("53", "840"), "QR_INVALID_CURRENCY"),
         (replacing("58", "vn"), "QR_INVALID_COUNTRY"),
         (
-            replacing("62", &tlv("08", &"a".repeat(26))),
-            "QR_PURPOSE_TOO_LONG",
-        ),
-        (
-            replacing("62", &tlv("08", "Thanh toan #1")),
+            replacing("62", &tlv("08", "Thanh\ttoan")),
             "QR_INVALID_PURPOSE",
         ),
         (
-            replacing("62", &tlv("08", "Thanh toán")),
+            replacing("62", &tlv("08", "Thanh toan\u{202E}1#")),
             "QR_INVALID_PURPOSE",
         ),
+        (replacing("54", "1000.50"), "QR_INVALID_AMOUNT"),
+        (replacing("54", "1000.0a"), "QR_INVALID_AMOUNT"),
+        (replacing("54", ".00"), "QR_INVALID_AMOUNT"),
+        (replacing("54", "0.00"), "QR_INVALID_AMOUNT"),
+        (replacing("54", "01000.00"), "QR_INVALID_AMOUNT"),
+        (replacing("54", "10000000000.00"), "QR_INVALID_AMOUNT"),
     ];
     for (payload, code) in cases {
         let error = parse_error(&payload);
@@ -561,12 +563,15 @@ fn amount_limits_when_parsing() {
 #[test]
 fn purpose_limits_when_parsing() {
     let longest = "a".repeat(PURPOSE_MAX_LEN);
-    let qr = VietQr::parse(&replacing("62", &tlv("08", &longest))).unwrap();
-    assert_eq!(qr.purpose(), Some(longest.as_str()));
-    assert_eq!(
-        parse_error(&replacing("62", &tlv("08", &"a".repeat(26)))),
-        VietQrError::PurposeTooLong { length: 26 }
-    );
+    let read = VietQr::read(&replacing("62", &tlv("08", &longest))).unwrap();
+    assert_eq!(read.qr.purpose(), Some(longest.as_str()));
+    assert_eq!(read.warnings, []);
+    // Longer than NAPAS's 25, up to what a TLV value holds: read, with a warning.
+    let long = "a".repeat(95);
+    let read = VietQr::read(&replacing("62", &tlv("08", &long))).unwrap();
+    assert_eq!(read.qr.purpose(), Some(long.as_str()));
+    assert_eq!(read.warnings, [QrWarning::PurposeLong { length: 95 }]);
+    assert_eq!(read.qr.encode(), replacing("62", &tlv("08", &long)));
 }
 
 #[test]
@@ -718,8 +723,8 @@ fn every_error_code_is_reachable() {
         parse_error(&replacing("54", "1e3")),
         parse_error(&replacing("53", "978")),
         parse_error(&replacing("58", "US")),
-        parse_error(&replacing("62", &tlv("08", &"x".repeat(30)))),
-        parse_error(&replacing("62", &tlv("08", "a+b"))),
+        parse_error(&replacing("62", &tlv("08", "a\nb"))),
+        parse_error(&vnpay_merchant_code()),
     ]
     .iter()
     .map(VietQrError::code)
@@ -742,12 +747,299 @@ fn every_error_code_is_reachable() {
         "QR_INVALID_AMOUNT",
         "QR_INVALID_CURRENCY",
         "QR_INVALID_COUNTRY",
-        "QR_PURPOSE_TOO_LONG",
         "QR_INVALID_PURPOSE",
+        "QR_NOT_A_BANK_TRANSFER",
     ]
     .into_iter()
     .collect();
     assert_eq!(produced, all);
+}
+
+/// A VNPAY-QR merchant code: template 26 with VNPAY's GUID, no NAPAS tag 38.
+fn vnpay_merchant_code() -> String {
+    build(&[
+        ("00", "01".into()),
+        ("01", "12".into()),
+        ("26", tlv("00", VNPAY_GUID) + &tlv("01", "0108CHOKHECOC")),
+        ("52", "5812".into()),
+        ("53", "704".into()),
+        ("54", "10000.00".into()),
+        ("58", "VN".into()),
+        ("59", "CHO KHE COC".into()),
+        ("62", tlv("01", "HD0042") + &tlv("08", "Mua che")),
+    ])
+}
+
+/// `tlv` with the length counted in UTF-8 bytes, as some generators write it.
+fn tlv_bytes(tag: &str, value: &str) -> String {
+    format!("{tag}{:02}{value}", value.len())
+}
+
+/// One payload of tests/fixtures/vietqr_lenient.json.
+#[derive(Deserialize)]
+struct LenientVector {
+    id: String,
+    expect: String,
+    payload: String,
+    bin: Option<String>,
+    account: Option<String>,
+    amount: Option<String>,
+    purpose: Option<String>,
+    service: Option<String>,
+    poi_method: Option<String>,
+    #[serde(default)]
+    warnings: Vec<String>,
+    error_code: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LenientFile {
+    vectors: Vec<LenientVector>,
+}
+
+#[test]
+fn every_lenient_vector_reads_with_its_warnings_or_its_error() {
+    let file: LenientFile =
+        serde_json::from_str(include_str!("../../../tests/fixtures/vietqr_lenient.json")).unwrap();
+    let mut checked = 0;
+    for v in file.vectors {
+        match v.expect.as_str() {
+            "valid" => {
+                let ReadQr { qr, warnings } =
+                    VietQr::read(&v.payload).unwrap_or_else(|e| panic!("{}: rejected: {e}", v.id));
+                assert_eq!(Some(qr.bin()), v.bin.as_deref(), "{}", v.id);
+                assert_eq!(Some(qr.account()), v.account.as_deref(), "{}", v.id);
+                assert_eq!(qr.amount().map(|a| a.to_string()), v.amount, "{}", v.id);
+                assert_eq!(qr.purpose(), v.purpose.as_deref(), "{}", v.id);
+                assert_eq!(qr.service().map(Service::code), v.service.as_deref());
+                assert_eq!(Some(qr.initiation().code()), v.poi_method.as_deref());
+                let codes: Vec<&str> = warnings.iter().map(QrWarning::code).collect();
+                assert_eq!(codes, v.warnings, "{}", v.id);
+                assert!(!warnings.is_empty(), "{}: a lenient vector warns", v.id);
+                // What was read re-encodes to a clean code that reads back the same.
+                let clean = VietQr::read(&qr.encode()).unwrap();
+                assert_eq!(clean.qr, qr, "{}", v.id);
+                assert!(clean.warnings.iter().all(|w| !matches!(
+                    w,
+                    QrWarning::AmountZeroFraction { .. } | QrWarning::LengthsCountedInBytes { .. }
+                )));
+            }
+            "error" => {
+                let error = parse_error(&v.payload);
+                assert_eq!(Some(error.code()), v.error_code.as_deref(), "{}", v.id);
+            }
+            other => panic!("{}: unknown expectation {other:?}", v.id),
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 10, "every lenient vector is checked");
+}
+
+#[test]
+fn a_purpose_with_punctuation_or_vietnamese_letters_is_read_with_a_warning() {
+    for (purpose, unusual) in [
+        ("Thanh toan don #123.", "#."),
+        ("CK-8K2H9QX4", "-"),
+        ("Chuyển tiền", "ểề"),
+        ("Tiền chợ, sạp #7", "ềợ,ạ#"),
+    ] {
+        let payload = replacing("62", &tlv("08", purpose));
+        let ReadQr { qr, warnings } = VietQr::read(&payload).unwrap();
+        assert_eq!(qr.purpose(), Some(purpose));
+        assert_eq!(
+            warnings,
+            [QrWarning::PurposeUnusualCharacters {
+                characters: unusual.into()
+            }]
+        );
+        assert_eq!(warnings[0].code(), "QR_PURPOSE_UNUSUAL_CHARACTERS");
+        assert!(warnings[0].to_string().contains(&format!("{unusual:?}")));
+        // Kept as written, so the code re-encodes to itself.
+        assert_eq!(qr.encode(), payload);
+    }
+    // Both unusual and long: one warning each, in the order they were found.
+    let purpose = "Thanh toán hóa đơn tiền điện tháng 11";
+    let warnings = VietQr::read(&replacing("62", &tlv("08", purpose)))
+        .unwrap()
+        .warnings;
+    let codes: Vec<&str> = warnings.iter().map(QrWarning::code).collect();
+    assert_eq!(codes, ["QR_PURPOSE_UNUSUAL_CHARACTERS", "QR_PURPOSE_LONG"]);
+}
+
+#[test]
+fn control_characters_in_the_purpose_stay_refused() {
+    for purpose in [
+        "Chuyen\ntien",
+        "a\tb",
+        "x\u{7}",
+        "abc\u{202E}cba",
+        "a\u{2066}b",
+        "\u{85}",
+    ] {
+        assert_eq!(
+            parse_error(&replacing("62", &tlv("08", purpose))),
+            VietQrError::InvalidPurpose {
+                found: purpose.into(),
+                rule: "control characters are not allowed"
+            },
+            "{purpose:?}"
+        );
+    }
+}
+
+#[test]
+fn an_amount_with_a_zero_fraction_is_read_as_whole_dong() {
+    for text in ["10000.00", "10000.0", "10000.", "1.000"] {
+        let ReadQr { qr, warnings } = VietQr::read(&replacing("54", text)).unwrap();
+        assert_eq!(
+            qr.amount(),
+            Some(text.split('.').next().unwrap().parse().unwrap())
+        );
+        assert_eq!(
+            warnings,
+            [QrWarning::AmountZeroFraction { found: text.into() }]
+        );
+        assert_eq!(warnings[0].code(), "QR_AMOUNT_ZERO_FRACTION");
+        // Written back without the fraction: our codes never carry one.
+        assert!(qr
+            .encode()
+            .contains(&tlv("54", text.split('.').next().unwrap())));
+    }
+    assert_eq!(
+        VietQr::read(&replacing("54", "999999999.000"))
+            .unwrap()
+            .qr
+            .amount(),
+        Some(999_999_999)
+    );
+    // A fraction that is not zero would make the money ambiguous.
+    assert_eq!(
+        parse_error(&replacing("54", "10000.50")),
+        VietQrError::InvalidAmount {
+            found: "10000.50".into(),
+            rule: "VND has no minor unit: a non-zero fraction would make the amount ambiguous"
+        }
+    );
+    assert_eq!(
+        parse_error(&replacing("54", "1.2.0")).code(),
+        "QR_INVALID_AMOUNT"
+    );
+}
+
+#[test]
+fn lengths_counted_in_bytes_are_read_with_a_warning() {
+    // 62 and 62.08 both count the 15 bytes of "Chuyển tiền" (11 characters).
+    let mut fields = valid_fields();
+    fields.pop();
+    let body: String = fields.iter().map(|(tag, value)| tlv(tag, value)).collect();
+    let payload = with_crc(&(body.clone() + &tlv_bytes("62", &tlv_bytes("08", "Chuyển tiền"))));
+    assert!(payload.contains("62190815Chuyển tiền"));
+    let ReadQr { qr, warnings } = VietQr::read(&payload).unwrap();
+    assert_eq!(qr.purpose(), Some("Chuyển tiền"));
+    assert_eq!(qr.amount(), Some(1000));
+    assert_eq!(
+        warnings,
+        [
+            QrWarning::LengthsCountedInBytes {
+                place: "the payload"
+            },
+            QrWarning::LengthsCountedInBytes { place: "62" },
+            QrWarning::PurposeUnusualCharacters {
+                characters: "ểề".into()
+            },
+        ]
+    );
+    assert_eq!(warnings[0].code(), "QR_LENGTHS_COUNTED_IN_BYTES");
+    assert!(warnings[1].to_string().contains("template 62"));
+    // Written back in characters, as EMVCo says; that reads without the byte warning.
+    let rewritten = qr.encode();
+    assert!(rewritten.contains("62150811Chuyển tiền"));
+    assert_eq!(VietQr::read(&rewritten).unwrap().warnings.len(), 1);
+
+    // Only the inner list counts bytes (62 itself counts the 15 characters it holds).
+    let inner = tlv_bytes("08", "Chuyển tiền");
+    let payload = with_crc(&(body.clone() + &tlv("62", &inner)));
+    let warnings = VietQr::read(&payload).unwrap().warnings;
+    assert_eq!(
+        warnings[0],
+        QrWarning::LengthsCountedInBytes { place: "62" }
+    );
+
+    // A length that is wrong either way is still malformed, and reported as read by characters.
+    let payload = with_crc(&(body + "62200815Chuyển tiền"));
+    assert!(matches!(
+        parse_error(&payload),
+        VietQrError::TlvMalformed {
+            fault: TlvFault::ValueRunsPastEnd { declared: 20, .. },
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_code_of_another_scheme_is_answered_with_what_could_be_read() {
+    let error = parse_error(&vnpay_merchant_code());
+    assert_eq!(error.code(), "QR_NOT_A_BANK_TRANSFER");
+    let VietQrError::NotABankTransfer(other) = &error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(
+        **other,
+        OtherScheme {
+            merchant_accounts: vec![MerchantAccountTemplate {
+                tag: 26,
+                guid: Some(VNPAY_GUID.into())
+            }],
+            amount: Some("10000".into()),
+            currency: Some("704".into()),
+            purpose: Some("Mua che".into()),
+            merchant_name: Some("CHO KHE COC".into()),
+            merchant_city: None,
+        }
+    );
+    assert_eq!(other.merchant_accounts[0].scheme(), Some("VNPAY-QR"));
+    let message = error.to_string();
+    assert!(message.contains("26 (VNPAY-QR, A000000775)"), "{message}");
+    assert!(message.contains("no NAPAS merchant account (tag 38)"));
+
+    // Templates that cannot be read, and an amount that is not VietQR's, come back as written.
+    let odd = build(&[
+        ("00", "01".into()),
+        ("01", "11".into()),
+        ("02", "4111111111111111".into()),
+        ("29", "0012ZZ".into()),
+        ("54", "12.5".into()),
+    ]);
+    let VietQrError::NotABankTransfer(other) = parse_error(&odd) else {
+        panic!("must be another scheme");
+    };
+    assert_eq!(
+        other.merchant_accounts,
+        [
+            MerchantAccountTemplate { tag: 2, guid: None },
+            MerchantAccountTemplate {
+                tag: 29,
+                guid: None
+            },
+        ]
+    );
+    assert_eq!(other.amount.as_deref(), Some("12.5"));
+    assert_eq!(other.merchant_accounts[1].scheme(), None);
+
+    // A NAPAS code that also carries another scheme's template is a bank transfer: 26 is kept.
+    let mut fields = valid_fields();
+    fields.insert(
+        2,
+        ("26", tlv("00", VNPAY_GUID) + &tlv("01", "0108CHOKHECOC")),
+    );
+    let qr = VietQr::parse(&build(&fields)).unwrap();
+    assert_eq!(qr.bin(), "970416");
+    assert_eq!(qr.other_fields()[0].tag, 26);
+    // No tag 38 and no other template either: the field is missing.
+    assert_eq!(
+        parse_error(&without("38")),
+        VietQrError::MissingField { field: "38" }
+    );
 }
 
 fn our_code() -> impl Strategy<
@@ -790,7 +1082,8 @@ proptest! {
         let qr = built.unwrap();
         let payload = qr.encode();
         prop_assert!(payload.chars().count() <= MAX_PAYLOAD_LEN);
-        let parsed = VietQr::parse(&payload).unwrap();
+        let ReadQr { qr: parsed, warnings } = VietQr::read(&payload).unwrap();
+        prop_assert_eq!(warnings, []);
         prop_assert_eq!(parsed.initiation(), initiation);
         prop_assert_eq!(parsed.bin(), bin.as_str());
         prop_assert_eq!(parsed.account(), account.as_str());
@@ -826,5 +1119,34 @@ proptest! {
         let body_len = characters.len().saturating_sub(CRC_FIELD_LEN);
         let body: String = characters[..body_len].iter().collect();
         let _ = VietQr::parse(&with_crc(&body));
+    }
+
+    /// Any purpose EMVCo's fields can carry (no control characters) is read back as written,
+    /// whether the lengths count characters or UTF-8 bytes.
+    #[test]
+    fn any_printable_purpose_reads_back_as_written(purpose in "[^\\p{Cc}\u{202A}-\u{202E}\u{2066}-\u{2069}]{1,20}") {
+        let mut fields = valid_fields();
+        fields.pop();
+        let body: String = fields.iter().map(|(tag, value)| tlv(tag, value)).collect();
+        let by_characters = VietQr::read(&with_crc(&(body.clone() + &tlv("62", &tlv("08", &purpose)))));
+        let by_characters = by_characters.unwrap();
+        prop_assert_eq!(by_characters.qr.purpose(), Some(purpose.as_str()));
+        if purpose.len() <= 95 {
+            let by_bytes =
+                VietQr::read(&with_crc(&(body + &tlv_bytes("62", &tlv_bytes("08", &purpose)))));
+            prop_assert_eq!(by_bytes.unwrap().qr, by_characters.qr);
+        }
+    }
+
+    /// Amount text of any shape: an answer, never a panic; a zero fraction reads as the whole
+    /// part, and anything read is a whole number of đồng greater than zero.
+    #[test]
+    fn any_amount_text_gets_an_answer(text in "[0-9.,+e -]{1,14}") {
+        if let Ok(read) = VietQr::read(&replacing("54", &text)) {
+            let amount = read.qr.amount().unwrap();
+            prop_assert!(amount > 0);
+            let whole = text.split('.').next().unwrap();
+            prop_assert_eq!(amount.to_string(), whole);
+        }
     }
 }
