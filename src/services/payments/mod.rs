@@ -79,9 +79,10 @@ impl PaymentService {
         }
     }
 
-    /// Decodes any VietQR payload, e.g. the one a vendor's banking app shows, for onboarding.
+    /// Decodes any VietQR payload, e.g. the one a vendor's banking app shows, for onboarding;
+    /// what was unusual but readable comes back as warnings.
     pub fn parse_qr(&self, request: &QrParseRequest) -> Result<QrParseView, PaymentError> {
-        Ok(QrParseView::from(&VietQr::parse(&request.payload)?))
+        Ok(QrParseView::from(&VietQr::read(&request.payload)?))
     }
 
     #[tracing::instrument(skip_all, fields(kind = %request.kind))]
