@@ -47,11 +47,14 @@ printf '%s' "$password" | "$bin" users create --username fuzz.vendor --role vend
     --password-stdin >/dev/null
 vendor=$(token fuzz.vendor)
 
+spec=$PWD/api-spec/openapi.yaml
+# schemathesis keeps its caches in the working directory: the scratch one, not the clone.
+cd "$dir"
 checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
 for role in admin vendor; do
     echo "contract-fuzz: $FUZZ_SECONDS s as $role" >&2
     # The events stream never ends by design: it is covered by the API tests instead.
-    "$venv/bin/schemathesis" run api-spec/openapi.yaml --url "$api" \
+    "$venv/bin/schemathesis" run "$spec" --url "$api" \
         -H "Authorization: Bearer ${!role}" --checks "$checks" \
         --exclude-path '/v1/payees/{id}/events' --phases examples,coverage,fuzzing \
         --generation-allow-x00 false --max-time "$FUZZ_SECONDS" --workers 2 --no-color

@@ -363,9 +363,90 @@ pub async fn png_payload(app: &TestApp, path: &str, token: &str) -> String {
 
 pub async fn read(response: Response) -> (StatusCode, Value) {
     let status = response.status();
+    let path = response.url().path().to_owned();
+    let json = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
     let text = response.text().await.expect("body read");
     let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    assert_documented(&path, status, json.then_some(&value));
     (status, value)
+}
+
+/// The API contract, as the code generates it (the contract test keeps
+/// `api-spec/openapi.yaml` equal to it).
+static SPEC: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+    serde_json::to_value(<market_ledger::http::ApiDoc as utoipa::OpenApi>::openapi())
+        .expect("the spec serializes")
+});
+
+/// The spec's path template for a request path: `{...}` matches one segment, and the
+/// template with the most literal segments wins (`/v1/transactions/batch` over `{id}`).
+fn path_template(path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = path.split('/').collect();
+    SPEC["paths"]
+        .as_object()?
+        .keys()
+        .filter_map(|template| {
+            let parts: Vec<&str> = template.split('/').collect();
+            let fits = parts.len() == segments.len()
+                && parts.iter().zip(&segments).all(|(part, segment)| {
+                    (part.starts_with('{') && !segment.is_empty()) || part == segment
+                });
+            fits.then(|| {
+                (
+                    parts.iter().filter(|p| !p.starts_with('{')).count(),
+                    template,
+                )
+            })
+        })
+        .max_by_key(|(literal, _)| *literal)
+        .map(|(_, template)| template.as_str())
+}
+
+/// Every answer a test reads must be one the committed contract documents: its status on
+/// that route, and a JSON body that matches the documented schema (for some method of the
+/// route: a response does not say which method asked). Routes outside the spec (the 404 of an
+/// unknown path) and 405s are the framework's, not a route's.
+pub fn assert_documented(path: &str, status: StatusCode, json_body: Option<&Value>) {
+    let Some(template) = path_template(path) else {
+        return;
+    };
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        return;
+    }
+    let code = status.as_str();
+    let documented: Vec<&Value> = SPEC["paths"][template]
+        .as_object()
+        .into_iter()
+        .flat_map(|operations| operations.values())
+        .filter_map(|operation| operation["responses"].get(code))
+        .collect();
+    assert!(
+        !documented.is_empty(),
+        "{path} answered {status}, which the spec does not document for {template}"
+    );
+    let Some(body) = json_body else {
+        return;
+    };
+    let schemas: Vec<&Value> = documented
+        .iter()
+        .filter_map(|response| response["content"]["application/json"].get("schema"))
+        .collect();
+    if schemas.is_empty() {
+        return;
+    }
+    let root = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": SPEC["components"],
+        "anyOf": schemas,
+    });
+    let validator = jsonschema::validator_for(&root).expect("the spec's schemas compile");
+    if let Err(error) = validator.validate(body) {
+        panic!("{path} answered {status} with a body the spec does not allow for {template}: {error}\n{body}");
+    }
 }
 
 pub fn error_code(body: &Value) -> &str {

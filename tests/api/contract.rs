@@ -37,3 +37,28 @@ fn every_documented_operation_has_a_policy_and_back() {
     policed.sort();
     assert_eq!(documented, policed);
 }
+
+/// The check every test's answers go through refuses what the contract does not allow.
+#[test]
+fn answers_outside_the_contract_are_caught() {
+    use crate::common::assert_documented;
+    use reqwest::StatusCode;
+    use serde_json::json;
+    let envelope = json!({"error": {"code": "X", "message": "m"}});
+    assert_documented("/v1/accounts", StatusCode::UNAUTHORIZED, Some(&envelope));
+    let refused = |path: &'static str, status: StatusCode, body: serde_json::Value| {
+        std::panic::catch_unwind(move || assert_documented(path, status, Some(&body))).is_err()
+    };
+    assert!(refused("/v1/accounts", StatusCode::OK, json!({"data": 5})));
+    assert!(refused(
+        "/v1/accounts",
+        StatusCode::IM_A_TEAPOT,
+        envelope.clone()
+    ));
+    assert!(refused(
+        "/v1/transactions/batch",
+        StatusCode::OK,
+        json!({"posted": "many"})
+    ));
+    assert!(refused("/healthz", StatusCode::OK, json!({"state": "ok"})));
+}
