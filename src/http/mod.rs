@@ -181,6 +181,10 @@ fn routes(config: &mut web::ServiceConfig) {
         )
         .service(resource("/v1/collection-accounts/{id}/feed").route(put().to(bank_feed::set_feed)))
         .service(
+            resource("/v1/webhooks/test-deliveries")
+                .route(get().to(bank_feed::list_test_deliveries)),
+        )
+        .service(
             resource("/v1/webhooks/{provider}")
                 .app_data(BodyLimit(crate::services::bank_feed::MAX_WEBHOOK_BYTES))
                 .route(post().to(bank_feed::receive_webhook)),
@@ -306,6 +310,7 @@ async fn method_not_allowed(request: HttpRequest) -> HttpResponse {
         payments::create_intent, payments::get_intent, payments::cancel_intent,
         payments::intent_qr_svg, payments::intent_qr_png,
         bank_feed::list_collection_accounts, bank_feed::set_feed, bank_feed::receive_webhook,
+        bank_feed::list_test_deliveries,
         bank_feed::get_bank_transaction, bank_feed::list_unmatched, bank_feed::resolve_unmatched,
         bank_feed::list_discrepancies, bank_feed::import_statement,
     ),
