@@ -110,6 +110,7 @@ fn text<'a>(object: &'a Value, name: &str) -> Option<&'a str> {
 mod tests {
     use super::*;
     use crate::domain::bank_feed::test_support::{compact, pretty, sample};
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn payos() -> Value {
@@ -205,6 +206,54 @@ mod tests {
         assert!(!recognised(Provider::PayOs, &sepay()));
         for body in [payos(), sepay(), casso()] {
             assert!(!recognised(Provider::Standard, &body));
+        }
+    }
+
+    proptest! {
+        /// A provider's sample is a test exactly when every one of its markers is intact,
+        /// whatever account, amount and other fields it carries.
+        #[test]
+        fn a_test_needs_every_marker_and_nothing_else(
+            provider in prop_oneof![
+                Just(Provider::PayOs),
+                Just(Provider::SePay),
+                Just(Provider::Casso),
+            ],
+            broken in proptest::collection::vec(any::<bool>(), 3),
+            account in "[0-9]{6,14}",
+            amount in 1i64..=1_000_000_000,
+            other_id in 1u64..u64::MAX,
+            other_text in "[A-Z0-9]{4,20}",
+        ) {
+            prop_assume!(![PAYOS_ORDER_CODE, SEPAY_ID].contains(&other_id));
+            prop_assume!(![PAYOS_DESCRIPTION, PAYOS_REFERENCE, CASSO_REFERENCE]
+                .contains(&other_text.as_str()));
+            let (mut body, markers): (Value, &[(&str, Value)]) = match provider {
+                Provider::PayOs => (payos(), &[
+                    ("orderCode", json!(other_id)),
+                    ("description", json!(other_text)),
+                    ("reference", json!(other_text)),
+                ]),
+                Provider::SePay => (sepay(), &[("id", json!(other_id))]),
+                _ => (casso(), &[
+                    ("id", json!(other_id)),
+                    ("reference", json!(other_text)),
+                ]),
+            };
+            let fields = match provider {
+                Provider::SePay => &mut body,
+                _ => &mut body["data"],
+            };
+            fields["accountNumber"] = json!(account);
+            fields[if provider == Provider::SePay { "transferAmount" } else { "amount" }] =
+                json!(amount);
+            for ((field, replacement), broken) in markers.iter().zip(&broken) {
+                if *broken {
+                    fields[*field] = replacement.clone();
+                }
+            }
+            let intact = broken.iter().take(markers.len()).all(|b| !b);
+            prop_assert_eq!(recognised(provider, &body), intact);
         }
     }
 
