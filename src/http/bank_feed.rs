@@ -121,7 +121,7 @@ pub async fn list_unmatched(
 
 #[utoipa::path(post, path = "/v1/reconciliation/unmatched/{id}/resolve", tag = "reconciliation",
     params(("id" = Uuid, Path),
-        ("Idempotency-Key" = String, Header, description = "unique per request; retries reuse it")),
+        ("Idempotency-Key" = String, Header, description = "unique per request; retries reuse it", pattern = "^[!-~]{1,255}$")),
     request_body = ResolveRequest,
     security(("bearer" = [])),
     responses((status = 200, description = "the bank transaction with its resolution", body = BankTransactionView,

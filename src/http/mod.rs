@@ -4,6 +4,7 @@ pub mod bank_feed;
 pub mod error;
 pub mod events;
 pub mod extract;
+mod openapi;
 pub mod payments;
 pub mod policy;
 pub mod routes;
@@ -21,7 +22,6 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{guard, web, App, HttpRequest, HttpResponse, Resource, ResponseError, Route};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tracing::Instrument;
-use utoipa::OpenApi;
 use uuid::Uuid;
 
 use crate::clock::Clock;
@@ -33,6 +33,7 @@ use crate::services::payments::PaymentService;
 use crate::store::Store;
 use error::ApiError;
 use extract::BodyLimit;
+pub use openapi::{openapi_yaml, ApiDoc};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -293,55 +294,4 @@ async fn method_not_allowed(request: HttpRequest) -> HttpResponse {
         response.headers_mut().insert(header::ALLOW, allowed);
     }
     response
-}
-
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "market-ledger", description = "Payment ledger for a commune's cashless market: double-entry accounts and transactions, idempotent posting, invariant checks, payees with VietQR codes and payment intents, verified bank-feed webhooks matched and posted exactly once, suspense and reconciliation."),
-    paths(
-        routes::healthz, routes::readyz, routes::metrics, routes::token,
-        routes::create_account, routes::list_accounts, routes::get_account, routes::account_entries,
-        routes::post_transaction, routes::list_transactions, routes::post_batch,
-        routes::get_transaction, routes::reverse_transaction, routes::verify,
-        payments::list_banks, payments::parse_qr, payments::create_payee, payments::list_payees,
-        payments::get_payee, payments::update_payee, payments::payee_qr_svg,
-        payments::payee_qr_png, payments::payee_sticker, events::payee_events,
-        payments::list_payee_intents,
-        payments::create_intent, payments::get_intent, payments::cancel_intent,
-        payments::intent_qr_svg, payments::intent_qr_png,
-        bank_feed::list_collection_accounts, bank_feed::set_feed, bank_feed::receive_webhook,
-        bank_feed::list_test_deliveries,
-        bank_feed::get_bank_transaction, bank_feed::list_unmatched, bank_feed::resolve_unmatched,
-        bank_feed::list_discrepancies, bank_feed::import_statement,
-    ),
-    components(schemas(crate::services::events::PaymentReceived)),
-    modifiers(&BearerAuth),
-    tags((name = "operations"), (name = "auth"), (name = "ledger"), (name = "payees"),
-        (name = "payment intents"), (name = "bank feed"), (name = "reconciliation"))
-)]
-pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
-
-/// The committed contract, `api-spec/openapi.yaml`.
-pub fn openapi_yaml() -> String {
-    ApiDoc::openapi()
-        .to_yaml()
-        .expect("the OpenAPI document serializes")
 }

@@ -138,7 +138,8 @@ pub async fn create_payee(
 #[utoipa::path(get, path = "/v1/payees", tag = "payees", params(PayeeQuery),
     security(("bearer" = [])),
     responses((status = 200, description = "ordered by id; a vendor or school user sees only its own payee", body = PayeePage),
-        (status = 400, body = ErrorEnvelope)))]
+        (status = 400, body = ErrorEnvelope),
+        (status = 422, description = "INVALID_PAYEE_KIND", body = ErrorEnvelope)))]
 pub async fn list_payees(
     state: web::Data<AppState>,
     caller: Caller,
@@ -258,7 +259,7 @@ pub async fn list_payee_intents(
 
 #[utoipa::path(post, path = "/v1/payment-intents", tag = "payment intents",
     request_body = NewIntentRequest,
-    params(("Idempotency-Key" = String, Header, description = "unique per request; retries reuse it")),
+    params(("Idempotency-Key" = String, Header, description = "unique per request; retries reuse it", pattern = "^[!-~]{1,255}$")),
     security(("bearer" = [])),
     responses((status = 201, body = IntentView,
             headers(("Idempotent-Replayed" = String, description = "`true` on a replay"))),

@@ -118,7 +118,8 @@ pub async fn create_account(
 
 #[utoipa::path(get, path = "/v1/accounts", tag = "ledger", params(AccountQuery),
     security(("bearer" = [])),
-    responses((status = 200, body = AccountPage), (status = 400, body = ErrorEnvelope)))]
+    responses((status = 200, body = AccountPage), (status = 400, body = ErrorEnvelope),
+        (status = 422, description = "INVALID_ACCOUNT_KIND, UNKNOWN_CURRENCY", body = ErrorEnvelope)))]
 pub async fn list_accounts(
     state: web::Data<AppState>,
     ApiQuery(query): ApiQuery<AccountQuery>,
@@ -171,7 +172,7 @@ pub async fn account_entries(
 }
 
 #[utoipa::path(post, path = "/v1/transactions", tag = "ledger", request_body = TransactionRequest,
-    params(("Idempotency-Key" = String, Header, description = "unique per request; retries reuse it")),
+    params(("Idempotency-Key" = String, Header, description = "unique per request; retries reuse it", pattern = "^[!-~]{1,255}$")),
     security(("bearer" = [])),
     responses((status = 201, body = TransactionView,
             headers(("Idempotent-Replayed" = String, description = "`true` on a replay"))),
@@ -194,7 +195,7 @@ pub async fn post_transaction(
 }
 
 #[utoipa::path(post, path = "/v1/transactions/batch", tag = "ledger", request_body = BatchRequest,
-    params(("Idempotency-Key" = String, Header, description = "unique per request; retries reuse it")),
+    params(("Idempotency-Key" = String, Header, description = "unique per request; retries reuse it", pattern = "^[!-~]{1,255}$")),
     security(("bearer" = [])),
     responses((status = 200, description = "each transaction's result", body = BatchResponse),
         (status = 422, description = "BATCH_REJECTED (atomic), BATCH_TOO_LARGE, ...", body = ErrorEnvelope)))]
@@ -215,7 +216,8 @@ pub async fn post_batch(
 
 #[utoipa::path(get, path = "/v1/transactions", tag = "ledger", params(TransactionQuery),
     security(("bearer" = [])),
-    responses((status = 200, body = TransactionPage), (status = 400, body = ErrorEnvelope)))]
+    responses((status = 200, body = TransactionPage), (status = 400, body = ErrorEnvelope),
+        (status = 404, description = "ACCOUNT_NOT_FOUND: the account filter names no account", body = ErrorEnvelope)))]
 pub async fn list_transactions(
     state: web::Data<AppState>,
     ApiQuery(query): ApiQuery<TransactionQuery>,
@@ -243,7 +245,7 @@ pub async fn get_transaction(
 }
 
 #[utoipa::path(post, path = "/v1/transactions/{id}/reverse", tag = "ledger",
-    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header)),
+    params(("id" = Uuid, Path), ("Idempotency-Key" = String, Header, description = "unique per request; retries reuse it", pattern = "^[!-~]{1,255}$")),
     request_body(content = Option<ReverseRequest>, description = "optional"),
     security(("bearer" = [])),
     responses((status = 201, body = TransactionView),

@@ -79,6 +79,7 @@ pub struct FeedRequest {
     /// One secret, or two while rotating (deliveries signed with either are accepted). SePay:
     /// the API key (`Authorization: Apikey ...`) or the HMAC secret; payOS: the checksum key;
     /// Casso: the webhook checksum key (v2) or Secure-Token (v1); standard: `whsec_<base64>`.
+    #[schema(min_items = 1, max_items = 2)]
     pub secrets: Vec<String>,
 }
 
@@ -220,6 +221,7 @@ pub struct ResolveRequest {
     /// `possible_duplicate`): this record is taken back out of the ledger.
     pub duplicate_of: Option<Uuid>,
     /// Why: kept with the resolution, 1 to 500 characters.
+    #[schema(min_length = 1, max_length = 500)]
     pub note: String,
 }
 

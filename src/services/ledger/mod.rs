@@ -48,12 +48,15 @@ pub struct Reply {
 #[into_params(parameter_in = Query)]
 pub struct AccountQuery {
     /// asset, liability, equity, revenue or expense
+    #[param(pattern = "^(asset|liability|equity|revenue|expense)$")]
     pub kind: Option<String>,
+    #[param(pattern = "^(VND|USD|EUR)$")]
     pub currency: Option<String>,
     /// Only accounts whose code starts with this, e.g. `payee:`
     pub code_prefix: Option<String>,
     pub cursor: Option<String>,
     /// 1 to 500, default 50
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -63,6 +66,7 @@ pub struct AccountQuery {
 pub struct PageQuery {
     pub cursor: Option<String>,
     /// 1 to 500, default 50
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -79,6 +83,7 @@ pub struct TransactionQuery {
     pub reference: Option<String>,
     pub cursor: Option<String>,
     /// 1 to 500, default 50
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 

@@ -41,10 +41,13 @@ pub struct NewAccountRequest {
     pub code: String,
     #[schema(example = "Bà Hoa, quầy chè số 12")]
     pub name: String,
-    #[schema(example = "liability")]
+    #[schema(
+        example = "liability",
+        pattern = "^(asset|liability|equity|revenue|expense)$"
+    )]
     /// One of asset, liability, equity, revenue, expense.
     pub kind: String,
-    #[schema(example = "VND")]
+    #[schema(example = "VND", pattern = "^(VND|USD|EUR)$")]
     pub currency: String,
     #[serde(default)]
     pub flags: FlagsView,

@@ -67,7 +67,7 @@ pub struct CollectionAccountRequest {
 #[serde(deny_unknown_fields)]
 pub struct NewPayeeRequest {
     /// vendor, school or cooperative
-    #[schema(example = "vendor")]
+    #[schema(example = "vendor", pattern = "^(vendor|school|cooperative)$")]
     pub kind: String,
     #[schema(example = "Bà Hoa, quầy chè")]
     pub name: String,
@@ -117,7 +117,10 @@ pub struct PayeePatchRequest {
     pub collection_account: Option<CollectionAccountRequest>,
 }
 
+/// The bank account a payee collects into (the bank feed's `CollectionAccountView` is another
+/// schema: a monitored account with its payees and feed).
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = PayeeCollectionAccount)]
 pub struct CollectionAccountView {
     pub id: Uuid,
     pub bank_bin: String,
@@ -206,6 +209,7 @@ pub struct PayeePage {
 #[into_params(parameter_in = Query)]
 pub struct PayeeQuery {
     /// vendor, school or cooperative
+    #[param(pattern = "^(vendor|school|cooperative)$")]
     pub kind: Option<String>,
     /// Exact hamlet name, e.g. `Khe Cốc`
     pub hamlet: Option<String>,
@@ -214,6 +218,7 @@ pub struct PayeeQuery {
     pub active: Option<bool>,
     pub cursor: Option<String>,
     /// 1 to 500, default 50
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -308,6 +313,7 @@ pub struct NewIntentRequest {
     #[schema(example = "Chè Thái Nguyên 1kg")]
     pub description: Option<String>,
     /// 60 to 7 776 000 (90 days); default 900.
+    #[schema(minimum = 60, maximum = 7_776_000)]
     pub expires_in_seconds: Option<u32>,
 }
 
@@ -374,9 +380,11 @@ pub struct IntentPage {
 #[into_params(parameter_in = Query)]
 pub struct IntentQuery {
     /// pending, paid, partially_paid, expired or cancelled (as of now)
+    #[param(pattern = "^(pending|paid|partially_paid|expired|cancelled)$")]
     pub status: Option<String>,
     pub cursor: Option<String>,
     /// 1 to 500, default 50
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 

@@ -1,0 +1,201 @@
+//! The API contract: every operation, generated from the handlers' annotations, with the
+//! error answers the shared machinery gives every route (access policy, extractors, the
+//! database) added in one place.
+
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::request_body::RequestBody;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{Schema, SchemaType, Type};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr};
+use utoipa::OpenApi;
+
+use super::{bank_feed, events, payments, routes};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "market-ledger", description = "Payment ledger for a commune's cashless market: double-entry accounts and transactions, idempotent posting, invariant checks, payees with VietQR codes and payment intents, verified bank-feed webhooks matched and posted exactly once, suspense and reconciliation."),
+    paths(
+        routes::healthz, routes::readyz, routes::metrics, routes::token,
+        routes::create_account, routes::list_accounts, routes::get_account, routes::account_entries,
+        routes::post_transaction, routes::list_transactions, routes::post_batch,
+        routes::get_transaction, routes::reverse_transaction, routes::verify,
+        payments::list_banks, payments::parse_qr, payments::create_payee, payments::list_payees,
+        payments::get_payee, payments::update_payee, payments::payee_qr_svg,
+        payments::payee_qr_png, payments::payee_sticker, events::payee_events,
+        payments::list_payee_intents,
+        payments::create_intent, payments::get_intent, payments::cancel_intent,
+        payments::intent_qr_svg, payments::intent_qr_png,
+        bank_feed::list_collection_accounts, bank_feed::set_feed, bank_feed::receive_webhook,
+        bank_feed::list_test_deliveries,
+        bank_feed::get_bank_transaction, bank_feed::list_unmatched, bank_feed::resolve_unmatched,
+        bank_feed::list_discrepancies, bank_feed::import_statement,
+    ),
+    components(schemas(crate::services::events::PaymentReceived)),
+    modifiers(&BearerAuth, &SharedErrors),
+    tags((name = "operations"), (name = "auth"), (name = "ledger"), (name = "payees"),
+        (name = "payment intents"), (name = "bank feed"), (name = "reconciliation"))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The answers every route can give through the machinery it shares, so a client (and a
+/// contract fuzzer) finds each status it can meet documented on the route itself. A route's
+/// own description of a status is kept.
+struct SharedErrors;
+
+impl utoipa::Modify for SharedErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                add_shared_errors(path, operation);
+            }
+        }
+    }
+}
+
+fn add_shared_errors(path: &str, operation: &mut Operation) {
+    let parameters = operation.parameters.as_deref().unwrap_or_default();
+    let takes = |place: ParameterIn| {
+        parameters
+            .iter()
+            .any(|p| std::mem::discriminant(&p.parameter_in) == std::mem::discriminant(&place))
+    };
+    let idempotent = parameters.iter().any(|p| p.name == "Idempotency-Key");
+    let secured = operation
+        .security
+        .as_ref()
+        .is_some_and(|requirements| !requirements.is_empty());
+    let mut shared: Vec<(&str, &str)> = Vec::new();
+    if secured {
+        shared.push(("401", "UNAUTHENTICATED: no valid access token"));
+        shared.push((
+            "403",
+            "FORBIDDEN: the caller's role may not call this route",
+        ));
+    }
+    if takes(ParameterIn::Path) {
+        shared.push((
+            "400",
+            "INVALID_PATH, NUL_CHARACTER: a path parameter cannot be read",
+        ));
+        shared.push((
+            "404",
+            "the resource does not exist (or is not the caller's)",
+        ));
+    }
+    if takes(ParameterIn::Query) {
+        shared.push((
+            "400",
+            "INVALID_QUERY, INVALID_CURSOR, INVALID_LIMIT: a query parameter cannot be read",
+        ));
+    }
+    if idempotent {
+        shared.push((
+            "400",
+            "IDEMPOTENCY_KEY_REQUIRED, INVALID_IDEMPOTENCY_KEY: the Idempotency-Key header is missing or not 1 to 255 visible ASCII characters",
+        ));
+        shared.push((
+            "409",
+            "IDEMPOTENCY_KEY_IN_PROGRESS: the first request with this key is still running",
+        ));
+        shared.push((
+            "422",
+            "IDEMPOTENCY_KEY_REUSED: the key was used with another request",
+        ));
+    }
+    if let Some(body) = &operation.request_body {
+        shared.push(("400", "BODY_UNREADABLE: the body could not be received"));
+        shared.push((
+            "413",
+            "PAYLOAD_TOO_LARGE: the body is over this route's limit",
+        ));
+        if is_typed_json(body) {
+            shared.push((
+                "400",
+                "MALFORMED_JSON, NUL_CHARACTER: the body is not valid JSON",
+            ));
+            shared.push((
+                "415",
+                "UNSUPPORTED_MEDIA_TYPE: the body is not sent as JSON",
+            ));
+            shared.push((
+                "422",
+                "INVALID_BODY: the body does not have the documented shape",
+            ));
+        }
+    }
+    if path.starts_with("/v1/") {
+        shared.push((
+            "503",
+            "the database is briefly unavailable or busy (`details.retryable`); retry later",
+        ));
+    }
+    for (status, description) in shared {
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| error_response(description));
+    }
+}
+
+/// A JSON body the service parses; routes that take raw bytes (signed webhooks, CSV
+/// statements) take any media type and document the body as a string.
+fn is_typed_json(body: &RequestBody) -> bool {
+    let schema = body
+        .content
+        .get("application/json")
+        .and_then(|content| content.schema.as_ref());
+    match schema {
+        None => false,
+        Some(RefOr::T(Schema::Object(object))) => {
+            object.schema_type != SchemaType::Type(Type::String)
+        }
+        Some(_) => true,
+    }
+}
+
+fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+/// The committed contract, `api-spec/openapi.yaml`.
+pub fn openapi_yaml() -> String {
+    ApiDoc::openapi()
+        .to_yaml()
+        .expect("the OpenAPI document serializes")
+}
