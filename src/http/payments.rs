@@ -110,8 +110,8 @@ pub async fn list_banks(state: web::Data<AppState>) -> web::Json<BankList> {
 
 #[utoipa::path(post, path = "/v1/qr/parse", tag = "payees", request_body = QrParseRequest,
     security(("bearer" = [])),
-    responses((status = 200, body = QrParseView),
-        (status = 422, description = "QR_CRC_MISMATCH, QR_TLV_MALFORMED, QR_NESTED_TLV_MALFORMED, QR_WRONG_GUID, ... (which rule broke)", body = ErrorEnvelope)))]
+    responses((status = 200, description = "the decoded code; `warnings` (always present, empty for a clean code) lists what EMVCo permits but our own codes never do: QR_PURPOSE_UNUSUAL_CHARACTERS, QR_PURPOSE_LONG, QR_AMOUNT_ZERO_FRACTION, QR_LENGTHS_COUNTED_IN_BYTES", body = QrParseView),
+        (status = 422, description = "QR_CRC_MISMATCH, QR_TLV_MALFORMED, QR_NESTED_TLV_MALFORMED, QR_WRONG_GUID, QR_INVALID_AMOUNT (also a non-zero fraction), ... (which rule broke); QR_NOT_A_BANK_TRANSFER for another scheme's code (no NAPAS tag 38, e.g. VNPAY-QR in tag 26), with `details` listing what could be read: merchant_accounts [{tag, guid, scheme}], amount, currency, purpose, merchant_name, merchant_city", body = ErrorEnvelope)))]
 pub async fn parse_qr(
     state: web::Data<AppState>,
     ApiJson(request): ApiJson<QrParseRequest>,

@@ -187,3 +187,25 @@ impl PublicError for AuthError {
         }
     }
 }
+
+/// Idempotency comes before every other rule: a request whose key was answered before gets
+/// that answer again, whatever has changed since (the transaction reversed, the payee
+/// deactivated). `Err` when the key belongs to another request, or to one still running.
+/// Use cases whose refusals depend on state that changes call this before checking it; the
+/// write still claims the key in its own database transaction, so a concurrent duplicate is
+/// caught there.
+pub(crate) async fn earlier_answer(
+    store: &dyn crate::store::Store,
+    claim: &crate::store::IdempotencyClaim,
+) -> Result<Option<ledger::Reply>, crate::store::StoreError> {
+    let Some(stored) = store.stored_response(claim).await? else {
+        return Ok(None);
+    };
+    let stored = stored?;
+    metrics::counter!("ledger_idempotent_replays_total").increment(1);
+    Ok(Some(ledger::Reply {
+        status: stored.status,
+        body: stored.body,
+        replayed: true,
+    }))
+}

@@ -402,6 +402,33 @@ impl<T: Backend + 'static> Store for T {
             .await
             .map(|done| done.rows_affected()))?)
     }
+
+    async fn stored_response(
+        &self,
+        claim: &IdempotencyClaim,
+    ) -> StoreResult<Option<StoreResult<StoredResponse>>> {
+        let stored: Option<IdempotencyRow> =
+            pool_rows!(self, fetch_optional, KEY_ROW_SQL, claim.user_id, &claim.key)?;
+        Ok(stored.map(|row| answer_for(row, claim)))
+    }
+}
+
+const KEY_ROW_SQL: &str = "SELECT request_hash, status_code, response_body FROM idempotency_keys \
+                           WHERE user_id = $1 AND key = $2";
+
+/// What a key's row means for a request that brings the same key: the same request gets the
+/// stored response; another request, or one still running, cannot be answered from it.
+fn answer_for(stored: IdempotencyRow, claim: &IdempotencyClaim) -> StoreResult<StoredResponse> {
+    if stored.request_hash != claim.request_hash {
+        return Err(StoreError::IdempotencyKeyReused);
+    }
+    match (stored.status_code, stored.response_body) {
+        (Some(status), Some(body)) => Ok(StoredResponse {
+            status: status as u16,
+            body,
+        }),
+        _ => Err(StoreError::IdempotencyKeyInProgress),
+    }
 }
 
 /// Loads one transaction by id, or a filtered page, each with its entries.
@@ -531,25 +558,13 @@ impl UnitOfWork<'_> {
             if inserted == 1 {
                 return Ok(None);
             }
-            let sql = "SELECT request_hash, status_code, response_body FROM idempotency_keys \
-                       WHERE user_id = $1 AND key = $2";
             let stored: Option<IdempotencyRow> =
-                tx_rows!(self, fetch_optional, sql, claim.user_id, &claim.key)?;
+                tx_rows!(self, fetch_optional, KEY_ROW_SQL, claim.user_id, &claim.key)?;
             if let Some(stored) = stored {
                 break stored;
             }
         };
-        Ok(Some(if stored.request_hash != claim.request_hash {
-            Err(StoreError::IdempotencyKeyReused)
-        } else {
-            match (stored.status_code, stored.response_body) {
-                (Some(status), Some(body)) => Ok(StoredResponse {
-                    status: status as u16,
-                    body,
-                }),
-                _ => Err(StoreError::IdempotencyKeyInProgress),
-            }
-        }))
+        Ok(Some(answer_for(stored, claim)))
     }
 
     /// Completes a key claimed without a response (`claim_key(.., None, ..)`) with the

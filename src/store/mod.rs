@@ -269,6 +269,13 @@ pub trait Store: PaymentStore + bank_feed::BankFeedStore + Send + Sync + 'static
 
     async fn verify(&self) -> StoreResult<VerifyReport>;
     async fn delete_idempotency_keys_before(&self, cutoff: i64) -> StoreResult<u64>;
+    /// What an earlier request with this idempotency key answered, without claiming the key:
+    /// `None` when no request holds it; otherwise its stored response, or why it cannot be
+    /// replayed (another request, or still in progress).
+    async fn stored_response(
+        &self,
+        claim: &IdempotencyClaim,
+    ) -> StoreResult<Option<StoreResult<StoredResponse>>>;
 }
 
 /// A new time-ordered id (UUIDv7) for a row written at `now` (microseconds): the store never

@@ -8,6 +8,7 @@ mod concurrency;
 mod contract;
 mod events;
 mod http;
+mod idempotency;
 mod intents;
 mod payees;
 mod process;

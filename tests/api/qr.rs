@@ -14,6 +14,7 @@ use crate::common::{
 
 crate::on_both_backends!(
     qr_parse_reads_real_codes_and_names_each_broken_rule,
+    qr_parse_reads_what_banks_and_wallets_print_with_warnings,
     static_qr_png_svg_and_sticker_decode_to_the_payee_code,
     qr_images_are_bounded_and_cacheable,
 );
@@ -68,6 +69,11 @@ async fn qr_parse_reads_real_codes_and_names_each_broken_rule(backend: Backend) 
         };
         assert_eq!(parsed["initiation"], initiation, "{vector}");
         assert_eq!(
+            parsed["warnings"],
+            json!([]),
+            "a clean code has no warnings"
+        );
+        assert_eq!(
             parsed["bank"]["bin"], vector["bin"],
             "every vector's bank is listed"
         );
@@ -97,7 +103,9 @@ async fn qr_parse_reads_real_codes_and_names_each_broken_rule(backend: Backend) 
         // Tag 53 says 9 characters: the top-level list no longer lines up.
         ("5303704", "5309704", "QR_TLV_MALFORMED"),
         ("5303704", "5303840", "QR_INVALID_CURRENCY"),
-        ("540579000", "540579.00", "QR_INVALID_AMOUNT"),
+        // Tag 54 becomes "79.50": a zero fraction is read (below), any other fraction makes
+        // the money ambiguous.
+        ("540579000", "540579.50", "QR_INVALID_AMOUNT"),
         ("010212", "010213", "QR_INVALID_INITIATION"),
     ];
     let mut cases: Vec<(String, &str)> = damaged
@@ -124,6 +132,13 @@ async fn qr_parse_reads_real_codes_and_names_each_broken_rule(backend: Backend) 
         );
         assert!(!answer["error"]["message"].as_str().unwrap().is_empty());
     }
+    let zero_fraction = with_fixed_crc(vietinbank, "540579000", "540579.00");
+    let (status, parsed) = app
+        .post("/v1/qr/parse", &json!({ "payload": zero_fraction }))
+        .await;
+    // Tag 54 now reads "79.00" (still 5 characters): 79 đồng.
+    assert_eq!((status, &parsed["amount"]), (StatusCode::OK, &json!("79")));
+    assert_eq!(parsed["warnings"][0]["code"], "QR_AMOUNT_ZERO_FRACTION");
     let (status, answer) = app.post("/v1/qr/parse", &json!({ "payload": 42 })).await;
     assert_eq!(
         (status, error_code(&answer)),
@@ -238,4 +253,56 @@ async fn qr_images_are_bounded_and_cacheable(backend: Backend) {
         StatusCode::OK,
         "another picture, another tag"
     );
+}
+
+/// Every payload of tests/fixtures/vietqr_lenient.json: read with its warnings, or answered with
+/// its code (and, for another scheme's code, what could be read of it).
+async fn qr_parse_reads_what_banks_and_wallets_print_with_warnings(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let fixture: Value =
+        serde_json::from_str(include_str!("../fixtures/vietqr_lenient.json")).unwrap();
+    let vectors = fixture["vectors"].as_array().unwrap();
+    assert!(vectors.len() >= 10);
+    for vector in vectors {
+        let (status, parsed) = app
+            .post("/v1/qr/parse", &json!({ "payload": vector["payload"] }))
+            .await;
+        if vector["expect"] == "error" {
+            assert_eq!(
+                (status, error_code(&parsed)),
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    vector["error_code"].as_str().unwrap()
+                ),
+                "{vector}: {parsed}"
+            );
+            assert!(!parsed["error"]["message"].as_str().unwrap().is_empty());
+            if let Some(details) = vector.get("details") {
+                assert_eq!(&parsed["error"]["details"], details, "{vector}");
+            }
+            continue;
+        }
+        assert_eq!(status, StatusCode::OK, "{vector}: {parsed}");
+        for field in ["bin", "account", "amount", "purpose", "service"] {
+            assert_eq!(parsed[field], vector[field], "{field} of {vector}");
+        }
+        for field in ["additional_data", "other_fields"] {
+            if let Some(expected) = vector.get(field) {
+                assert_eq!(&parsed[field], expected, "{field} of {vector}");
+            }
+        }
+        let codes: Vec<&Value> = parsed["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|warning| {
+                assert!(!warning["message"].as_str().unwrap().is_empty());
+                &warning["code"]
+            })
+            .collect();
+        let expected: Vec<&Value> = vector["warnings"].as_array().unwrap().iter().collect();
+        assert_eq!(codes, expected, "{vector}");
+    }
 }

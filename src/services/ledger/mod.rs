@@ -483,6 +483,16 @@ impl LedgerService {
         id: Uuid,
         request: ReverseRequest,
     ) -> Result<Reply, LedgerError> {
+        // A retry of a reversal that was done answers as it did, not ALREADY_REVERSED.
+        match crate::services::earlier_answer(self.store.as_ref(), &claim).await {
+            Ok(Some(reply)) => return Ok(reply),
+            Ok(None) => {}
+            Err(StoreError::IdempotencyKeyReused) => return Err(LedgerError::IdempotencyKeyReused),
+            Err(StoreError::IdempotencyKeyInProgress) => {
+                return Err(LedgerError::IdempotencyKeyInProgress)
+            }
+            Err(other) => return Err(other.into()),
+        }
         let original = self
             .store
             .transaction(id)

@@ -8,7 +8,7 @@ use crate::domain::intent::{IntentStatus, MAX_EXPIRES_IN_SECONDS, MIN_EXPIRES_IN
 use crate::domain::money::AmountError;
 use crate::domain::payee::PayeeFieldError;
 use crate::domain::text::HolderNameError;
-use crate::domain::vietqr::{VietQrError, AMOUNT_MAX_DIGITS};
+use crate::domain::vietqr::{OtherScheme, VietQrError, AMOUNT_MAX_DIGITS};
 use crate::services::ledger::LedgerError;
 use crate::services::paging::PageError;
 use crate::services::PublicError;
@@ -140,7 +140,32 @@ impl PublicError for PaymentError {
             NotCancellable(status) | NotPayable(status) => {
                 Some(json!({ "status": status.as_str() }))
             }
+            Qr(VietQrError::NotABankTransfer(other)) => Some(other_scheme_details(other)),
             _ => None,
         }
     }
+}
+
+/// What could be read of a code from another scheme, for the `details` of
+/// `QR_NOT_A_BANK_TRANSFER`.
+fn other_scheme_details(other: &OtherScheme) -> serde_json::Value {
+    let merchant_accounts: Vec<serde_json::Value> = other
+        .merchant_accounts
+        .iter()
+        .map(|template| {
+            json!({
+                "tag": format!("{:02}", template.tag),
+                "guid": template.guid,
+                "scheme": template.scheme(),
+            })
+        })
+        .collect();
+    json!({
+        "merchant_accounts": merchant_accounts,
+        "amount": other.amount,
+        "currency": other.currency,
+        "purpose": other.purpose,
+        "merchant_name": other.merchant_name,
+        "merchant_city": other.merchant_city,
+    })
 }

@@ -79,9 +79,10 @@ impl PaymentService {
         }
     }
 
-    /// Decodes any VietQR payload, e.g. the one a vendor's banking app shows, for onboarding.
+    /// Decodes any VietQR payload, e.g. the one a vendor's banking app shows, for onboarding;
+    /// what was unusual but readable comes back as warnings.
     pub fn parse_qr(&self, request: &QrParseRequest) -> Result<QrParseView, PaymentError> {
-        Ok(QrParseView::from(&VietQr::parse(&request.payload)?))
+        Ok(QrParseView::from(&VietQr::read(&request.payload)?))
     }
 
     #[tracing::instrument(skip_all, fields(kind = %request.kind))]
@@ -285,6 +286,11 @@ impl PaymentService {
             .unwrap_or(DEFAULT_EXPIRES_IN_SECONDS);
         if !(MIN_EXPIRES_IN_SECONDS..=MAX_EXPIRES_IN_SECONDS).contains(&lifetime) {
             return Err(PaymentError::InvalidExpiry);
+        }
+        // A retry of an intent that was created answers as it did, also once the payee is
+        // inactive.
+        if let Some(reply) = crate::services::earlier_answer(self.store.as_ref(), &claim).await? {
+            return Ok(reply);
         }
         let payee = self.active_payee(caller, request.payee_id).await?;
         let account = &payee.collection_account;

@@ -9,7 +9,7 @@ use crate::clock::to_datetime;
 use crate::domain::banks::{find_bank, Bank};
 use crate::domain::intent::PaymentIntent;
 use crate::domain::payee::Payee;
-use crate::domain::vietqr::{Initiation, Service, TlvField, VietQr};
+use crate::domain::vietqr::{Initiation, QrWarning, ReadQr, Service, TlvField};
 use crate::services::ledger::models::AmountText;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -248,6 +248,28 @@ impl From<&TlvField> for TlvFieldView {
     }
 }
 
+/// Something unusual that EMVCo permits and the code was read despite; our own codes never do it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QrWarningView {
+    /// `QR_PURPOSE_UNUSUAL_CHARACTERS`, `QR_PURPOSE_LONG`, `QR_AMOUNT_ZERO_FRACTION` or
+    /// `QR_LENGTHS_COUNTED_IN_BYTES`.
+    #[schema(example = "QR_AMOUNT_ZERO_FRACTION")]
+    pub code: String,
+    #[schema(
+        example = "the amount (tag 54) \"10000.00\" has a zero fraction; VND has no minor unit, so it was read as whole đồng"
+    )]
+    pub message: String,
+}
+
+impl From<&QrWarning> for QrWarningView {
+    fn from(warning: &QrWarning) -> Self {
+        Self {
+            code: warning.code().to_owned(),
+            message: warning.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct QrParseView {
     /// `static` (tag 01 = 11) or `dynamic` (12).
@@ -272,10 +294,14 @@ pub struct QrParseView {
     pub additional_data: Vec<TlvFieldView>,
     /// Top-level fields outside the NAPAS transfer profile (e.g. 52 MCC, 59 merchant name).
     pub other_fields: Vec<TlvFieldView>,
+    /// What was unusual but readable (EMVCo permits it, our own codes never do it); always
+    /// present, empty for a clean code.
+    pub warnings: Vec<QrWarningView>,
 }
 
-impl From<&VietQr> for QrParseView {
-    fn from(qr: &VietQr) -> Self {
+impl From<&ReadQr> for QrParseView {
+    fn from(read: &ReadQr) -> Self {
+        let qr = &read.qr;
         Self {
             initiation: match qr.initiation() {
                 Initiation::Static => "static",
@@ -298,6 +324,7 @@ impl From<&VietQr> for QrParseView {
             purpose: qr.purpose().map(str::to_owned),
             additional_data: qr.other_additional_data().iter().map(Into::into).collect(),
             other_fields: qr.other_fields().iter().map(Into::into).collect(),
+            warnings: read.warnings.iter().map(Into::into).collect(),
         }
     }
 }
