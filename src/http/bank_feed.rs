@@ -46,7 +46,7 @@ pub async fn set_feed(
 #[utoipa::path(post, path = "/v1/webhooks/{provider}", tag = "bank feed",
     params(("provider" = String, Path, description = "sepay, payos, casso or standard")),
     request_body(content = String, description = "the provider's signed JSON, verified byte for byte before it is read (at most 64 KiB)", content_type = "application/json"),
-    responses((status = 200, description = "recorded (or already recorded: `duplicate`), or a verified non-transaction event (`ignored`)", body = WebhookAck),
+    responses((status = 200, description = "recorded (or already recorded: `duplicate`), or a verified delivery that moves no money (`ignored`): a provider's test delivery, whatever account it names, or a non-transaction event", body = WebhookAck),
         (status = 401, description = "WEBHOOK_SIGNATURE_INVALID, WEBHOOK_SIGNATURE_MISSING, WEBHOOK_MALFORMED (unreadable signature header), WEBHOOK_TIMESTAMP_OUT_OF_WINDOW, WEBHOOK_NOT_CONFIGURED: nothing stored", body = ErrorEnvelope),
         (status = 404, description = "WEBHOOK_PROVIDER_UNKNOWN", body = ErrorEnvelope),
         (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
@@ -67,6 +67,22 @@ pub async fn receive_webhook(
     Ok(web::Json(
         state
             .run(move |s| async move { s.bank_feed.receive(&provider, &headers, &body).await })
+            .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/webhooks/test-deliveries", tag = "bank feed",
+    params(PageQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "providers' test deliveries (payOS webhook URL confirmation, SePay and Casso test buttons): verified, answered 2xx, never posted; oldest first", body = TestDeliveryPage),
+        (status = 400, description = "INVALID_CURSOR, INVALID_LIMIT", body = ErrorEnvelope)))]
+pub async fn list_test_deliveries(
+    state: web::Data<AppState>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<web::Json<TestDeliveryPage>, ApiError> {
+    Ok(web::Json(
+        state
+            .run(move |s| async move { s.bank_feed.test_deliveries(query).await })
             .await?,
     ))
 }

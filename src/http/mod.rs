@@ -182,6 +182,10 @@ fn routes(config: &mut web::ServiceConfig) {
         )
         .service(resource("/v1/collection-accounts/{id}/feed").route(put().to(bank_feed::set_feed)))
         .service(
+            resource("/v1/webhooks/test-deliveries")
+                .route(get().to(bank_feed::list_test_deliveries)),
+        )
+        .service(
             resource("/v1/webhooks/{provider}")
                 .app_data(BodyLimit(crate::services::bank_feed::MAX_WEBHOOK_BYTES))
                 .route(post().to(bank_feed::receive_webhook)),

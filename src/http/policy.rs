@@ -134,6 +134,11 @@ pub const ROUTES: &[RoutePolicy] = &[
     route("POST", "/v1/webhooks/{provider}", Access::Public),
     route(
         "GET",
+        "/v1/webhooks/test-deliveries",
+        Access::Roles(LEDGER_READERS),
+    ),
+    route(
+        "GET",
         "/v1/bank-transactions/{id}",
         Access::Roles(LEDGER_READERS),
     ),

@@ -150,6 +150,13 @@ pub trait BankFeedStore {
         after: Option<(i64, Uuid)>,
         limit: u32,
     ) -> StoreResult<Vec<Discrepancy>>;
+    /// Stored deliveries with this outcome, oldest first.
+    async fn list_deliveries(
+        &self,
+        outcome: &str,
+        after: Option<(i64, Uuid)>,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryRecord>>;
 }
 
 pub(super) const BANK_TRANSACTION_COLUMNS: &str = "b.id, b.provider, b.provider_transaction_id, \
@@ -475,6 +482,56 @@ impl<T: Backend> BankFeedStore for T {
             )
             .collect())
     }
+
+    async fn list_deliveries(
+        &self,
+        outcome: &str,
+        after: Option<(i64, Uuid)>,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        let (after_at, after_id) = after.unwrap_or((i64::MIN, Uuid::nil()));
+        let sql = "SELECT id, provider, collection_account_id, received_at, headers, body, \
+                     provider_transaction_ids, outcome FROM webhook_deliveries \
+                   WHERE outcome = $1 \
+                     AND (received_at > $2 OR (received_at = $2 AND id > $3)) \
+                   ORDER BY received_at, id LIMIT $4";
+        let rows: Vec<DeliveryRow> = pool_rows!(
+            self,
+            fetch_all,
+            sql,
+            outcome,
+            after_at,
+            after_id,
+            i64::from(limit)
+        )?;
+        rows.into_iter().map(delivery_record).collect()
+    }
+}
+
+type DeliveryRow = (
+    Uuid,
+    String,
+    Option<Uuid>,
+    i64,
+    String,
+    Vec<u8>,
+    String,
+    String,
+);
+
+fn delivery_record(row: DeliveryRow) -> StoreResult<DeliveryRecord> {
+    let (id, provider, collection_account_id, received_at, headers, body, ids, outcome) = row;
+    Ok(DeliveryRecord {
+        id,
+        provider: Provider::parse(&provider)
+            .map_err(|e| StoreError::Corrupt(format!("delivery {id}: {e}")))?,
+        collection_account_id,
+        received_at,
+        headers,
+        body,
+        provider_transaction_ids: ids,
+        outcome,
+    })
 }
 
 /// The bank-feed reads and writes of a use case's database transaction.

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sha2::Sha256;
+use sha2::{Sha256, Sha512};
 use uuid::Uuid;
 
 use market_ledger::domain::user::Role;
@@ -16,9 +16,11 @@ use market_ledger::domain::user::Role;
 use crate::common::{error_code, read, Backend, TestApp};
 
 crate::on_both_backends!(
-    payos_sample_verifies_posts_once_and_refuses_a_flipped_byte,
-    casso_v2_sample_verifies_inside_its_window_only,
-    sepay_apikey_sample_posts_and_records_the_balance_discrepancy,
+    payos_transfer_verifies_posts_once_and_refuses_a_flipped_byte,
+    payos_webhook_confirmation_is_answered_recorded_as_a_test_and_posts_nothing,
+    casso_v2_verifies_inside_its_window_only,
+    sepay_apikey_transfer_posts_and_records_the_balance_discrepancy,
+    sepay_and_casso_test_buttons_are_answered_and_post_nothing,
     casso_v1_secure_token_sample_posts,
     standard_webhooks_refuse_tampering_stale_timestamps_and_retired_secrets,
     feeds_are_configured_by_staff_and_bad_deliveries_are_refused,
@@ -36,6 +38,62 @@ fn samples() -> Value {
 
 fn sample(group: &str) -> Value {
     samples()[group][0].clone()
+}
+
+/// `body` with its `signature` set as payOS's official SDKs compute it: HMAC-SHA256 (hex) with
+/// the checksum key over `data`'s fields sorted by key as `key=value&...`, strings as they are,
+/// numbers as digits, null as nothing. Returns the serialized body.
+fn payos_signed(mut body: Value, checksum_key: &str) -> Vec<u8> {
+    let data = body["data"].as_object().expect("a data object");
+    let mut keys: Vec<&String> = data.keys().collect();
+    keys.sort();
+    let signed = keys
+        .iter()
+        .map(|key| {
+            let value = match &data[key.as_str()] {
+                Value::String(text) => text.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            format!("{key}={value}")
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut mac = Hmac::<Sha256>::new_from_slice(checksum_key.as_bytes()).expect("any key");
+    mac.update(signed.as_bytes());
+    body["signature"] = json!(hex::encode(mac.finalize().into_bytes()));
+    serde_json::to_vec(&body).expect("serializable")
+}
+
+/// A Casso v2 `X-Casso-Signature` for `body` at `t_millis`: HMAC-SHA512 (hex) over
+/// `t.` + the body as compact JSON with sorted keys (serde_json's map is sorted).
+fn casso_signature(checksum_key: &str, t_millis: i64, body: &Value) -> String {
+    let mut mac = Hmac::<Sha512>::new_from_slice(checksum_key.as_bytes()).expect("any key");
+    mac.update(format!("{t_millis}.").as_bytes());
+    mac.update(&serde_json::to_vec(body).expect("serializable"));
+    format!(
+        "t={t_millis},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
+}
+
+/// The providers' test deliveries staff see, oldest first.
+async fn test_deliveries(app: &TestApp) -> Vec<Value> {
+    let (status, page) = app.get("/v1/webhooks/test-deliveries?limit=500").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page["data"].as_array().expect("data").clone()
+}
+
+/// Asserts that a delivery was answered 2xx as a test of `provider`, with nothing recorded.
+fn assert_test_ack(status: StatusCode, ack: &Value, provider: &str) {
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    assert_eq!(ack["success"], true, "{ack}");
+    assert_eq!(ack["transactions"], json!([]), "{ack}");
+    let ignored = ack["ignored"].as_str().expect("ignored says why");
+    assert!(
+        ignored.starts_with(&format!("a {provider} test delivery")),
+        "{ack}"
+    );
 }
 
 /// Onboards a vendor collecting into `account_number`; returns (payee, collection account id).
@@ -217,23 +275,28 @@ pub(crate) async fn intent(
     body
 }
 
-async fn payos_sample_verifies_posts_once_and_refuses_a_flipped_byte(backend: Backend) {
+async fn payos_transfer_verifies_posts_once_and_refuses_a_flipped_byte(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
     let sample = sample("payos");
+    let key = sample["checksum_key"].as_str().unwrap();
+    // The SDK's signing rule reproduces payOS's own signature of its documented sample.
+    assert_eq!(
+        payos_signed(sample["body"].clone(), key),
+        serde_json::to_vec(&sample["body"]).unwrap()
+    );
     let account = sample["body"]["data"]["accountNumber"].as_str().unwrap();
     let (_, collection) = vendor(&app, "V001", "970422", account).await;
-    configure(
-        &app,
-        &collection,
-        "payos",
-        &[sample["checksum_key"].as_str().unwrap()],
-    )
-    .await;
+    configure(&app, &collection, "payos", &[key]).await;
     let before = app.transaction_count().await;
 
-    let body = serde_json::to_vec(&sample["body"]).unwrap();
+    // A real payment in the sample's shape: another order, another bank reference.
+    let mut payment = sample["body"].clone();
+    payment["data"]["orderCode"] = json!(4821);
+    payment["data"]["description"] = json!("VQRIO4821");
+    payment["data"]["reference"] = json!("FT24061234567890");
+    let body = payos_signed(payment.clone(), key);
     let mut flipped = body.clone();
     let position = String::from_utf8(body.clone())
         .unwrap()
@@ -252,14 +315,16 @@ async fn payos_sample_verifies_posts_once_and_refuses_a_flipped_byte(backend: Ba
     let (status, ack) = deliver(&app, "payos", &[], &body).await;
     assert_eq!(status, StatusCode::OK, "{ack}");
     assert_eq!(ack["success"], true);
+    assert_eq!(ack.get("ignored"), None, "{ack}");
     assert_eq!(
         ack["transactions"][0]["provider_transaction_id"],
-        "TF230204212323"
+        "FT24061234567890"
     );
     assert_eq!(ack["transactions"][0]["matched_as"], "suspense");
     // payOS signs the data fields, not the bytes: the same delivery re-serialized still
     // verifies, and is the same transaction.
-    let pretty = serde_json::to_vec_pretty(&sample["body"]).unwrap();
+    let reserialized: Value = serde_json::from_slice(&body).unwrap();
+    let pretty = serde_json::to_vec_pretty(&reserialized).unwrap();
     let (status, again) = deliver(&app, "payos", &[], &pretty).await;
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again["transactions"][0]["duplicate"], true);
@@ -267,36 +332,135 @@ async fn payos_sample_verifies_posts_once_and_refuses_a_flipped_byte(backend: Ba
     assert_eq!(app.transaction_count().await, before + 1);
     assert_eq!(app.balance("suspense:bank-feed").await, "3000");
     assert_eq!(app.balance(&format!("bank:970422:{account}")).await, "3000");
+    assert!(test_deliveries(&app).await.is_empty());
     app.assert_verified().await;
 }
 
-async fn casso_v2_sample_verifies_inside_its_window_only(backend: Backend) {
+async fn payos_webhook_confirmation_is_answered_recorded_as_a_test_and_posts_nothing(
+    backend: Backend,
+) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let sample = sample("payos");
+    let key = sample["checksum_key"].as_str().unwrap();
+    let (_, collection) = vendor(&app, "V010", "970422", "0123456789").await;
+    configure(&app, &collection, "payos", &[key]).await;
+    let bank = "bank:970422:0123456789";
+    // A minute ago, so tokens issued later in the test are still valid.
+    let at = Utc::now() - Duration::seconds(60);
+    app.state.clock.set(at);
+
+    // payOS's confirm-webhook delivery: its documented sample, signed with this account's
+    // checksum key, naming account 12345678, which is not ours. It used to be refused with
+    // 422 WEBHOOK_ACCOUNT_UNKNOWN, so payOS would not register the URL.
+    let confirmation = serde_json::to_vec(&sample["body"]).unwrap();
+    let (status, ack) = deliver(&app, "payos", &[], &confirmation).await;
+    assert_test_ack(status, &ack, "payos");
+    // A retry is answered the same way.
+    let (status, ack) = deliver(&app, "payos", &[], &confirmation).await;
+    assert_test_ack(status, &ack, "payos");
+
+    // The same markers on our real account, with a real-looking amount: still a test.
+    let mut on_ours = sample["body"].clone();
+    on_ours["data"]["accountNumber"] = json!("0123456789");
+    on_ours["data"]["amount"] = json!(150_000);
+    let signed = payos_signed(on_ours, key);
+    app.state.clock.set(at + Duration::seconds(30));
+    let (status, ack) = deliver(&app, "payos", &[], &signed).await;
+    assert_test_ack(status, &ack, "payos");
+
+    // Tampered (150000 → 150001 after signing): refused, nothing stored.
+    let mut tampered = signed.clone();
+    let amount = String::from_utf8(signed.clone())
+        .unwrap()
+        .find("150000")
+        .unwrap();
+    tampered[amount + 5] ^= 1;
+    let (status, refused) = deliver(&app, "payos", &[], &tampered).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
+    assert_eq!(error_code(&refused), "WEBHOOK_SIGNATURE_INVALID");
+
+    // No money moved, on any account.
+    assert_eq!(app.transaction_count().await, 0);
+    assert_eq!(app.balance(bank).await, "0");
+    assert_eq!(app.balance("suspense:bank-feed").await, "0");
+    assert!(unmatched(&app).await.is_empty());
+    app.assert_verified().await;
+
+    // Staff see every test delivery, with its time and what it named.
+    let seen = test_deliveries(&app).await;
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    for (delivery, (account, received)) in seen.iter().zip([
+        ("12345678", at),
+        ("12345678", at),
+        ("0123456789", at + Duration::seconds(30)),
+    ]) {
+        assert_eq!(delivery["provider"], "payos");
+        assert_eq!(delivery["collection_account_id"], collection.as_str());
+        assert_eq!(delivery["sample_id"], "TF230204212323");
+        let recognised = delivery["recognised_by"].as_str().unwrap();
+        assert!(recognised.contains("VQRIO123"), "{delivery}");
+        assert_eq!(delivery["body"]["data"]["accountNumber"], account);
+        let received_at: DateTime<Utc> = delivery["received_at"].as_str().unwrap().parse().unwrap();
+        // The clock runs on from where the test set it.
+        assert!(
+            received <= received_at && received_at < received + Duration::seconds(10),
+            "{delivery}"
+        );
+    }
+    let auditor = app.token_for(Role::Auditor).await;
+    let (status, _) = app.get_as("/v1/webhooks/test-deliveries", &auditor).await;
+    assert_eq!(status, StatusCode::OK);
+    let vendor_token = app.token_for(Role::Vendor).await;
+    let (status, _) = app
+        .get_as("/v1/webhooks/test-deliveries", &vendor_token)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = read(
+        app.client
+            .get(app.url("/v1/webhooks/test-deliveries"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+async fn casso_v2_verifies_inside_its_window_only(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
     let sample = sample("casso_v2");
+    let key = sample["checksum_key"].as_str().unwrap();
     let account = sample["body"]["data"]["accountNumber"].as_str().unwrap();
     let (_, collection) = vendor(&app, "V002", "970432", account).await;
-    configure(
-        &app,
-        &collection,
-        "casso",
-        &[sample["checksum_key"].as_str().unwrap()],
-    )
-    .await;
-    let signature = sample["headers"]["X-Casso-Signature"]
+    configure(&app, &collection, "casso", &[key]).await;
+    let published = sample["headers"]["X-Casso-Signature"]
         .as_str()
         .unwrap()
         .to_owned();
-    let body = serde_json::to_vec(&sample["body"]).unwrap();
-    let headers = [("X-Casso-Signature", signature.clone())];
+    let signed_at: i64 = published[2..published.find(',').unwrap()].parse().unwrap();
+    // Casso's signing rule reproduces the published signature of its sample.
+    assert_eq!(casso_signature(key, signed_at, &sample["body"]), published);
+
+    // A real transfer in the sample's shape, signed when the sample was.
+    let mut transfer = sample["body"].clone();
+    transfer["data"]["id"] = json!(218_897);
+    transfer["data"]["reference"] = json!("FT24277012345678");
+    transfer["data"]["description"] = json!("CT DEN 218897 chuyen tien");
+    let body = serde_json::to_vec(&transfer).unwrap();
+    let headers = [(
+        "X-Casso-Signature",
+        casso_signature(key, signed_at, &transfer),
+    )];
 
     // Signed in 2024: today it is far outside the 5-minute window.
     let (status, stale) = deliver(&app, "casso", &headers, &body).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{stale}");
     assert_eq!(error_code(&stale), "WEBHOOK_TIMESTAMP_OUT_OF_WINDOW");
 
-    let signed_at: i64 = signature[2..signature.find(',').unwrap()].parse().unwrap();
     let signed_at = DateTime::from_timestamp_millis(signed_at).unwrap();
     app.state.clock.set(signed_at + Duration::seconds(299));
     let flipped = {
@@ -314,6 +478,7 @@ async fn casso_v2_sample_verifies_inside_its_window_only(backend: Backend) {
     let (status, ack) = deliver(&app, "casso", &headers, &body).await;
     assert_eq!(status, StatusCode::OK, "{ack}");
     assert_eq!(ack["transactions"][0]["duplicate"], false);
+    assert_eq!(ack["transactions"][0]["provider_transaction_id"], "218897");
     // Casso reports the running balance: 25,000,000 at the bank, 599,000 in our ledger.
     let (_, discrepancies) = app.get("/v1/reconciliation/discrepancies").await;
     assert_eq!(discrepancies["data"][0]["bank_balance"], "25000000");
@@ -327,10 +492,27 @@ async fn casso_v2_sample_verifies_inside_its_window_only(backend: Backend) {
     let (status, early) = deliver(&app, "casso", &headers, &body).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{early}");
     assert_eq!(error_code(&early), "WEBHOOK_TIMESTAMP_OUT_OF_WINDOW");
+    // The published sample itself is Casso's test webhook: outside the window it is refused
+    // like any delivery, inside it is answered and posts nothing.
+    let test_headers = [("X-Casso-Signature", published)];
+    let test_body = serde_json::to_vec(&sample["body"]).unwrap();
+    let (status, stale) = deliver(&app, "casso", &test_headers, &test_body).await;
+    assert_eq!(
+        error_code(&stale),
+        "WEBHOOK_TIMESTAMP_OUT_OF_WINDOW",
+        "{status}"
+    );
+    app.state.clock.set(signed_at);
+    let (status, ack) = deliver(&app, "casso", &test_headers, &test_body).await;
+    assert_test_ack(status, &ack, "casso");
+    assert_eq!(
+        app.balance(&format!("bank:970432:{account}")).await,
+        "599000"
+    );
     app.assert_verified().await;
 }
 
-async fn sepay_apikey_sample_posts_and_records_the_balance_discrepancy(backend: Backend) {
+async fn sepay_apikey_transfer_posts_and_records_the_balance_discrepancy(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
@@ -339,7 +521,10 @@ async fn sepay_apikey_sample_posts_and_records_the_balance_discrepancy(backend: 
     let (_, collection) = vendor(&app, "V003", "970436", account).await;
     let key = "sepay-api-key-0123456789";
     configure(&app, &collection, "sepay", &[key]).await;
-    let body = serde_json::to_vec(&sample["body"]).unwrap();
+    // A real transfer in the documented shape; the documented id 92704 marks SePay's sample.
+    let mut transfer = sample["body"].clone();
+    transfer["id"] = json!(92705);
+    let body = serde_json::to_vec(&transfer).unwrap();
 
     for wrong in ["Apikey not-the-key", "Bearer sepay-api-key-0123456789"] {
         let (status, refused) =
@@ -359,7 +544,7 @@ async fn sepay_apikey_sample_posts_and_records_the_balance_discrepancy(backend: 
         "SePay waits for {{\"success\": true}}"
     );
     let stored = &unmatched(&app).await[0];
-    assert_eq!(stored["provider_transaction_id"], "92704");
+    assert_eq!(stored["provider_transaction_id"], "92705");
     assert_eq!(stored["amount"], "2277000");
     assert_eq!(stored["running_balance"], "19077000");
     assert_eq!(stored["bank_reference"], "MBVCB.3278907687");
@@ -368,6 +553,82 @@ async fn sepay_apikey_sample_posts_and_records_the_balance_discrepancy(backend: 
     assert_eq!(found["bank_transaction_id"], stored["id"]);
     assert_eq!(found["difference"], "16800000");
     app.assert_verified().await;
+}
+
+async fn sepay_and_casso_test_buttons_are_answered_and_post_nothing(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    // SePay "Gửi thử": its documented sample (id 92704), on our account and on one that is not.
+    let sepay = sample("sepay");
+    let sepay_account = sepay["body"]["accountNumber"].as_str().unwrap();
+    let (_, sepay_collection) = vendor(&app, "V011", "970436", sepay_account).await;
+    let key = "sepay-api-key-0123456789";
+    configure(&app, &sepay_collection, "sepay", &[key]).await;
+    let auth = [("Authorization", format!("Apikey {key}"))];
+    let body = serde_json::to_vec(&sepay["body"]).unwrap();
+    let (status, ack) = deliver(&app, "sepay", &auth, &body).await;
+    assert_test_ack(status, &ack, "sepay");
+    let mut foreign = sepay["body"].clone();
+    foreign["accountNumber"] = json!("1017588888");
+    let foreign = serde_json::to_vec(&foreign).unwrap();
+    let (status, ack) = deliver(&app, "sepay", &auth, &foreign).await;
+    assert_test_ack(status, &ack, "sepay");
+    // Only with the configured key.
+    let wrong = [("Authorization", "Apikey guess".to_owned())];
+    let (status, refused) = deliver(&app, "sepay", &wrong, &body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
+
+    // Casso "Gọi thử": its test webhook (id 0, MA_GIAO_DICH_THU_NGHIEM), signed now.
+    let casso = sample("casso_v2");
+    let casso_key = casso["checksum_key"].as_str().unwrap();
+    let casso_account = casso["body"]["data"]["accountNumber"].as_str().unwrap();
+    let (_, casso_collection) = vendor(&app, "V012", "970432", casso_account).await;
+    configure(&app, &casso_collection, "casso", &[casso_key]).await;
+    let now = app.state.clock.now().timestamp_millis();
+    let headers = [(
+        "X-Casso-Signature",
+        casso_signature(casso_key, now, &casso["body"]),
+    )];
+    let body = serde_json::to_vec(&casso["body"]).unwrap();
+    let (status, ack) = deliver(&app, "casso", &headers, &body).await;
+    assert_test_ack(status, &ack, "casso");
+
+    // No money moved, no balance compared.
+    assert_eq!(app.transaction_count().await, 0);
+    assert_eq!(app.balance("suspense:bank-feed").await, "0");
+    assert_eq!(
+        app.balance(&format!("bank:970436:{sepay_account}")).await,
+        "0"
+    );
+    assert_eq!(
+        app.balance(&format!("bank:970432:{casso_account}")).await,
+        "0"
+    );
+    assert!(unmatched(&app).await.is_empty());
+    let (_, discrepancies) = app.get("/v1/reconciliation/discrepancies").await;
+    assert_eq!(discrepancies["data"], json!([]));
+    app.assert_verified().await;
+
+    let seen = test_deliveries(&app).await;
+    let summary: Vec<(&str, &str, &str)> = seen
+        .iter()
+        .map(|d| {
+            (
+                d["provider"].as_str().unwrap(),
+                d["sample_id"].as_str().unwrap(),
+                d["collection_account_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("sepay", "92704", sepay_collection.as_str()),
+            ("sepay", "92704", sepay_collection.as_str()),
+            ("casso", "0", casso_collection.as_str()),
+        ]
+    );
 }
 
 async fn casso_v1_secure_token_sample_posts(backend: Backend) {

@@ -27,6 +27,7 @@ pub mod posting;
 pub mod resolution;
 mod sepay;
 mod standard;
+pub mod test_delivery;
 
 use std::fmt;
 

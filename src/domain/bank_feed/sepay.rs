@@ -6,6 +6,11 @@
 //!   HMAC-SHA256 with the secret over `timestamp + "." + raw body`, exactly as received. The
 //!   timestamp must be within the window.
 //!
+//! API-key mode is the one SePay documents with a verification sample. SePay's developer pages
+//! name the HMAC-SHA256 mode and its `X-SePay-Timestamp` header (5-minute window), but the
+//! signed string and the `sha256=` form above come from third-party integrations: unverified
+//! against SePay's own text (see the README, "SePay's two modes").
+//!
 //! When a signature header is present the HMAC mode is the one checked, whatever else is sent.
 //! (SePay's OAuth 2 mode, a bearer token from our own token endpoint, is not supported.)
 
@@ -71,7 +76,7 @@ fn verify_hmac<H: HeaderLookup + ?Sized>(
         "X-SePay-Timestamp is not a Unix timestamp in seconds",
     ))?;
     let signature = signature.trim();
-    // The `sha256=` prefix is the documented form; a bare hex value means the same.
+    // The `sha256=` prefix is the form integrations use; a bare hex value means the same.
     let signature = signature.strip_prefix("sha256=").unwrap_or(signature);
     let signature = hex::decode(signature).map_err(|_| VerifyError::SignatureInvalid)?;
     let message: [&[u8]; 3] = [timestamp.as_bytes(), b".", raw_body];

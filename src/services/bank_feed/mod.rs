@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::clock::{to_rfc3339, Clock};
 use crate::domain::bank_feed::resolution::ResolutionAction;
+use crate::domain::bank_feed::test_delivery::TestDelivery;
 use crate::domain::bank_feed::{self, Direction, ParseError, Provider, Secret, VerifyError};
 use crate::domain::user::Role;
 use crate::services::auth::Caller;
@@ -116,6 +117,26 @@ impl BankFeedService {
             provider_transaction_ids: String::new(),
             outcome: "accepted".to_owned(),
         };
+        if let Some(test) = bank_feed::test_delivery::recognise(provider, body) {
+            // A provider's signed sample (URL confirmation, "send test"): answered 2xx so the
+            // provider accepts the URL, kept for staff, and never posted, whichever account it
+            // names.
+            delivery.outcome = TestDelivery::OUTCOME.to_owned();
+            delivery.provider_transaction_ids = test.sample_id.clone();
+            if let [feed] = verified.as_slice() {
+                delivery.collection_account_id = Some(feed.collection_account_id);
+            }
+            self.store.record_delivery(&delivery).await?;
+            metrics::counter!("webhook_test_deliveries_total", "provider" => provider.as_str())
+                .increment(1);
+            tracing::info!(delivery = %delivery.id, sample = %test.sample_id,
+                "provider test delivery acknowledged, nothing posted");
+            return Ok(WebhookAck {
+                success: true,
+                transactions: Vec::new(),
+                ignored: Some(test.to_string()),
+            });
+        }
         let transactions = match bank_feed::parse(provider, body) {
             Ok(transactions) => transactions,
             Err(
@@ -286,6 +307,25 @@ impl BankFeedService {
                 paging::time_and_id_key(t.created_at, t.id)
             }),
             data: rows.iter().map(BankTransactionView::from).collect(),
+        })
+    }
+
+    /// Provider test deliveries (URL confirmations, "send test" buttons), oldest first.
+    pub async fn test_deliveries(
+        &self,
+        query: PageQuery,
+    ) -> Result<TestDeliveryPage, BankFeedError> {
+        let limit = paging::limit(query.limit)?;
+        let after = paging::read_cursor(query.cursor.as_deref(), paging::time_and_id)?;
+        let rows = self
+            .store
+            .list_deliveries(TestDelivery::OUTCOME, after, limit)
+            .await?;
+        Ok(TestDeliveryPage {
+            next_cursor: paging::next_cursor(&rows, limit, |d| {
+                paging::time_and_id_key(d.received_at, d.id)
+            }),
+            data: rows.iter().map(TestDeliveryView::from).collect(),
         })
     }
 

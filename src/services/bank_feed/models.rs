@@ -7,8 +7,11 @@ use uuid::Uuid;
 
 use crate::clock::to_datetime;
 use crate::domain::bank_feed::resolution::ResolutionAction;
+use crate::domain::bank_feed::test_delivery;
 pub use crate::services::ledger::PageQuery;
-use crate::store::bank_feed::{CollectionAccountSummary, Discrepancy, StoredBankTransaction};
+use crate::store::bank_feed::{
+    CollectionAccountSummary, DeliveryRecord, Discrepancy, StoredBankTransaction,
+};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PayeeRef {
@@ -322,4 +325,52 @@ pub struct StatementImportView {
     /// Statement minus ledger after recording, where the statement gives a closing balance.
     #[schema(example = "0")]
     pub closing_balance_difference_after_ingest: Option<String>,
+}
+
+/// A provider's test delivery (payOS webhook URL confirmation, SePay "Gửi thử", Casso "Gọi
+/// thử"): verified, acknowledged, and not recorded as money.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TestDeliveryView {
+    /// The stored delivery's id.
+    pub id: Uuid,
+    /// sepay, payos or casso
+    pub provider: String,
+    /// The collection account whose secret signed it, when exactly one did.
+    pub collection_account_id: Option<Uuid>,
+    pub received_at: DateTime<Utc>,
+    /// The id the sample carries (payOS `reference`, SePay `id`, Casso `id`).
+    pub sample_id: String,
+    /// The markers that identified it as the provider's test sample.
+    #[schema(
+        example = "payOS webhook confirmation sample: orderCode 123, description VQRIO123, reference TF230204212323"
+    )]
+    pub recognised_by: String,
+    /// The body as the provider sent it (its signature included; credentials sent in headers
+    /// are never stored).
+    #[schema(value_type = Object)]
+    pub body: serde_json::Value,
+}
+
+impl From<&DeliveryRecord> for TestDeliveryView {
+    fn from(d: &DeliveryRecord) -> Self {
+        let recognised = test_delivery::recognise(d.provider, &d.body);
+        Self {
+            id: d.id,
+            provider: d.provider.as_str().to_owned(),
+            collection_account_id: d.collection_account_id,
+            received_at: to_datetime(d.received_at),
+            sample_id: d.provider_transaction_ids.clone(),
+            recognised_by: recognised.map(|t| t.markers.to_owned()).unwrap_or_default(),
+            body: serde_json::from_slice(&d.body).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(&d.body).into_owned())
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TestDeliveryPage {
+    /// Oldest first.
+    pub data: Vec<TestDeliveryView>,
+    pub next_cursor: Option<String>,
 }
