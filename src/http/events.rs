@@ -140,12 +140,7 @@ pub async fn payee_events(
 
 /// When the bearer token (already verified by the access policy layer) expires.
 fn token_expiry(headers: &HeaderMap, now_seconds: i64) -> Option<Instant> {
-    let token = headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")?
-        .trim();
+    let token = super::policy::bearer_token(headers)?;
     let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token.split('.').nth(1)?)
         .ok()?;

@@ -3,7 +3,8 @@
 
 use actix_web::body::BoxBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{header, Method};
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 
@@ -207,6 +208,17 @@ pub async fn authorize(
     next.call(request).await
 }
 
+/// The token of an `Authorization: Bearer <token>` header; the scheme name is
+/// case-insensitive (RFC 7235).
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let (scheme, token) = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 /// The caller a route needs (`None` for public routes, and for requests no route takes,
 /// which are answered 404 or 405), or why the request is refused.
 fn admit(request: &ServiceRequest) -> Result<Option<Caller>, ApiError> {
@@ -224,12 +236,7 @@ fn admit(request: &ServiceRequest) -> Result<Option<Caller>, ApiError> {
     let Access::Roles(allowed) = access else {
         return Ok(None);
     };
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(ApiError::unauthenticated)?;
+    let token = bearer_token(request.headers()).ok_or_else(ApiError::unauthenticated)?;
     let state = request
         .app_data::<web::Data<AppState>>()
         .expect("the application state is registered");

@@ -21,6 +21,8 @@ use crate::store::{Store, StoreError};
 
 /// The one algorithm tokens may use; anything else in a header is refused.
 const ALGORITHM: Algorithm = Algorithm::HS256;
+/// Clock skew tolerated between the service's instances when reading a token's times.
+const LEEWAY_SECONDS: i64 = 5;
 pub const MIN_PASSWORD_CHARS: usize = 12;
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,9 @@ struct Claims {
     iss: String,
     aud: String,
     iat: i64,
+    /// Not before: never set on the tokens this service issues, honoured when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<i64>,
     exp: i64,
     jti: Uuid,
 }
@@ -259,6 +264,7 @@ impl AuthService {
             iss: self.settings.issuer.clone(),
             aud: self.settings.audience.clone(),
             iat: now,
+            nbf: None,
             exp: now + ttl as i64,
             jti: Uuid::new_v4(),
         };
@@ -286,13 +292,25 @@ impl AuthService {
             .find(|k| k.kid == kid)
             .ok_or(AuthError::InvalidToken)?;
         let mut validation = Validation::new(ALGORITHM);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECONDS as u64;
         validation.set_issuer(&[&self.settings.issuer]);
         validation.set_audience(&[&self.settings.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
             .map_err(|_| AuthError::InvalidToken)?
             .claims;
+        // A signed token is still refused when it claims more than this service would issue:
+        // a longer life than the configured one, or a start in the future. Time as
+        // jsonwebtoken reads it for `exp`: the system clock.
+        let now = chrono::Utc::now().timestamp();
+        let lifetime = claims.exp.saturating_sub(claims.iat);
+        let max_lifetime = i64::try_from(self.settings.ttl_seconds).unwrap_or(i64::MAX);
+        if lifetime > max_lifetime
+            || claims.iat > now + LEEWAY_SECONDS
+            || claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECONDS)
+        {
+            return Err(AuthError::InvalidToken);
+        }
         Ok(Caller {
             user_id: claims.sub,
             username: claims.name,

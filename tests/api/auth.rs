@@ -11,6 +11,7 @@ use market_ledger::http::policy::{Access, ROUTES};
 crate::on_both_backends!(
     login_gives_a_short_lived_bearer_token,
     forged_and_stale_tokens_are_refused,
+    tokens_claiming_more_than_the_service_issues_are_refused,
     a_retired_key_still_verifies_during_rotation,
     repeated_failed_logins_are_throttled,
     parallel_guesses_cannot_exceed_the_limit,
@@ -48,6 +49,52 @@ fn sign(kid: &str, key: &[u8], claims: &Value) -> String {
     let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
     header.kid = Some(kid.to_owned());
     jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(key)).unwrap()
+}
+
+async fn tokens_claiming_more_than_the_service_issues_are_refused(backend: Backend) {
+    let Some(app) =
+        TestApp::spawn_with(backend, |s| s.jwt_keys = key_setting(&[("a", KEY_A)])).await
+    else {
+        return;
+    };
+    let now = chrono::Utc::now().timestamp();
+    let ttl = app.settings.jwt_ttl_seconds as i64;
+    let refused = [
+        (
+            "a life longer than the configured one",
+            json!({"iat": now, "exp": now + ttl + 1}),
+        ),
+        (
+            "issued in the future",
+            json!({"iat": now + 120, "exp": now + 300}),
+        ),
+        ("not valid before a future time", json!({"nbf": now + 120})),
+    ];
+    for (what, overrides) in refused {
+        let token = sign("a", &KEY_A, &claims(&app, overrides));
+        let (status, answer) = app.get_as("/v1/accounts", &token).await;
+        assert_eq!(
+            (status, error_code(&answer)),
+            (StatusCode::UNAUTHORIZED, "UNAUTHENTICATED"),
+            "{what}"
+        );
+    }
+    let within = sign(
+        "a",
+        &KEY_A,
+        &claims(&app, json!({"iat": now, "exp": now + ttl, "nbf": now})),
+    );
+    // The scheme name is case-insensitive (RFC 7235).
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let response = app
+            .client
+            .get(app.url("/v1/accounts"))
+            .header("Authorization", format!("{scheme} {within}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{scheme}");
+    }
 }
 
 async fn login_gives_a_short_lived_bearer_token(backend: Backend) {
