@@ -64,9 +64,10 @@ impl AppState {
         E: Into<ApiError>,
     {
         let work = use_case(self.clone());
-        let task = self
-            .runtime
-            .spawn(async move { work.await.map_err(Into::into) });
+        // The request's span goes along, so the use case's logs keep its request id and user.
+        let task = self.runtime.spawn(
+            async move { work.await.map_err(Into::into) }.instrument(tracing::Span::current()),
+        );
         match task.await {
             Ok(result) => result,
             Err(failure) => {
