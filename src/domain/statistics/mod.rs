@@ -1,2 +1,4 @@
 //! Adoption statistics: who paid online, as shares of the commune's residents, and the
 //! suppression that keeps published figures from pointing at anyone.
+
+pub mod suppression;
