@@ -32,6 +32,10 @@ pub struct Settings {
     pub jwt_keys: String,
     pub login_max_failures: i64,
     pub login_window_seconds: i64,
+    /// Published statistics hide any cell counting fewer people than this (k).
+    pub statistics_min_count: u64,
+    /// The commune's target share of residents paying online, in percent.
+    pub adoption_target_percent: u32,
 }
 
 impl Default for Settings {
@@ -50,6 +54,8 @@ impl Default for Settings {
             jwt_keys: String::new(),
             login_max_failures: 5,
             login_window_seconds: 900,
+            statistics_min_count: 5,
+            adoption_target_percent: 50,
         }
     }
 }
@@ -69,6 +75,11 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("MARKET_LEDGER_JWT_KEYS", "jwt_keys"),
     ("MARKET_LEDGER_LOGIN_MAX_FAILURES", "login_max_failures"),
     ("MARKET_LEDGER_LOGIN_WINDOW_SECONDS", "login_window_seconds"),
+    ("MARKET_LEDGER_STATISTICS_MIN_COUNT", "statistics_min_count"),
+    (
+        "MARKET_LEDGER_ADOPTION_TARGET_PERCENT",
+        "adoption_target_percent",
+    ),
 ];
 
 /// Settings that are numbers; every other environment value is taken as text.
@@ -78,6 +89,8 @@ const NUMERIC_KEYS: &[&str] = &[
     "jwt_ttl_seconds",
     "login_max_failures",
     "login_window_seconds",
+    "statistics_min_count",
+    "adoption_target_percent",
 ];
 
 /// Access tokens live at most this long.
@@ -145,6 +158,16 @@ impl Settings {
         if self.login_max_failures < 1 || self.login_window_seconds < 1 {
             return Err(ConfigError::Invalid(
                 "login_max_failures and login_window_seconds must be positive".into(),
+            ));
+        }
+        if self.statistics_min_count < 2 {
+            return Err(ConfigError::Invalid(
+                "statistics_min_count must be at least 2".into(),
+            ));
+        }
+        if !(1..=100).contains(&self.adoption_target_percent) {
+            return Err(ConfigError::Invalid(
+                "adoption_target_percent must be 1 to 100".into(),
             ));
         }
         Ok(())

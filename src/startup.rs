@@ -16,6 +16,7 @@ use crate::services::bank_feed::BankFeedService;
 use crate::services::events::PaymentEvents;
 use crate::services::ledger::LedgerService;
 use crate::services::payments::PaymentService;
+use crate::services::statistics::{StatisticsService, StatisticsSettings};
 use crate::store::{self, Store};
 use crate::telemetry;
 
@@ -67,6 +68,14 @@ impl Application {
             ledger: LedgerService::new(store.clone()).with_clock(clock.clone()),
             payments: PaymentService::new(store.clone()).with_clock(clock.clone()),
             bank_feed: BankFeedService::new(store.clone(), events.clone(), clock.clone()),
+            statistics: StatisticsService::new(
+                store.clone(),
+                clock.clone(),
+                StatisticsSettings {
+                    min_count: settings.statistics_min_count,
+                    target_percent: settings.adoption_target_percent,
+                },
+            ),
             events,
             clock,
             auth,

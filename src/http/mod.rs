@@ -9,6 +9,7 @@ pub mod payments;
 pub mod policy;
 pub mod routes;
 pub mod sse;
+pub mod statistics;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use crate::services::bank_feed::BankFeedService;
 use crate::services::events::PaymentEvents;
 use crate::services::ledger::LedgerService;
 use crate::services::payments::PaymentService;
+use crate::services::statistics::StatisticsService;
 use crate::store::Store;
 use error::ApiError;
 use extract::BodyLimit;
@@ -43,6 +45,7 @@ pub struct AppState {
     pub events: PaymentEvents,
     pub bank_feed: BankFeedService,
     pub auth: AuthService,
+    pub statistics: StatisticsService,
     pub clock: Clock,
     pub metrics: PrometheusHandle,
     /// The runtime the service was built on, where the database pool's connections live.
@@ -209,6 +212,11 @@ fn routes(config: &mut web::ServiceConfig) {
             resource("/v1/reconciliation/statements")
                 .app_data(BodyLimit(crate::domain::statement::MAX_STATEMENT_BYTES))
                 .route(post().to(bank_feed::import_statement)),
+        )
+        .service(resource("/v1/statistics/adoption").route(get().to(statistics::adoption)))
+        .service(
+            resource("/v1/audit/personal-data-access")
+                .route(get().to(statistics::personal_data_access)),
         );
 }
 

@@ -9,7 +9,7 @@ use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::OpenApi;
 
-use super::{bank_feed, events, payments, routes};
+use super::{bank_feed, events, payments, routes, statistics};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,11 +29,13 @@ use super::{bank_feed, events, payments, routes};
         bank_feed::list_test_deliveries,
         bank_feed::get_bank_transaction, bank_feed::list_unmatched, bank_feed::resolve_unmatched,
         bank_feed::list_discrepancies, bank_feed::import_statement,
+        statistics::adoption, statistics::personal_data_access,
     ),
     components(schemas(crate::services::events::PaymentReceived)),
     modifiers(&BearerAuth, &SharedErrors),
     tags((name = "operations"), (name = "auth"), (name = "ledger"), (name = "payees"),
-        (name = "payment intents"), (name = "bank feed"), (name = "reconciliation"))
+        (name = "payment intents"), (name = "bank feed"), (name = "reconciliation"),
+        (name = "statistics"))
 )]
 pub struct ApiDoc;
 

@@ -38,6 +38,11 @@ pub const INTENT_ISSUERS: &[Role] = &[Role::Admin, Role::Staff, Role::Vendor, Ro
 /// Listen to a payee's live payments: staff for any payee, vendors and schools for their own.
 pub const PAYMENT_LISTENERS: &[Role] = &[Role::Admin, Role::Staff, Role::Vendor, Role::School];
 
+/// Read the adoption statistics: aggregates only, suppressed, except raw figures for admins.
+pub const STATISTICS_READERS: &[Role] = &[Role::Admin, Role::Staff, Role::Auditor];
+/// Who read individual-level data: admins and the auditor who checks them.
+pub const ACCESS_LOG_READERS: &[Role] = &[Role::Admin, Role::Auditor];
+
 const fn route(method: &'static str, path: &'static str, access: Access) -> RoutePolicy {
     RoutePolicy {
         method,
@@ -163,6 +168,16 @@ pub const ROUTES: &[RoutePolicy] = &[
         "POST",
         "/v1/reconciliation/statements",
         Access::Roles(LEDGER_WRITERS),
+    ),
+    route(
+        "GET",
+        "/v1/statistics/adoption",
+        Access::Roles(STATISTICS_READERS),
+    ),
+    route(
+        "GET",
+        "/v1/audit/personal-data-access",
+        Access::Roles(ACCESS_LOG_READERS),
     ),
 ];
 

@@ -7,6 +7,7 @@ pub mod events;
 pub mod ledger;
 pub mod paging;
 pub mod payments;
+pub mod statistics;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;

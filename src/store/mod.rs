@@ -24,6 +24,7 @@ mod payments;
 mod postgres;
 mod rows;
 mod sqlite;
+pub mod statistics;
 
 pub use payments::{
     IntentFilter, IntentInsert, NewPayee, PayeeChanges, PayeeFilter, PayeeRejection, PaymentStore,
@@ -210,7 +211,9 @@ pub struct VerifyReport {
 }
 
 #[async_trait]
-pub trait Store: PaymentStore + bank_feed::BankFeedStore + Send + Sync + 'static {
+pub trait Store:
+    PaymentStore + bank_feed::BankFeedStore + statistics::StatisticsStore + Send + Sync + 'static
+{
     fn backend(&self) -> &'static str;
     async fn migrate(&self) -> StoreResult<()>;
     async fn ping(&self) -> StoreResult<()>;

@@ -209,7 +209,9 @@ impl Indicator {
             Indicator::ObservedHouseholds | Indicator::Funnel => {
                 &[Breakdown::Total, Breakdown::Hamlet]
             }
-            Indicator::CashlessShare => &[Breakdown::Total, Breakdown::Hamlet, Breakdown::PayeeKind],
+            Indicator::CashlessShare => {
+                &[Breakdown::Total, Breakdown::Hamlet, Breakdown::PayeeKind]
+            }
             Indicator::Vendors | Indicator::VendorTakings | Indicator::Coverage => {
                 &[Breakdown::Total]
             }
@@ -388,7 +390,11 @@ impl<'a> Statistics<'a> {
             made_days,
             received_days,
             household_days,
-            linked: facts.residents_with_linked_account.iter().copied().collect(),
+            linked: facts
+                .residents_with_linked_account
+                .iter()
+                .copied()
+                .collect(),
         }
     }
 
@@ -528,7 +534,8 @@ impl<'a> Statistics<'a> {
     }
 
     fn used_online(&self, resident: Uuid, flow: Flow, first: NaiveDate, last: NaiveDate) -> bool {
-        let within = |days: Option<&Vec<NaiveDate>>| days.is_some_and(|d| any_within(d, first, last));
+        let within =
+            |days: Option<&Vec<NaiveDate>>| days.is_some_and(|d| any_within(d, first, last));
         match flow {
             Flow::Made => within(self.made_days.get(&resident)),
             Flow::Received => within(self.received_days.get(&resident)),
@@ -541,8 +548,7 @@ impl<'a> Statistics<'a> {
     fn observed_residents(&self, query: &Query, period: &Period) -> Table {
         let mut table = Tally::new(self.fixed_rows(query.breakdown, period));
         for (resident, row) in self.adults(query.breakdown, period) {
-            let paid =
-                self.used_online(resident.id, query.flow, period.first_day, period.last_day);
+            let paid = self.used_online(resident.id, query.flow, period.first_day, period.last_day);
             table.count(row, paid);
         }
         table.finish("share")
@@ -579,8 +585,12 @@ impl<'a> Statistics<'a> {
         let mut receiving_households: HashMap<Uuid, bool> = HashMap::new();
         if query.flow != Flow::Made {
             for resident in &self.facts.residents {
-                if self.used_online(resident.id, Flow::Received, period.first_day, period.last_day)
-                {
+                if self.used_online(
+                    resident.id,
+                    Flow::Received,
+                    period.first_day,
+                    period.last_day,
+                ) {
                     receiving_households.insert(resident.household_id, true);
                 }
             }
@@ -661,7 +671,9 @@ impl<'a> Statistics<'a> {
         }
         let mut table = Tally::new(Vec::new());
         for payee in &self.facts.payees {
-            if payee.kind == PayeeKind::Vendor && payee.active && payee.created_on <= period.last_day
+            if payee.kind == PayeeKind::Vendor
+                && payee.active
+                && payee.created_on <= period.last_day
             {
                 table.count(total_row(), paid.contains(&payee.id));
             }
@@ -694,9 +706,7 @@ impl<'a> Statistics<'a> {
             ),
             (
                 "paid_online_in_period",
-                Box::new(|id| {
-                    self.used_online(id, query.flow, period.first_day, period.last_day)
-                }),
+                Box::new(|id| self.used_online(id, query.flow, period.first_day, period.last_day)),
             ),
             (
                 "paid_online_each_of_last_3_months",

@@ -190,8 +190,7 @@ mod tests {
             ["2026-01", "2026-02", "2026-03"]
         );
         assert_eq!(months[1].last_day, day("2026-02-28"));
-        let quarters =
-            periods(Granularity::Quarter, day("2026-02-01"), day("2026-04-01")).unwrap();
+        let quarters = periods(Granularity::Quarter, day("2026-02-01"), day("2026-04-01")).unwrap();
         assert_eq!(quarters.len(), 2);
         assert_eq!(
             (quarters[0].first_day, quarters[0].last_day),
@@ -199,7 +198,8 @@ mod tests {
         );
         let years = periods(Granularity::Year, day("2025-12-01"), day("2026-01-01")).unwrap();
         assert_eq!(years.len(), 2);
-        let rolling = periods(Granularity::Rolling12, day("2026-03-01"), day("2026-03-01")).unwrap();
+        let rolling =
+            periods(Granularity::Rolling12, day("2026-03-01"), day("2026-03-01")).unwrap();
         assert_eq!(rolling[0].label, "2025-04..2026-03");
         assert_eq!(
             (rolling[0].first_day, rolling[0].last_day),

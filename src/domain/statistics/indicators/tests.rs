@@ -115,7 +115,10 @@ fn observed_residents_count_consenting_adults_living_here_in_the_period() {
     let facts = commune();
     let statistics = Statistics::new(&facts);
     let tables = statistics
-        .compute(&query(Indicator::ObservedResidents, Breakdown::Hamlet), &month("2026-03"))
+        .compute(
+            &query(Indicator::ObservedResidents, Breakdown::Hamlet),
+            &month("2026-03"),
+        )
         .unwrap();
     // A: residents 11 (paid) and 12 (did not); 14 is a child, 13 left in February (its
     // payment after leaving counts for nobody living here). B: 21 withdrew consent.
@@ -125,7 +128,10 @@ fn observed_residents_count_consenting_adults_living_here_in_the_period() {
     );
     // In February 13 still lived here.
     let february = statistics
-        .compute(&query(Indicator::ObservedResidents, Breakdown::Total), &month("2026-02"))
+        .compute(
+            &query(Indicator::ObservedResidents, Breakdown::Total),
+            &month("2026-02"),
+        )
         .unwrap();
     assert_eq!(figures(&february[0]), [("total", 0, 4)]);
 }
@@ -135,7 +141,10 @@ fn breakdowns_by_gender_and_age_band_cover_every_adult_once() {
     let facts = commune();
     let statistics = Statistics::new(&facts);
     let by_gender = statistics
-        .compute(&query(Indicator::ObservedResidents, Breakdown::Gender), &month("2026-03"))
+        .compute(
+            &query(Indicator::ObservedResidents, Breakdown::Gender),
+            &month("2026-03"),
+        )
         .unwrap();
     assert_eq!(
         figures(&by_gender[0]),
@@ -148,7 +157,10 @@ fn breakdowns_by_gender_and_age_band_cover_every_adult_once() {
         ]
     );
     let by_age = statistics
-        .compute(&query(Indicator::ObservedResidents, Breakdown::AgeBand), &month("2026-03"))
+        .compute(
+            &query(Indicator::ObservedResidents, Breakdown::AgeBand),
+            &month("2026-03"),
+        )
         .unwrap();
     // Born 1985 → 41, 1990 → 36, 1970 → 56.
     assert_eq!(
@@ -164,7 +176,10 @@ fn breakdowns_by_gender_and_age_band_cover_every_adult_once() {
         ]
     );
     assert!(statistics
-        .compute(&query(Indicator::Vendors, Breakdown::Hamlet), &month("2026-03"))
+        .compute(
+            &query(Indicator::Vendors, Breakdown::Hamlet),
+            &month("2026-03")
+        )
         .is_err());
 }
 
@@ -188,7 +203,10 @@ fn households_count_their_own_and_their_members_payments() {
     });
     let statistics = Statistics::new(&facts);
     let tables = statistics
-        .compute(&query(Indicator::ObservedHouseholds, Breakdown::Hamlet), &month("2026-03"))
+        .compute(
+            &query(Indicator::ObservedHouseholds, Breakdown::Hamlet),
+            &month("2026-03"),
+        )
         .unwrap();
     // Household 2 only had its consent-withdrawn member's payment.
     assert_eq!(
@@ -206,14 +224,20 @@ fn a_merge_moves_households_only_from_the_month_after() {
     ];
     let statistics = Statistics::new(&facts);
     let march = statistics
-        .compute(&query(Indicator::ObservedResidents, Breakdown::Hamlet), &month("2026-03"))
+        .compute(
+            &query(Indicator::ObservedResidents, Breakdown::Hamlet),
+            &month("2026-03"),
+        )
         .unwrap();
     assert_eq!(
         figures(&march[0]),
         [("A", 1, 2), ("B", 0, 1), ("total", 1, 3)]
     );
     let april = statistics
-        .compute(&query(Indicator::ObservedResidents, Breakdown::Hamlet), &month("2026-04"))
+        .compute(
+            &query(Indicator::ObservedResidents, Breakdown::Hamlet),
+            &month("2026-04"),
+        )
         .unwrap();
     assert_eq!(figures(&april[0]), [("A", 0, 3), ("total", 0, 3)]);
 }
@@ -264,7 +288,10 @@ fn cashless_share_counts_payments_and_money_online_and_in_cash() {
     ];
     let statistics = Statistics::new(&facts);
     let by_kind = statistics
-        .compute(&query(Indicator::CashlessShare, Breakdown::PayeeKind), &month("2026-03"))
+        .compute(
+            &query(Indicator::CashlessShare, Breakdown::PayeeKind),
+            &month("2026-03"),
+        )
         .unwrap();
     let rows = &by_kind[0].rows;
     assert_eq!(
@@ -281,16 +308,27 @@ fn cashless_share_counts_payments_and_money_online_and_in_cash() {
     assert_eq!(rows[0].amount_denominator, Some(310_000));
     assert_eq!(rows[4].amount_denominator, Some(610_000));
     let by_hamlet = statistics
-        .compute(&query(Indicator::CashlessShare, Breakdown::Hamlet), &month("2026-03"))
+        .compute(
+            &query(Indicator::CashlessShare, Breakdown::Hamlet),
+            &month("2026-03"),
+        )
         .unwrap();
     // Payers: 11, 14 (consented, household 1 in A), 13 (household 1), 21 withdrew (unplaced);
     // the vendor's cash total has no payer; the school's cash names household 2 (B).
     assert_eq!(
         figures(&by_hamlet[0]),
-        [("A", 3, 3), ("B", 0, 1), ("unplaced", 1, 9), ("total", 4, 13)]
+        [
+            ("A", 3, 3),
+            ("B", 0, 1),
+            ("unplaced", 1, 9),
+            ("total", 4, 13)
+        ]
     );
     let takings = statistics
-        .compute(&query(Indicator::VendorTakings, Breakdown::Total), &month("2026-03"))
+        .compute(
+            &query(Indicator::VendorTakings, Breakdown::Total),
+            &month("2026-03"),
+        )
         .unwrap();
     assert_eq!(figures(&takings[0]), [("total", 4, 12)]);
 }
@@ -318,11 +356,17 @@ fn vendors_with_a_qr_and_coverage_of_identified_payers() {
     });
     let statistics = Statistics::new(&facts);
     let vendors = statistics
-        .compute(&query(Indicator::Vendors, Breakdown::Total), &month("2026-03"))
+        .compute(
+            &query(Indicator::Vendors, Breakdown::Total),
+            &month("2026-03"),
+        )
         .unwrap();
     assert_eq!(figures(&vendors[0]), [("total", 1, 2)]);
     let coverage = statistics
-        .compute(&query(Indicator::Coverage, Breakdown::Total), &month("2026-03"))
+        .compute(
+            &query(Indicator::Coverage, Breakdown::Total),
+            &month("2026-03"),
+        )
         .unwrap();
     // 5 payments: 11, 14, 13 identified; 21 withdrew consent; one with no payer account.
     assert_eq!(figures(&coverage[0]), [("total", 3, 5)]);
@@ -344,7 +388,10 @@ fn the_survey_uses_each_residents_latest_answer_of_the_last_12_months() {
     ];
     let statistics = Statistics::new(&facts);
     let tables = statistics
-        .compute(&query(Indicator::Survey, Breakdown::Total), &month("2026-03"))
+        .compute(
+            &query(Indicator::Survey, Breakdown::Total),
+            &month("2026-03"),
+        )
         .unwrap();
     // 11's answer is older than 12 months; 21's is after the period.
     assert_eq!(figures(&tables[0]), [("total", 1, 1)]);
@@ -363,7 +410,10 @@ fn the_funnel_narrows_from_linked_accounts_to_regular_users() {
     ]);
     let statistics = Statistics::new(&facts);
     let tables = statistics
-        .compute(&query(Indicator::Funnel, Breakdown::Hamlet), &month("2026-03"))
+        .compute(
+            &query(Indicator::Funnel, Breakdown::Hamlet),
+            &month("2026-03"),
+        )
         .unwrap();
     let stage = |name: &str| figures(tables.iter().find(|t| t.name == name).unwrap());
     assert_eq!(
