@@ -3,6 +3,7 @@
 pub mod account;
 pub mod bank_feed;
 pub mod banks;
+pub(crate) mod csv_lines;
 pub mod intent;
 pub mod money;
 pub mod payee;

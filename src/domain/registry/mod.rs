@@ -7,6 +7,8 @@ use unicode_normalization::UnicodeNormalization;
 
 use crate::domain::text::fold_to_ascii;
 
+pub mod import;
+
 /// Why a registry field was refused; `field` names it as the API and the CSV import do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {problem}")]

@@ -90,8 +90,6 @@ pub const STATEMENT_COLUMNS: [&str; 6] = [
 
 const DAY_MICROS: i64 = 86_400_000_000;
 const VIETNAM_OFFSET_SECONDS: i32 = 7 * 3600;
-/// Field values quoted in error messages are cut to this many characters.
-const QUOTED_VALUE_MAX_CHARS: usize = 40;
 
 /// One transaction row of an uploaded statement.
 #[derive(Debug, Clone, PartialEq, Eq)]

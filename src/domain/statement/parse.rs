@@ -1,6 +1,7 @@
 //! Reading a statement CSV into [`StatementLine`]s, and checking its period.
 
 use super::*;
+use crate::domain::csv_lines::{line_at, quoted, LineCounter};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Column {
@@ -91,58 +92,6 @@ pub fn parse_statement(bytes: &[u8]) -> Result<Vec<StatementLine>, StatementErro
         });
     }
     Ok(lines)
-}
-
-/// The 1-based line holding byte `offset` of `bytes`.
-pub(super) fn line_at(bytes: &[u8], offset: usize) -> usize {
-    bytes[..offset.min(bytes.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
-
-/// The text line each record starts on. The reader's own line count is off by one after a
-/// CRLF or a blank line (a record's start offset can sit before the line break that precedes
-/// it), so lines are counted here from the record's byte offset, skipping line breaks.
-pub(super) struct LineCounter<'a> {
-    pub(super) text: &'a [u8],
-    pub(super) offset: usize,
-    pub(super) line: usize,
-}
-
-impl<'a> LineCounter<'a> {
-    fn new(text: &'a str) -> Self {
-        Self {
-            text: text.as_bytes(),
-            offset: 0,
-            line: 1,
-        }
-    }
-
-    /// Records must be passed in file order.
-    fn record(&mut self, record: &csv::StringRecord) -> usize {
-        let mut start = record
-            .position()
-            .map_or(self.offset, |p| {
-                usize::try_from(p.byte()).unwrap_or(usize::MAX)
-            })
-            .clamp(self.offset, self.text.len());
-        while matches!(self.text.get(start), Some(b'\r' | b'\n')) {
-            start += 1;
-        }
-        // A line ends at "\n", "\r\n", or a lone "\r" (old Mac exports).
-        let skipped = &self.text[self.offset..start];
-        self.line += skipped
-            .iter()
-            .enumerate()
-            .filter(|&(i, &b)| {
-                b == b'\n' || (b == b'\r' && self.text.get(self.offset + i + 1) != Some(&b'\n'))
-            })
-            .count();
-        self.offset = start;
-        self.line
-    }
 }
 
 /// The input was checked to be UTF-8 and rows may have any length, so the reader has nothing
@@ -404,16 +353,6 @@ pub(super) fn parse_dong(text: &str) -> Result<i64, DongProblem> {
         return Err(DongProblem::TooLarge);
     }
     Ok(if negative { -magnitude } else { magnitude })
-}
-
-/// `"text"` with Rust escaping, cut so an error message never carries a whole field.
-pub(super) fn quoted(text: &str) -> String {
-    if text.chars().count() > QUOTED_VALUE_MAX_CHARS {
-        let cut: String = text.chars().take(QUOTED_VALUE_MAX_CHARS).collect();
-        format!("{:?}…", cut)
-    } else {
-        format!("{text:?}")
-    }
 }
 
 /// A time as staff read it: Vietnam local time, seconds precision, or only the date.
