@@ -6,6 +6,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod services;
+pub mod simulation;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -3,8 +3,9 @@
 //! give the same tables, which is what the simulation's ground truth is checked against.
 //!
 //! Who a payment counts for:
-//! - the payer the payment intent names (a pupil's household) comes first; otherwise the
-//!   resident or household the payer's bank account is linked to;
+//! - the payer the payment intent names (a pupil's household) comes first, unless the bank
+//!   account it came from is linked to a member of that household, who is then the payer;
+//!   otherwise the resident or household the payer's bank account is linked to;
 //! - a resident only while their consent to statistics linking is in force on the payment's
 //!   day (the latest consent on or before that day says given); a household needs no consent,
 //!   as it names nobody;
@@ -351,7 +352,7 @@ impl<'a> Statistics<'a> {
         let mut received_days: HashMap<Uuid, Vec<NaiveDate>> = HashMap::new();
         let mut household_days: HashMap<Uuid, Vec<NaiveDate>> = HashMap::new();
         for payment in &facts.online {
-            let attributed = attribute(&residents, payment.payer(), payment.day);
+            let attributed = payment.attributed(&residents);
             if let Some(resident) = attributed.resident {
                 made_days.entry(resident).or_default().push(payment.day);
             }
@@ -630,14 +631,11 @@ impl<'a> Statistics<'a> {
             rows.push(unplaced_row());
         }
         let mut table = Tally::new(rows);
-        let row_of = |payee: Option<Uuid>, payer: Option<Payer>, day: NaiveDate| match breakdown {
-            Breakdown::Hamlet => {
-                let household = attribute(&self.residents, payer, day).household;
-                match household.and_then(|h| self.households.get(&h)) {
-                    Some(household) => self.hamlet_row(&household.hamlet_code, period),
-                    None => unplaced_row(),
-                }
-            }
+        let row_of = |payee: Option<Uuid>, household: Option<Uuid>| match breakdown {
+            Breakdown::Hamlet => match household.and_then(|h| self.households.get(&h)) {
+                Some(household) => self.hamlet_row(&household.hamlet_code, period),
+                None => unplaced_row(),
+            },
             Breakdown::PayeeKind => match payee.and_then(|p| self.payees.get(&p)) {
                 Some(payee) => (
                     payee.kind.as_str().to_owned(),
@@ -649,13 +647,15 @@ impl<'a> Statistics<'a> {
         };
         for payment in &self.facts.online {
             if period.contains(payment.day) && included(payment.payee_id) {
-                let row = row_of(payment.payee_id, payment.payer(), payment.day);
+                let household = payment.attributed(&self.residents).household;
+                let row = row_of(payment.payee_id, household);
                 table.add_money(row, 1, payment.amount, true);
             }
         }
         for cash in &self.facts.cash {
             if period.contains(cash.day) && included(Some(cash.payee_id)) {
-                let row = row_of(Some(cash.payee_id), cash.named_payer, cash.day);
+                let household = attribute(&self.residents, cash.named_payer, cash.day).household;
+                let row = row_of(Some(cash.payee_id), household);
                 table.add_money(row, cash.count, cash.amount, false);
             }
         }
@@ -685,7 +685,7 @@ impl<'a> Statistics<'a> {
         let mut table = Tally::new(Vec::new());
         for payment in &self.facts.online {
             if period.contains(payment.day) {
-                let attributed = attribute(&self.residents, payment.payer(), payment.day);
+                let attributed = payment.attributed(&self.residents);
                 table.count(total_row(), attributed.household.is_some());
             }
         }
@@ -734,8 +734,17 @@ impl<'a> Statistics<'a> {
 }
 
 impl OnlinePayment {
-    fn payer(&self) -> Option<Payer> {
-        self.named_payer.or(self.account_payer)
+    /// Whom the payment counts for on its day (see the module's rules).
+    fn attributed(&self, residents: &HashMap<Uuid, &ResidentFacts>) -> Attributed {
+        if let (Some(Payer::Household(named)), Some(Payer::Resident(member))) =
+            (self.named_payer, self.account_payer)
+        {
+            let counted = attribute(residents, Some(Payer::Resident(member)), self.day);
+            if counted.household == Some(named) {
+                return counted;
+            }
+        }
+        attribute(residents, self.named_payer.or(self.account_payer), self.day)
     }
 }
 

@@ -433,3 +433,40 @@ fn the_funnel_narrows_from_linked_accounts_to_regular_users() {
         [("A", 1, 2), ("B", 0, 1), ("total", 1, 3)]
     );
 }
+
+#[test]
+fn a_household_named_on_the_charge_pays_through_its_linked_member() {
+    let mut facts = commune();
+    facts.online = vec![
+        OnlinePayment {
+            named_payer: Some(Payer::Household(id(1))),
+            ..paid_by(Payer::Resident(id(12)), "2026-03-05", 150_000)
+        },
+        // The account of a resident of another household pays household 1's charge.
+        OnlinePayment {
+            named_payer: Some(Payer::Household(id(1))),
+            ..paid_by(Payer::Resident(id(21)), "2026-03-06", 150_000)
+        },
+    ];
+    let statistics = Statistics::new(&facts);
+    let residents = statistics
+        .compute(
+            &query(Indicator::ObservedResidents, Breakdown::Hamlet),
+            &month("2026-03"),
+        )
+        .unwrap();
+    assert_eq!(
+        figures(&residents[0]),
+        [("A", 1, 2), ("B", 0, 1), ("total", 1, 3)]
+    );
+    let households = statistics
+        .compute(
+            &query(Indicator::ObservedHouseholds, Breakdown::Hamlet),
+            &month("2026-03"),
+        )
+        .unwrap();
+    assert_eq!(
+        figures(&households[0]),
+        [("A", 1, 1), ("B", 0, 1), ("total", 1, 2)]
+    );
+}
