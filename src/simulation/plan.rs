@@ -298,7 +298,8 @@ pub fn plan(options: &Options) -> Plan {
                 account: has_account.then(|| BankAccount {
                     bin: RESIDENT_BANKS[rng.gen_range(0..RESIDENT_BANKS.len())].to_owned(),
                     number: account_number(&mut rng),
-                    registered: rng.gen_bool(0.7),
+                    // Staff link an account only with its owner's consent.
+                    registered: consent_on.is_some() && rng.gen_bool(0.7),
                 }),
                 online_propensity: adoption,
             });
