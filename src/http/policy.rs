@@ -38,6 +38,12 @@ pub const INTENT_ISSUERS: &[Role] = &[Role::Admin, Role::Staff, Role::Vendor, Ro
 /// Listen to a payee's live payments: staff for any payee, vendors and schools for their own.
 pub const PAYMENT_LISTENERS: &[Role] = &[Role::Admin, Role::Staff, Role::Vendor, Role::School];
 
+/// Keep the registry's households and residents: personal data, for staff only. Auditors see
+/// residents only as aggregate statistics.
+pub const REGISTRY_KEEPERS: &[Role] = &[Role::Admin, Role::Staff];
+/// Read hamlets: no person in them, so the auditor too.
+pub const HAMLET_READERS: &[Role] = &[Role::Admin, Role::Staff, Role::Auditor];
+
 const fn route(method: &'static str, path: &'static str, access: Access) -> RoutePolicy {
     RoutePolicy {
         method,
@@ -163,6 +169,49 @@ pub const ROUTES: &[RoutePolicy] = &[
         "POST",
         "/v1/reconciliation/statements",
         Access::Roles(LEDGER_WRITERS),
+    ),
+    route("POST", "/v1/hamlets", Access::Roles(REGISTRY_KEEPERS)),
+    route("GET", "/v1/hamlets", Access::Roles(HAMLET_READERS)),
+    route("GET", "/v1/hamlets/{code}", Access::Roles(HAMLET_READERS)),
+    route(
+        "PATCH",
+        "/v1/hamlets/{code}",
+        Access::Roles(REGISTRY_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/hamlets/{code}/merge",
+        Access::Roles(REGISTRY_KEEPERS),
+    ),
+    route("POST", "/v1/households", Access::Roles(REGISTRY_KEEPERS)),
+    route("GET", "/v1/households", Access::Roles(REGISTRY_KEEPERS)),
+    route(
+        "GET",
+        "/v1/households/{id}",
+        Access::Roles(REGISTRY_KEEPERS),
+    ),
+    route(
+        "PATCH",
+        "/v1/households/{id}",
+        Access::Roles(REGISTRY_KEEPERS),
+    ),
+    route("POST", "/v1/residents", Access::Roles(REGISTRY_KEEPERS)),
+    route("GET", "/v1/residents", Access::Roles(REGISTRY_KEEPERS)),
+    route("GET", "/v1/residents/{id}", Access::Roles(REGISTRY_KEEPERS)),
+    route(
+        "PATCH",
+        "/v1/residents/{id}",
+        Access::Roles(REGISTRY_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/residents/{id}/consents",
+        Access::Roles(REGISTRY_KEEPERS),
+    ),
+    route(
+        "GET",
+        "/v1/residents/{id}/consents",
+        Access::Roles(REGISTRY_KEEPERS),
     ),
 ];
 
