@@ -19,6 +19,9 @@ crate::on_both_backends!(
 
 const UNPROCESSABLE: StatusCode = StatusCode::UNPROCESSABLE_ENTITY;
 
+/// The status, error code and (for a field error) the field a request is refused with.
+type Refusal = (StatusCode, &'static str, Option<&'static str>);
+
 async fn patch(app: &TestApp, path: &str, body: &Value) -> (StatusCode, Value) {
     let response = app
         .client
@@ -273,7 +276,7 @@ async fn residents_are_found_by_name_without_diacritics(backend: Backend) {
         // % and _ are matched as themselves, not as wildcards.
         (search("%25"), vec!["CD-4"]),
         (search("_"), vec![]),
-        (format!("/v1/residents?hamlet=TB"), vec!["CD-3", "CD-4"]),
+        ("/v1/residents?hamlet=TB".to_owned(), vec!["CD-3", "CD-4"]),
         (
             format!("/v1/residents?household_id={home}&q=an"),
             vec!["CD-1"],
@@ -437,14 +440,8 @@ async fn bad_registry_input_is_refused_and_changes_nothing(backend: Backend) {
             .extend(changes.as_object().unwrap().clone());
         body
     };
-    let field = |name: &str| {
-        (
-            UNPROCESSABLE,
-            "REGISTRY_FIELD_INVALID",
-            Some(name.to_owned()),
-        )
-    };
-    let cases: Vec<(&str, Value, (StatusCode, &str, Option<String>))> = vec![
+    let field = |name| (UNPROCESSABLE, "REGISTRY_FIELD_INVALID", Some(name));
+    let cases: Vec<(&str, Value, Refusal)> = vec![
         (
             "/v1/hamlets",
             json!({ "code": "xóm 1", "name": "Xóm 1", "valid_from": "2020-01-01" }),
@@ -525,11 +522,7 @@ async fn bad_registry_input_is_refused_and_changes_nothing(backend: Backend) {
         );
         assert!(!refused["error"]["message"].as_str().unwrap().is_empty());
         if let Some(field) = field {
-            assert_eq!(
-                refused["error"]["details"]["field"],
-                field.as_str(),
-                "{refused}"
-            );
+            assert_eq!(refused["error"]["details"]["field"], field, "{refused}");
         }
     }
     let (status, refused) = app.get("/v1/hamlets?on=yesterday").await;
