@@ -141,7 +141,6 @@ const RESIDENT_COLUMNS: &str = "r.id, r.code, r.household_id, r.full_name, r.bir
      ORDER BY c.effective_on DESC, c.recorded_at DESC, c.id DESC LIMIT 1) AS consent_given, \
     (SELECT c.effective_on FROM resident_consents c WHERE c.resident_id = r.id \
      ORDER BY c.effective_on DESC, c.recorded_at DESC, c.id DESC LIMIT 1) AS consent_effective_on";
-const RESIDENT_FROM: &str = "residents r JOIN households h ON h.id = r.household_id";
 
 #[derive(sqlx::FromRow)]
 struct ResidentRow {
@@ -261,7 +260,8 @@ impl<T: Backend + 'static> RegistryStore for T {
     async fn residents(&self, filter: &ResidentFilter) -> StoreResult<Vec<Resident>> {
         let rows: Vec<ResidentRow> = on_pool!(self, |pool| {
             let mut query = sqlx::QueryBuilder::new(format!(
-                "SELECT {RESIDENT_COLUMNS} FROM {RESIDENT_FROM} WHERE 1 = 1"
+                "SELECT {RESIDENT_COLUMNS} FROM residents r \
+                 JOIN households h ON h.id = r.household_id WHERE 1 = 1"
             ));
             if let Some(fragment) = &filter.name_contains {
                 query
@@ -289,7 +289,7 @@ impl<T: Backend + 'static> RegistryStore for T {
     }
 
     async fn resident(&self, id: Uuid) -> StoreResult<Option<Resident>> {
-        let sql = format!("SELECT {RESIDENT_COLUMNS} FROM {RESIDENT_FROM} WHERE r.id = $1");
+        let sql = format!("SELECT {RESIDENT_COLUMNS} FROM residents r WHERE r.id = $1");
         let row: Option<ResidentRow> = pool_rows!(self, fetch_optional, &sql, id)?;
         row.map(ResidentRow::into_domain).transpose()
     }
@@ -413,9 +413,11 @@ impl UnitOfWork<'_> {
         Ok(row.map(|(id,)| id))
     }
 
+    /// Locks the resident's row, not its household's: a change locks no more rows than the
+    /// ones it needs (a move, the household it goes to).
     pub async fn lock_resident(&mut self, id: Uuid) -> StoreResult<Option<Resident>> {
         let sql = format!(
-            "SELECT {RESIDENT_COLUMNS} FROM {RESIDENT_FROM} WHERE r.id = $1{}",
+            "SELECT {RESIDENT_COLUMNS} FROM residents r WHERE r.id = $1{}",
             self.row_lock()
         );
         let row: Option<ResidentRow> = tx_rows!(self, fetch_optional, &sql, id)?;
