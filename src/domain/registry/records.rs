@@ -230,6 +230,8 @@ pub fn check_birth_date(record: &ResidentRecord) -> Result<(), FieldError> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn day(text: &str) -> NaiveDate {
@@ -304,6 +306,51 @@ mod tests {
         assert!(check_head(home, Some(home)).is_ok());
         assert!(check_head(home, Some(other)).is_err());
         assert!(check_head(home, None).is_err());
+    }
+
+    fn any_status() -> impl Strategy<Value = ResidentStatus> {
+        prop_oneof![
+            Just(ResidentStatus::Living),
+            Just(ResidentStatus::MovedAway),
+            Just(ResidentStatus::Deceased),
+        ]
+    }
+
+    fn any_day() -> impl Strategy<Value = NaiveDate> {
+        (0u64..20_000).prop_map(|n| day("1990-01-01") + Days::new(n))
+    }
+
+    proptest! {
+        /// Whatever the change, what is accepted satisfies the table's CHECK: living exactly
+        /// when there is no leaving day.
+        #[test]
+        fn an_accepted_residence_is_living_exactly_without_a_leaving_day(
+            current_status in any_status(),
+            current_left_on in proptest::option::of(any_day()),
+            status in proptest::option::of(any_status()),
+            left_on in proptest::option::of(proptest::option::of(any_day())),
+        ) {
+            if let Ok((status, left_on)) =
+                residence((current_status, current_left_on), status, left_on)
+            {
+                prop_assert_eq!(status == ResidentStatus::Living, left_on.is_none());
+            }
+        }
+
+        /// A merge that is accepted ends the hamlet the day before `on`, inside its own
+        /// lifetime, and the target exists on `on`: no day is counted in both or in neither.
+        #[test]
+        fn an_accepted_merge_hands_over_on_the_day(
+            from in any_day(), target_from in any_day(), on in any_day(),
+        ) {
+            let old = Hamlet { valid_from: from, ..hamlet("A", "2000-01-01", None) };
+            let target = Hamlet { valid_from: target_from, ..hamlet("B", "2000-01-01", None) };
+            if let Ok(merged) = merge(&old, &target, on) {
+                prop_assert!(merged.valid_to.is_some_and(|last| last >= merged.valid_from));
+                prop_assert!(!merged.is_valid_on(on) && target.is_valid_on(on));
+                prop_assert!(merged.is_valid_on(on - Days::new(1)));
+            }
+        }
     }
 
     #[test]

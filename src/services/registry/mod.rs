@@ -44,11 +44,6 @@ fn date_change(
     change.map(|text| date(field, text.as_deref())).transpose()
 }
 
-/// A list's cursor: the id of the last row of the previous page.
-fn after(cursor: Option<&str>) -> Result<Option<Uuid>, paging::PageError> {
-    paging::read_cursor(cursor, |text| Uuid::parse_str(text).ok())
-}
-
 impl RegistryService {
     pub fn new(store: Arc<dyn Store>, clock: Clock) -> Self {
         Self { store, clock }
@@ -185,7 +180,7 @@ impl RegistryService {
         let filter = HouseholdFilter {
             hamlet: query.hamlet,
             code_prefix: query.q,
-            after: after(query.cursor.as_deref())?,
+            after: paging::read_id_cursor(query.cursor.as_deref())?,
             limit,
         };
         let households = self.store.households(&filter).await?;
@@ -296,7 +291,7 @@ impl RegistryService {
                 .filter(|key| !key.is_empty()),
             household_id: query.household_id,
             hamlet: query.hamlet,
-            after: after(query.cursor.as_deref())?,
+            after: paging::read_id_cursor(query.cursor.as_deref())?,
             limit,
         };
         let residents = self.store.residents(&filter).await?;
