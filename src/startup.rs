@@ -16,6 +16,7 @@ use crate::services::bank_feed::BankFeedService;
 use crate::services::events::PaymentEvents;
 use crate::services::ledger::LedgerService;
 use crate::services::payments::PaymentService;
+use crate::services::registry::RegistryService;
 use crate::services::statistics::{StatisticsService, StatisticsSettings};
 use crate::store::{self, Store};
 use crate::telemetry;
@@ -67,6 +68,7 @@ impl Application {
         let state = AppState {
             ledger: LedgerService::new(store.clone()).with_clock(clock.clone()),
             payments: PaymentService::new(store.clone()).with_clock(clock.clone()),
+            registry: RegistryService::new(store.clone(), clock.clone()),
             bank_feed: BankFeedService::new(store.clone(), events.clone(), clock.clone()),
             statistics: StatisticsService::new(
                 store.clone(),

@@ -7,6 +7,7 @@ pub mod extract;
 mod openapi;
 pub mod payments;
 pub mod policy;
+pub mod registry;
 pub mod routes;
 pub mod sse;
 pub mod statistics;
@@ -31,6 +32,7 @@ use crate::services::bank_feed::BankFeedService;
 use crate::services::events::PaymentEvents;
 use crate::services::ledger::LedgerService;
 use crate::services::payments::PaymentService;
+use crate::services::registry::RegistryService;
 use crate::services::statistics::StatisticsService;
 use crate::store::Store;
 use error::ApiError;
@@ -42,6 +44,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub ledger: LedgerService,
     pub payments: PaymentService,
+    pub registry: RegistryService,
     pub events: PaymentEvents,
     pub bank_feed: BankFeedService,
     pub auth: AuthService,
@@ -207,6 +210,42 @@ fn routes(config: &mut web::ServiceConfig) {
         .service(
             resource("/v1/reconciliation/discrepancies")
                 .route(get().to(bank_feed::list_discrepancies)),
+        )
+        .service(
+            resource("/v1/hamlets")
+                .route(post().to(registry::create_hamlet))
+                .route(get().to(registry::list_hamlets)),
+        )
+        .service(
+            resource("/v1/hamlets/{code}")
+                .route(get().to(registry::get_hamlet))
+                .route(patch().to(registry::rename_hamlet)),
+        )
+        .service(resource("/v1/hamlets/{code}/merge").route(post().to(registry::merge_hamlet)))
+        .service(
+            resource("/v1/households")
+                .route(post().to(registry::create_household))
+                .route(get().to(registry::list_households)),
+        )
+        .service(
+            resource("/v1/households/{id}")
+                .route(get().to(registry::get_household))
+                .route(patch().to(registry::update_household)),
+        )
+        .service(
+            resource("/v1/residents")
+                .route(post().to(registry::create_resident))
+                .route(get().to(registry::list_residents)),
+        )
+        .service(
+            resource("/v1/residents/{id}")
+                .route(get().to(registry::get_resident))
+                .route(patch().to(registry::update_resident)),
+        )
+        .service(
+            resource("/v1/residents/{id}/consents")
+                .route(post().to(registry::record_consent))
+                .route(get().to(registry::list_consents)),
         )
         .service(
             resource("/v1/reconciliation/statements")

@@ -9,11 +9,11 @@ use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::OpenApi;
 
-use super::{bank_feed, events, payments, routes, statistics};
+use super::{bank_feed, events, payments, registry, routes, statistics};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "market-ledger", description = "Payment ledger for a commune's cashless market: double-entry accounts and transactions, idempotent posting, invariant checks, payees with VietQR codes and payment intents, verified bank-feed webhooks matched and posted exactly once, suspense and reconciliation."),
+    info(title = "market-ledger", description = "Payment ledger for a commune's cashless market: double-entry accounts and transactions, idempotent posting, invariant checks, payees with VietQR codes and payment intents, verified bank-feed webhooks matched and posted exactly once, suspense and reconciliation, and the commune's registry of hamlets, households and residents."),
     paths(
         routes::healthz, routes::readyz, routes::metrics, routes::token,
         routes::create_account, routes::list_accounts, routes::get_account, routes::account_entries,
@@ -30,12 +30,18 @@ use super::{bank_feed, events, payments, routes, statistics};
         bank_feed::get_bank_transaction, bank_feed::list_unmatched, bank_feed::resolve_unmatched,
         bank_feed::list_discrepancies, bank_feed::import_statement,
         statistics::adoption, statistics::personal_data_access,
+        registry::create_hamlet, registry::list_hamlets, registry::get_hamlet,
+        registry::rename_hamlet, registry::merge_hamlet,
+        registry::create_household, registry::list_households, registry::get_household,
+        registry::update_household,
+        registry::create_resident, registry::list_residents, registry::get_resident,
+        registry::update_resident, registry::record_consent, registry::list_consents,
     ),
     components(schemas(crate::services::events::PaymentReceived)),
     modifiers(&BearerAuth, &SharedErrors),
     tags((name = "operations"), (name = "auth"), (name = "ledger"), (name = "payees"),
         (name = "payment intents"), (name = "bank feed"), (name = "reconciliation"),
-        (name = "statistics"))
+        (name = "registry"), (name = "statistics"))
 )]
 pub struct ApiDoc;
 

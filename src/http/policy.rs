@@ -42,6 +42,11 @@ pub const PAYMENT_LISTENERS: &[Role] = &[Role::Admin, Role::Staff, Role::Vendor,
 pub const STATISTICS_READERS: &[Role] = &[Role::Admin, Role::Staff, Role::Auditor];
 /// Who read individual-level data: admins and the auditor who checks them.
 pub const ACCESS_LOG_READERS: &[Role] = &[Role::Admin, Role::Auditor];
+/// Keep the registry's households and residents: personal data, for staff only. Auditors see
+/// residents only as aggregate statistics.
+pub const REGISTRY_KEEPERS: &[Role] = &[Role::Admin, Role::Staff];
+/// Read hamlets: no person in them, so the auditor too.
+pub const HAMLET_READERS: &[Role] = &[Role::Admin, Role::Staff, Role::Auditor];
 
 const fn route(method: &'static str, path: &'static str, access: Access) -> RoutePolicy {
     RoutePolicy {
@@ -178,6 +183,49 @@ pub const ROUTES: &[RoutePolicy] = &[
         "GET",
         "/v1/audit/personal-data-access",
         Access::Roles(ACCESS_LOG_READERS),
+    ),
+    route("POST", "/v1/hamlets", Access::Roles(REGISTRY_KEEPERS)),
+    route("GET", "/v1/hamlets", Access::Roles(HAMLET_READERS)),
+    route("GET", "/v1/hamlets/{code}", Access::Roles(HAMLET_READERS)),
+    route(
+        "PATCH",
+        "/v1/hamlets/{code}",
+        Access::Roles(REGISTRY_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/hamlets/{code}/merge",
+        Access::Roles(REGISTRY_KEEPERS),
+    ),
+    route("POST", "/v1/households", Access::Roles(REGISTRY_KEEPERS)),
+    route("GET", "/v1/households", Access::Roles(REGISTRY_KEEPERS)),
+    route(
+        "GET",
+        "/v1/households/{id}",
+        Access::Roles(REGISTRY_KEEPERS),
+    ),
+    route(
+        "PATCH",
+        "/v1/households/{id}",
+        Access::Roles(REGISTRY_KEEPERS),
+    ),
+    route("POST", "/v1/residents", Access::Roles(REGISTRY_KEEPERS)),
+    route("GET", "/v1/residents", Access::Roles(REGISTRY_KEEPERS)),
+    route("GET", "/v1/residents/{id}", Access::Roles(REGISTRY_KEEPERS)),
+    route(
+        "PATCH",
+        "/v1/residents/{id}",
+        Access::Roles(REGISTRY_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/residents/{id}/consents",
+        Access::Roles(REGISTRY_KEEPERS),
+    ),
+    route(
+        "GET",
+        "/v1/residents/{id}/consents",
+        Access::Roles(REGISTRY_KEEPERS),
     ),
 ];
 

@@ -7,9 +7,10 @@ pub mod events;
 pub mod ledger;
 pub mod paging;
 pub mod payments;
+pub mod registry;
 pub mod statistics;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
@@ -209,4 +210,12 @@ pub(crate) async fn earlier_answer(
         body: stored.body,
         replayed: true,
     }))
+}
+
+/// A PATCH field that distinguishes absent (keep) from `null` (clear): use with
+/// `#[serde(default, deserialize_with = "present")]`.
+pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
 }

@@ -53,6 +53,12 @@ pub fn time_and_id(text: &str) -> Option<(i64, uuid::Uuid)> {
     Some((micros.parse().ok()?, uuid::Uuid::parse_str(id).ok()?))
 }
 
+/// Reads back the cursor of a list ordered by id alone (accounts, payees, households,
+/// residents): the last row's id.
+pub fn read_id_cursor(cursor: Option<&str>) -> Result<Option<uuid::Uuid>, PageError> {
+    read_cursor(cursor, |text| uuid::Uuid::parse_str(text).ok())
+}
+
 /// Reads back a key that [`next_cursor`] encoded, with `parse` for its shape.
 pub fn read_cursor<K>(
     cursor: Option<&str>,

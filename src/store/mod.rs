@@ -1,5 +1,5 @@
 //! Storage: reads and writes, nothing else. The storage traits are implemented once for any
-//! [`Backend`] (`ledger.rs`, `payments.rs`, `bank_feed.rs`), with the SQL both backends share
+//! [`Backend`] (`ledger.rs`, `payments.rs`, `bank_feed.rs`, `registry.rs`), with the SQL both backends share
 //! written once; only locking, transaction start and connection set-up differ (`sqlite.rs`,
 //! `postgres.rs`). A use case that reads, decides and writes in one database transaction
 //! holds a [`UnitOfWork`].
@@ -22,6 +22,7 @@ mod ledger;
 pub mod notifier;
 mod payments;
 mod postgres;
+pub mod registry;
 mod rows;
 mod sqlite;
 pub mod statistics;
@@ -30,6 +31,7 @@ pub use payments::{
     IntentFilter, IntentInsert, NewPayee, PayeeChanges, PayeeFilter, PayeeRejection, PaymentStore,
 };
 pub use postgres::PostgresStore;
+pub use registry::RegistryStore;
 pub use sqlite::SqliteStore;
 pub use unit_of_work::{Backend, Pool, UnitOfWork};
 
@@ -212,7 +214,13 @@ pub struct VerifyReport {
 
 #[async_trait]
 pub trait Store:
-    PaymentStore + bank_feed::BankFeedStore + statistics::StatisticsStore + Send + Sync + 'static
+    PaymentStore
+    + bank_feed::BankFeedStore
+    + RegistryStore
+    + statistics::StatisticsStore
+    + Send
+    + Sync
+    + 'static
 {
     fn backend(&self) -> &'static str;
     async fn migrate(&self) -> StoreResult<()>;

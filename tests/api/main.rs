@@ -13,6 +13,7 @@ mod intents;
 mod payees;
 mod process;
 mod qr;
+mod registry;
 mod statements;
 mod transactions;
 mod webhooks;

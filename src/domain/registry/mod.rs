@@ -8,6 +8,8 @@ use unicode_normalization::UnicodeNormalization;
 use crate::domain::text::fold_to_ascii;
 
 pub mod import;
+mod records;
+pub use records::*;
 
 /// Why a registry field was refused; `field` names it as the API and the CSV import do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -167,11 +169,16 @@ pub const EARLIEST_BIRTH_YEAR: i32 = 1900;
 
 /// A birth year between 1900 and the year of `today`.
 pub fn parse_birth_year(text: &str, today: NaiveDate) -> Result<i32, FieldError> {
-    use chrono::Datelike;
     let year: i32 = text
         .trim()
         .parse()
         .map_err(|_| FieldError::new("birth_year", "must be a year such as 1985"))?;
+    birth_year(year, today)
+}
+
+/// A birth year given as a number (the API's JSON), checked as [`parse_birth_year`] checks text.
+pub fn birth_year(year: i32, today: NaiveDate) -> Result<i32, FieldError> {
+    use chrono::Datelike;
     if !(EARLIEST_BIRTH_YEAR..=today.year()).contains(&year) {
         return Err(FieldError::new(
             "birth_year",

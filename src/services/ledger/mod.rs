@@ -275,7 +275,7 @@ impl LedgerService {
             },
             currency: query.currency.as_deref().map(Currency::parse).transpose()?,
             code_prefix: query.code_prefix,
-            after: paging::read_cursor(query.cursor.as_deref(), |text| Uuid::parse_str(text).ok())?,
+            after: paging::read_id_cursor(query.cursor.as_deref())?,
             limit,
         };
         let accounts = self.store.list_accounts(&filter).await?;

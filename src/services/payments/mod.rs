@@ -194,7 +194,7 @@ impl PaymentService {
                 .role
                 .is_payee_bound()
                 .then(|| caller.payee_id.unwrap_or(Uuid::nil())),
-            after: paging::read_cursor(query.cursor.as_deref(), |text| Uuid::parse_str(text).ok())?,
+            after: paging::read_id_cursor(query.cursor.as_deref())?,
             limit,
         };
         let payees = self.store.list_payees(&filter).await?;

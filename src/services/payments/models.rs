@@ -1,7 +1,7 @@
 //! Request and response shapes of the payee, QR and payment-intent endpoints.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -11,6 +11,7 @@ use crate::domain::intent::PaymentIntent;
 use crate::domain::payee::Payee;
 use crate::domain::vietqr::{Initiation, QrWarning, ReadQr, Service, TlvField};
 use crate::services::ledger::models::AmountText;
+use crate::services::present;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct BankView {
@@ -84,13 +85,6 @@ pub struct NewPayeeRequest {
     #[schema(example = "chè")]
     pub category: Option<String>,
     pub collection_account: CollectionAccountRequest,
-}
-
-/// A JSON field that distinguishes absent (keep) from `null` (clear).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
