@@ -490,3 +490,70 @@ impl UnitOfWork<'_> {
         Ok(())
     }
 }
+
+/// What an import compares a file against, read inside its unit of work, and the survey
+/// answers it writes.
+impl UnitOfWork<'_> {
+    pub async fn all_hamlets(&mut self) -> StoreResult<Vec<Hamlet>> {
+        let sql = format!("SELECT {HAMLET_COLUMNS} FROM hamlets");
+        let rows: Vec<HamletRow> = tx_rows!(self, fetch_all, &sql)?;
+        rows.into_iter().map(HamletRow::into_domain).collect()
+    }
+
+    pub async fn all_households(&mut self) -> StoreResult<Vec<Household>> {
+        let sql = format!("SELECT {HOUSEHOLD_COLUMNS} FROM households h");
+        let rows: Vec<HouseholdRow> = tx_rows!(self, fetch_all, &sql)?;
+        rows.into_iter().map(HouseholdRow::into_domain).collect()
+    }
+
+    pub async fn all_residents(&mut self) -> StoreResult<Vec<Resident>> {
+        let sql = format!("SELECT {RESIDENT_COLUMNS} FROM residents r");
+        let rows: Vec<ResidentRow> = tx_rows!(self, fetch_all, &sql)?;
+        rows.into_iter().map(ResidentRow::into_domain).collect()
+    }
+
+    /// The answers already recorded, by (resident, day): whether online payment was used and
+    /// the channel named.
+    pub async fn survey_answers(
+        &mut self,
+    ) -> StoreResult<Vec<(Uuid, NaiveDate, bool, Option<String>)>> {
+        let sql = "SELECT resident_id, surveyed_on, used_online_payment, channel \
+                   FROM survey_responses";
+        Ok(tx_rows!(self, fetch_all, sql)?)
+    }
+
+    /// Records the resident's answer of that day, replacing an earlier import's.
+    pub async fn upsert_survey_answer(
+        &mut self,
+        id: Uuid,
+        answer: &SurveyAnswerRecord,
+        now: i64,
+    ) -> StoreResult<()> {
+        let sql = "INSERT INTO survey_responses \
+                   (id, resident_id, surveyed_on, used_online_payment, channel, imported_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6) \
+                   ON CONFLICT (resident_id, surveyed_on) DO UPDATE SET \
+                   used_online_payment = excluded.used_online_payment, \
+                   channel = excluded.channel, imported_at = excluded.imported_at";
+        execute!(
+            self,
+            sql,
+            id,
+            answer.resident_id,
+            answer.surveyed_on,
+            answer.used_online_payment,
+            answer.channel.as_deref(),
+            now,
+        )?;
+        Ok(())
+    }
+}
+
+/// One survey answer to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SurveyAnswerRecord {
+    pub resident_id: Uuid,
+    pub surveyed_on: NaiveDate,
+    pub used_online_payment: bool,
+    pub channel: Option<String>,
+}
