@@ -319,6 +319,10 @@ async fn leaving_needs_a_day_and_coming_back_clears_it(backend: Backend) {
     let (_, unchanged) = app.get(&path).await;
     assert_eq!(unchanged, an);
 
+    // The head who moves to another household is its head no longer.
+    let home_path = format!("/v1/households/{home}");
+    let (status, headed) = patch(&app, &home_path, &json!({ "head_resident_id": an["id"] })).await;
+    assert_eq!(status, StatusCode::OK, "{headed}");
     let (status, away) = patch(
         &app,
         &path,
@@ -333,6 +337,8 @@ async fn leaving_needs_a_day_and_coming_back_clears_it(backend: Backend) {
     assert_eq!(away["household_id"], other);
     assert_eq!(away["gender"], "male");
     assert_eq!(away["birth_date"], "1985-04-30");
+    let (_, left) = app.get(&home_path).await;
+    assert_eq!(left["head_resident_id"], Value::Null);
 
     let (status, back) = patch(&app, &path, &json!({ "status": "living" })).await;
     assert_eq!(status, StatusCode::OK, "{back}");

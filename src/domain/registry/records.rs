@@ -141,6 +141,15 @@ pub fn check_head(household_id: Uuid, head_household: Option<Uuid>) -> Result<()
     }
 }
 
+/// The household a resident leaves, if it loses its head by it: a head lives in the
+/// household, so one who moves out is head no longer.
+pub fn without_head(left: &HouseholdRecord, resident_id: Uuid) -> Option<HouseholdRecord> {
+    (left.head_resident_id == Some(resident_id)).then(|| HouseholdRecord {
+        head_resident_id: None,
+        ..left.clone()
+    })
+}
+
 /// A household may move out only after it moved in.
 pub fn check_household_dates(record: &HouseholdRecord) -> Result<(), FieldError> {
     match (record.moved_in_on, record.moved_out_on) {
@@ -306,6 +315,19 @@ mod tests {
         assert!(check_head(home, Some(home)).is_ok());
         assert!(check_head(home, Some(other)).is_err());
         assert!(check_head(home, None).is_err());
+        let record = HouseholdRecord {
+            code: Code::parse("code", "HH-1").unwrap(),
+            hamlet_code: Code::parse("hamlet_code", "KC").unwrap(),
+            address: "Nhà 1".into(),
+            head_resident_id: Some(home),
+            moved_in_on: None,
+            moved_out_on: None,
+        };
+        assert_eq!(without_head(&record, other), None);
+        assert_eq!(
+            without_head(&record, home).map(|r| r.head_resident_id),
+            Some(None)
+        );
     }
 
     fn any_status() -> impl Strategy<Value = ResidentStatus> {

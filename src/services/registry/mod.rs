@@ -17,8 +17,9 @@ use models::*;
 use crate::clock::Clock;
 use crate::domain::registry::{
     self, birth_year, check_birth_date, check_head, check_household_dates, day_in_vietnam,
-    parse_address, parse_date, parse_phone, residence, search_key, Code, Consent, ConsentState,
-    FieldError, Gender, Hamlet, HouseholdRecord, Name, ResidentRecord, ResidentStatus,
+    parse_address, parse_date, parse_phone, residence, search_key, without_head, Code, Consent,
+    ConsentState, FieldError, Gender, Hamlet, Household, HouseholdRecord, Name, ResidentRecord,
+    ResidentStatus,
 };
 use crate::services::auth::Caller;
 use crate::services::paging;
@@ -342,8 +343,13 @@ impl RegistryService {
             .await?
             .ok_or(RegistryError::ResidentNotFound(id))?
             .record;
-        if let Some(household_id) = request.household_id {
+        let now = self.clock.now_micros();
+        if let Some(household_id) = request.household_id.filter(|h| *h != record.household_id) {
             existing_household(&mut unit, household_id).await?;
+            let left = existing_household(&mut unit, record.household_id).await?;
+            if let Some(headless) = without_head(&left.record, id) {
+                unit.upsert_household(&headless, left.id, now).await?;
+            }
             record.household_id = household_id;
         }
         (record.status, record.left_on) =
@@ -355,8 +361,7 @@ impl RegistryService {
         record.phone = phone.unwrap_or(record.phone);
         record.living_since = living_since.unwrap_or(record.living_since);
         check_birth_date(&record)?;
-        unit.upsert_resident(&record, id, self.clock.now_micros())
-            .await?;
+        unit.upsert_resident(&record, id, now).await?;
         unit.commit().await?;
         self.resident(id).await
     }
@@ -401,9 +406,11 @@ async fn locked_hamlet(unit: &mut UnitOfWork<'_>, code: &str) -> Result<Hamlet, 
         .ok_or_else(|| RegistryError::HamletNotFound(code.to_owned()))
 }
 
-async fn existing_household(unit: &mut UnitOfWork<'_>, id: Uuid) -> Result<(), RegistryError> {
-    match unit.lock_household(id).await? {
-        Some(_) => Ok(()),
-        None => Err(RegistryError::HouseholdNotFound(id)),
-    }
+async fn existing_household(
+    unit: &mut UnitOfWork<'_>,
+    id: Uuid,
+) -> Result<Household, RegistryError> {
+    unit.lock_household(id)
+        .await?
+        .ok_or(RegistryError::HouseholdNotFound(id))
 }
