@@ -4,6 +4,7 @@ pub mod bank_feed;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod imports;
 mod openapi;
 pub mod payments;
 pub mod policy;
@@ -251,6 +252,16 @@ fn routes(config: &mut web::ServiceConfig) {
             resource("/v1/reconciliation/statements")
                 .app_data(BodyLimit(crate::domain::statement::MAX_STATEMENT_BYTES))
                 .route(post().to(bank_feed::import_statement)),
+        )
+        .service(
+            resource("/v1/registry/import")
+                .app_data(BodyLimit(imports::MAX_IMPORT_BYTES))
+                .route(post().to(imports::import_residents)),
+        )
+        .service(
+            resource("/v1/surveys/import")
+                .app_data(BodyLimit(imports::MAX_IMPORT_BYTES))
+                .route(post().to(imports::import_survey)),
         )
         .service(resource("/v1/statistics/adoption").route(get().to(statistics::adoption)))
         .service(

@@ -9,7 +9,7 @@ use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::OpenApi;
 
-use super::{bank_feed, events, payments, registry, routes, statistics};
+use super::{bank_feed, events, imports, payments, registry, routes, statistics};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,6 +29,7 @@ use super::{bank_feed, events, payments, registry, routes, statistics};
         bank_feed::list_test_deliveries,
         bank_feed::get_bank_transaction, bank_feed::list_unmatched, bank_feed::resolve_unmatched,
         bank_feed::list_discrepancies, bank_feed::import_statement,
+        imports::import_residents, imports::import_survey,
         statistics::adoption, statistics::personal_data_access,
         registry::create_hamlet, registry::list_hamlets, registry::get_hamlet,
         registry::rename_hamlet, registry::merge_hamlet,

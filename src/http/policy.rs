@@ -185,6 +185,16 @@ pub const ROUTES: &[RoutePolicy] = &[
         Access::Roles(ACCESS_LOG_READERS),
     ),
     route("POST", "/v1/hamlets", Access::Roles(REGISTRY_KEEPERS)),
+    route(
+        "POST",
+        "/v1/registry/import",
+        Access::Roles(REGISTRY_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/surveys/import",
+        Access::Roles(REGISTRY_KEEPERS),
+    ),
     route("GET", "/v1/hamlets", Access::Roles(HAMLET_READERS)),
     route("GET", "/v1/hamlets/{code}", Access::Roles(HAMLET_READERS)),
     route(

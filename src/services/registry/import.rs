@@ -12,10 +12,10 @@ use uuid::Uuid;
 
 use super::RegistryService;
 use crate::domain::registry::import::{parse_residents, parse_survey, LineError, ResidentRow};
+use crate::domain::registry::Consent as ConsentRecord;
 use crate::domain::registry::{
     day_in_vietnam, ConsentState, Hamlet, HouseholdRecord, ResidentRecord,
 };
-use crate::domain::registry::Consent as ConsentRecord;
 use crate::services::auth::Caller;
 use crate::services::PublicError;
 use crate::store::registry::SurveyAnswerRecord;
@@ -165,7 +165,12 @@ impl RegistryService {
             .all_residents()
             .await?
             .into_iter()
-            .map(|r| (r.record.code.as_str().to_owned(), (r.id, r.record, r.consent)))
+            .map(|r| {
+                (
+                    r.record.code.as_str().to_owned(),
+                    (r.id, r.record, r.consent),
+                )
+            })
             .collect();
 
         // Hamlets the file names: known and open, or new with the name the file gives.
@@ -184,15 +189,17 @@ impl RegistryService {
                     }
                 }
                 (None, Some(name)) => {
-                    new_hamlets.entry(code.to_owned()).or_insert_with(|| Hamlet {
-                        code: row.hamlet_code.clone(),
-                        name: name.clone(),
-                        valid_from: today,
-                        valid_to: None,
-                        merged_into: None,
-                        created_at: now,
-                        updated_at: now,
-                    });
+                    new_hamlets
+                        .entry(code.to_owned())
+                        .or_insert_with(|| Hamlet {
+                            code: row.hamlet_code.clone(),
+                            name: name.clone(),
+                            valid_from: today,
+                            valid_to: None,
+                            merged_into: None,
+                            created_at: now,
+                            updated_at: now,
+                        });
                 }
                 (None, None) => errors.push(line_error(
                     row.line,
@@ -286,7 +293,8 @@ impl RegistryService {
                     recorded_by: caller.username.clone(),
                     recorded_at: now,
                 };
-                unit.append_consent(self.clock.new_id(), id, &record).await?;
+                unit.append_consent(self.clock.new_id(), id, &record)
+                    .await?;
                 summary.consents_recorded += 1;
             }
         }

@@ -4,6 +4,7 @@
 //! domain, and writes; a refusal drops the unit, so nothing of the request is written.
 
 mod error;
+pub mod import;
 pub mod models;
 
 use std::sync::Arc;
