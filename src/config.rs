@@ -32,6 +32,11 @@ pub struct Settings {
     pub jwt_keys: String,
     pub login_max_failures: i64,
     pub login_window_seconds: i64,
+    /// The secret key of payer-account hashes (HMAC-SHA256 over `bin:account number`), at
+    /// least 16 bytes of text. When empty, 32 random bytes (as hex) are generated into
+    /// `data_dir/payer-pepper` on first start. Changing it makes every stored payer hash
+    /// unmatchable: keep it with the database's backups.
+    pub pepper: String,
 }
 
 impl Default for Settings {
@@ -50,6 +55,7 @@ impl Default for Settings {
             jwt_keys: String::new(),
             login_max_failures: 5,
             login_window_seconds: 900,
+            pepper: String::new(),
         }
     }
 }
@@ -69,6 +75,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("MARKET_LEDGER_JWT_KEYS", "jwt_keys"),
     ("MARKET_LEDGER_LOGIN_MAX_FAILURES", "login_max_failures"),
     ("MARKET_LEDGER_LOGIN_WINDOW_SECONDS", "login_window_seconds"),
+    ("MARKET_LEDGER_PEPPER", "pepper"),
 ];
 
 /// Settings that are numbers; every other environment value is taken as text.
@@ -146,6 +153,10 @@ impl Settings {
             return Err(ConfigError::Invalid(
                 "login_max_failures and login_window_seconds must be positive".into(),
             ));
+        }
+        if !self.pepper.trim().is_empty() {
+            crate::domain::payer::Pepper::new(&self.pepper)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
         Ok(())
     }

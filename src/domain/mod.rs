@@ -6,6 +6,7 @@ pub mod banks;
 pub mod intent;
 pub mod money;
 pub mod payee;
+pub mod payer;
 pub mod reference;
 pub mod registry;
 pub mod settlement;

@@ -9,7 +9,7 @@ use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::OpenApi;
 
-use super::{bank_feed, events, payments, routes};
+use super::{bank_feed, events, payers, payments, routes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,11 +29,14 @@ use super::{bank_feed, events, payments, routes};
         bank_feed::list_test_deliveries,
         bank_feed::get_bank_transaction, bank_feed::list_unmatched, bank_feed::resolve_unmatched,
         bank_feed::list_discrepancies, bank_feed::import_statement,
+        payers::list_payer_accounts, payers::link_payer_account, payers::unlink_payer_account,
+        payers::payer_account_audit, payers::register_resident_bank_account,
+        payers::record_cash_payment, payers::list_cash_payments,
     ),
     components(schemas(crate::services::events::PaymentReceived)),
     modifiers(&BearerAuth, &SharedErrors),
     tags((name = "operations"), (name = "auth"), (name = "ledger"), (name = "payees"),
-        (name = "payment intents"), (name = "bank feed"), (name = "reconciliation"))
+        (name = "payment intents"), (name = "bank feed"), (name = "reconciliation"), (name = "payers"))
 )]
 pub struct ApiDoc;
 

@@ -38,6 +38,9 @@ pub const INTENT_ISSUERS: &[Role] = &[Role::Admin, Role::Staff, Role::Vendor, Ro
 /// Listen to a payee's live payments: staff for any payee, vendors and schools for their own.
 pub const PAYMENT_LISTENERS: &[Role] = &[Role::Admin, Role::Staff, Role::Vendor, Role::School];
 
+/// See and link payer accounts (personal data): staff and admin only, not the auditor.
+pub const PAYER_LINKERS: &[Role] = &[Role::Admin, Role::Staff];
+
 const fn route(method: &'static str, path: &'static str, access: Access) -> RoutePolicy {
     RoutePolicy {
         method,
@@ -103,6 +106,37 @@ pub const ROUTES: &[RoutePolicy] = &[
         "GET",
         "/v1/payees/{id}/payment-intents",
         Access::Roles(EVERYONE),
+    ),
+    route(
+        "POST",
+        "/v1/payees/{id}/cash-payments",
+        Access::Roles(INTENT_ISSUERS),
+    ),
+    route(
+        "GET",
+        "/v1/payees/{id}/cash-payments",
+        Access::Roles(INTENT_ISSUERS),
+    ),
+    route("GET", "/v1/payer-accounts", Access::Roles(PAYER_LINKERS)),
+    route(
+        "POST",
+        "/v1/payer-accounts/{hash}/link",
+        Access::Roles(PAYER_LINKERS),
+    ),
+    route(
+        "POST",
+        "/v1/payer-accounts/{hash}/unlink",
+        Access::Roles(PAYER_LINKERS),
+    ),
+    route(
+        "GET",
+        "/v1/payer-accounts/{hash}/audit",
+        Access::Roles(PAYER_LINKERS),
+    ),
+    route(
+        "POST",
+        "/v1/residents/{id}/bank-accounts",
+        Access::Roles(PAYER_LINKERS),
     ),
     route("POST", "/v1/payment-intents", Access::Roles(INTENT_ISSUERS)),
     route("GET", "/v1/payment-intents/{id}", Access::Roles(EVERYONE)),

@@ -20,11 +20,13 @@ mod unit_of_work;
 pub mod bank_feed;
 mod ledger;
 pub mod notifier;
+mod payers;
 mod payments;
 mod postgres;
 mod rows;
 mod sqlite;
 
+pub use payers::{CashPayment, PayerAccountFilter, PayerAccountRecord, PayerLinkAudit, PayerStore};
 pub use payments::{
     IntentFilter, IntentInsert, NewPayee, PayeeChanges, PayeeFilter, PayeeRejection, PaymentStore,
 };
@@ -210,7 +212,9 @@ pub struct VerifyReport {
 }
 
 #[async_trait]
-pub trait Store: PaymentStore + bank_feed::BankFeedStore + Send + Sync + 'static {
+pub trait Store:
+    PaymentStore + bank_feed::BankFeedStore + PayerStore + Send + Sync + 'static
+{
     fn backend(&self) -> &'static str;
     async fn migrate(&self) -> StoreResult<()>;
     async fn ping(&self) -> StoreResult<()>;
