@@ -5,7 +5,8 @@ use actix_web::{web, HttpResponse};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery, IdempotentJson};
+use super::routes::reply;
 use super::AppState;
 use crate::services::auth::Caller;
 use crate::services::ledger::PageQuery;
@@ -113,22 +114,29 @@ pub async fn register_resident_bank_account(
 
 #[utoipa::path(post, path = "/v1/payees/{id}/cash-payments", tag = "payees",
     description = "Records cash the payee received (one payment, or a day's cash sales as one total with its count), for statistics. Nothing is posted to the ledger: a vendor's cash never passes through the commune's bank accounts.",
-    params(("id" = Uuid, Path)),
+    params(("id" = Uuid, Path),
+        ("Idempotency-Key" = String, Header, description = "unique per request; retries reuse it", pattern = "^[!-~]{1,255}$")),
     request_body = CashPaymentRequest,
     security(("bearer" = [])),
-    responses((status = 201, body = CashPaymentView),
+    responses((status = 201, body = CashPaymentView,
+            headers(("Idempotent-Replayed" = String, description = "`true` on a replay"))),
         (status = 404, description = "PAYEE_NOT_FOUND (also another payee's id for a vendor or school user)", body = ErrorEnvelope),
-        (status = 422, description = "AMOUNT_*, INVALID_PAYMENT_COUNT, OCCURRED_AT_IN_FUTURE, NOTE_TOO_LONG, INVALID_PAYER, PAYER_NOT_FOUND", body = ErrorEnvelope)))]
+        (status = 409, description = "IDEMPOTENCY_KEY_IN_PROGRESS", body = ErrorEnvelope),
+        (status = 422, description = "AMOUNT_*, INVALID_PAYMENT_COUNT, OCCURRED_AT_IN_FUTURE, NOTE_TOO_LONG, INVALID_PAYER, PAYER_NOT_FOUND, IDEMPOTENCY_KEY_REUSED", body = ErrorEnvelope)))]
 pub async fn record_cash_payment(
     state: web::Data<AppState>,
-    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
-    ApiJson(request): ApiJson<CashPaymentRequest>,
+    request: IdempotentJson<CashPaymentRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let view = state
-        .run(move |s| async move { s.payers.record_cash(&caller, id, request).await })
-        .await?;
-    Ok(HttpResponse::Created().json(view))
+    Ok(reply(
+        state
+            .run(move |s| async move {
+                s.payers
+                    .record_cash(&request.caller, request.claim, id, request.body)
+                    .await
+            })
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/payees/{id}/cash-payments", tag = "payees",

@@ -18,12 +18,12 @@ use crate::domain::money::{Amount, AmountError, Currency};
 use crate::domain::payer::{PayerAccount, PayerAccountHash, Pepper};
 use crate::services::auth::Caller;
 use crate::services::ledger::models::AmountText;
-use crate::services::ledger::PageQuery;
+use crate::services::ledger::{PageQuery, Reply};
 use crate::services::paging::{self, PageError};
 use crate::services::PublicError;
 use crate::store::{
-    CashPayment, PayerAccountFilter, PayerAccountRecord, PayerLinkAudit, Store, StoreError,
-    UnitOfWork,
+    CashPayment, IdempotencyClaim, PayerAccountFilter, PayerAccountRecord, PayerLinkAudit, Store,
+    StoreError, StoredResponse, UnitOfWork,
 };
 
 /// The longest link reason and cash-payment note, in characters.
@@ -71,8 +71,22 @@ pub enum PayerError {
     NoteTooLong,
     #[error(transparent)]
     Page(#[from] PageError),
+    #[error("this idempotency key was already used with a different request")]
+    IdempotencyKeyReused,
+    #[error("a request with this idempotency key is still being processed; retry shortly")]
+    IdempotencyKeyInProgress,
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for PayerError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::IdempotencyKeyReused => PayerError::IdempotencyKeyReused,
+            StoreError::IdempotencyKeyInProgress => PayerError::IdempotencyKeyInProgress,
+            other => PayerError::Store(other),
+        }
+    }
 }
 
 impl PublicError for PayerError {
@@ -84,7 +98,7 @@ impl PublicError for PayerError {
             | ResidentNotFound(_)
             | HouseholdNotFound(_)
             | PayeeNotFound(_) => 404,
-            ConsentNotGiven(_) | AlreadyLinked | NotLinked => 409,
+            ConsentNotGiven(_) | AlreadyLinked | NotLinked | IdempotencyKeyInProgress => 409,
             Store(store) => store.status(),
             _ => 422,
         }
@@ -113,6 +127,8 @@ impl PublicError for PayerError {
             OccurredInFuture => "OCCURRED_AT_IN_FUTURE",
             NoteTooLong => "NOTE_TOO_LONG",
             Page(page) => page.code(),
+            IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            IdempotencyKeyInProgress => "IDEMPOTENCY_KEY_IN_PROGRESS",
             Store(store) => store.code(),
         }
     }
@@ -607,13 +623,16 @@ impl PayerService {
         Ok(())
     }
 
-    /// Records cash a payee received. Nothing is posted to the ledger.
+    /// Records cash a payee received, once per idempotency key: the key, the record and its
+    /// response are written in one transaction, so a retry replays the first answer. Nothing
+    /// is posted to the ledger.
     pub async fn record_cash(
         &self,
         caller: &Caller,
+        claim: IdempotencyClaim,
         payee_id: Uuid,
         request: CashPaymentRequest,
-    ) -> Result<CashPaymentView, PayerError> {
+    ) -> Result<Reply, PayerError> {
         Self::check_payee_access(caller, payee_id)?;
         let amount = Amount::parse(&request.amount.0, Currency::Vnd)?.minor();
         let payment_count = request.payment_count.unwrap_or(1);
@@ -635,6 +654,9 @@ impl PayerService {
         {
             return Err(PayerError::NoteTooLong);
         }
+        if let Some(reply) = crate::services::earlier_answer(self.store.as_ref(), &claim).await? {
+            return Ok(reply);
+        }
         let mut unit = self.store.begin().await?;
         if !unit.payee_exists(payee_id).await? {
             return Err(PayerError::PayeeNotFound(payee_id));
@@ -652,9 +674,28 @@ impl PayerService {
             recorded_by: caller.user_id,
             created_at: now.timestamp_micros(),
         };
+        let body =
+            serde_json::to_string(&CashPaymentView::from(cash.clone())).expect("views serialize");
+        let response = StoredResponse { status: 201, body };
+        if let Some(earlier) = unit
+            .claim_key(&claim, Some(&response), cash.created_at)
+            .await?
+        {
+            unit.rollback().await?;
+            let earlier = earlier?;
+            return Ok(Reply {
+                status: earlier.status,
+                body: earlier.body,
+                replayed: true,
+            });
+        }
         unit.insert_cash_payment(&cash).await?;
         unit.commit().await?;
-        Ok(cash.into())
+        Ok(Reply {
+            status: response.status,
+            body: response.body,
+            replayed: false,
+        })
     }
 
     pub async fn list_cash(

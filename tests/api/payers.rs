@@ -294,13 +294,8 @@ async fn cash_payments_are_recorded_listed_and_guarded(backend: Backend) {
         let app = &app;
         async move {
             read(
-                app.client
-                    .post(app.url(&path))
-                    .bearer_auth(token)
-                    .json(&body)
-                    .send()
-                    .await
-                    .expect("request sent"),
+                app.post_idempotent_as(&path, &Uuid::new_v4().to_string(), &body, &token)
+                    .await,
             )
             .await
         }
@@ -319,14 +314,34 @@ async fn cash_payments_are_recorded_listed_and_guarded(backend: Backend) {
     assert_eq!(first["note"], "bán chè");
     assert_eq!(first["payer"], Value::Null);
 
-    let (status, day) = post_as(
-        json!({"amount": 1_250_000, "payment_count": 37}),
-        app.admin.clone(),
-        path.clone(),
-    )
-    .await;
+    let day_body = json!({"amount": 1_250_000, "payment_count": 37});
+    let response = app.post_idempotent(&path, "cash-day-1", &day_body).await;
+    assert_eq!(response.headers().get("idempotent-replayed"), None);
+    let (status, day) = read(response).await;
     assert_eq!(status, StatusCode::CREATED, "{day}");
     assert_eq!(day["payment_count"], 37);
+    // A retry with the same key replays the first answer and records nothing more.
+    let response = app.post_idempotent(&path, "cash-day-1", &day_body).await;
+    assert_eq!(
+        response
+            .headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    let (status, replayed) = read(response).await;
+    assert_eq!(status, StatusCode::CREATED, "{replayed}");
+    assert_eq!(replayed["id"], day["id"]);
+    let (status, reused) = read(
+        app.post_idempotent(&path, "cash-day-1", &json!({"amount": "1"}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reused}");
+    assert_eq!(error_code(&reused), "IDEMPOTENCY_KEY_REUSED");
+    let (status, missing) = app.post(&path, &json!({"amount": "1000"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{missing}");
+    assert_eq!(error_code(&missing), "IDEMPOTENCY_KEY_REQUIRED");
     assert_eq!(
         app.transaction_count().await,
         before,
@@ -593,12 +608,15 @@ async fn staff_link_a_consenting_resident_with_an_audit(backend: Backend) {
     let (status, intent) = read(response).await;
     assert_eq!(status, StatusCode::CREATED, "{intent}");
     assert_eq!(intent["payer"]["household_id"], household_id.as_str());
-    let (status, cash) = app
-        .post(
+    let (status, cash) = read(
+        app.post_idempotent(
             &format!("/v1/payees/{}/cash-payments", payee["id"].as_str().unwrap()),
+            "cash-1",
             &json!({"amount": "20000", "payer": {"resident_id": resident_id}}),
         )
-        .await;
+        .await,
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{cash}");
     assert_eq!(cash["payer"]["resident_id"], resident_id.as_str());
 }
