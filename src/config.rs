@@ -36,6 +36,11 @@ pub struct Settings {
     pub statistics_min_count: u64,
     /// The commune's target share of residents paying online, in percent.
     pub adoption_target_percent: u32,
+    /// The secret key of payer-account hashes (HMAC-SHA256 over `bin:account number`), at
+    /// least 16 bytes of text. When empty, 32 random bytes (as hex) are generated into
+    /// `data_dir/payer-pepper` on first start. Changing it makes every stored payer hash
+    /// unmatchable: keep it with the database's backups.
+    pub pepper: String,
 }
 
 impl Default for Settings {
@@ -56,6 +61,7 @@ impl Default for Settings {
             login_window_seconds: 900,
             statistics_min_count: 5,
             adoption_target_percent: 50,
+            pepper: String::new(),
         }
     }
 }
@@ -80,6 +86,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "MARKET_LEDGER_ADOPTION_TARGET_PERCENT",
         "adoption_target_percent",
     ),
+    ("MARKET_LEDGER_PEPPER", "pepper"),
 ];
 
 /// Settings that are numbers; every other environment value is taken as text.
@@ -169,6 +176,10 @@ impl Settings {
             return Err(ConfigError::Invalid(
                 "adoption_target_percent must be 1 to 100".into(),
             ));
+        }
+        if !self.pepper.trim().is_empty() {
+            crate::domain::payer::Pepper::new(&self.pepper)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
         Ok(())
     }

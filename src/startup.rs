@@ -9,12 +9,18 @@ use std::net::TcpListener;
 use actix_web::HttpServer;
 
 use crate::clock::Clock;
+use std::io::Write as _;
+
+use rand::RngCore as _;
+
 use crate::config::Settings;
+use crate::domain::payer::Pepper;
 use crate::http::{self, AppState};
 use crate::services::auth::{AuthService, KeySet, TokenSettings};
 use crate::services::bank_feed::BankFeedService;
 use crate::services::events::PaymentEvents;
 use crate::services::ledger::LedgerService;
+use crate::services::payers::PayerService;
 use crate::services::payments::PaymentService;
 use crate::services::registry::RegistryService;
 use crate::services::statistics::{StatisticsService, StatisticsSettings};
@@ -58,18 +64,48 @@ pub fn auth_service(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Resul
     ))
 }
 
+/// The configured pepper of payer-account hashes, or the one generated into
+/// `data_dir/payer-pepper` (32 random bytes as hex, mode 0600) on first start.
+pub fn payer_pepper(settings: &Settings) -> anyhow::Result<Pepper> {
+    if !settings.pepper.trim().is_empty() {
+        return Ok(Pepper::new(&settings.pepper)?);
+    }
+    let path = settings.data_dir.join(PEPPER_FILE);
+    if !path.exists() {
+        std::fs::create_dir_all(&settings.data_dir)?;
+        let mut secret = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(&path) {
+            Ok(mut file) => file.write_all(hex::encode(secret).as_bytes())?,
+            // Another instance on the same directory wrote it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(anyhow::anyhow!("{}: {e}", path.display())),
+        }
+    }
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Pepper::new(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// The generated pepper's file name in the data directory.
+pub const PEPPER_FILE: &str = "payer-pepper";
+
 impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let clock = Clock::default();
         let store = open_store(settings).await?;
         let auth = auth_service(settings, store.clone())?.with_clock(clock.clone());
+        let pepper = payer_pepper(settings)?;
         let listener = TcpListener::bind(&settings.listen)?;
         let events = PaymentEvents::connect(&settings.database_url).await?;
         let state = AppState {
             ledger: LedgerService::new(store.clone()).with_clock(clock.clone()),
             payments: PaymentService::new(store.clone()).with_clock(clock.clone()),
             registry: RegistryService::new(store.clone(), clock.clone()),
-            bank_feed: BankFeedService::new(store.clone(), events.clone(), clock.clone()),
             statistics: StatisticsService::new(
                 store.clone(),
                 clock.clone(),
@@ -78,6 +114,9 @@ impl Application {
                     target_percent: settings.adoption_target_percent,
                 },
             ),
+            bank_feed: BankFeedService::new(store.clone(), events.clone(), clock.clone())
+                .with_pepper(pepper.clone()),
+            payers: PayerService::new(store.clone(), clock.clone(), pepper),
             events,
             clock,
             auth,

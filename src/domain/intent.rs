@@ -64,6 +64,9 @@ pub struct PaymentIntent {
     pub cancelled_at: Option<i64>,
     /// Đồng received for it so far; a partial payment leaves it below `amount`.
     pub paid_amount: i64,
+    /// Who pays it, when the issuer named them (a pupil's household): at most one of these.
+    pub payer_resident_id: Option<Uuid>,
+    pub payer_household_id: Option<Uuid>,
 }
 
 impl PaymentIntent {
@@ -96,6 +99,8 @@ mod tests {
             created_by: Uuid::nil(),
             cancelled_at: None,
             paid_amount: 0,
+            payer_resident_id: None,
+            payer_household_id: None,
         }
     }
 

@@ -7,6 +7,7 @@ pub(crate) mod csv_lines;
 pub mod intent;
 pub mod money;
 pub mod payee;
+pub mod payer;
 pub mod reference;
 pub mod registry;
 pub mod settlement;

@@ -256,6 +256,8 @@ pub struct Payee {
     pub active: bool,
     pub ledger_account_id: Uuid,
     pub collection_account: CollectionAccount,
+    /// The resident who runs it (a vendor at the market), when known.
+    pub owner_resident_id: Option<Uuid>,
     pub created_at: i64,
     pub updated_at: i64,
 }

@@ -6,6 +6,7 @@ pub mod events;
 pub mod extract;
 pub mod imports;
 mod openapi;
+pub mod payers;
 pub mod payments;
 pub mod policy;
 pub mod registry;
@@ -32,6 +33,7 @@ use crate::services::auth::AuthService;
 use crate::services::bank_feed::BankFeedService;
 use crate::services::events::PaymentEvents;
 use crate::services::ledger::LedgerService;
+use crate::services::payers::PayerService;
 use crate::services::payments::PaymentService;
 use crate::services::registry::RegistryService;
 use crate::services::statistics::StatisticsService;
@@ -48,6 +50,7 @@ pub struct AppState {
     pub registry: RegistryService,
     pub events: PaymentEvents,
     pub bank_feed: BankFeedService,
+    pub payers: PayerService,
     pub auth: AuthService,
     pub statistics: StatisticsService,
     pub clock: Clock,
@@ -169,6 +172,27 @@ fn routes(config: &mut web::ServiceConfig) {
         .service(resource("/v1/payees/{id}/qr.png").route(get().to(payments::payee_qr_png)))
         .service(resource("/v1/payees/{id}/sticker.svg").route(get().to(payments::payee_sticker)))
         .service(resource("/v1/payees/{id}/events").route(get().to(events::payee_events)))
+        .service(
+            resource("/v1/payees/{id}/cash-payments")
+                .route(post().to(payers::record_cash_payment))
+                .route(get().to(payers::list_cash_payments)),
+        )
+        .service(resource("/v1/payer-accounts").route(get().to(payers::list_payer_accounts)))
+        .service(
+            resource("/v1/payer-accounts/{hash}/link").route(post().to(payers::link_payer_account)),
+        )
+        .service(
+            resource("/v1/payer-accounts/{hash}/unlink")
+                .route(post().to(payers::unlink_payer_account)),
+        )
+        .service(
+            resource("/v1/payer-accounts/{hash}/audit")
+                .route(get().to(payers::payer_account_audit)),
+        )
+        .service(
+            resource("/v1/residents/{id}/bank-accounts")
+                .route(post().to(payers::register_resident_bank_account)),
+        )
         .service(
             resource("/v1/payees/{id}/payment-intents")
                 .route(get().to(payments::list_payee_intents)),

@@ -9,7 +9,7 @@ use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::OpenApi;
 
-use super::{bank_feed, events, imports, payments, registry, routes, statistics};
+use super::{bank_feed, events, imports, payers, payments, registry, routes, statistics};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,12 +37,15 @@ use super::{bank_feed, events, imports, payments, registry, routes, statistics};
         registry::update_household,
         registry::create_resident, registry::list_residents, registry::get_resident,
         registry::update_resident, registry::record_consent, registry::list_consents,
+        payers::list_payer_accounts, payers::link_payer_account, payers::unlink_payer_account,
+        payers::payer_account_audit, payers::register_resident_bank_account,
+        payers::record_cash_payment, payers::list_cash_payments,
     ),
     components(schemas(crate::services::events::PaymentReceived)),
     modifiers(&BearerAuth, &SharedErrors),
     tags((name = "operations"), (name = "auth"), (name = "ledger"), (name = "payees"),
         (name = "payment intents"), (name = "bank feed"), (name = "reconciliation"),
-        (name = "registry"), (name = "statistics"))
+        (name = "payers"), (name = "registry"), (name = "statistics"))
 )]
 pub struct ApiDoc;
 

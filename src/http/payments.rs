@@ -123,7 +123,7 @@ pub async fn parse_qr(
     security(("bearer" = [])),
     responses((status = 201, body = PayeeView),
         (status = 409, description = "PAYEE_CODE_TAKEN, HOLDER_NAME_MISMATCH, ACCOUNT_CODE_TAKEN", body = ErrorEnvelope),
-        (status = 422, description = "UNKNOWN_BANK, INVALID_ACCOUNT_NUMBER, HOLDER_NAME_*, INVALID_PAYEE_*", body = ErrorEnvelope)))]
+        (status = 422, description = "UNKNOWN_BANK, INVALID_ACCOUNT_NUMBER, HOLDER_NAME_*, INVALID_PAYEE_*, OWNER_RESIDENT_NOT_FOUND", body = ErrorEnvelope)))]
 pub async fn create_payee(
     state: web::Data<AppState>,
     ApiJson(request): ApiJson<NewPayeeRequest>,
@@ -265,7 +265,7 @@ pub async fn list_payee_intents(
             headers(("Idempotent-Replayed" = String, description = "`true` on a replay"))),
         (status = 404, description = "PAYEE_NOT_FOUND (also another payee's id for a vendor or school user)", body = ErrorEnvelope),
         (status = 409, description = "PAYEE_INACTIVE, IDEMPOTENCY_KEY_IN_PROGRESS", body = ErrorEnvelope),
-        (status = 422, description = "AMOUNT_*, INVALID_DESCRIPTION, INVALID_EXPIRY, IDEMPOTENCY_KEY_REUSED", body = ErrorEnvelope)))]
+        (status = 422, description = "AMOUNT_*, INVALID_DESCRIPTION, INVALID_EXPIRY, IDEMPOTENCY_KEY_REUSED, INVALID_PAYER, PAYER_NOT_FOUND (the payer names no known resident or household)", body = ErrorEnvelope)))]
 pub async fn create_intent(
     state: web::Data<AppState>,
     request: IdempotentJson<NewIntentRequest>,

@@ -47,6 +47,8 @@ pub const ACCESS_LOG_READERS: &[Role] = &[Role::Admin, Role::Auditor];
 pub const REGISTRY_KEEPERS: &[Role] = &[Role::Admin, Role::Staff];
 /// Read hamlets: no person in them, so the auditor too.
 pub const HAMLET_READERS: &[Role] = &[Role::Admin, Role::Staff, Role::Auditor];
+/// See and link payer accounts (personal data): staff and admin only, not the auditor.
+pub const PAYER_LINKERS: &[Role] = &[Role::Admin, Role::Staff];
 
 const fn route(method: &'static str, path: &'static str, access: Access) -> RoutePolicy {
     RoutePolicy {
@@ -113,6 +115,37 @@ pub const ROUTES: &[RoutePolicy] = &[
         "GET",
         "/v1/payees/{id}/payment-intents",
         Access::Roles(EVERYONE),
+    ),
+    route(
+        "POST",
+        "/v1/payees/{id}/cash-payments",
+        Access::Roles(INTENT_ISSUERS),
+    ),
+    route(
+        "GET",
+        "/v1/payees/{id}/cash-payments",
+        Access::Roles(INTENT_ISSUERS),
+    ),
+    route("GET", "/v1/payer-accounts", Access::Roles(PAYER_LINKERS)),
+    route(
+        "POST",
+        "/v1/payer-accounts/{hash}/link",
+        Access::Roles(PAYER_LINKERS),
+    ),
+    route(
+        "POST",
+        "/v1/payer-accounts/{hash}/unlink",
+        Access::Roles(PAYER_LINKERS),
+    ),
+    route(
+        "GET",
+        "/v1/payer-accounts/{hash}/audit",
+        Access::Roles(PAYER_LINKERS),
+    ),
+    route(
+        "POST",
+        "/v1/residents/{id}/bank-accounts",
+        Access::Roles(PAYER_LINKERS),
     ),
     route("POST", "/v1/payment-intents", Access::Roles(INTENT_ISSUERS)),
     route("GET", "/v1/payment-intents/{id}", Access::Roles(EVERYONE)),

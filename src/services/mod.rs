@@ -6,6 +6,7 @@ pub mod bank_feed;
 pub mod events;
 pub mod ledger;
 pub mod paging;
+pub mod payers;
 pub mod payments;
 pub mod registry;
 pub mod statistics;

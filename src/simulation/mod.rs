@@ -21,9 +21,10 @@ use crate::domain::user::Role;
 use crate::http::AppState;
 use crate::services::auth::Caller;
 use crate::services::bank_feed::models::FeedRequest;
+use crate::services::ledger::models::AmountText;
 use crate::services::payers::{CashPaymentRequest, PayerRef, ResidentBankAccountRequest};
 use crate::services::payments::models::{
-    AmountText, CollectionAccountRequest, NewIntentRequest, NewPayeeRequest,
+    CollectionAccountRequest, NewIntentRequest, NewPayeeRequest,
 };
 use crate::services::registry::models::{NewConsentRequest, ResidentPatchRequest};
 use crate::store::IdempotencyClaim;
@@ -98,7 +99,11 @@ fn residents_csv(plan: &Plan) -> String {
             resident.code,
             resident.full_name,
             resident.birth_year,
-            if resident.gender == "female" { "Nữ" } else { "Nam" },
+            if resident.gender == "female" {
+                "Nữ"
+            } else {
+                "Nam"
+            },
             consent,
             consent_on,
         ));
@@ -107,13 +112,18 @@ fn residents_csv(plan: &Plan) -> String {
 }
 
 fn survey_csv(plan: &Plan) -> String {
-    let mut csv = String::from("Mã nhân khẩu,Ngày khảo sát,Có thanh toán trực tuyến 12 tháng qua\n");
+    let mut csv =
+        String::from("Mã nhân khẩu,Ngày khảo sát,Có thanh toán trực tuyến 12 tháng qua\n");
     for answer in &plan.surveys {
         csv.push_str(&format!(
             "{},{},{}\n",
             plan.residents[answer.resident].code,
             answer.day.format("%d/%m/%Y"),
-            if answer.used_online_payment { "có" } else { "không" }
+            if answer.used_online_payment {
+                "có"
+            } else {
+                "không"
+            }
         ));
     }
     csv
@@ -145,7 +155,10 @@ async fn play(driver: &Driver<'_>, plan: &Plan) -> anyhow::Result<()> {
         .import_residents(caller, residents_csv(plan).as_bytes(), true)
         .await
         .map_err(|e| anyhow!("registry import: {e}"))?;
-    tracing::info!(residents = summary.residents_created, "simulated registry imported");
+    tracing::info!(
+        residents = summary.residents_created,
+        "simulated registry imported"
+    );
     let resident_ids = resident_ids(state).await?;
     let household_ids = household_ids(state).await?;
 
@@ -303,12 +316,17 @@ async fn play(driver: &Driver<'_>, plan: &Plan) -> anyhow::Result<()> {
                 let payment = &plan.online[index];
                 let payee = &plan.payees[payment.payee];
                 let payer = &plan.residents[payment.payer];
-                let account = payer.account.as_ref().context("online payers hold an account")?;
+                let account = payer
+                    .account
+                    .as_ref()
+                    .context("online payers hold an account")?;
                 let memo = match payment.memo {
                     Memo::PayeeCode => format!("{} thanh toan", payee.code),
                     Memo::Charge { charge } => format!(
                         "{} hoc phi",
-                        references.get(&charge).context("a charge is issued before it is paid")?
+                        references
+                            .get(&charge)
+                            .context("a charge is issued before it is paid")?
                     ),
                     Memo::Unmatched => "chuyen tien".to_owned(),
                 };

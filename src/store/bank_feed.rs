@@ -265,6 +265,8 @@ pub struct NewBankRecord<'a> {
     pub delivery_id: Uuid,
     pub collection_account_id: Uuid,
     pub transfer: &'a BankTransaction,
+    /// The keyed hash of the transfer's payer account, when the feed reported one.
+    pub payer_account_hash: Option<&'a str>,
     pub now: i64,
 }
 
@@ -590,9 +592,10 @@ impl UnitOfWork<'_> {
         let sql = "INSERT INTO bank_transactions (id, provider, provider_transaction_id, \
                      delivery_id, collection_account_id, direction, amount, description, \
                      bank_reference, occurred_at, running_balance, matched_as, \
-                     suspense_amount, flags, ledger_transaction_id, created_at) \
+                     suspense_amount, flags, ledger_transaction_id, created_at, \
+                     payer_account_hash) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'suspense', 0, '', \
-                     $12, $13) \
+                     $12, $13, $14) \
                    ON CONFLICT (provider, provider_transaction_id) DO NOTHING";
         let claimed = on_tx!(self, |tx| {
             sqlx::query(sql)
@@ -609,11 +612,21 @@ impl UnitOfWork<'_> {
                 .bind(bank.running_balance)
                 .bind(record.ledger_transaction_id)
                 .bind(record.now)
+                .bind(record.payer_account_hash)
                 .execute(&mut **tx)
                 .await
                 .map(|done| done.rows_affected())
         })?;
         Ok(claimed == 1)
+    }
+
+    /// Records a payer account seen on a transfer, unlinked; an account already known (linked
+    /// or not) is left as it is.
+    pub async fn note_payer_account(&mut self, account_hash: &str, last4: &str) -> StoreResult<()> {
+        let sql = "INSERT INTO payer_accounts (account_hash, last4) VALUES ($1, $2) \
+                   ON CONFLICT (account_hash) DO NOTHING";
+        execute!(self, sql, account_hash, last4)?;
+        Ok(())
     }
 
     pub async fn bank_transaction_by_provider_id(

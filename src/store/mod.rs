@@ -20,6 +20,7 @@ mod unit_of_work;
 pub mod bank_feed;
 mod ledger;
 pub mod notifier;
+mod payers;
 mod payments;
 mod postgres;
 pub mod registry;
@@ -27,6 +28,7 @@ mod rows;
 mod sqlite;
 pub mod statistics;
 
+pub use payers::{CashPayment, PayerAccountFilter, PayerAccountRecord, PayerLinkAudit, PayerStore};
 pub use payments::{
     IntentFilter, IntentInsert, NewPayee, PayeeChanges, PayeeFilter, PayeeRejection, PaymentStore,
 };
@@ -217,6 +219,7 @@ pub trait Store:
     PaymentStore
     + bank_feed::BankFeedStore
     + RegistryStore
+    + PayerStore
     + statistics::StatisticsStore
     + Send
     + Sync

@@ -21,6 +21,7 @@ pub struct NewPayee {
     pub kind: PayeeKind,
     pub details: PayeeDetails,
     pub collection_account: CollectionAccountSpec,
+    pub owner_resident_id: Option<Uuid>,
     pub now: i64,
 }
 
@@ -34,12 +35,15 @@ pub struct PayeeChanges {
     pub category: Option<Option<String>>,
     pub active: Option<bool>,
     pub collection_account: Option<CollectionAccountSpec>,
+    pub owner_resident_id: Option<Option<Uuid>>,
 }
 
 /// Why a payee write was refused; nothing of it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PayeeRejection {
     NotFound,
+    /// The owner it names is no resident.
+    OwnerNotFound(Uuid),
     CodeTaken(String),
     /// A ledger account with this code exists but is not the kind the payee needs.
     LedgerAccountTaken(String),
@@ -114,7 +118,7 @@ pub trait PaymentStore: Send + Sync + 'static {
 
 pub(super) const PAYEE_COLUMNS: &str = "p.id, p.code, p.kind, p.name, p.hamlet, p.stall, \
     p.phone, p.category, p.active, p.ledger_account_id, p.created_at, p.updated_at, \
-    c.id AS collection_id, c.bank_bin, c.account_number, c.holder_name, \
+    p.owner_resident_id, c.id AS collection_id, c.bank_bin, c.account_number, c.holder_name, \
     c.ledger_account_id AS collection_ledger_account_id";
 pub(super) const PAYEE_FROM: &str =
     "payees p JOIN collection_accounts c ON c.id = p.collection_account_id";
@@ -133,6 +137,7 @@ pub(super) struct PayeeRow {
     ledger_account_id: Uuid,
     created_at: i64,
     updated_at: i64,
+    owner_resident_id: Option<Uuid>,
     collection_id: Uuid,
     bank_bin: String,
     account_number: String,
@@ -142,6 +147,7 @@ pub(super) struct PayeeRow {
 
 impl PayeeRow {
     pub(super) fn into_domain(self) -> StoreResult<Payee> {
+        let owner_resident_id = self.owner_resident_id;
         let kind = PayeeKind::parse(&self.kind)
             .map_err(|_| StoreError::Corrupt(format!("payee kind {:?}", self.kind)))?;
         Ok(Payee {
@@ -164,6 +170,7 @@ impl PayeeRow {
                 holder_name: self.holder_name,
                 ledger_account_id: self.collection_ledger_account_id,
             },
+            owner_resident_id,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -171,7 +178,8 @@ impl PayeeRow {
 }
 
 pub(super) const INTENT_COLUMNS: &str = "id, payee_id, collection_account_id, reference, \
-    amount, description, status, qr_payload, expires_at, created_at, created_by, cancelled_at, paid_amount";
+    amount, description, status, qr_payload, expires_at, created_at, created_by, cancelled_at, paid_amount, \
+    payer_resident_id, payer_household_id";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct IntentRow {
@@ -188,6 +196,8 @@ pub(super) struct IntentRow {
     created_by: Uuid,
     cancelled_at: Option<i64>,
     paid_amount: i64,
+    payer_resident_id: Option<Uuid>,
+    payer_household_id: Option<Uuid>,
 }
 
 impl IntentRow {
@@ -208,6 +218,8 @@ impl IntentRow {
             created_by: self.created_by,
             cancelled_at: self.cancelled_at,
             paid_amount: self.paid_amount,
+            payer_resident_id: self.payer_resident_id,
+            payer_household_id: self.payer_household_id,
         })
     }
 }
@@ -244,6 +256,12 @@ pub(super) fn push_status_condition<'a, DB: sqlx::Database>(
 impl<T: Backend + 'static> PaymentStore for T {
     async fn create_payee(&self, payee: &NewPayee) -> StoreResult<Result<Payee, PayeeRejection>> {
         let mut unit = self.begin_unit().await?;
+        if let Some(owner) = payee.owner_resident_id {
+            if !unit.resident_exists(owner).await? {
+                unit.rollback().await?;
+                return Ok(Err(PayeeRejection::OwnerNotFound(owner)));
+            }
+        }
         let collection = match unit
             .ensure_collection_account(&payee.collection_account, payee.now)
             .await?
@@ -272,8 +290,9 @@ impl<T: Backend + 'static> PaymentStore for T {
             }
         };
         let sql = "INSERT INTO payees (id, code, kind, name, hamlet, stall, phone, category, \
-                   active, ledger_account_id, collection_account_id, created_at, updated_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, TRUE, $9, $10, $11, $11) \
+                   active, ledger_account_id, collection_account_id, created_at, updated_at, \
+                   owner_resident_id) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, TRUE, $9, $10, $11, $11, $12) \
                    ON CONFLICT DO NOTHING";
         let inserted = execute!(
             unit,
@@ -289,6 +308,7 @@ impl<T: Backend + 'static> PaymentStore for T {
             ledger_account_id,
             collection.id,
             payee.now,
+            payee.owner_resident_id,
         )?;
         if inserted == 0 {
             unit.rollback().await?;
@@ -305,6 +325,7 @@ impl<T: Backend + 'static> PaymentStore for T {
             active: true,
             ledger_account_id,
             collection_account: collection,
+            owner_resident_id: payee.owner_resident_id,
             created_at: payee.now,
             updated_at: payee.now,
         }))
@@ -317,6 +338,12 @@ impl<T: Backend + 'static> PaymentStore for T {
         now: i64,
     ) -> StoreResult<Result<Payee, PayeeRejection>> {
         let mut unit = self.begin_unit().await?;
+        if let Some(Some(owner)) = changes.owner_resident_id {
+            if !unit.resident_exists(owner).await? {
+                unit.rollback().await?;
+                return Ok(Err(PayeeRejection::OwnerNotFound(owner)));
+            }
+        }
         let mut collection_id = None;
         if let Some(spec) = &changes.collection_account {
             match unit.ensure_collection_account(spec, now).await? {
@@ -352,6 +379,9 @@ impl<T: Backend + 'static> PaymentStore for T {
             }
             if let Some(active) = changes.active {
                 query.push(", active = ").push_bind(active);
+            }
+            if let Some(owner) = changes.owner_resident_id {
+                query.push(", owner_resident_id = ").push_bind(owner);
             }
             query.push(" WHERE id = ").push_bind(id);
             query
@@ -435,7 +465,7 @@ impl<T: Backend + 'static> PaymentStore for T {
         // and the caller only needs to know to draw another reference.
         let sql = format!(
             "INSERT INTO payment_intents ({INTENT_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              ON CONFLICT (reference) DO NOTHING"
         );
         let inserted = execute!(
@@ -454,6 +484,8 @@ impl<T: Backend + 'static> PaymentStore for T {
             intent.created_by,
             intent.cancelled_at,
             intent.paid_amount,
+            intent.payer_resident_id,
+            intent.payer_household_id,
         )?;
         if inserted == 0 {
             unit.rollback().await?;

@@ -11,6 +11,7 @@ mod http;
 mod idempotency;
 mod intents;
 mod payees;
+mod payers;
 mod process;
 mod qr;
 mod registry;

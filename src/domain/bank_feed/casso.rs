@@ -12,11 +12,12 @@ use serde_json::Value;
 use sha2::Sha512;
 
 use super::canonical::{sorted_json, ESCAPE_LIKE_JAVASCRIPT, ESCAPE_LIKE_PHP, ESCAPE_LIKE_PYTHON};
-use super::fields::Fields;
+use super::fields::{payer_account, Fields};
 use super::{
     check_window_millis, mac_matches, parse_unix_timestamp, token_matches, BankTransaction,
     Direction, HeaderLookup, ParseError, Provider, Secret, VerifyError,
 };
+use crate::domain::payer::PayerAccount;
 
 const SIGNATURE_HEADER: &str = "X-Casso-Signature";
 const LEGACY_TOKEN_HEADER: &str = "Secure-Token";
@@ -165,6 +166,7 @@ fn parse_v2(data: &Fields<'_>) -> Result<BankTransaction, ParseError> {
         occurred_at: data.local_time("transactionDateTime")?,
         running_balance: data.optional_balance("runningBalance")?,
         reference: data.optional_text("reference")?,
+        payer: casso_payer(data),
     })
 }
 
@@ -182,7 +184,16 @@ fn parse_v1(item: &Fields<'_>) -> Result<BankTransaction, ParseError> {
         occurred_at: item.local_time("when")?,
         running_balance: item.optional_balance("cusum_balance")?,
         reference: item.optional_text("tid")?,
+        payer: casso_payer(item),
     })
+}
+
+/// The payer's account: Casso v2 names it `counterAccountBankId`/`counterAccountNumber`,
+/// legacy v1 (and some v2 deliveries) `corresponsiveBankId`/`corresponsiveAccount`; whichever
+/// pair reads as an account.
+fn casso_payer(fields: &Fields<'_>) -> Option<PayerAccount> {
+    payer_account(fields, "counterAccountBankId", "counterAccountNumber")
+        .or_else(|| payer_account(fields, "corresponsiveBankId", "corresponsiveAccount"))
 }
 
 /// A signed Casso amount as a direction and a positive amount. The amount was already bounded
@@ -445,6 +456,7 @@ mod tests {
                 occurred_at: utc("2024-10-03T15:06:37+07:00"),
                 running_balance: Some(25_000_000),
                 reference: Some("MA_GIAO_DICH_THU_NGHIEM".to_owned()),
+                payer: PayerAccount::parse(Some("970415"), Some("8888888888")),
             }])
         );
     }
@@ -468,7 +480,24 @@ mod tests {
                 occurred_at: utc("2022-11-15T22:25:00+07:00"),
                 running_balance: Some(55_000),
                 reference: Some("246745".to_owned()),
+                payer: None,
             }]
+        );
+    }
+
+    #[test]
+    fn the_v1_corresponsive_account_is_the_payer() {
+        let mut v1 = sample("casso_v1_legacy", "casso-v1-legacy");
+        v1["body"]["data"][0]["corresponsiveBankId"] = json!("970436");
+        v1["body"]["data"][0]["corresponsiveAccount"] = json!("0451001536775");
+        let parsed = parse_body(Provider::Casso, &compact(&v1["body"])).expect("parses");
+        assert_eq!(
+            parsed[0].payer,
+            PayerAccount::parse(Some("970436"), Some("0451001536775"))
+        );
+        assert_eq!(
+            parsed[0].payer.as_ref().map(PayerAccount::last4).as_deref(),
+            Some("6775")
         );
     }
 

@@ -5,6 +5,7 @@ use serde_json::{Map, Number, Value};
 
 use super::{Direction, ParseError};
 use crate::domain::money::MAX_AMOUNT_MINOR;
+use crate::domain::payer::PayerAccount;
 
 /// Vietnam time, UTC+7 all year (no daylight saving).
 const VIETNAM_OFFSET_SECONDS: i32 = 7 * 3600;
@@ -12,6 +13,18 @@ const VIETNAM_OFFSET_SECONDS: i32 = 7 * 3600;
 /// The largest magnitude at which a JSON double still holds every integer (2^53). Beyond it a
 /// sender's exact value cannot be known, so such an amount is refused rather than rounded.
 const MAX_EXACT_DOUBLE: f64 = 9_007_199_254_740_992.0;
+
+/// The payer's account from the fields `bin` and `number`, read leniently: a missing, empty,
+/// non-text or malformed value gives `None`, never a refused delivery. Feeds send the BIN as
+/// text or as a number.
+pub(super) fn payer_account(fields: &Fields<'_>, bin: &str, number: &str) -> Option<PayerAccount> {
+    let text = |name: &str| match fields.get(name) {
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(Value::Number(number)) => Some(number.to_string()),
+        _ => None,
+    };
+    PayerAccount::parse(text(bin).as_deref(), text(number).as_deref())
+}
 
 /// A JSON object together with its path in the body, for error messages.
 pub(super) struct Fields<'a> {

@@ -409,6 +409,7 @@ mod tests {
             occurred_at: Utc.timestamp_micros(EXPIRES - 1).unwrap(),
             running_balance: None,
             reference: Some("FT24061234567890".into()),
+            payer: None,
         }
     }
 

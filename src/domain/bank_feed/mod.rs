@@ -39,6 +39,8 @@ use hmac::Mac;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::domain::payer::PayerAccount;
+
 /// How far a signed timestamp may be from `now`, into the past or the future: 5 minutes, the
 /// window every one of these schemes recommends. Replays inside the window are caught by
 /// deduplicating on the provider's transaction id.
@@ -274,6 +276,9 @@ pub struct BankTransaction {
     pub running_balance: Option<i64>,
     /// The bank's own reference for the transfer (e.g. "FT24364030863634"), where present.
     pub reference: Option<String>,
+    /// The payer's account (bank BIN and number), where the feed reports one (payOS, Casso);
+    /// only ever stored as its keyed hash and last four digits.
+    pub payer: Option<PayerAccount>,
 }
 
 /// Why a verified body could not be turned into bank transactions. Field names are JSON paths

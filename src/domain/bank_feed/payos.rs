@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use sha2::Sha256;
 
 use super::canonical::{javascript_number, sorted_json, sorted_keys, ESCAPE_LIKE_JAVASCRIPT};
-use super::fields::Fields;
+use super::fields::{payer_account, Fields};
 use super::{mac_matches, BankTransaction, Direction, ParseError, Provider, Secret, VerifyError};
 
 pub(super) fn verify(raw_body: &[u8], secrets: &[Secret]) -> Result<(), VerifyError> {
@@ -116,6 +116,7 @@ pub(super) fn parse(body: &Value) -> Result<BankTransaction, ParseError> {
         occurred_at: data.local_time("transactionDateTime")?,
         running_balance: None,
         reference: Some(reference),
+        payer: payer_account(&data, "counterAccountBankId", "counterAccountNumber"),
     })
 }
 
@@ -307,8 +308,32 @@ mod tests {
                 occurred_at: utc("2023-02-04T18:25:00+07:00"),
                 running_balance: None,
                 reference: Some("TF230204212323".to_owned()),
+                payer: None,
             }])
         );
+    }
+
+    #[test]
+    fn the_counter_account_is_the_payer_and_a_malformed_one_is_ignored() {
+        let (body, _) = official();
+        let with = |bin: Value, number: Value| {
+            let mut body = body.clone();
+            body["data"]["counterAccountBankId"] = bin;
+            body["data"]["counterAccountNumber"] = number;
+            parse_body(Provider::PayOs, &compact(&body)).expect("parses")[0]
+                .payer
+                .clone()
+        };
+        let payer = with(json!("970415"), json!("8888888888")).expect("a payer");
+        assert_eq!(
+            (payer.bank_bin.as_str(), payer.account_number.as_str()),
+            ("970415", "8888888888")
+        );
+        assert_eq!(payer.last4(), "8888");
+        assert_eq!(with(json!(970415), json!(" 8888888888 ")), Some(payer));
+        assert_eq!(with(json!("VietinBank"), json!("8888888888")), None);
+        assert_eq!(with(json!("970415"), json!({"x": 1})), None);
+        assert_eq!(with(Value::Null, json!("8888888888")), None);
     }
 
     #[test]

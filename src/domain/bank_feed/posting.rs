@@ -124,6 +124,7 @@ mod tests {
             occurred_at: Utc.timestamp_micros(2_000).unwrap(),
             running_balance: None,
             reference: Some("FT1".into()),
+            payer: None,
         };
         let legs = [(Uuid::from_u128(1), Uuid::from_u128(2), 5)];
         let t = transfer_transaction(

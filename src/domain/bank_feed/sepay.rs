@@ -110,6 +110,7 @@ pub(super) fn parse(body: &Value) -> Result<BankTransaction, ParseError> {
         occurred_at: tx.local_time("transactionDate")?,
         running_balance: tx.optional_balance("accumulated")?,
         reference: tx.optional_text("referenceCode")?,
+        payer: None,
     })
 }
 
@@ -347,6 +348,7 @@ mod tests {
                 occurred_at: utc("2023-03-25T14:02:37+07:00"),
                 running_balance: Some(19_077_000),
                 reference: Some("MBVCB.3278907687".to_owned()),
+                payer: None,
             }])
         );
     }

@@ -91,6 +91,7 @@ pub(super) fn parse(body: &Value) -> Result<BankTransaction, ParseError> {
         occurred_at: data.rfc3339_time("occurred_at")?,
         running_balance: data.optional_balance("running_balance")?,
         reference: data.optional_text("reference")?,
+        payer: None,
     })
 }
 
@@ -224,6 +225,7 @@ mod tests {
                 occurred_at: utc("2024-12-31T23:59:30Z"),
                 running_balance: Some(2_150_000),
                 reference: Some("FT25001A7K".to_owned()),
+                payer: None,
             }])
         );
     }

@@ -15,6 +15,7 @@ use crate::clock::{to_rfc3339, Clock};
 use crate::domain::bank_feed::resolution::ResolutionAction;
 use crate::domain::bank_feed::test_delivery::TestDelivery;
 use crate::domain::bank_feed::{self, Direction, ParseError, Provider, Secret, VerifyError};
+use crate::domain::payer::Pepper;
 use crate::domain::user::Role;
 use crate::services::auth::Caller;
 use crate::services::events::{PaymentEvents, PaymentReceived};
@@ -36,6 +37,8 @@ pub struct BankFeedService {
     store: Arc<dyn Store>,
     events: PaymentEvents,
     clock: Clock,
+    /// Keys the payer-account hash written with each transaction.
+    pepper: Pepper,
 }
 
 impl BankFeedService {
@@ -44,7 +47,16 @@ impl BankFeedService {
             store,
             events,
             clock,
+            // Replaced by the configured one at start-up (`with_pepper`).
+            pepper: Pepper::new(&format!("{:032x}", rand::random::<u128>()))
+                .expect("32 characters"),
         }
+    }
+
+    /// Uses `pepper` for payer-account hashes.
+    pub fn with_pepper(mut self, pepper: Pepper) -> Self {
+        self.pepper = pepper;
+        self
     }
 
     pub async fn collection_accounts(&self) -> Result<CollectionAccountList, BankFeedError> {

@@ -14,6 +14,7 @@ use crate::domain::bank_feed::resolution::{
     decide_resolution, IntentToPay, ResolutionAction, ResolutionFacts, ResolveRejection,
 };
 use crate::domain::bank_feed::BankTransaction;
+use crate::domain::payer::PayerAccountHash;
 use crate::domain::settlement::{payee_code_candidates, IntentState};
 use crate::store::bank_feed::{
     DeliveryRecord, Discrepancy, Feed, NewBankRecord, NewResolution, StoredBankTransaction,
@@ -56,6 +57,7 @@ impl BankFeedService {
         }
         let id = self.clock.new_id();
         let ledger_transaction_id = self.clock.new_id();
+        let payer_hash = bank.payer.as_ref().map(|payer| payer.hash(&self.pepper));
         let claimed = unit
             .claim_bank_transaction(NewBankRecord {
                 id,
@@ -63,6 +65,7 @@ impl BankFeedService {
                 delivery_id: delivery.id,
                 collection_account_id: feed.collection_account_id,
                 transfer: bank,
+                payer_account_hash: payer_hash.as_ref().map(PayerAccountHash::as_str),
                 now,
             })
             .await?;
@@ -73,6 +76,11 @@ impl BankFeedService {
                 .await?;
             unit.commit().await?;
             return Ok(duplicate(existing));
+        }
+
+        if let (Some(payer), Some(hash)) = (&bank.payer, &payer_hash) {
+            unit.note_payer_account(hash.as_str(), &payer.last4())
+                .await?;
         }
 
         let facts = match_facts(&mut unit, feed, bank).await?;

@@ -161,6 +161,7 @@ impl BankFeedService {
                     // compared with the ledger's at the end of the period instead.
                     running_balance: None,
                     reference: Some(reference.to_owned()),
+                    payer: None,
                 },
             ));
         }

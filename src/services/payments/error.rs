@@ -1,5 +1,6 @@
 //! Everything the payee, QR and payment-intent use cases can refuse, with stable API codes.
 
+use crate::services::payers::PayerError;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -61,6 +62,11 @@ pub enum PaymentError {
     IdempotencyKeyReused,
     #[error("a request with this idempotency key is still being processed; retry shortly")]
     IdempotencyKeyInProgress,
+    #[error("owner_resident_id {0} is not a known resident")]
+    OwnerNotFound(Uuid),
+    /// The payer an intent names.
+    #[error(transparent)]
+    Payer(#[from] PayerError),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -89,6 +95,7 @@ impl PublicError for PaymentError {
             | NotPayable(_)
             | IdempotencyKeyInProgress => 409,
             Store(store) => store.status(),
+            Payer(payer) => payer.status(),
             Field(_)
             | HolderName(_)
             | Qr(_)
@@ -96,6 +103,7 @@ impl PublicError for PaymentError {
             | AmountTooLargeForQr
             | InvalidDescription(_)
             | InvalidExpiry
+            | OwnerNotFound(_)
             | ImageSizeOutOfRange
             | IdempotencyKeyReused => 422,
         }
@@ -112,6 +120,7 @@ impl PublicError for PaymentError {
             AmountTooLargeForQr => "AMOUNT_TOO_LARGE",
             InvalidDescription(_) => "INVALID_DESCRIPTION",
             InvalidExpiry => "INVALID_EXPIRY",
+            OwnerNotFound(_) => "OWNER_RESIDENT_NOT_FOUND",
             ImageSizeOutOfRange => "IMAGE_SIZE_OUT_OF_RANGE",
             InvalidQuery(_) => "INVALID_QUERY",
             Page(page) => page.code(),
@@ -126,6 +135,7 @@ impl PublicError for PaymentError {
             IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             IdempotencyKeyInProgress => "IDEMPOTENCY_KEY_IN_PROGRESS",
             Store(store) => store.code(),
+            Payer(payer) => payer.code(),
         }
     }
 

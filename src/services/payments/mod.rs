@@ -7,6 +7,7 @@ mod error;
 pub mod models;
 pub mod qr_image;
 
+use crate::services::payers::check_payer;
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -103,6 +104,7 @@ impl PaymentService {
                 category: optional_detail("category", request.category.as_deref())?,
             },
             collection_account: collection_account(&request.collection_account)?,
+            owner_resident_id: request.owner_resident_id,
             now: self.clock.now_micros(),
         };
         for _ in 0..MAX_DRAWS {
@@ -147,6 +149,7 @@ impl PaymentService {
                 .as_ref()
                 .map(collection_account)
                 .transpose()?,
+            owner_resident_id: request.owner_resident_id,
         };
         match self
             .store
@@ -293,6 +296,12 @@ impl PaymentService {
             return Ok(reply);
         }
         let payee = self.active_payee(caller, request.payee_id).await?;
+        let (payer_resident_id, payer_household_id) = {
+            let mut unit = self.store.begin().await?;
+            let checked = check_payer(&mut unit, request.payer).await;
+            unit.rollback().await?;
+            checked?
+        };
         let account = &payee.collection_account;
         let now = self.clock.now_micros();
         for _ in 0..MAX_DRAWS {
@@ -319,6 +328,8 @@ impl PaymentService {
                 created_by: caller.user_id,
                 cancelled_at: None,
                 paid_amount: 0,
+                payer_resident_id,
+                payer_household_id,
             };
             let body =
                 serde_json::to_string(&IntentView::new(&intent, now)).expect("views serialize");
@@ -476,6 +487,7 @@ fn payee_view(payee: &Payee) -> Result<PayeeView, PaymentError> {
 fn rejected(rejection: PayeeRejection, id: Uuid) -> PaymentError {
     match rejection {
         PayeeRejection::NotFound => PaymentError::PayeeNotFound(id),
+        PayeeRejection::OwnerNotFound(owner) => PaymentError::OwnerNotFound(owner),
         PayeeRejection::CodeTaken(code) => PaymentError::PayeeCodeTaken(code),
         PayeeRejection::LedgerAccountTaken(code) => PaymentError::LedgerAccountTaken(code),
         PayeeRejection::HolderNameMismatch { registered } => {

@@ -1,5 +1,6 @@
 //! Request and response shapes of the payee, QR and payment-intent endpoints.
 
+use crate::services::payers::PayerRef;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -85,6 +86,9 @@ pub struct NewPayeeRequest {
     #[schema(example = "chè")]
     pub category: Option<String>,
     pub collection_account: CollectionAccountRequest,
+    /// The resident who runs the payee (the vendor at the stall); must exist (else 422
+    /// OWNER_RESIDENT_NOT_FOUND).
+    pub owner_resident_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -109,6 +113,11 @@ pub struct PayeePatchRequest {
     pub active: Option<bool>,
     /// Moves the payee to another bank account; intents already issued keep theirs.
     pub collection_account: Option<CollectionAccountRequest>,
+    /// The resident who runs the payee; `null` clears it. Must exist (else 422
+    /// OWNER_RESIDENT_NOT_FOUND).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>, nullable)]
+    pub owner_resident_id: Option<Option<Uuid>>,
 }
 
 /// The bank account a payee collects into (the bank feed's `CollectionAccountView` is another
@@ -151,6 +160,8 @@ pub struct PayeeView {
     pub qr_svg_url: String,
     pub qr_png_url: String,
     pub sticker_url: String,
+    /// The resident who runs the payee, when recorded.
+    pub owner_resident_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -185,6 +196,7 @@ impl PayeeView {
             qr_svg_url: format!("{base}/qr.svg"),
             qr_png_url: format!("{base}/qr.png"),
             sticker_url: format!("{base}/sticker.svg"),
+            owner_resident_id: payee.owner_resident_id,
             created_at: to_datetime(payee.created_at),
             updated_at: to_datetime(payee.updated_at),
         }
@@ -336,6 +348,9 @@ pub struct NewIntentRequest {
     /// 60 to 7 776 000 (90 days); default 900.
     #[schema(minimum = 60, maximum = 7_776_000)]
     pub expires_in_seconds: Option<u32>,
+    /// Who pays it (a pupil's household, a resident): exactly one of resident_id and
+    /// household_id, which must exist (else 422 PAYER_NOT_FOUND).
+    pub payer: Option<PayerRef>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -364,6 +379,8 @@ pub struct IntentView {
     /// What is still to pay (never below zero; an overpayment's excess waits in suspense).
     #[schema(example = "150000")]
     pub remaining_amount: String,
+    /// Who pays it, when the issuer named them.
+    pub payer: Option<PayerRef>,
 }
 
 impl IntentView {
@@ -385,6 +402,7 @@ impl IntentView {
             cancelled_at: intent.cancelled_at.map(to_datetime),
             paid_amount: intent.paid_amount.to_string(),
             remaining_amount: (intent.amount - intent.paid_amount).max(0).to_string(),
+            payer: PayerRef::from_columns(intent.payer_resident_id, intent.payer_household_id),
         }
     }
 }
