@@ -15,6 +15,7 @@ mod payers;
 mod process;
 mod qr;
 mod registry;
+mod simulation;
 mod statements;
 mod transactions;
 mod webhooks;
