@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, FixedOffset, Utc};
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -389,15 +389,10 @@ impl PayerService {
         }
     }
 
-    /// Today in Vietnam, YYYY-MM-DD.
-    fn today(&self) -> String {
+    /// Today in Vietnam.
+    fn today(&self) -> NaiveDate {
         let offset = FixedOffset::east_opt(VIETNAM_OFFSET_SECONDS).expect("valid offset");
-        self.clock
-            .now()
-            .with_timezone(&offset)
-            .date_naive()
-            .format("%Y-%m-%d")
-            .to_string()
+        self.clock.now().with_timezone(&offset).date_naive()
     }
 
     pub async fn list(&self, query: PayerAccountQuery) -> Result<PayerAccountPage, PayerError> {
@@ -443,7 +438,7 @@ impl PayerService {
                 if !unit.resident_exists(resident).await? {
                     return Err(PayerError::ResidentNotFound(resident));
                 }
-                if unit.consent_on(resident, &self.today()).await? != Some(true) {
+                if unit.consent_on(resident, self.today()).await? != Some(true) {
                     return Err(PayerError::ConsentNotGiven(resident));
                 }
                 Ok(())

@@ -292,9 +292,14 @@ impl UnitOfWork<'_> {
         Ok(count > 0)
     }
 
-    /// The resident's consent in force on `day` (YYYY-MM-DD): the latest with effective_on on
-    /// or before it (the last recorded, of one day); `None` when there is none.
-    pub async fn consent_on(&mut self, resident_id: Uuid, day: &str) -> StoreResult<Option<bool>> {
+    /// The resident's consent in force on `day`: the latest with effective_on on or before it
+    /// (the last recorded, of one day); `None` when there is none. The day is bound as a date:
+    /// a DATE on PostgreSQL, `YYYY-MM-DD` text on SQLite.
+    pub async fn consent_on(
+        &mut self,
+        resident_id: Uuid,
+        day: chrono::NaiveDate,
+    ) -> StoreResult<Option<bool>> {
         let sql = "SELECT given FROM resident_consents \
                    WHERE resident_id = $1 AND effective_on <= $2 \
                    ORDER BY effective_on DESC, recorded_at DESC, id DESC LIMIT 1";
