@@ -209,6 +209,19 @@ mod tests {
     }
 
     #[test]
+    fn the_pepper_comes_from_the_environment_and_must_be_long_enough() {
+        let env = |value: &'static str| {
+            move |name: &str| (name == "MARKET_LEDGER_PEPPER").then(|| value.to_owned())
+        };
+        let settings =
+            Settings::load_from(None, env("a pepper of at least sixteen bytes")).unwrap();
+        assert_eq!(settings.pepper, "a pepper of at least sixteen bytes");
+        assert!(Settings::load_from(None, env("short")).is_err());
+        // Empty: generated into the data directory at start-up.
+        assert_eq!(Settings::load_from(None, |_| None).unwrap().pepper, "");
+    }
+
+    #[test]
     fn rejects_long_lived_tokens_and_unknown_keys() {
         let env = |name: &str| (name == "MARKET_LEDGER_JWT_TTL_SECONDS").then(|| "3600".into());
         assert!(Settings::load_from(None, env).is_err());

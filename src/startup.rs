@@ -226,3 +226,28 @@ async fn shutdown_signal() {
     }
     tracing::info!("shutting down; finishing requests in flight");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::payer::PayerAccount;
+
+    #[test]
+    fn the_pepper_is_generated_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            data_dir: dir.path().join("data"),
+            ..Settings::default()
+        };
+        let account = PayerAccount::parse(Some("970415"), Some("8888888888")).unwrap();
+        let first = account.hash(&payer_pepper(&settings).unwrap());
+        let stored = std::fs::read_to_string(settings.data_dir.join(PEPPER_FILE)).unwrap();
+        assert_eq!(stored.len(), 64, "32 random bytes as hex");
+        assert_eq!(account.hash(&payer_pepper(&settings).unwrap()), first);
+        let configured = Settings {
+            pepper: "a configured pepper, long enough".into(),
+            ..settings
+        };
+        assert_ne!(account.hash(&payer_pepper(&configured).unwrap()), first);
+    }
+}

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -32,6 +32,8 @@ pub const MAX_REASON_CHARS: usize = 500;
 pub const MAX_PAYMENT_COUNT: u32 = 100_000;
 /// How far in the future a cash payment's time may be (clock skew of the vendor's phone).
 const FUTURE_TOLERANCE_MINUTES: i64 = 5;
+/// Vietnam time, UTC+7, for "today" of a consent.
+const VIETNAM_OFFSET_SECONDS: i32 = 7 * 3600;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PayerError {
@@ -387,9 +389,10 @@ impl PayerService {
         }
     }
 
-    /// Today in Vietnam, YYYY-MM-DD.
-    fn today(&self) -> chrono::NaiveDate {
-        crate::domain::registry::day_in_vietnam(self.clock.now())
+    /// Today in Vietnam.
+    fn today(&self) -> NaiveDate {
+        let offset = FixedOffset::east_opt(VIETNAM_OFFSET_SECONDS).expect("valid offset");
+        self.clock.now().with_timezone(&offset).date_naive()
     }
 
     pub async fn list(&self, query: PayerAccountQuery) -> Result<PayerAccountPage, PayerError> {

@@ -293,7 +293,8 @@ impl UnitOfWork<'_> {
     }
 
     /// The resident's consent in force on `day`: the latest with effective_on on or before it
-    /// (the last recorded, of one day); `None` when there is none.
+    /// (the last recorded, of one day); `None` when there is none. The day is bound as a date:
+    /// a DATE on PostgreSQL, `YYYY-MM-DD` text on SQLite.
     pub async fn consent_on(
         &mut self,
         resident_id: Uuid,

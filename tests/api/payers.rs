@@ -18,21 +18,8 @@ crate::on_both_backends!(
     linking_refuses_unknown_accounts_residents_and_households,
     cash_payments_are_recorded_listed_and_guarded,
     an_intent_naming_an_unknown_payer_is_refused,
+    staff_link_a_consenting_resident_with_an_audit,
 );
-
-// The registry routes (hamlets, households, residents, consents) are built on another branch:
-// these run once it is merged.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs the registry API"]
-async fn sqlite_staff_link_a_consenting_resident_with_an_audit() {
-    staff_link_a_consenting_resident_with_an_audit(Backend::Sqlite).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "needs the registry API"]
-async fn postgres_staff_link_a_consenting_resident_with_an_audit() {
-    staff_link_a_consenting_resident_with_an_audit(Backend::Postgres).await
-}
 
 fn sample(group: &str) -> Value {
     let samples: Value =
