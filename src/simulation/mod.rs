@@ -149,6 +149,9 @@ pub async fn simulate(driver: &Driver<'_>, options: &Options) -> anyhow::Result<
 async fn play(driver: &Driver<'_>, plan: &Plan) -> anyhow::Result<()> {
     let state = driver.state;
     let caller = &driver.caller;
+    if !resident_ids(state).await?.is_empty() {
+        anyhow::bail!("the database already holds a registry; simulate into a fresh database");
+    }
     driver.at(plan.registry_day, 8 * 3600);
     let summary = state
         .registry
