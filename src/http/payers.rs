@@ -20,11 +20,12 @@ use crate::services::ErrorEnvelope;
         (status = 400, description = "INVALID_CURSOR, INVALID_LIMIT", body = ErrorEnvelope)))]
 pub async fn list_payer_accounts(
     state: web::Data<AppState>,
+    caller: Caller,
     ApiQuery(query): ApiQuery<PayerAccountQuery>,
 ) -> Result<web::Json<PayerAccountPage>, ApiError> {
     Ok(web::Json(
         state
-            .run(move |s| async move { s.payers.list(query).await })
+            .run(move |s| async move { s.payers.list(&caller, query).await })
             .await?,
     ))
 }

@@ -16,11 +16,13 @@ use uuid::Uuid;
 use crate::clock::{to_datetime, Clock};
 use crate::domain::money::{Amount, AmountError, Currency};
 use crate::domain::payer::{PayerAccount, PayerAccountHash, Pepper};
+use crate::domain::user::Role;
 use crate::services::auth::Caller;
 use crate::services::ledger::models::AmountText;
 use crate::services::ledger::{PageQuery, Reply};
 use crate::services::paging::{self, PageError};
 use crate::services::PublicError;
+use crate::store::statistics::PersonalDataAccess;
 use crate::store::{
     CashPayment, IdempotencyClaim, PayerAccountFilter, PayerAccountRecord, PayerLinkAudit, Store,
     StoreError, StoredResponse, UnitOfWork,
@@ -71,6 +73,8 @@ pub enum PayerError {
     NoteTooLong,
     #[error(transparent)]
     Page(#[from] PageError),
+    #[error("which resident's account paid is individual-level data; only admins list linked accounts (ask with linked=false)")]
+    LinkedForAdminsOnly,
     #[error("this idempotency key was already used with a different request")]
     IdempotencyKeyReused,
     #[error("a request with this idempotency key is still being processed; retry shortly")]
@@ -94,6 +98,7 @@ impl PublicError for PayerError {
         use PayerError::*;
         match self {
             Page(_) => 400,
+            LinkedForAdminsOnly => 403,
             PayerAccountNotFound(_)
             | ResidentNotFound(_)
             | HouseholdNotFound(_)
@@ -127,6 +132,7 @@ impl PublicError for PayerError {
             OccurredInFuture => "OCCURRED_AT_IN_FUTURE",
             NoteTooLong => "NOTE_TOO_LONG",
             Page(page) => page.code(),
+            LinkedForAdminsOnly => "FORBIDDEN",
             IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             IdempotencyKeyInProgress => "IDEMPOTENCY_KEY_IN_PROGRESS",
             Store(store) => store.code(),
@@ -395,8 +401,29 @@ impl PayerService {
         self.clock.now().with_timezone(&offset).date_naive()
     }
 
-    pub async fn list(&self, query: PayerAccountQuery) -> Result<PayerAccountPage, PayerError> {
+    /// Staff see the accounts nobody is linked to yet (to link them); which resident's
+    /// account paid how often is individual-level data, for admins, and each such read is
+    /// written to the personal-data access log.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        query: PayerAccountQuery,
+    ) -> Result<PayerAccountPage, PayerError> {
         let limit = paging::limit(query.limit)?;
+        if query.linked != Some(false) {
+            if caller.role != Role::Admin {
+                return Err(PayerError::LinkedForAdminsOnly);
+            }
+            self.store
+                .record_personal_data_access(&PersonalDataAccess {
+                    id: self.clock.new_id(),
+                    actor: caller.username.clone(),
+                    what: "linked payer accounts and their payment counts".to_owned(),
+                    subject: None,
+                    at: self.clock.now_micros(),
+                })
+                .await?;
+        }
         let after = paging::read_cursor(query.cursor.as_deref(), |text| {
             PayerAccountHash::parse(text).map(|hash| hash.as_str().to_owned())
         })?;

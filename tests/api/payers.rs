@@ -138,6 +138,23 @@ async fn a_payos_counter_account_is_kept_only_as_a_hash_once(backend: Backend) {
         let (status, body) = app.get_as("/v1/payer-accounts", &token).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{role:?}: {body}");
     }
+    // Staff link payers, so they see the unlinked ones; who paid from a linked account is
+    // individual-level data: admins only, and each admin read is in the access log.
+    let staff = app.token_for(Role::Staff).await;
+    let (status, body) = app.get_as("/v1/payer-accounts?linked=false", &staff).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for query in ["", "?linked=true"] {
+        let (status, body) = app
+            .get_as(&format!("/v1/payer-accounts{query}"), &staff)
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    }
+    let (_, log) = app.get("/v1/audit/personal-data-access").await;
+    let logged = log["data"].as_array().unwrap().len();
+    let (status, _) = app.get("/v1/payer-accounts?linked=true").await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, log) = app.get("/v1/audit/personal-data-access").await;
+    assert_eq!(log["data"].as_array().unwrap().len(), logged + 1, "{log}");
     let (status, body) = app.get("/v1/payer-accounts?linked=maybe").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, body) = app.get("/v1/payer-accounts?cursor=nonsense").await;
