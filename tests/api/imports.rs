@@ -3,7 +3,7 @@
 
 use market_ledger::domain::user::Role;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 use unicode_normalization::UnicodeNormalization;
 
 use crate::common::{error_code, read, Backend, TestApp};
@@ -118,14 +118,14 @@ async fn an_excel_file_is_checked_then_applied_once(backend: Backend) {
     let dry = import(&app, RESIDENTS, "", residents_file(None)).await;
     assert_eq!(dry["applied"], false, "{dry}");
     assert_eq!(dry["rows"], 3, "{dry}");
-    assert_eq!(dry["errors"], serde_json::json!([]), "{dry}");
+    assert_eq!(dry["errors"], json!([]), "{dry}");
     assert_eq!(counts(&dry), [1, 2, 0, 3, 0, 2, 0, 0], "{dry}");
     assert!(
         residents(&app, "").await.is_empty(),
         "a dry run writes nothing"
     );
     let (_, hamlets) = app.get("/v1/hamlets").await;
-    assert_eq!(hamlets["data"], serde_json::json!([]), "{hamlets}");
+    assert_eq!(hamlets["data"], json!([]), "{hamlets}");
 
     let applied = import(&app, RESIDENTS, APPLY, residents_file(None)).await;
     assert_eq!(applied["applied"], true, "{applied}");
@@ -256,9 +256,9 @@ async fn a_bad_file_lists_every_bad_line_and_writes_nothing(backend: Backend) {
     );
     assert!(residents(&app, "").await.is_empty(), "nothing written");
     let (_, hamlets) = app.get("/v1/hamlets").await;
-    assert_eq!(hamlets["data"], serde_json::json!([]), "{hamlets}");
+    assert_eq!(hamlets["data"], json!([]), "{hamlets}");
     let (_, households) = app.get("/v1/households").await;
-    assert_eq!(households["data"], serde_json::json!([]), "{households}");
+    assert_eq!(households["data"], json!([]), "{households}");
 }
 
 fn survey_file(rows: &[&str]) -> Vec<u8> {
@@ -288,6 +288,28 @@ async fn a_survey_is_checked_applied_and_reimported_unchanged(backend: Backend) 
     assert_eq!(error_code(&refused), "IMPORT_INVALID");
     assert_eq!(refused["error"]["details"]["errors"][0]["line"], 4);
 
+    // A line that does not parse and an unknown resident: both reported at once.
+    let both = survey_file(&[
+        "NK001,31/02/2026,có,",
+        "NK002,10/01/2026,không,",
+        "NK998,10/01/2026,có,",
+    ]);
+    let dry = import(&app, SURVEYS, "", both).await;
+    let reported: Vec<(&Value, &Value)> = dry["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (&e["line"], &e["field"]))
+        .collect();
+    assert_eq!(
+        reported,
+        [
+            (&json!(2), &json!("surveyed_on")),
+            (&json!(4), &json!("resident_code"))
+        ],
+        "{dry}"
+    );
+
     let good = survey_file(&[
         "NK001,10/01/2026,có,Ví MoMo",
         "NK002,10/01/2026,không,",
@@ -299,7 +321,7 @@ async fn a_survey_is_checked_applied_and_reimported_unchanged(backend: Backend) 
     let applied = import(&app, SURVEYS, APPLY, good.clone()).await;
     assert_eq!(applied["applied"], true, "{applied}");
     assert_eq!(applied["survey_answers_recorded"], 3, "{applied}");
-    assert_eq!(applied["errors"], serde_json::json!([]));
+    assert_eq!(applied["errors"], json!([]));
     let again = import(&app, SURVEYS, APPLY, good).await;
     assert_eq!(again["survey_answers_recorded"], 0, "{again}");
     assert_eq!(again["unchanged"], 3, "{again}");
