@@ -256,6 +256,7 @@ async fn a_small_commune_counts_as_computed_by_hand(backend: Backend) {
     };
     // Tokens first: they are stamped by the clock the test moves.
     let staff = app.token_for(Role::Staff).await;
+    let auditor = app.token_for(Role::Auditor).await;
     let sample = payos_sample();
     let key = sample["checksum_key"].as_str().unwrap().to_owned();
     let collection_account = sample["body"]["data"]["accountNumber"].as_str().unwrap();
@@ -335,7 +336,7 @@ async fn a_small_commune_counts_as_computed_by_hand(backend: Backend) {
     );
 
     // Suppressed (k = 5): both hamlets have fewer than 5 on one side; the total does not.
-    for token in [&app.admin, &staff] {
+    for token in [&app.admin, &staff, &auditor] {
         let (status, published) = app.get_as(&query("from=2026-03"), token).await;
         assert_eq!(status, StatusCode::OK, "{published}");
         assert_eq!(published["suppression"], "applied");
@@ -404,6 +405,12 @@ async fn a_small_commune_counts_as_computed_by_hand(backend: Backend) {
             "2026-03-31",
         ),
         (
+            "period=year&from=2026-03&to=2026-03",
+            "2026",
+            "2026-01-01",
+            "2026-12-31",
+        ),
+        (
             "period=rolling12&from=2026-03&to=2026-03",
             "2025-04..2026-03",
             "2025-04-01",
@@ -436,5 +443,5 @@ async fn a_small_commune_counts_as_computed_by_hand(backend: Backend) {
 
     // Every raw read above is in the access log; the suppressed ones are not.
     let log = access_log(&app).await;
-    assert_eq!(log.len(), 5, "{log:?}");
+    assert_eq!(log.len(), 6, "{log:?}");
 }
