@@ -62,6 +62,17 @@ async fn bad_queries_are_refused_naming_the_parameter(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(error_code(&body), "STATISTICS_PERIOD_INVALID");
+    let (status, body) = app
+        .get(&format!(
+            "{ADOPTION}?indicator=survey&from=2000-01&to=2026-01"
+        ))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "more than 120 months: {body}"
+    );
+    assert_eq!(error_code(&body), "STATISTICS_PERIOD_INVALID");
     for (indicator, by) in [("vendors", "gender"), ("observed_households", "age_band")] {
         let (status, body) = app
             .get(&format!("{ADOPTION}?indicator={indicator}&by={by}"))
@@ -441,7 +452,31 @@ async fn a_small_commune_counts_as_computed_by_hand(backend: Backend) {
         "{months}"
     );
 
+    // K4 withdraws consent from 15 March: the payment of the 19th no longer counts for her,
+    // the February one of K5 still does.
+    let withdrawn = String::from_utf8(commune_file()).unwrap().replace(
+        "K4,Phạm Thị Dung,1990,Nữ,có,2026-01-01",
+        "K4,Phạm Thị Dung,1990,Nữ,không,15/03/2026",
+    );
+    assert!(withdrawn.contains("không,15/03/2026"));
+    let summary = import(
+        &app,
+        "/v1/registry/import",
+        "?dry_run=false",
+        withdrawn.into_bytes(),
+    )
+    .await;
+    assert_eq!(summary["consents_recorded"], 1, "{summary}");
+    assert_eq!(summary["unchanged"], 13, "{summary}");
+    let (_, march) = app.get(&query("from=2026-03&suppression=off")).await;
+    assert_eq!(figures(&march, 0), expected(3, 1), "{march}");
+    let (_, quarter) = app
+        .get(&query("period=quarter&from=2026-03&suppression=off"))
+        .await;
+    assert_eq!(quarter["periods"][0]["period"], "2026-Q1");
+    assert_eq!(figures(&quarter, 0), expected(4, 1), "{quarter}");
+
     // Every raw read above is in the access log; the suppressed ones are not.
     let log = access_log(&app).await;
-    assert_eq!(log.len(), 6, "{log:?}");
+    assert_eq!(log.len(), 8, "{log:?}");
 }
