@@ -341,7 +341,7 @@ async fn imports_are_for_registry_keepers_and_bounded(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    for role in [Role::Auditor, Role::Vendor] {
+    for role in [Role::Auditor, Role::Vendor, Role::School] {
         let token = app.token_for(role).await;
         for path in [RESIDENTS, SURVEYS] {
             for query in ["", APPLY] {

@@ -452,6 +452,29 @@ async fn a_small_commune_counts_as_computed_by_hand(backend: Backend) {
         "{months}"
     );
 
+    // By gender, with the Vietnamese labels; the child is no adult.
+    let (status, by_gender) = app
+        .get(&format!(
+            "{ADOPTION}?indicator=observed_residents&by=gender&from=2026-03&suppression=off"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{by_gender}");
+    let table = &by_gender["periods"][0]["tables"][0];
+    for (key, label, numerator, denominator) in [
+        ("female", "Nữ", 2, 5),
+        ("male", "Nam", 3, 7),
+        ("other", "Khác", 0, 0),
+        ("unknown", "Không rõ", 0, 0),
+        ("total", "Toàn xã", 5, 12),
+    ] {
+        let cell = row(table, key);
+        assert_eq!(
+            (&cell["label"], &cell["numerator"], &cell["denominator"]),
+            (&json!(label), &json!(numerator), &json!(denominator)),
+            "{table}"
+        );
+    }
+
     // K4 withdraws consent from 15 March: the payment of the 19th no longer counts for her,
     // the February one of K5 still does.
     let withdrawn = String::from_utf8(commune_file()).unwrap().replace(
@@ -478,5 +501,5 @@ async fn a_small_commune_counts_as_computed_by_hand(backend: Backend) {
 
     // Every raw read above is in the access log; the suppressed ones are not.
     let log = access_log(&app).await;
-    assert_eq!(log.len(), 8, "{log:?}");
+    assert_eq!(log.len(), 9, "{log:?}");
 }
