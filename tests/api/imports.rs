@@ -161,6 +161,7 @@ async fn an_excel_file_is_checked_then_applied_once(backend: Backend) {
     );
 
     let before = residents(&app, "").await;
+    let (_, households_before) = app.get("/v1/households").await;
     let an_id = an["id"].as_str().unwrap();
     assert_eq!(consents(&app, an_id).await.len(), 1);
 
@@ -174,6 +175,8 @@ async fn an_excel_file_is_checked_then_applied_once(backend: Backend) {
         before,
         "updated_at and all unchanged"
     );
+    let (_, households_after) = app.get("/v1/households").await;
+    assert_eq!(households_after, households_before);
     assert_eq!(
         consents(&app, an_id).await.len(),
         1,

@@ -389,6 +389,10 @@ async fn a_small_commune_counts_as_computed_by_hand(backend: Backend) {
         .unwrap()
         .to_owned();
     assert!(content_type.starts_with("text/csv"), "{content_type}");
+    assert_eq!(
+        response.headers()["content-disposition"],
+        "attachment; filename=\"adoption-observed_residents-2026-03.csv\""
+    );
     let text = response.text().await.unwrap();
     assert!(text.starts_with('\u{FEFF}'), "a BOM first");
     let lines: Vec<&str> = text.trim_start_matches('\u{FEFF}').lines().collect();
