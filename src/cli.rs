@@ -1,4 +1,4 @@
-//! Command line: serve (default), migrate, verify, users create, openapi.
+//! Command line: serve (default), migrate, verify, users create, simulate, openapi.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -40,8 +40,40 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Seed a fresh database with a simulated commune (hamlets, households, residents,
+    /// vendors, schools) and play months of market days and school collections through the
+    /// real pipeline; writes what it did as a ground-truth JSON file.
+    Simulate(SimulateArgs),
     /// Print the OpenAPI document (api-spec/openapi.yaml).
     Openapi,
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// Same seed, same commune and same payments.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Households to create (about 3.7 residents each; Tức Tranh has about 2,700).
+    #[arg(long, default_value_t = 2_700)]
+    households: usize,
+    #[arg(long, default_value_t = 60)]
+    vendors: usize,
+    #[arg(long, default_value_t = 3)]
+    schools: usize,
+    /// Months to play.
+    #[arg(long, default_value_t = 1)]
+    months: u32,
+    /// First month to play, YYYY-MM; default: so that the last one played is last month.
+    #[arg(long, value_parser = parse_month_arg)]
+    first_month: Option<chrono::NaiveDate>,
+    /// Where to write the ground truth.
+    #[arg(long, default_value = "ground-truth.json")]
+    ground_truth: PathBuf,
+}
+
+fn parse_month_arg(text: &str) -> Result<chrono::NaiveDate, String> {
+    crate::domain::statistics::period::parse_month(text)
+        .ok_or_else(|| "a month is YYYY-MM, e.g. 2026-10".into())
 }
 
 #[derive(Subcommand)]
@@ -119,9 +151,53 @@ pub async fn run() -> anyhow::Result<i32> {
             );
             Ok(0)
         }
+        Command::Simulate(args) => simulate(settings, args).await,
         Command::Openapi => {
             print!("{}", crate::http::openapi_yaml());
             Ok(0)
         }
     }
+}
+
+async fn simulate(mut settings: Settings, args: SimulateArgs) -> anyhow::Result<i32> {
+    use chrono::{Datelike, Months};
+    // The simulation calls the use cases in-process; it serves nothing.
+    settings.listen = "127.0.0.1:0".into();
+    let app = Application::build(&settings).await?;
+    let today = crate::domain::registry::day_in_vietnam(chrono::Utc::now());
+    let this_month = chrono::NaiveDate::from_ymd_opt(today.year(), today.month(), 1)
+        .expect("every month has a first day");
+    let options = crate::simulation::plan::Options {
+        seed: args.seed,
+        households: args.households,
+        vendors: args.vendors,
+        schools: args.schools,
+        first_month: args
+            .first_month
+            .unwrap_or(this_month - Months::new(args.months)),
+        months: args.months,
+    };
+    let started = std::time::Instant::now();
+    let driver = crate::simulation::Driver::new(app.state());
+    let truth = crate::simulation::simulate(&driver, &options).await?;
+    std::fs::write(&args.ground_truth, serde_json::to_vec_pretty(&truth)?)?;
+    let online = truth
+        .payments
+        .iter()
+        .filter(|p| p.channel == "online")
+        .count();
+    println!(
+        "simulated {} residents in {} households, {} months from {}: {} online payments, {} cash \
+         records, {} survey answers in {:.1} s; ground truth in {}",
+        truth.residents.len(),
+        truth.households.len(),
+        options.months,
+        options.first_month.format("%Y-%m"),
+        online,
+        truth.payments.len() - online,
+        truth.surveys.len(),
+        started.elapsed().as_secs_f64(),
+        args.ground_truth.display()
+    );
+    Ok(0)
 }

@@ -149,6 +149,9 @@ pub async fn simulate(driver: &Driver<'_>, options: &Options) -> anyhow::Result<
 async fn play(driver: &Driver<'_>, plan: &Plan) -> anyhow::Result<()> {
     let state = driver.state;
     let caller = &driver.caller;
+    if !resident_ids(state).await?.is_empty() {
+        anyhow::bail!("the database already holds a registry; simulate into a fresh database");
+    }
     driver.at(plan.registry_day, 8 * 3600);
     let summary = state
         .registry
@@ -390,39 +393,46 @@ async fn play(driver: &Driver<'_>, plan: &Plan) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every resident's id by code, read page by page as any client would.
-async fn resident_ids(state: &AppState) -> anyhow::Result<HashMap<String, Uuid>> {
+/// Every id by code, read page by page as any client would.
+async fn ids_by_code<Page, Next>(mut page: Page) -> anyhow::Result<HashMap<String, Uuid>>
+where
+    Page: FnMut(serde_json::Value) -> Next,
+    Next: std::future::Future<Output = anyhow::Result<(Vec<(String, Uuid)>, Option<String>)>>,
+{
     let mut ids = HashMap::new();
     let mut cursor: Option<String> = None;
     loop {
-        let query = serde_json::from_value(serde_json::json!({ "limit": 500, "cursor": cursor }))?;
-        let page = state
-            .registry
-            .residents(query)
-            .await
-            .map_err(|e| anyhow!("residents: {e}"))?;
-        ids.extend(page.data.iter().map(|r| (r.code.clone(), r.id)));
-        match page.next_cursor {
+        let (rows, next) = page(serde_json::json!({ "limit": 500, "cursor": cursor })).await?;
+        ids.extend(rows);
+        match next {
             Some(next) => cursor = Some(next),
             None => return Ok(ids),
         }
     }
 }
 
-async fn household_ids(state: &AppState) -> anyhow::Result<HashMap<String, Uuid>> {
-    let mut ids = HashMap::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let query = serde_json::from_value(serde_json::json!({ "limit": 500, "cursor": cursor }))?;
+async fn resident_ids(state: &AppState) -> anyhow::Result<HashMap<String, Uuid>> {
+    ids_by_code(|query| async move {
         let page = state
             .registry
-            .households(query)
+            .residents(serde_json::from_value(query)?)
+            .await
+            .map_err(|e| anyhow!("residents: {e}"))?;
+        let rows = page.data.into_iter().map(|r| (r.code, r.id)).collect();
+        Ok((rows, page.next_cursor))
+    })
+    .await
+}
+
+async fn household_ids(state: &AppState) -> anyhow::Result<HashMap<String, Uuid>> {
+    ids_by_code(|query| async move {
+        let page = state
+            .registry
+            .households(serde_json::from_value(query)?)
             .await
             .map_err(|e| anyhow!("households: {e}"))?;
-        ids.extend(page.data.iter().map(|h| (h.code.clone(), h.id)));
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => return Ok(ids),
-        }
-    }
+        let rows = page.data.into_iter().map(|h| (h.code, h.id)).collect();
+        Ok((rows, page.next_cursor))
+    })
+    .await
 }

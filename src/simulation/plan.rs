@@ -125,11 +125,11 @@ pub struct Resident {
 impl Resident {
     pub fn consented_on(&self, day: NaiveDate) -> bool {
         self.consent_on.is_some_and(|given| given <= day)
-            && self.withdrawn_on.is_none_or(|withdrawn| day < withdrawn)
+            && self.withdrawn_on.map_or(true, |withdrawn| day < withdrawn)
     }
 
     pub fn lives_here_on(&self, day: NaiveDate) -> bool {
-        self.left_on.is_none_or(|left| day <= left)
+        self.left_on.map_or(true, |left| day <= left)
     }
 }
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use market_ledger::domain::user::Role;
 
 use crate::common::{error_code, read, token_for_payee, Backend, TestApp};
-use crate::webhooks::{configure, vendor};
+use crate::webhooks::{configure, payos_signed, vendor};
 
 crate::on_both_backends!(
     a_payos_counter_account_is_kept_only_as_a_hash_once,
@@ -25,29 +25,6 @@ fn sample(group: &str) -> Value {
     let samples: Value =
         serde_json::from_str(include_str!("../fixtures/webhooks.json")).expect("fixture is JSON");
     samples[group][0].clone()
-}
-
-/// `body` with payOS's signature over its `data` (sorted `k=v&...`), serialized.
-fn payos_signed(mut body: Value, checksum_key: &str) -> Vec<u8> {
-    let data = body["data"].as_object().expect("a data object");
-    let mut keys: Vec<&String> = data.keys().collect();
-    keys.sort();
-    let signed = keys
-        .iter()
-        .map(|key| {
-            let value = match &data[key.as_str()] {
-                Value::String(text) => text.clone(),
-                Value::Null => String::new(),
-                other => other.to_string(),
-            };
-            format!("{key}={value}")
-        })
-        .collect::<Vec<_>>()
-        .join("&");
-    let mut mac = Hmac::<Sha256>::new_from_slice(checksum_key.as_bytes()).expect("any key");
-    mac.update(signed.as_bytes());
-    body["signature"] = json!(hex::encode(mac.finalize().into_bytes()));
-    serde_json::to_vec(&body).expect("serializable")
 }
 
 async fn deliver(

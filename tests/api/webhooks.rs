@@ -43,7 +43,7 @@ fn sample(group: &str) -> Value {
 /// `body` with its `signature` set as payOS's official SDKs compute it: HMAC-SHA256 (hex) with
 /// the checksum key over `data`'s fields sorted by key as `key=value&...`, strings as they are,
 /// numbers as digits, null as nothing. Returns the serialized body.
-fn payos_signed(mut body: Value, checksum_key: &str) -> Vec<u8> {
+pub(crate) fn payos_signed(mut body: Value, checksum_key: &str) -> Vec<u8> {
     let data = body["data"].as_object().expect("a data object");
     let mut keys: Vec<&String> = data.keys().collect();
     keys.sort();
