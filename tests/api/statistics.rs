@@ -2,15 +2,13 @@
 //! residents' bank accounts, a vendor on a payOS feed and signed payments from those accounts.
 
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
 use market_ledger::domain::user::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 use crate::common::{error_code, read, Backend, TestApp};
 use crate::imports::{excel_csv, import};
-use crate::webhooks::{configure, vendor};
+use crate::webhooks::{configure, payos_signed, vendor};
 
 crate::on_both_backends!(
     bad_queries_are_refused_naming_the_parameter,
@@ -134,29 +132,6 @@ async fn raw_figures_are_for_admins_and_every_read_is_logged(backend: Backend) {
 }
 
 // --- A small commune ---
-
-/// `body` with payOS's signature over its `data` (sorted `k=v&...`), serialized.
-fn payos_signed(mut body: Value, checksum_key: &str) -> Vec<u8> {
-    let data = body["data"].as_object().expect("a data object");
-    let mut keys: Vec<&String> = data.keys().collect();
-    keys.sort();
-    let signed = keys
-        .iter()
-        .map(|key| {
-            let value = match &data[key.as_str()] {
-                Value::String(text) => text.clone(),
-                Value::Null => String::new(),
-                other => other.to_string(),
-            };
-            format!("{key}={value}")
-        })
-        .collect::<Vec<_>>()
-        .join("&");
-    let mut mac = Hmac::<Sha256>::new_from_slice(checksum_key.as_bytes()).expect("any key");
-    mac.update(signed.as_bytes());
-    body["signature"] = json!(hex::encode(mac.finalize().into_bytes()));
-    serde_json::to_vec(&body).expect("serializable")
-}
 
 fn payos_sample() -> Value {
     let samples: Value =
