@@ -145,9 +145,6 @@ impl RegistryService {
         let now = self.clock.now_micros();
         let today = day_in_vietnam(self.clock.now());
         let parsed = parse_residents(bytes, today);
-        if let Some(report) = refuse_or_report(parsed.errors, apply, parsed.rows.len())? {
-            return Ok(report);
-        }
         let mut unit = self.store.begin().await?;
         let hamlets: HashMap<String, Hamlet> = unit
             .all_hamlets()
@@ -173,8 +170,9 @@ impl RegistryService {
             })
             .collect();
 
-        // Hamlets the file names: known and open, or new with the name the file gives.
-        let mut errors = Vec::new();
+        // Hamlets the file names: known and open, or new with the name the file gives. Checked
+        // for the rows that parsed even when others did not, so every bad line is reported.
+        let mut errors = parsed.errors;
         let mut new_hamlets: HashMap<String, Hamlet> = HashMap::new();
         for row in &parsed.rows {
             let code = row.hamlet_code.as_str();
@@ -342,9 +340,6 @@ impl RegistryService {
         let now = self.clock.now_micros();
         let today = day_in_vietnam(self.clock.now());
         let parsed = parse_survey(bytes, today);
-        if let Some(report) = refuse_or_report(parsed.errors, apply, parsed.rows.len())? {
-            return Ok(report);
-        }
         let mut unit = self.store.begin().await?;
         let residents: HashMap<String, Uuid> = unit
             .all_residents()
@@ -352,7 +347,8 @@ impl RegistryService {
             .into_iter()
             .map(|r| (r.record.code.as_str().to_owned(), r.id))
             .collect();
-        let mut errors = Vec::new();
+        // Unknown residents are reported with the lines that did not parse: every bad line.
+        let mut errors = parsed.errors;
         let mut answers = Vec::with_capacity(parsed.rows.len());
         for row in &parsed.rows {
             match residents.get(row.resident_code.as_str()) {
