@@ -100,6 +100,8 @@ pub struct StoredBankTransaction {
     pub ledger_transaction_id: Uuid,
     pub created_at: i64,
     pub resolution: Option<Resolution>,
+    /// The payer's account as the feed reported it: its keyed hash and last 4 digits.
+    pub payer_account: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -166,10 +168,12 @@ pub(super) const BANK_TRANSACTION_COLUMNS: &str = "b.id, b.provider, b.provider_
     r.id AS r_id, r.action AS r_action, r.payment_intent_id AS r_intent, r.payee_id AS r_payee, \
     r.note AS r_note, r.resolved_by AS r_by, r.resolved_by_username AS r_username, \
     r.resolved_at AS r_at, r.ledger_transaction_id AS r_ledger, \
-    r.refunded_by_bank_transaction_id AS r_refunded_by, r.duplicate_of AS r_duplicate_of";
+    r.refunded_by_bank_transaction_id AS r_refunded_by, r.duplicate_of AS r_duplicate_of, \
+    b.payer_account_hash, pa.last4 AS payer_last4";
 
 pub(super) const BANK_TRANSACTION_FROM: &str =
-    "bank_transactions b LEFT JOIN suspense_resolutions r ON r.bank_transaction_id = b.id";
+    "bank_transactions b LEFT JOIN suspense_resolutions r ON r.bank_transaction_id = b.id \
+     LEFT JOIN payer_accounts pa ON pa.account_hash = b.payer_account_hash";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct BankTransactionRow {
@@ -201,6 +205,8 @@ pub(super) struct BankTransactionRow {
     r_ledger: Option<Uuid>,
     r_refunded_by: Option<Uuid>,
     r_duplicate_of: Option<Uuid>,
+    payer_account_hash: Option<String>,
+    payer_last4: Option<String>,
 }
 
 impl BankTransactionRow {
@@ -253,6 +259,7 @@ impl BankTransactionRow {
             ledger_transaction_id: self.ledger_transaction_id,
             created_at: self.created_at,
             resolution,
+            payer_account: self.payer_account_hash.zip(self.payer_last4),
         })
     }
 }

@@ -98,6 +98,16 @@ async fn a_payos_counter_account_is_kept_only_as_a_hash_once(backend: Backend) {
         payer["account_hash"],
         expected_hash(&app, "970415", "8888888888")
     );
+    // Staff reach the link from the transaction itself: hash and last 4, never the number.
+    let id = ack["transactions"][0]["id"].as_str().unwrap();
+    let (status, transaction) = app.get(&format!("/v1/bank-transactions/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{transaction}");
+    assert_eq!(transaction["payer_account"]["last4"], "8888");
+    assert_eq!(
+        transaction["payer_account"]["account_hash"],
+        payer["account_hash"]
+    );
+    assert!(!transaction.to_string().contains("8888888888"));
     assert_eq!(payer["transaction_count"], 1);
     assert_eq!(payer["resident_id"], Value::Null);
     assert_eq!(payer["household_id"], Value::Null);

@@ -150,6 +150,17 @@ pub struct BankTransactionView {
     pub ledger_transaction_id: Uuid,
     pub received_at: DateTime<Utc>,
     pub resolution: Option<ResolutionView>,
+    /// The payer's bank account when the feed reports it (payOS, Casso): never the number,
+    /// only its keyed hash (link it with `POST /v1/payer-accounts/{hash}/link`) and last 4
+    /// digits.
+    pub payer_account: Option<PayerAccountRef>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PayerAccountRef {
+    pub account_hash: String,
+    #[schema(example = "8888")]
+    pub last4: String,
 }
 
 impl From<&StoredBankTransaction> for BankTransactionView {
@@ -194,6 +205,13 @@ impl From<&StoredBankTransaction> for BankTransactionView {
                 ledger_transaction_id: r.ledger_transaction_id,
                 refunded_by_bank_transaction_id: r.refunded_by_bank_transaction_id,
             }),
+            payer_account: t
+                .payer_account
+                .as_ref()
+                .map(|(account_hash, last4)| PayerAccountRef {
+                    account_hash: account_hash.clone(),
+                    last4: last4.clone(),
+                }),
         }
     }
 }
