@@ -98,6 +98,40 @@ impl<'a> Reference<'a> {
         self.hamlet_of_household[self.household_of_resident[resident]].to_owned()
     }
 
+    /// Observed residents by gender and by age band (15-24 ... 65+, birthday on 1 January when
+    /// only the year is known).
+    fn observed_residents_by(&self, by: &str, first: NaiveDate, last: NaiveDate) -> Figures {
+        let mut rows: Figures = match by {
+            "gender" => ["female", "male", "other", "unknown"].as_slice(),
+            _ => ["15-24", "25-34", "35-44", "45-54", "55-64", "65+"].as_slice(),
+        }
+        .iter()
+        .map(|key| ((*key).to_owned(), (0, 0)))
+        .collect();
+        let residents: HashMap<&str, &market_ledger::simulation::truth::TruthResident> = self
+            .truth
+            .residents
+            .iter()
+            .map(|r| (r.code.as_str(), r))
+            .collect();
+        for code in self.adults(first, last) {
+            let resident = residents[code];
+            let key = if by == "gender" {
+                resident.gender.clone()
+            } else {
+                let age = last.year() - resident.birth_year;
+                let band = [15, 25, 35, 45, 55, 65]
+                    .iter()
+                    .rposition(|from| age >= *from)
+                    .expect("adults are 15 or over");
+                ["15-24", "25-34", "35-44", "45-54", "55-64", "65+"][band].to_owned()
+            };
+            let paid = self.used_online(code, first, last);
+            Self::count(&mut rows, &key, u64::from(paid), 1);
+        }
+        rows
+    }
+
     fn observed_residents(&self, first: NaiveDate, last: NaiveDate) -> Figures {
         let mut rows = self.empty_hamlet_rows();
         for resident in self.adults(first, last) {
@@ -414,6 +448,24 @@ async fn every_indicator_equals_the_ground_truth_and_suppression_holds(backend: 
                 .into(),
             ),
             (
+                "observed_residents",
+                "gender",
+                [(
+                    "share".to_owned(),
+                    reference.observed_residents_by("gender", first, last),
+                )]
+                .into(),
+            ),
+            (
+                "observed_residents",
+                "age_band",
+                [(
+                    "share".to_owned(),
+                    reference.observed_residents_by("age_band", first, last),
+                )]
+                .into(),
+            ),
+            (
                 "observed_households",
                 "hamlet",
                 [(
@@ -481,6 +533,6 @@ async fn every_indicator_equals_the_ground_truth_and_suppression_holds(backend: 
     // Each raw read is in the access log; the suppressed ones are not.
     let (status, log) = app.get("/v1/audit/personal-data-access?limit=500").await;
     assert_eq!(status, StatusCode::OK, "{log}");
-    assert_eq!(log["data"].as_array().unwrap().len(), 16, "{log}");
+    assert_eq!(log["data"].as_array().unwrap().len(), 20, "{log}");
     app.assert_verified().await;
 }
