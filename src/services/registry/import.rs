@@ -21,6 +21,13 @@ use crate::services::PublicError;
 use crate::store::registry::SurveyAnswerRecord;
 use crate::store::StoreError;
 
+/// The first day of a hamlet an import creates; `POST /v1/hamlets` gives a real one.
+const HAMLET_OF_RECORD_SINCE: chrono::NaiveDate = match chrono::NaiveDate::from_ymd_opt(1900, 1, 1)
+{
+    Some(day) => day,
+    None => panic!("1900-01-01 is a date"),
+};
+
 /// Most line errors an answer lists; a file with more is wrong throughout.
 const MAX_REPORTED_ERRORS: usize = 200;
 
@@ -192,7 +199,10 @@ impl RegistryService {
                         .or_insert_with(|| Hamlet {
                             code: row.hamlet_code.clone(),
                             name: name.clone(),
-                            valid_from: today,
+                            // A hamlet named in a file existed before the registry did
+                            // (as a resident without `living_since` lives here since
+                            // before it), so reports for earlier months list it too.
+                            valid_from: HAMLET_OF_RECORD_SINCE,
                             valid_to: None,
                             merged_into: None,
                             created_at: now,
