@@ -456,10 +456,14 @@ fn school_month(
     online: &mut Vec<OnlinePayment>,
     cash: &mut Vec<CashPayment>,
 ) {
-    for h in 0..household_count {
-        let pupils = residents
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); household_count];
+    for (index, resident) in residents.iter().enumerate() {
+        members[resident.household].push(index);
+    }
+    for (h, members) in members.iter().enumerate() {
+        let pupils = members
             .iter()
-            .filter(|r| r.household == h && (3..=14).contains(&(day.year() - r.birth_year)))
+            .filter(|&&r| (3..=14).contains(&(day.year() - residents[r].birth_year)))
             .count();
         if pupils == 0 || schools.is_empty() {
             continue;
@@ -473,11 +477,10 @@ fn school_month(
             household: h,
             amount,
         });
-        let paying_parent = residents
+        let paying_parent = members
             .iter()
-            .enumerate()
-            .find(|(_, r)| r.household == h && r.account.is_some() && r.lives_here_on(day))
-            .map(|(i, _)| i);
+            .copied()
+            .find(|&r| residents[r].account.is_some() && residents[r].lives_here_on(day));
         let paid_on = day + Days::new(rng.gen_range(1..10));
         match (paying_parent, rng.gen_range(0..10)) {
             (Some(parent), 0..=6) => online.push(OnlinePayment {

@@ -13,7 +13,7 @@
 //! - money received by a payee counts as received by the resident who runs it (its owner),
 //!   with the same consent rule.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{Datelike, Months, NaiveDate};
 use uuid::Uuid;
@@ -340,7 +340,7 @@ pub struct Statistics<'a> {
     received_days: HashMap<Uuid, Vec<NaiveDate>>,
     /// Sorted days each household made an attributed online payment (itself or a member).
     household_days: HashMap<Uuid, Vec<NaiveDate>>,
-    linked: std::collections::HashSet<Uuid>,
+    linked: HashSet<Uuid>,
 }
 
 impl<'a> Statistics<'a> {
@@ -418,7 +418,7 @@ impl<'a> Statistics<'a> {
             Indicator::CashlessShare => vec![self.cashless_share(query.breakdown, period, None)],
             Indicator::Vendors => vec![self.vendors(period)],
             Indicator::VendorTakings => {
-                let recording_cash: Vec<Uuid> = self
+                let recording_cash: HashSet<Uuid> = self
                     .facts
                     .cash
                     .iter()
@@ -620,7 +620,7 @@ impl<'a> Statistics<'a> {
         &self,
         breakdown: Breakdown,
         period: &Period,
-        only_payees: Option<&[Uuid]>,
+        only_payees: Option<&HashSet<Uuid>>,
     ) -> Table {
         let included = |payee: Option<Uuid>| match only_payees {
             Some(only) => payee.is_some_and(|p| only.contains(&p)),
@@ -663,7 +663,7 @@ impl<'a> Statistics<'a> {
     }
 
     fn vendors(&self, period: &Period) -> Table {
-        let mut paid: std::collections::HashSet<Uuid> = std::collections::HashSet::new();
+        let mut paid: HashSet<Uuid> = HashSet::new();
         for payment in &self.facts.online {
             if let Some(payee) = payment.payee_id.filter(|_| period.contains(payment.day)) {
                 paid.insert(payee);

@@ -230,6 +230,15 @@ impl RegistryService {
             unit.insert_hamlet(hamlet).await?;
         }
         // Households first (heads are set once their residents have ids), then residents.
+        // The first address a household's rows give (the parser refused conflicting ones).
+        let mut addresses: HashMap<&str, &str> = HashMap::new();
+        for row in &parsed.rows {
+            if let Some(address) = &row.address {
+                addresses
+                    .entry(row.household_code.as_str())
+                    .or_insert(address.as_str());
+            }
+        }
         let mut household_ids: HashMap<String, Uuid> = HashMap::new();
         let mut household_rows: Vec<(HouseholdRecord, Option<Uuid>)> = Vec::new();
         for row in &parsed.rows {
@@ -241,11 +250,9 @@ impl RegistryService {
             let record = HouseholdRecord {
                 code: row.household_code.clone(),
                 hamlet_code: row.hamlet_code.clone(),
-                address: parsed
-                    .rows
-                    .iter()
-                    .filter(|r| r.household_code == row.household_code)
-                    .find_map(|r| r.address.clone())
+                address: addresses
+                    .get(code)
+                    .map(|address| (*address).to_owned())
                     .or_else(|| existing.map(|(_, e)| e.address.clone()))
                     .unwrap_or_default(),
                 head_resident_id: existing.and_then(|(_, e)| e.head_resident_id),
