@@ -7,7 +7,6 @@
 //! payment intents naming households, and every online payment is a delivery signed as payOS,
 //! Casso or SePay sign, handed to the webhook use case as raw bytes.
 
-pub mod feeds;
 pub mod plan;
 pub mod truth;
 
@@ -17,6 +16,7 @@ use anyhow::{anyhow, Context};
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, TimeZone, Utc};
 use uuid::Uuid;
 
+use crate::domain::bank_feed::{sign, Provider as FeedProvider, Secret};
 use crate::domain::user::Role;
 use crate::http::AppState;
 use crate::services::auth::Caller;
@@ -69,6 +69,14 @@ impl<'a> Driver<'a> {
             key: Uuid::new_v4().to_string(),
             request_hash: String::new(),
         }
+    }
+}
+
+fn feed_provider(provider: Provider) -> FeedProvider {
+    match provider {
+        Provider::PayOs => FeedProvider::PayOs,
+        Provider::Casso => FeedProvider::Casso,
+        Provider::SePay => FeedProvider::SePay,
     }
 }
 
@@ -205,11 +213,7 @@ async fn play(driver: &Driver<'_>, plan: &Plan) -> anyhow::Result<()> {
             })
             .await
             .map_err(|e| anyhow!("payee {}: {e}", payee.code))?;
-        let provider = match payee.provider {
-            Provider::PayOs => "payos",
-            Provider::Casso => "casso",
-            Provider::SePay => "sepay",
-        };
+        let provider = feed_provider(payee.provider).as_str();
         state
             .bank_feed
             .set_feed(
@@ -333,7 +337,7 @@ async fn play(driver: &Driver<'_>, plan: &Plan) -> anyhow::Result<()> {
                     ),
                     Memo::Unmatched => "chuyen tien".to_owned(),
                 };
-                let transfer = feeds::Transfer {
+                let transfer = sign::Transfer {
                     id: next_transfer_id,
                     account_number: payee.account_number.clone(),
                     amount: payment.amount,
@@ -347,12 +351,11 @@ async fn play(driver: &Driver<'_>, plan: &Plan) -> anyhow::Result<()> {
                     )),
                 };
                 next_transfer_id += 1;
-                let delivery = feeds::delivery(
-                    payee.provider,
-                    &feed_secret(&payee.code),
-                    &transfer,
-                    moment.timestamp_millis(),
-                );
+                let provider = feed_provider(payee.provider);
+                let secret = Secret::new(provider, &feed_secret(&payee.code))
+                    .map_err(|e| anyhow!("the simulated feed secret: {e}"))?;
+                let delivery =
+                    sign::delivery(provider, &secret, &transfer, moment.timestamp_millis());
                 state
                     .bank_feed
                     .receive(delivery.provider, &delivery.headers, &delivery.body)

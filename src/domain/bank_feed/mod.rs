@@ -26,6 +26,7 @@ mod payos;
 pub mod posting;
 pub mod resolution;
 mod sepay;
+pub mod sign;
 mod standard;
 pub mod test_delivery;
 
@@ -129,7 +130,8 @@ impl Secret {
         Ok(Secret { key })
     }
 
-    fn key(&self) -> &[u8] {
+    /// The key material, for signing a delivery as the provider would.
+    pub(crate) fn key(&self) -> &[u8] {
         &self.key
     }
 }

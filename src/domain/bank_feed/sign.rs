@@ -1,14 +1,17 @@
 //! Deliveries as the aggregators send them, signed as their documentation and SDKs sign:
 //! payOS (HMAC-SHA256 over `data`'s sorted fields), Casso v2 (HMAC-SHA512 over `t.` and the
-//! sorted body) and SePay (an `Apikey` header). The simulation hands these bytes to the same
-//! use case the webhook route calls.
+//! sorted body), SePay (an `Apikey` header) and Standard Webhooks (HMAC-SHA256 over
+//! `id.timestamp.body`). The test-delivery command and route and the simulation hand these
+//! bytes to the same use case the webhook route calls.
 
 use chrono::NaiveDateTime;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::{Sha256, Sha512};
 
-use super::plan::Provider;
+use base64::Engine as _;
+
+use super::{Provider, Secret};
 
 /// One incoming transfer as a bank reports it.
 #[derive(Debug, Clone)]
@@ -35,7 +38,7 @@ pub struct Delivery {
 /// The delivery `provider` would send for `transfer`, signed with `secret`, at `now_millis`.
 pub fn delivery(
     provider: Provider,
-    secret: &str,
+    secret: &Secret,
     transfer: &Transfer,
     now_millis: i64,
 ) -> Delivery {
@@ -54,7 +57,7 @@ pub fn delivery(
                 "virtualAccountName": "", "virtualAccountNumber": "",
             });
             let signature =
-                hex_hmac::<Hmac<Sha256>>(secret, &[payos_signing_string(&data).as_bytes()]);
+                hex_hmac::<Hmac<Sha256>>(secret.key(), &[payos_signing_string(&data).as_bytes()]);
             let body = json!({
                 "code": "00", "desc": "success", "success": true,
                 "data": data, "signature": signature,
@@ -81,7 +84,7 @@ pub fn delivery(
             // serde_json's map keeps keys sorted, which is the order Casso signs in.
             let bytes = serde_json::to_vec(&body).expect("JSON values serialize");
             let signature =
-                hex_hmac::<Hmac<Sha512>>(secret, &[format!("{now_millis}.").as_bytes(), &bytes]);
+                hex_hmac::<Hmac<Sha512>>(secret.key(), &[format!("{now_millis}.").as_bytes(), &bytes]);
             Delivery {
                 provider: "casso",
                 headers: vec![
@@ -106,9 +109,42 @@ pub fn delivery(
                 provider: "sepay",
                 headers: vec![
                     ("Content-Type".into(), "application/json".into()),
-                    ("Authorization".into(), format!("Apikey {secret}")),
+                    (
+                        "Authorization".into(),
+                        format!("Apikey {}", String::from_utf8_lossy(secret.key())),
+                    ),
                 ],
                 body: serde_json::to_vec(&body).expect("JSON values serialize"),
+            }
+        }
+        Provider::Standard => {
+            let body = json!({
+                "type": "bank_transaction",
+                "data": {
+                    "id": transfer.id.to_string(), "account_number": transfer.account_number,
+                    "direction": "in", "amount": transfer.amount, "description": transfer.memo,
+                    "occurred_at": format!("{}+07:00", transfer.booked_at.format("%Y-%m-%dT%H:%M:%S")),
+                    "reference": reference,
+                }
+            });
+            let bytes = serde_json::to_vec(&body).expect("JSON values serialize");
+            let id = format!("msg_{}", transfer.id);
+            let seconds = now_millis / 1000;
+            let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(secret.key())
+                .expect("HMAC takes any key length");
+            mac.update(format!("{id}.{seconds}.").as_bytes());
+            mac.update(&bytes);
+            let signature =
+                base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+            Delivery {
+                provider: "standard",
+                headers: vec![
+                    ("Content-Type".into(), "application/json".into()),
+                    ("webhook-id".into(), id),
+                    ("webhook-timestamp".into(), seconds.to_string()),
+                    ("webhook-signature".into(), format!("v1,{signature}")),
+                ],
+                body: bytes,
             }
         }
     }
@@ -129,8 +165,8 @@ fn payos_signing_string(data: &Value) -> String {
         .join("&")
 }
 
-fn hex_hmac<M: Mac + hmac::digest::KeyInit>(key: &str, parts: &[&[u8]]) -> String {
-    let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key.as_bytes())
+fn hex_hmac<M: Mac + hmac::digest::KeyInit>(key: &[u8], parts: &[&[u8]]) -> String {
+    let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key)
         .expect("HMAC takes any key length");
     for part in parts {
         mac.update(part);
@@ -141,7 +177,7 @@ fn hex_hmac<M: Mac + hmac::digest::KeyInit>(key: &str, parts: &[&[u8]]) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::bank_feed::{self, Provider as FeedProvider, Secret};
+    use crate::domain::bank_feed;
 
     fn transfer(payer: bool) -> Transfer {
         Transfer {
@@ -161,24 +197,24 @@ mod tests {
     #[test]
     fn deliveries_verify_and_parse_as_the_providers_own() {
         let now = chrono::Utc::now();
-        for (provider, feed_provider) in [
-            (Provider::PayOs, FeedProvider::PayOs),
-            (Provider::Casso, FeedProvider::Casso),
-            (Provider::SePay, FeedProvider::SePay),
+        for (provider, key) in [
+            (Provider::PayOs, "simulated-feed-secret-0123456789abcdef"),
+            (Provider::Casso, "simulated-feed-secret-0123456789abcdef"),
+            (Provider::SePay, "simulated-feed-secret-0123456789abcdef"),
+            (Provider::Standard, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
         ] {
-            let key = "simulated-feed-secret-0123456789abcdef";
-            let delivery = delivery(provider, key, &transfer(true), now.timestamp_millis());
-            let secrets = [Secret::new(feed_provider, key).unwrap()];
+            let secrets = [Secret::new(provider, key).unwrap()];
+            let delivery = delivery(provider, &secrets[0], &transfer(true), now.timestamp_millis());
             let headers: Vec<(String, String)> = delivery.headers.clone();
             bank_feed::verify(
-                feed_provider,
+                provider,
                 headers.as_slice(),
                 &delivery.body,
                 &secrets,
                 now,
             )
             .unwrap_or_else(|e| panic!("{provider:?}: {e}"));
-            let parsed = bank_feed::parse(feed_provider, &delivery.body).unwrap();
+            let parsed = bank_feed::parse(provider, &delivery.body).unwrap();
             assert_eq!(parsed[0].amount, 45_000);
             assert_eq!(parsed[0].description, "V001");
         }
