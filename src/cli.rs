@@ -1,4 +1,5 @@
-//! Command line: serve (default), migrate, verify, users create, simulate, openapi.
+//! Command line: serve (default), migrate, verify, users create, webhooks send, simulate,
+//! openapi.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -40,12 +41,38 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Bank-feed deliveries.
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
+    },
     /// Seed a fresh database with a simulated commune (hamlets, households, residents,
     /// vendors, schools) and play months of market days and school collections through the
     /// real pipeline; writes what it did as a ground-truth JSON file.
     Simulate(SimulateArgs),
     /// Print the OpenAPI document (api-spec/openapi.yaml).
     Openapi,
+}
+
+#[derive(Subcommand)]
+enum WebhooksCommand {
+    /// Deliver an incoming transfer to a collection account exactly as its feed's provider
+    /// would (signed with the configured secret) and print the delivery and the answer. The
+    /// transfer is posted as real: use it to see a payment land while setting up.
+    Send {
+        /// The collection account's number.
+        #[arg(long)]
+        account: String,
+        /// Its bank's BIN, when the number exists at several banks.
+        #[arg(long)]
+        bin: Option<String>,
+        /// Whole đồng.
+        #[arg(long)]
+        amount: String,
+        /// The transfer memo: a payee code, an intent reference.
+        #[arg(long)]
+        memo: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -152,6 +179,15 @@ pub async fn run() -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Simulate(args) => simulate(settings, args).await,
+        Command::Webhooks {
+            command:
+                WebhooksCommand::Send {
+                    account,
+                    bin,
+                    amount,
+                    memo,
+                },
+        } => send_delivery(settings, &account, bin.as_deref(), amount, memo).await,
         Command::Openapi => {
             print!("{}", crate::http::openapi_yaml());
             Ok(0)
@@ -199,5 +235,47 @@ async fn simulate(mut settings: Settings, args: SimulateArgs) -> anyhow::Result<
         started.elapsed().as_secs_f64(),
         args.ground_truth.display()
     );
+    Ok(0)
+}
+
+async fn send_delivery(
+    mut settings: Settings,
+    account: &str,
+    bin: Option<&str>,
+    amount: String,
+    memo: String,
+) -> anyhow::Result<i32> {
+    // The delivery goes through the webhook use case in-process; nothing is served.
+    settings.listen = "127.0.0.1:0".into();
+    let app = Application::build(&settings).await?;
+    let state = app.state();
+    let matching: Vec<_> = state
+        .bank_feed
+        .collection_accounts()
+        .await?
+        .data
+        .into_iter()
+        .filter(|a| a.account_number == account && bin.map_or(true, |b| a.bank_bin == b))
+        .collect();
+    let collection = match matching.as_slice() {
+        [one] => one.id,
+        [] => anyhow::bail!("no collection account has number {account}"),
+        _ => anyhow::bail!("account {account} exists at several banks; give --bin"),
+    };
+    let caller = crate::services::auth::Caller {
+        user_id: Uuid::nil(),
+        username: "command line".to_owned(),
+        role: Role::Admin,
+        payee_id: None,
+    };
+    let request = crate::services::bank_feed::models::SendDeliveryRequest {
+        amount: crate::services::ledger::models::AmountText(amount),
+        memo,
+    };
+    let sent = state
+        .bank_feed
+        .send_test_delivery(&caller, collection, request)
+        .await?;
+    println!("{}", serde_json::to_string_pretty(&sent)?);
     Ok(0)
 }

@@ -80,6 +80,18 @@ pub enum AmountError {
     TooLarge,
 }
 
+impl AmountError {
+    /// Stable, machine-readable code for API error bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AmountError::NotANumber(_) => "AMOUNT_INVALID",
+            AmountError::NotPositive => "AMOUNT_NOT_POSITIVE",
+            AmountError::TooPrecise { .. } => "AMOUNT_TOO_PRECISE",
+            AmountError::TooLarge => "AMOUNT_TOO_LARGE",
+        }
+    }
+}
+
 impl Amount {
     /// Parses the API's decimal string for the given currency.
     pub fn parse(text: &str, currency: Currency) -> Result<Self, AmountError> {

@@ -43,6 +43,26 @@ pub async fn set_feed(
     ))
 }
 
+#[utoipa::path(post, path = "/v1/collection-accounts/{id}/test-delivery", tag = "bank feed",
+    params(("id" = Uuid, Path)), request_body = SendDeliveryRequest,
+    security(("bearer" = [])),
+    responses((status = 200, description = "the delivery the account's feed provider would send for this incoming transfer, signed with the configured secret and processed like any other (the transfer is posted as real; the stored delivery names who sent it), with the service's answer", body = SentDeliveryView),
+        (status = 404, description = "COLLECTION_ACCOUNT_NOT_FOUND", body = ErrorEnvelope),
+        (status = 409, description = "FEED_NOT_CONFIGURED", body = ErrorEnvelope),
+        (status = 422, description = "AMOUNT_INVALID, AMOUNT_NOT_POSITIVE, AMOUNT_TOO_LARGE, INVALID_MEMO", body = ErrorEnvelope)))]
+pub async fn send_test_delivery(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(request): ApiJson<SendDeliveryRequest>,
+) -> Result<web::Json<SentDeliveryView>, ApiError> {
+    Ok(web::Json(
+        state
+            .run(move |s| async move { s.bank_feed.send_test_delivery(&caller, id, request).await })
+            .await?,
+    ))
+}
+
 #[utoipa::path(post, path = "/v1/webhooks/{provider}", tag = "bank feed",
     params(("provider" = String, Path, description = "sepay, payos, casso or standard")),
     request_body(content = String, description = "the provider's signed JSON, verified byte for byte before it is read (at most 64 KiB)", content_type = "application/json"),

@@ -214,6 +214,10 @@ fn routes(config: &mut web::ServiceConfig) {
         )
         .service(resource("/v1/collection-accounts/{id}/feed").route(put().to(bank_feed::set_feed)))
         .service(
+            resource("/v1/collection-accounts/{id}/test-delivery")
+                .route(post().to(bank_feed::send_test_delivery)),
+        )
+        .service(
             resource("/v1/webhooks/test-deliveries")
                 .route(get().to(bank_feed::list_test_deliveries)),
         )

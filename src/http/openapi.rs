@@ -25,7 +25,7 @@ use super::{bank_feed, events, imports, payers, payments, registry, routes, stat
         payments::list_payee_intents,
         payments::create_intent, payments::get_intent, payments::cancel_intent,
         payments::intent_qr_svg, payments::intent_qr_png,
-        bank_feed::list_collection_accounts, bank_feed::set_feed, bank_feed::receive_webhook,
+        bank_feed::list_collection_accounts, bank_feed::set_feed, bank_feed::send_test_delivery, bank_feed::receive_webhook,
         bank_feed::list_test_deliveries,
         bank_feed::get_bank_transaction, bank_feed::list_unmatched, bank_feed::resolve_unmatched,
         bank_feed::list_discrepancies, bank_feed::import_statement,

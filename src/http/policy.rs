@@ -170,6 +170,11 @@ pub const ROUTES: &[RoutePolicy] = &[
         Access::Roles(LEDGER_READERS),
     ),
     route(
+        "POST",
+        "/v1/collection-accounts/{id}/test-delivery",
+        Access::Roles(LEDGER_WRITERS),
+    ),
+    route(
         "PUT",
         "/v1/collection-accounts/{id}/feed",
         Access::Roles(LEDGER_WRITERS),

@@ -15,7 +15,6 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::domain::money::AmountError;
 use crate::store::StoreError;
 use auth::AuthError;
 use ledger::LedgerError;
@@ -103,10 +102,7 @@ impl PublicError for LedgerError {
         use crate::domain::transaction::{PostingError, TransactionError};
         use LedgerError::*;
         match self {
-            Amount(AmountError::NotANumber(_)) => "AMOUNT_INVALID",
-            Amount(AmountError::NotPositive) => "AMOUNT_NOT_POSITIVE",
-            Amount(AmountError::TooPrecise { .. }) => "AMOUNT_TOO_PRECISE",
-            Amount(AmountError::TooLarge) => "AMOUNT_TOO_LARGE",
+            Amount(amount) => amount.code(),
             UnknownAccount(_) => "UNKNOWN_ACCOUNT",
             AccountNotFound(_) => "ACCOUNT_NOT_FOUND",
             TransactionNotFound(_) => "TRANSACTION_NOT_FOUND",

@@ -124,10 +124,7 @@ impl PublicError for PayerError {
             InvalidPayer => "INVALID_PAYER",
             PayerNotFound(_) => "PAYER_NOT_FOUND",
             PayeeNotFound(_) => "PAYEE_NOT_FOUND",
-            Amount(AmountError::NotANumber(_)) => "AMOUNT_INVALID",
-            Amount(AmountError::NotPositive) => "AMOUNT_NOT_POSITIVE",
-            Amount(AmountError::TooPrecise { .. }) => "AMOUNT_TOO_PRECISE",
-            Amount(AmountError::TooLarge) => "AMOUNT_TOO_LARGE",
+            Amount(amount) => amount.code(),
             InvalidPaymentCount => "INVALID_PAYMENT_COUNT",
             OccurredInFuture => "OCCURRED_AT_IN_FUTURE",
             NoteTooLong => "NOTE_TOO_LONG",
@@ -401,19 +398,21 @@ impl PayerService {
         self.clock.now().with_timezone(&offset).date_naive()
     }
 
-    /// Staff see the accounts nobody is linked to yet (to link them); which resident's
-    /// account paid how often is individual-level data, for admins, and each such read is
-    /// written to the personal-data access log.
+    /// Staff see the accounts nobody is linked to yet (to link them; without a filter that is
+    /// all they get); which resident's account paid how often is individual-level data, for
+    /// admins, and each such read is written to the personal-data access log.
     pub async fn list(
         &self,
         caller: &Caller,
-        query: PayerAccountQuery,
+        mut query: PayerAccountQuery,
     ) -> Result<PayerAccountPage, PayerError> {
         let limit = paging::limit(query.limit)?;
-        if query.linked != Some(false) {
-            if caller.role != Role::Admin {
+        if caller.role != Role::Admin {
+            if query.linked == Some(true) {
                 return Err(PayerError::LinkedForAdminsOnly);
             }
+            query.linked = Some(false);
+        } else if query.linked != Some(false) {
             self.store
                 .record_personal_data_access(&PersonalDataAccess {
                     id: self.clock.new_id(),

@@ -28,6 +28,7 @@ crate::on_both_backends!(
     references_settle_intents_partially_fully_late_and_cancelled,
     static_codes_unmatched_money_and_outgoing_transfers,
     staff_resolve_suspense_once_with_who_when_and_why,
+    a_test_delivery_is_signed_as_each_provider_signs_and_lands,
 );
 
 pub(crate) const STANDARD_SECRET: &str = "whsec_Y29tbXVuZS1mZWVkLWtleS0wMTIzNDU2Nzg5YWJjZGVm";
@@ -1284,5 +1285,81 @@ async fn staff_resolve_suspense_once_with_who_when_and_why(backend: Backend) {
         (status, error_code(&missing)),
         (StatusCode::NOT_FOUND, "BANK_TRANSACTION_NOT_FOUND")
     );
+    app.assert_verified().await;
+}
+
+/// The "send test webhook" button: for each provider, a delivery built and signed as that
+/// provider would, with the configured secret, processed like any other; the payee's
+/// balance shows it, and the stored delivery names who sent it.
+async fn a_test_delivery_is_signed_as_each_provider_signs_and_lands(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let providers = [
+        ("payos", "payos-checksum-key-0123456789abcdef", "0301000001"),
+        ("casso", "casso-checksum-key-0123456789abcdef", "0301000002"),
+        ("sepay", "sepay-api-key-0123456789abcdef", "0301000003"),
+        ("standard", STANDARD_SECRET, "0301000004"),
+    ];
+    for (index, (provider, secret, account)) in providers.iter().enumerate() {
+        let code = format!("T{index:03}");
+        let (_, collection) = vendor(&app, &code, "970436", account).await;
+        let path = format!("/v1/collection-accounts/{collection}/test-delivery");
+        let request = json!({ "amount": "45000", "memo": format!("{code} mua che") });
+        let (status, body) = app.post(&path, &request).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert_eq!(error_code(&body), "FEED_NOT_CONFIGURED");
+
+        configure(&app, &collection, provider, &[secret]).await;
+        let (status, sent) = app.post(&path, &request).await;
+        assert_eq!(status, StatusCode::OK, "{provider}: {sent}");
+        assert_eq!(sent["provider"], *provider);
+        assert_eq!(
+            sent["answer"]["transactions"][0]["matched_as"], "payee",
+            "{sent}"
+        );
+        assert!(
+            !sent.to_string().contains(secret),
+            "the secret is never shown: {sent}"
+        );
+        assert_eq!(app.balance(&format!("payee:{code}")).await, "45000");
+    }
+    let (status, body) = app
+        .post(
+            "/v1/collection-accounts/00000000-0000-7000-8000-00000000abcd/test-delivery",
+            &json!({ "amount": "1000", "memo": "x" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (_, collection) = vendor(&app, "T900", "970436", "0301000900").await;
+    configure(
+        &app,
+        &collection,
+        "sepay",
+        &["sepay-api-key-0123456789abcdef-2"],
+    )
+    .await;
+    let path = format!("/v1/collection-accounts/{collection}/test-delivery");
+    for (request, code) in [
+        (
+            json!({ "amount": "0", "memo": "T900" }),
+            "AMOUNT_NOT_POSITIVE",
+        ),
+        (json!({ "amount": "1000", "memo": "  " }), "INVALID_MEMO"),
+    ] {
+        let (status, body) = app.post(&path, &request).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(error_code(&body), code);
+    }
+    let auditor = app.token_for(Role::Auditor).await;
+    let response = app
+        .client
+        .post(app.url(&path))
+        .bearer_auth(&auditor)
+        .json(&json!({ "amount": "1000", "memo": "T900" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
     app.assert_verified().await;
 }

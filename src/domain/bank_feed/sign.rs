@@ -83,8 +83,10 @@ pub fn delivery(
             });
             // serde_json's map keeps keys sorted, which is the order Casso signs in.
             let bytes = serde_json::to_vec(&body).expect("JSON values serialize");
-            let signature =
-                hex_hmac::<Hmac<Sha512>>(secret.key(), &[format!("{now_millis}.").as_bytes(), &bytes]);
+            let signature = hex_hmac::<Hmac<Sha512>>(
+                secret.key(),
+                &[format!("{now_millis}.").as_bytes(), &bytes],
+            );
             Delivery {
                 provider: "casso",
                 headers: vec![
@@ -166,8 +168,8 @@ fn payos_signing_string(data: &Value) -> String {
 }
 
 fn hex_hmac<M: Mac + hmac::digest::KeyInit>(key: &[u8], parts: &[&[u8]]) -> String {
-    let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key)
-        .expect("HMAC takes any key length");
+    let mut mac =
+        <M as hmac::digest::KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     for part in parts {
         mac.update(part);
     }
@@ -204,16 +206,15 @@ mod tests {
             (Provider::Standard, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
         ] {
             let secrets = [Secret::new(provider, key).unwrap()];
-            let delivery = delivery(provider, &secrets[0], &transfer(true), now.timestamp_millis());
-            let headers: Vec<(String, String)> = delivery.headers.clone();
-            bank_feed::verify(
+            let delivery = delivery(
                 provider,
-                headers.as_slice(),
-                &delivery.body,
-                &secrets,
-                now,
-            )
-            .unwrap_or_else(|e| panic!("{provider:?}: {e}"));
+                &secrets[0],
+                &transfer(true),
+                now.timestamp_millis(),
+            );
+            let headers: Vec<(String, String)> = delivery.headers.clone();
+            bank_feed::verify(provider, headers.as_slice(), &delivery.body, &secrets, now)
+                .unwrap_or_else(|e| panic!("{provider:?}: {e}"));
             let parsed = bank_feed::parse(provider, &delivery.body).unwrap();
             assert_eq!(parsed[0].amount, 45_000);
             assert_eq!(parsed[0].description, "V001");

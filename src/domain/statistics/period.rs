@@ -17,6 +17,11 @@ pub fn vietnam_day(at_micros: i64) -> NaiveDate {
         .date_naive()
 }
 
+/// The Vietnam wall-clock time of a moment.
+pub fn vietnam_local(at: DateTime<Utc>) -> chrono::NaiveDateTime {
+    at.with_timezone(&vietnam()).naive_local()
+}
+
 /// Microseconds since the epoch at which a Vietnam calendar day begins.
 pub fn vietnam_day_start_micros(day: NaiveDate) -> i64 {
     vietnam()

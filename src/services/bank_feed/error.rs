@@ -39,6 +39,12 @@ pub enum BankFeedError {
     SecretCount,
     #[error("bank transaction {0} not found")]
     BankTransactionNotFound(Uuid),
+    #[error("collection account {0} has no bank feed configured; set one first")]
+    FeedNotConfigured(Uuid),
+    #[error(transparent)]
+    Amount(#[from] crate::domain::money::AmountError),
+    #[error("memo must be 1 to 200 characters")]
+    InvalidMemo,
     #[error(transparent)]
     Resolve(#[from] ResolveRejection),
     #[error("{0}")]
@@ -83,7 +89,8 @@ impl PublicError for BankFeedError {
                 | ResolveRejection::PayeeNotFound(_),
             ) => 404,
             Resolve(ResolveRejection::AlreadyResolved | ResolveRejection::NotInSuspense)
-            | IdempotencyKeyInProgress => 409,
+            | IdempotencyKeyInProgress
+            | FeedNotConfigured(_) => 409,
             Store(store) => store.status(),
             Posting(_) => 500,
             _ => 422,
@@ -115,6 +122,9 @@ impl PublicError for BankFeedError {
             Resolve(ResolveRejection::NotADuplicate) => "RESOLUTION_NOT_A_DUPLICATE",
             AccountAmbiguous(_) => "WEBHOOK_ACCOUNT_AMBIGUOUS",
             InvalidResolution(_) => "INVALID_RESOLUTION",
+            FeedNotConfigured(_) => "FEED_NOT_CONFIGURED",
+            Amount(amount) => amount.code(),
+            InvalidMemo => "INVALID_MEMO",
             Page(page) => page.code(),
             Statement(statement) => statement.code(),
             IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",

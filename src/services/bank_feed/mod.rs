@@ -102,6 +102,91 @@ impl BankFeedService {
             .ok_or(BankFeedError::CollectionAccountNotFound(id))
     }
 
+    /// Builds the delivery the account's feed provider would send for an incoming transfer,
+    /// signed with the configured secret, and hands it to [`Self::receive`] like any other:
+    /// the "send test webhook" button of the gateways, except that the transfer is posted as
+    /// real. The stored delivery names who sent it (`X-Market-Ledger-Test-Delivery`).
+    #[instrument(skip(self, caller, request), fields(user = %caller.username))]
+    pub async fn send_test_delivery(
+        &self,
+        caller: &Caller,
+        collection_account_id: Uuid,
+        request: SendDeliveryRequest,
+    ) -> Result<SentDeliveryView, BankFeedError> {
+        let amount = crate::domain::money::Amount::parse(
+            &request.amount.0,
+            crate::domain::money::Currency::Vnd,
+        )?
+        .minor();
+        let memo = request.memo.trim();
+        if memo.is_empty() || memo.chars().count() > 200 || memo.chars().any(char::is_control) {
+            return Err(BankFeedError::InvalidMemo);
+        }
+        let known = self
+            .store
+            .list_collection_accounts()
+            .await?
+            .iter()
+            .any(|a| a.id == collection_account_id);
+        if !known {
+            return Err(BankFeedError::CollectionAccountNotFound(
+                collection_account_id,
+            ));
+        }
+        let mut configured = None;
+        for provider in Provider::ALL {
+            let feeds = self.store.feeds(provider).await?;
+            if let Some(feed) = feeds
+                .into_iter()
+                .find(|f| f.collection_account_id == collection_account_id)
+            {
+                configured = Some(feed);
+                break;
+            }
+        }
+        let feed = configured.ok_or(BankFeedError::FeedNotConfigured(collection_account_id))?;
+        let secret = Secret::new(
+            feed.provider,
+            feed.secrets.first().map_or("", String::as_str),
+        )?;
+        let now = self.clock.now();
+        let transfer = bank_feed::sign::Transfer {
+            // Unique per provider, like an aggregator's own transaction id.
+            id: (self.clock.new_id().as_u128() & u128::from(u64::MAX >> 11)) as u64,
+            account_number: feed.account_number.clone(),
+            amount,
+            memo: memo.to_owned(),
+            booked_at: crate::domain::statistics::period::vietnam_local(now),
+            payer: None,
+        };
+        let mut delivery =
+            bank_feed::sign::delivery(feed.provider, &secret, &transfer, now.timestamp_millis());
+        delivery.headers.push((
+            "X-Market-Ledger-Test-Delivery".to_owned(),
+            caller.username.clone(),
+        ));
+        let answer = self
+            .receive(delivery.provider, &delivery.headers, &delivery.body)
+            .await?;
+        let shown_headers = delivery
+            .headers
+            .into_iter()
+            .map(|(name, value)| {
+                if name.eq_ignore_ascii_case("authorization") {
+                    (name, "Apikey <the configured key>".to_owned())
+                } else {
+                    (name, value)
+                }
+            })
+            .collect();
+        Ok(SentDeliveryView {
+            provider: feed.provider.as_str().to_owned(),
+            headers: shown_headers,
+            body: serde_json::from_slice(&delivery.body).unwrap_or_default(),
+            answer,
+        })
+    }
+
     /// One webhook delivery, from the exact bytes received. Nothing is stored unless the
     /// signature verifies with a secret of some account on this provider; the body is parsed
     /// only after that, and must name an account that secret belongs to.

@@ -392,3 +392,29 @@ pub struct TestDeliveryPage {
     pub data: Vec<TestDeliveryView>,
     pub next_cursor: Option<String>,
 }
+
+/// A transfer to deliver to a collection account as its feed's provider would.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendDeliveryRequest {
+    /// Whole đồng ("50000"; a JSON integer is accepted).
+    #[schema(example = "50000")]
+    pub amount: crate::services::ledger::models::AmountText,
+    /// The transfer memo, as a payer would type it (a payee code, an intent reference):
+    /// 1 to 200 characters.
+    #[schema(example = "V042 mua che")]
+    pub memo: String,
+}
+
+/// What was delivered and how the service answered it, as the provider would have seen it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SentDeliveryView {
+    pub provider: String,
+    /// The delivery's headers, the signature included; an `Authorization` credential is
+    /// redacted.
+    pub headers: Vec<(String, String)>,
+    /// The body exactly as signed.
+    #[schema(value_type = Object)]
+    pub body: serde_json::Value,
+    pub answer: WebhookAck,
+}
