@@ -132,10 +132,15 @@ pub async fn run() -> anyhow::Result<i32> {
     telemetry::init_tracing(&settings);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            Application::build(&settings)
-                .await?
-                .run_until_stopped()
-                .await?;
+            let app = Application::build(&settings).await?;
+            if !app.state().store.admin_exists().await? {
+                tracing::warn!(
+                    "no admin user exists yet: create the first one with \
+                     `market-ledger users create --username admin --role admin --password-stdin` \
+                     (the password is read from standard input)"
+                );
+            }
+            app.run_until_stopped().await?;
             Ok(0)
         }
         Command::Migrate => {

@@ -8,8 +8,15 @@ use tracing_subscriber::{fmt, EnvFilter};
 use crate::config::{LogFormat, Settings};
 
 pub fn init_tracing(settings: &Settings) {
-    let filter =
-        EnvFilter::try_new(&settings.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // PostgreSQL's notices (such as "relation _sqlx_migrations already exists, skipping" on
+    // every start) are the database talking to itself, not something to act on.
+    let filter = EnvFilter::try_new(&settings.log_filter)
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .add_directive(
+            "sqlx::postgres::notice=warn"
+                .parse()
+                .expect("a valid directive"),
+        );
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = match settings.log_format {
         LogFormat::Json => builder

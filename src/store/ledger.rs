@@ -80,6 +80,12 @@ impl<T: Backend + 'static> Store for T {
         row.map(|r| r.into_domain()).transpose()
     }
 
+    async fn admin_exists(&self) -> StoreResult<bool> {
+        let sql = "SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin')";
+        let (exists,): (bool,) = pool_rows!(self, fetch_one, sql)?;
+        Ok(exists)
+    }
+
     async fn record_login_attempt(
         &self,
         username: &str,

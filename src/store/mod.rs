@@ -231,6 +231,8 @@ pub trait Store:
 
     async fn create_user(&self, user: &User, now: i64) -> StoreResult<()>;
     async fn find_user(&self, username: &str) -> StoreResult<Option<User>>;
+    /// Whether anyone can administer the service yet.
+    async fn admin_exists(&self) -> StoreResult<bool>;
     /// Counts a login attempt in the current throttle window (a success clears the count);
     /// returns attempts so far and the window's start.
     async fn record_login_attempt(
