@@ -62,3 +62,58 @@ fn answers_outside_the_contract_are_caught() {
     ));
     assert!(refused("/healthz", StatusCode::OK, json!({"state": "ok"})));
 }
+
+const README_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+const ROLES_BEGIN: &str =
+    "<!-- role table: generated from src/http/policy.rs by tests/api/contract.rs -->\n";
+const ROLES_END: &str = "<!-- end of role table -->\n";
+
+/// The README's role table, rendered from the policy table: one line per route.
+fn role_table() -> String {
+    use market_ledger::domain::user::Role;
+    use market_ledger::http::policy::Access;
+    let mut table = String::from(
+        "| Route | admin | staff | auditor | vendor | school |\n|---|:-:|:-:|:-:|:-:|:-:|\n",
+    );
+    for route in ROUTES {
+        let cells: Vec<&str> = Role::ALL
+            .iter()
+            .map(|role| match route.access {
+                Access::Public => "anyone",
+                Access::Roles(allowed) if allowed.contains(role) => "✓",
+                Access::Roles(_) => "",
+            })
+            .collect();
+        table.push_str(&format!(
+            "| `{} {}` | {} |\n",
+            route.method,
+            route.path,
+            cells.join(" | ")
+        ));
+    }
+    table
+}
+
+#[test]
+fn the_readme_role_table_is_the_policy_table() {
+    let readme = std::fs::read_to_string(README_PATH).unwrap();
+    let (Some(begin), Some(end)) = (readme.find(ROLES_BEGIN), readme.find(ROLES_END)) else {
+        panic!("README.md lacks the role table markers");
+    };
+    let generated = role_table();
+    let committed = &readme[begin + ROLES_BEGIN.len()..end];
+    if committed != generated && std::env::var("UPDATE_README").is_ok() {
+        let updated = format!(
+            "{}{generated}{}",
+            &readme[..begin + ROLES_BEGIN.len()],
+            &readme[end..]
+        );
+        std::fs::write(README_PATH, updated).unwrap();
+        return;
+    }
+    assert!(
+        committed == generated,
+        "README.md's role table differs from src/http/policy.rs: run \
+         `UPDATE_README=1 cargo test --test api the_readme_role_table` and commit it"
+    );
+}
