@@ -336,6 +336,8 @@ impl BankFeedService {
             tracing::info!(bank_transaction = %transaction.id, "duplicate delivery ignored");
             return;
         }
+        // Every recorded bank transaction posted exactly one ledger transaction.
+        metrics::counter!("ledger_transactions_posted_total", "source" => "bank_feed").increment(1);
         tracing::info!(bank_transaction = %transaction.id, matched_as = transaction.matched_as.as_str(),
             amount = transaction.amount, "bank transaction recorded");
         if let Some(credit) = &outcome.credit {

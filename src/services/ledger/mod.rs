@@ -572,7 +572,8 @@ impl LedgerService {
             })?;
             match outcome {
                 Ok(SingleOutcome::Posted) => {
-                    metrics::counter!("ledger_transactions_posted_total").increment(1);
+                    metrics::counter!("ledger_transactions_posted_total", "source" => "api")
+                        .increment(1);
                     return Ok(Reply {
                         status: response.status,
                         body: response.body,
@@ -741,7 +742,7 @@ impl LedgerService {
                         Idempotent::Fresh(results) => {
                             let posted = results.iter().filter(|r| r.is_ok()).count() as u64;
                             if mode == WriteMode::Independent || posted == results.len() as u64 {
-                                metrics::counter!("ledger_transactions_posted_total")
+                                metrics::counter!("ledger_transactions_posted_total", "source" => "api")
                                     .increment(posted);
                             }
                         }
