@@ -1361,5 +1361,21 @@ async fn a_test_delivery_is_signed_as_each_provider_signs_and_lands(backend: Bac
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    // Postings made by the bank feed are counted with the others.
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "ledger_transactions_posted_total{source=\"bank_feed\"}",
+        "bank_transactions_total{",
+    ] {
+        assert!(metrics.contains(series), "{series} missing from:\n{metrics}");
+    }
     app.assert_verified().await;
 }
