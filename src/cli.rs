@@ -41,6 +41,13 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Write a consistent copy of the SQLite database to a new file while the service runs
+    /// (PostgreSQL: use pg_dump or pg_basebackup, as the README says).
+    Backup {
+        /// The new file; an existing file is never overwritten.
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Bank-feed deliveries.
     Webhooks {
         #[command(subcommand)]
@@ -184,6 +191,21 @@ pub async fn run() -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Simulate(args) => simulate(settings, args).await,
+        Command::Backup { to } => {
+            if to.exists() {
+                anyhow::bail!("{} exists; a backup goes to a new file", to.display());
+            }
+            let store = open_store(&settings).await?;
+            let started = std::time::Instant::now();
+            store.backup(&to.to_string_lossy()).await?;
+            println!(
+                "backed up to {} in {:.1} s; check it with DATABASE_URL=sqlite://{} market-ledger verify",
+                to.display(),
+                started.elapsed().as_secs_f64(),
+                to.display()
+            );
+            Ok(0)
+        }
         Command::Webhooks {
             command:
                 WebhooksCommand::Send {

@@ -49,6 +49,10 @@ impl<T: Backend + 'static> Store for T {
         self.run_migrations().await
     }
 
+    async fn backup(&self, path: &str) -> StoreResult<()> {
+        self.backup_to(path).await
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         on_pool!(self, |pool| sqlx::query("SELECT 1")
             .execute(pool)

@@ -57,6 +57,8 @@ pub enum StoreError {
     /// request gives the precise answer.
     #[error("a concurrent write conflicted with this one")]
     WriteConflict,
+    #[error("back up PostgreSQL with pg_dump or pg_basebackup (see the README), not this command")]
+    BackupByDatabaseTools,
 }
 
 impl StoreError {
@@ -227,6 +229,8 @@ pub trait Store:
 {
     fn backend(&self) -> &'static str;
     async fn migrate(&self) -> StoreResult<()>;
+    /// A consistent copy of the database in a new file, taken while the service runs.
+    async fn backup(&self, path: &str) -> StoreResult<()>;
     async fn ping(&self) -> StoreResult<()>;
 
     async fn create_user(&self, user: &User, now: i64) -> StoreResult<()>;

@@ -239,6 +239,12 @@ impl super::Backend for PostgresStore {
         Ok(())
     }
 
+    /// PostgreSQL has its own tools for this (`pg_dump`, `pg_basebackup` and WAL archiving);
+    /// the README says how.
+    async fn backup_to(&self, _path: &str) -> StoreResult<()> {
+        Err(super::StoreError::BackupByDatabaseTools)
+    }
+
     async fn begin_snapshot(&self) -> StoreResult<super::UnitOfWork<'_>> {
         Ok(super::UnitOfWork {
             conn: super::unit_of_work::Conn::Postgres(self, self.begin_snapshot_tx().await?),

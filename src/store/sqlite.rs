@@ -186,6 +186,16 @@ impl super::Backend for SqliteStore {
         Ok(())
     }
 
+    /// `VACUUM INTO` reads one snapshot (WAL mode lets writers go on meanwhile) and writes a
+    /// compact, self-contained database file; it refuses to overwrite an existing file.
+    async fn backup_to(&self, path: &str) -> StoreResult<()> {
+        sqlx::query("VACUUM INTO $1")
+            .bind(path)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn begin_snapshot(&self) -> StoreResult<super::UnitOfWork<'_>> {
         Ok(super::UnitOfWork {
             conn: super::unit_of_work::Conn::Sqlite(self, self.begin_snapshot_tx().await?),

@@ -92,6 +92,8 @@ pub trait Backend: Send + Sync {
     async fn begin_unit(&self) -> StoreResult<UnitOfWork<'_>>;
     /// Opens a read-only transaction that sees one consistent snapshot; roll it back.
     async fn begin_snapshot(&self) -> StoreResult<UnitOfWork<'_>>;
+    /// Writes a consistent copy of the whole database to a new file while the service runs.
+    async fn backup_to(&self, path: &str) -> StoreResult<()>;
 }
 
 pub(super) enum Conn<'s> {

@@ -4,6 +4,7 @@ mod common;
 
 mod accounts;
 mod auth;
+mod backup;
 mod concurrency;
 mod contract;
 mod events;

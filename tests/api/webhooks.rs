@@ -1375,7 +1375,10 @@ async fn a_test_delivery_is_signed_as_each_provider_signs_and_lands(backend: Bac
         "ledger_transactions_posted_total{source=\"bank_feed\"}",
         "bank_transactions_total{",
     ] {
-        assert!(metrics.contains(series), "{series} missing from:\n{metrics}");
+        assert!(
+            metrics.contains(series),
+            "{series} missing from:\n{metrics}"
+        );
     }
     app.assert_verified().await;
 }
