@@ -75,15 +75,16 @@ pub async fn unlink_payer_account(
 #[utoipa::path(get, path = "/v1/payer-accounts/{hash}/audit", tag = "payers",
     params(("hash" = String, Path, description = "the account hash, 64 hex digits")),
     security(("bearer" = [])),
-    responses((status = 200, description = "every link and unlink of the account, oldest first", body = PayerLinkAuditList),
+    responses((status = 200, description = "every link and unlink of the account, oldest first; of a linked account only for admins (logged in the personal-data access log), 403 for staff", body = PayerLinkAuditList),
         (status = 404, description = "PAYER_ACCOUNT_NOT_FOUND", body = ErrorEnvelope)))]
 pub async fn payer_account_audit(
     state: web::Data<AppState>,
+    caller: Caller,
     ApiPath(hash): ApiPath<String>,
 ) -> Result<web::Json<PayerLinkAuditList>, ApiError> {
     Ok(web::Json(
         state
-            .run(move |s| async move { s.payers.audit(&hash).await })
+            .run(move |s| async move { s.payers.audit(&caller, &hash).await })
             .await?,
     ))
 }

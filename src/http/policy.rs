@@ -38,6 +38,8 @@ pub const INTENT_ISSUERS: &[Role] = &[Role::Admin, Role::Staff, Role::Vendor, Ro
 /// Listen to a payee's live payments: staff for any payee, vendors and schools for their own.
 pub const PAYMENT_LISTENERS: &[Role] = &[Role::Admin, Role::Staff, Role::Vendor, Role::School];
 
+/// Make a test delivery: it posts a transfer as if the bank had reported it, so admins only.
+pub const TEST_DELIVERY_SENDERS: &[Role] = &[Role::Admin];
 /// Read the adoption statistics: aggregates only, suppressed, except raw figures for admins.
 pub const STATISTICS_READERS: &[Role] = &[Role::Admin, Role::Staff, Role::Auditor];
 /// Who read individual-level data: admins and the auditor who checks them.
@@ -172,7 +174,7 @@ pub const ROUTES: &[RoutePolicy] = &[
     route(
         "POST",
         "/v1/collection-accounts/{id}/test-delivery",
-        Access::Roles(LEDGER_WRITERS),
+        Access::Roles(TEST_DELIVERY_SENDERS),
     ),
     route(
         "PUT",

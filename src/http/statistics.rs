@@ -125,6 +125,17 @@ pub async fn adoption(
     }
 }
 
+/// Text a spreadsheet shows as text: a cell starting with `=`, `+`, `-`, `@` or a tab would
+/// run as a formula when the commune officer opens the file, so it gets a leading `'`. Names
+/// come from the registry import, which anyone with a spreadsheet can write.
+fn inert_in_spreadsheets(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
 /// One line per row of every table of every period. A BOM first, so Excel opens the
 /// Vietnamese labels as UTF-8.
 fn report_csv(report: &AdoptionReport) -> String {
@@ -156,8 +167,8 @@ fn report_csv(report: &AdoptionReport) -> String {
                     period.first_day.to_string(),
                     period.last_day.to_string(),
                     table.name.clone(),
-                    row.key.clone(),
-                    row.label.clone(),
+                    inert_in_spreadsheets(&row.key),
+                    inert_in_spreadsheets(&row.label),
                     optional(row.numerator.map(|n| n.to_string())),
                     row.denominator.to_string(),
                     optional(row.share_percent.map(|s| format!("{s:.1}"))),

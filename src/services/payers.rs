@@ -441,10 +441,32 @@ impl PayerService {
         })
     }
 
-    pub async fn audit(&self, hash: &str) -> Result<PayerLinkAuditList, PayerError> {
+    /// Who linked an account to whom: for staff while it is unlinked (the history of their own
+    /// work); the history of a linked account says whose account it is, individual-level data
+    /// for admins, logged like the linked listing.
+    pub async fn audit(
+        &self,
+        caller: &Caller,
+        hash: &str,
+    ) -> Result<PayerLinkAuditList, PayerError> {
         let hash = parse_hash(hash)?;
-        if self.store.payer_account(hash.as_str()).await?.is_none() {
+        let Some(account) = self.store.payer_account(hash.as_str()).await? else {
             return Err(PayerError::PayerAccountNotFound(hash.to_string()));
+        };
+        let linked = account.resident_id.is_some() || account.household_id.is_some();
+        if linked {
+            if caller.role != Role::Admin {
+                return Err(PayerError::LinkedForAdminsOnly);
+            }
+            self.store
+                .record_personal_data_access(&PersonalDataAccess {
+                    id: self.clock.new_id(),
+                    actor: caller.username.clone(),
+                    what: "link history of a linked payer account".to_owned(),
+                    subject: Some(hash.as_str().to_owned()),
+                    at: self.clock.now_micros(),
+                })
+                .await?;
         }
         let rows = self.store.payer_link_audit(hash.as_str()).await?;
         Ok(PayerLinkAuditList {

@@ -322,13 +322,7 @@ impl StatisticsService {
         let visibility = if unsuppressed || table.name == "coverage" {
             vec![Visibility::Shown; cells.len()]
         } else {
-            let total = cells.len() - 1;
-            let sums = if total == 0 {
-                Vec::new()
-            } else {
-                vec![Sum::new(total, 0..total)]
-            };
-            suppress(&cells, &sums, self.settings.min_count)
+            suppress_published(&cells, self.settings.min_count)
         };
         let rows = table
             .rows
@@ -374,6 +368,30 @@ impl StatisticsService {
     }
 }
 
+/// Suppression for a table of parts and their total (the last cell). An empty row (0 of 0)
+/// says nothing about anyone and its numerator follows from its published denominator, so it
+/// is shown and left out of the sum: were it hidden, it would pass for the second hidden cell
+/// that keeps a small one from being worked out from the total.
+fn suppress_published(cells: &[Cell], min_count: u64) -> Vec<Visibility> {
+    let counted: Vec<usize> = (0..cells.len())
+        .filter(|&i| cells[i].denominator > 0)
+        .collect();
+    let mut visibility = vec![Visibility::Shown; cells.len()];
+    let Some((&total, parts)) = counted.split_last() else {
+        return visibility;
+    };
+    let compact: Vec<Cell> = counted.iter().map(|&i| cells[i]).collect();
+    let sums = if total == cells.len() - 1 && !parts.is_empty() {
+        vec![Sum::new(parts.len(), 0..parts.len())]
+    } else {
+        Vec::new()
+    };
+    for (position, shown) in suppress(&compact, &sums, min_count).into_iter().enumerate() {
+        visibility[counted[position]] = shown;
+    }
+    visibility
+}
+
 /// The query parameters a request names, parsed.
 pub fn parse_query(
     indicator: &str,
@@ -402,4 +420,40 @@ pub fn parse_query(
         flow,
         breakdown,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::statistics::suppression::recoverable_cells;
+
+    /// Empty rows (0 of 0) are not cover: with two of them hidden, a small row would follow
+    /// from the total and the one other row.
+    #[test]
+    fn empty_rows_do_not_hide_a_small_one() {
+        let cell = |numerator, denominator| Cell {
+            numerator,
+            denominator,
+        };
+        let cells = [
+            cell(3, 400),
+            cell(150, 380),
+            cell(0, 0),
+            cell(0, 0),
+            cell(153, 780),
+        ];
+        let visibility = suppress_published(&cells, 5);
+        assert_eq!(
+            visibility,
+            [
+                Visibility::Primary,
+                Visibility::Secondary,
+                Visibility::Shown,
+                Visibility::Shown,
+                Visibility::Shown
+            ]
+        );
+        // Checked against every row, the empty ones included as known zeros.
+        assert!(recoverable_cells(&cells, &[Sum::new(4, 0..4)], &visibility).is_empty());
+    }
 }

@@ -120,7 +120,9 @@ impl<T: Backend + 'static> StatisticsStore for T {
         let consents: Vec<(Uuid, bool, NaiveDate)> = tx_rows!(
             unit,
             fetch_all,
-            "SELECT resident_id, given, effective_on FROM resident_consents"
+            // Oldest first, so that of two decisions on one day the later recorded wins.
+            "SELECT resident_id, given, effective_on FROM resident_consents \
+             ORDER BY resident_id, effective_on, recorded_at, id"
         )?;
         let payees: Vec<(Uuid, String, Option<Uuid>, bool, i64)> = tx_rows!(
             unit,

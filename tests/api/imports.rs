@@ -14,6 +14,7 @@ crate::on_both_backends!(
     a_bad_file_lists_every_bad_line_and_writes_nothing,
     a_survey_is_checked_applied_and_reimported_unchanged,
     imports_are_for_registry_keepers_and_bounded,
+    a_reimport_never_gives_back_a_withdrawn_consent,
 );
 
 const RESIDENTS: &str = "/v1/registry/import";
@@ -375,4 +376,52 @@ async fn imports_are_for_registry_keepers_and_bounded(backend: Backend) {
         assert_eq!(error_code(&body), "PAYLOAD_TOO_LARGE");
     }
     assert!(residents(&app, "").await.is_empty());
+}
+
+/// A resident withdraws consent after the master file was imported; re-importing the same
+/// file (its undated "có") must not give it back, while a later dated decision in a file is
+/// recorded once.
+async fn a_reimport_never_gives_back_a_withdrawn_consent(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let undated = excel_csv(&[
+        HEADER,
+        "KC,Khe Cốc,HH001,Thôn Khe Cốc,x,NK001,Nguyễn Văn An,15/03/1980,Nam,có,",
+    ]);
+    let applied = import(&app, RESIDENTS, APPLY, undated.clone()).await;
+    assert_eq!(applied["consents_recorded"], 1, "{applied}");
+    let id = residents(&app, "").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let withdrawn_on = market_ledger::domain::registry::day_in_vietnam(app.state.clock.now());
+    let (status, body) = app
+        .post(
+            &format!("/v1/residents/{id}/consents"),
+            &json!({ "given": false, "effective_on": withdrawn_on }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    app.state.clock.advance(chrono::Duration::days(30));
+    let again = import(&app, RESIDENTS, APPLY, undated).await;
+    assert_eq!(again["consents_recorded"], 0, "{again}");
+    let history = consents(&app, &id).await;
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert_eq!(history.last().unwrap()["given"], false);
+
+    let dated = excel_csv(&[
+        HEADER,
+        &format!(
+            "KC,Khe Cốc,HH001,Thôn Khe Cốc,x,NK001,Nguyễn Văn An,15/03/1980,Nam,có,{}",
+            market_ledger::domain::registry::day_in_vietnam(app.state.clock.now())
+                .format("%d/%m/%Y")
+        ),
+    ]);
+    let regiven = import(&app, RESIDENTS, APPLY, dated.clone()).await;
+    assert_eq!(regiven["consents_recorded"], 1, "{regiven}");
+    let twice = import(&app, RESIDENTS, APPLY, dated).await;
+    assert_eq!(twice["consents_recorded"], 0, "{twice}");
+    assert_eq!(consents(&app, &id).await.len(), 3);
 }

@@ -70,6 +70,8 @@ pub struct Consent {
     pub given: bool,
     /// The `consent_on` column, or the import day when it is empty.
     pub effective_on: NaiveDate,
+    /// Whether the file gave the day (`consent_on`), rather than the import's day.
+    pub dated: bool,
 }
 
 /// One row of the residents file, parsed.
@@ -633,6 +635,7 @@ fn resident_row(
         (Some(Some(given)), Some(on)) => Some(Some(Consent {
             given,
             effective_on: on.unwrap_or(today),
+            dated: on.is_some(),
         })),
         (Some(None), Some(Some(_))) => {
             check.refuse(FieldError::new(

@@ -63,7 +63,8 @@ pub struct ResidentFacts {
     pub gender: Gender,
     pub living_since: Option<NaiveDate>,
     pub left_on: Option<NaiveDate>,
-    /// Consent history, in any order.
+    /// Consent history in the order it was recorded: of two decisions on one day, the later
+    /// recorded is in force.
     pub consents: Vec<Consent>,
 }
 

@@ -298,8 +298,8 @@ impl RegistryService {
             if row.is_head {
                 heads.insert(household_id, id);
             }
-            let latest_given = existing.and_then(|(_, _, consent)| consent.map(|c| c.given));
-            if let Some(consent) = row.consent.filter(|c| Some(c.given) != latest_given) {
+            let latest = existing.and_then(|(_, _, consent)| *consent);
+            if let Some(consent) = row.consent.filter(|c| consent_is_news(c, latest)) {
                 let record = ConsentRecord {
                     state: ConsentState {
                         given: consent.given,
@@ -431,5 +431,21 @@ fn resident_record(row: &ResidentRow, household_id: Uuid) -> ResidentRecord {
         status: row.status,
         living_since: row.living_since,
         left_on: row.left_on,
+    }
+}
+
+/// Whether a file's consent column records a decision the registry does not have yet. With no
+/// history, any answer is new. Otherwise only a dated decision later than the latest recorded
+/// one, saying something else, changes it: an undated "có" in a master file re-imported after
+/// the resident withdrew must not give their consent back.
+fn consent_is_news(
+    file: &crate::domain::registry::import::Consent,
+    latest: Option<ConsentState>,
+) -> bool {
+    match latest {
+        None => true,
+        Some(latest) => {
+            file.dated && file.effective_on > latest.effective_on && file.given != latest.given
+        }
     }
 }

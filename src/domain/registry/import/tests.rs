@@ -52,7 +52,8 @@ fn a_file_as_excel_saves_it_is_read() {
         head.consent,
         Some(Consent {
             given: true,
-            effective_on: today()
+            effective_on: today(),
+            dated: false,
         })
     );
 
@@ -83,7 +84,8 @@ fn english_headers_in_any_case_and_order_with_optional_columns_absent() {
         row.consent,
         Some(Consent {
             given: true,
-            effective_on: date(2026, 11, 1)
+            effective_on: date(2026, 11, 1),
+            dated: true,
         })
     );
 }
