@@ -198,6 +198,12 @@ pub async fn run() -> anyhow::Result<i32> {
             let store = open_store(&settings).await?;
             let started = std::time::Instant::now();
             store.backup(&to.to_string_lossy()).await?;
+            // The copy holds the registry and payments: readable by its owner only.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))?;
+            }
             println!(
                 "backed up to {} in {:.1} s; check it with DATABASE_URL=sqlite://{} market-ledger verify",
                 to.display(),

@@ -536,7 +536,7 @@ fn resident_row(
     let cell = |column: R| cells.get(column as usize);
     let name = |column: R| RESIDENT_COLUMNS[column as usize].name;
 
-    let hamlet_code = check.ok(Code::parse(name(R::HamletCode), cell(R::HamletCode)));
+    let hamlet_code = check.ok(Code::parse_hamlet(name(R::HamletCode), cell(R::HamletCode)));
     let hamlet_name = check.ok(optional(cell(R::HamletName), |text| {
         Name::parse(name(R::HamletName), text)
     }));

@@ -56,7 +56,29 @@ impl Code {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A hamlet's code: a [`Code`] that is not the name of a statistics table's own rows
+    /// (`total`, `unplaced`), which a hamlet row would otherwise be mixed into.
+    pub fn parse_hamlet(field: &'static str, text: &str) -> Result<Self, FieldError> {
+        let code = Self::parse(field, text)?;
+        if RESERVED_HAMLET_CODES
+            .iter()
+            .any(|reserved| code.0.eq_ignore_ascii_case(reserved))
+        {
+            return Err(FieldError::new(
+                field,
+                "total and unplaced name the statistics' own rows; choose another code",
+            ));
+        }
+        Ok(code)
+    }
 }
+
+/// Row keys of the adoption statistics that are not hamlets.
+const RESERVED_HAMLET_CODES: [&str; 2] = [
+    crate::domain::statistics::indicators::TOTAL,
+    crate::domain::statistics::indicators::UNPLACED,
+];
 
 /// A person's or hamlet's name as written in Vietnamese: trimmed, inner runs of spaces made
 /// one, NFC (so "Nguyễn" typed on any keyboard is stored one way), 1 to 100 characters.
@@ -220,6 +242,9 @@ mod tests {
         assert!(Code::parse("code", "").is_err());
         assert!(Code::parse("code", "xóm 1").is_err());
         assert!(Code::parse("code", &"A".repeat(33)).is_err());
+        assert!(Code::parse_hamlet("code", "Total").is_err());
+        assert!(Code::parse_hamlet("code", "unplaced").is_err());
+        assert_eq!(Code::parse_hamlet("code", "KC").unwrap().as_str(), "KC");
     }
 
     #[test]

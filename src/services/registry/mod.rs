@@ -61,7 +61,7 @@ impl RegistryService {
     ) -> Result<HamletView, RegistryError> {
         let now = self.clock.now_micros();
         let hamlet = Hamlet {
-            code: Code::parse("code", &request.code)?,
+            code: Code::parse_hamlet("code", &request.code)?,
             name: Name::parse("name", &request.name)?,
             valid_from: parse_date("valid_from", &request.valid_from)?,
             valid_to: None,
