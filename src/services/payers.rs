@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -34,8 +34,6 @@ pub const MAX_REASON_CHARS: usize = 500;
 pub const MAX_PAYMENT_COUNT: u32 = 100_000;
 /// How far in the future a cash payment's time may be (clock skew of the vendor's phone).
 const FUTURE_TOLERANCE_MINUTES: i64 = 5;
-/// Vietnam time, UTC+7, for "today" of a consent.
-const VIETNAM_OFFSET_SECONDS: i32 = 7 * 3600;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PayerError {
@@ -394,8 +392,7 @@ impl PayerService {
 
     /// Today in Vietnam.
     fn today(&self) -> NaiveDate {
-        let offset = FixedOffset::east_opt(VIETNAM_OFFSET_SECONDS).expect("valid offset");
-        self.clock.now().with_timezone(&offset).date_naive()
+        crate::domain::registry::day_in_vietnam(self.clock.now())
     }
 
     /// Staff see the accounts nobody is linked to yet (to link them; without a filter that is

@@ -13,10 +13,11 @@ pub mod truth;
 use std::collections::HashMap;
 
 use anyhow::{anyhow, Context};
-use chrono::{DateTime, Days, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::bank_feed::{sign, Provider as FeedProvider, Secret};
+use crate::domain::statistics::period::vietnam_day_start_micros;
 use crate::domain::user::Role;
 use crate::http::AppState;
 use crate::services::auth::Caller;
@@ -52,13 +53,8 @@ impl<'a> Driver<'a> {
 
     /// Moves the service's clock to `day` at `seconds` after midnight, Vietnam time.
     fn at(&self, day: NaiveDate, seconds: u32) -> DateTime<Utc> {
-        let local = day.and_time(NaiveTime::MIN) + chrono::Duration::seconds(i64::from(seconds));
-        let moment = chrono::FixedOffset::east_opt(7 * 3600)
-            .expect("UTC+7 is a valid offset")
-            .from_local_datetime(&local)
-            .single()
-            .expect("a fixed offset has no gaps")
-            .with_timezone(&Utc);
+        let micros = vietnam_day_start_micros(day) + i64::from(seconds) * 1_000_000;
+        let moment = DateTime::<Utc>::from_timestamp_micros(micros).expect("a day in range");
         self.state.clock.set(moment);
         moment
     }

@@ -102,7 +102,7 @@ type AuditRow = (
 );
 
 /// Cash a payee recorded. Never posted to the ledger.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct CashPayment {
     pub id: Uuid,
     pub payee_id: Uuid,
@@ -114,46 +114,6 @@ pub struct CashPayment {
     pub note: Option<String>,
     pub recorded_by: Uuid,
     pub created_at: i64,
-}
-
-type CashRow = (
-    Uuid,
-    Uuid,
-    i64,
-    i32,
-    i64,
-    Option<Uuid>,
-    Option<Uuid>,
-    Option<String>,
-    Uuid,
-    i64,
-);
-
-fn cash_payment(row: CashRow) -> CashPayment {
-    let (
-        id,
-        payee_id,
-        amount,
-        payment_count,
-        occurred_at,
-        payer_resident_id,
-        payer_household_id,
-        note,
-        recorded_by,
-        created_at,
-    ) = row;
-    CashPayment {
-        id,
-        payee_id,
-        amount,
-        payment_count,
-        occurred_at,
-        payer_resident_id,
-        payer_household_id,
-        note,
-        recorded_by,
-        created_at,
-    }
 }
 
 const CASH_COLUMNS: &str = "id, payee_id, amount, payment_count, occurred_at, \
@@ -234,7 +194,7 @@ impl<T: Backend> PayerStore for T {
         before: Option<(i64, Uuid)>,
         limit: u32,
     ) -> StoreResult<Vec<CashPayment>> {
-        let rows: Vec<CashRow> = match before {
+        let rows: Vec<CashPayment> = match before {
             None => {
                 let sql = format!(
                     "SELECT {CASH_COLUMNS} FROM cash_payments WHERE payee_id = $1 \
@@ -251,7 +211,7 @@ impl<T: Backend> PayerStore for T {
                 pool_rows!(self, fetch_all, &sql, payee_id, at, id, i64::from(limit))?
             }
         };
-        Ok(rows.into_iter().map(cash_payment).collect())
+        Ok(rows)
     }
 }
 

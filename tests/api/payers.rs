@@ -10,7 +10,7 @@ use uuid::Uuid;
 use market_ledger::domain::user::Role;
 
 use crate::common::{error_code, read, token_for_payee, Backend, TestApp};
-use crate::webhooks::{configure, payos_signed, vendor};
+use crate::webhooks::{configure, deliver, payos_signed, sample, vendor};
 
 crate::on_both_backends!(
     a_payos_counter_account_is_kept_only_as_a_hash_once,
@@ -20,29 +20,6 @@ crate::on_both_backends!(
     an_intent_naming_an_unknown_payer_is_refused,
     staff_link_a_consenting_resident_with_an_audit,
 );
-
-fn sample(group: &str) -> Value {
-    let samples: Value =
-        serde_json::from_str(include_str!("../fixtures/webhooks.json")).expect("fixture is JSON");
-    samples[group][0].clone()
-}
-
-async fn deliver(
-    app: &TestApp,
-    provider: &str,
-    headers: &[(&str, String)],
-    body: &[u8],
-) -> (StatusCode, Value) {
-    let mut request = app
-        .client
-        .post(app.url(&format!("/v1/webhooks/{provider}")))
-        .header("Content-Type", "application/json")
-        .body(body.to_vec());
-    for (name, value) in headers {
-        request = request.header(*name, value);
-    }
-    read(request.send().await.expect("request sent")).await
-}
 
 /// What the service must store for `bin:number`: HMAC-SHA256 under the pepper it generated
 /// into its data directory.

@@ -37,7 +37,7 @@ fn samples() -> Value {
     serde_json::from_str(include_str!("../fixtures/webhooks.json")).expect("fixture is JSON")
 }
 
-fn sample(group: &str) -> Value {
+pub(crate) fn sample(group: &str) -> Value {
     samples()[group][0].clone()
 }
 
@@ -144,7 +144,7 @@ pub(crate) async fn configure(
 }
 
 /// POSTs raw bytes to a webhook route with the given headers.
-async fn deliver(
+pub(crate) async fn deliver(
     app: &TestApp,
     provider: &str,
     headers: &[(&str, String)],

@@ -2,15 +2,14 @@
 //! pass: merging hamlets without rewriting history, a resident's status and leaving day, a
 //! household's head. The API and the CSV import build the same records, so both obey them.
 
-use chrono::{DateTime, Days, FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use uuid::Uuid;
 
 use super::{Code, FieldError, Gender, Name, ResidentStatus};
 
 /// The registry's days are the commune's calendar days, in Vietnam (UTC+7, no daylight time).
 pub fn day_in_vietnam(at: DateTime<Utc>) -> NaiveDate {
-    let vietnam = FixedOffset::east_opt(7 * 3600).expect("UTC+7 is a valid offset");
-    at.with_timezone(&vietnam).date_naive()
+    crate::domain::statistics::period::vietnam_local(at).date()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
