@@ -15,7 +15,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/market-ledger-target}
 venv=/var/tmp/market-ledger-schemathesis
 if [[ ! -x $venv/bin/schemathesis ]]; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet 'schemathesis>=4.3,<5'
+    "$venv/bin/pip" install --quiet 'schemathesis==4.32.5' 'hypothesis==6.170.17'
 fi
 profile_flag=()
 [[ $PROFILE == release ]] && profile_flag=(--release)
@@ -54,8 +54,10 @@ checks=not_a_server_error,status_code_conformance,content_type_conformance,respo
 for role in admin vendor; do
     echo "contract-fuzz: $FUZZ_SECONDS s as $role" >&2
     # The events stream never ends by design: it is covered by the API tests instead.
+    # One worker: CPython 3.11's ast module is not thread-safe (cpython#106905), and two
+    # workers made hypothesis fail with "AST constructor recursion depth mismatch".
     "$venv/bin/schemathesis" run "$spec" --url "$api" \
         -H "Authorization: Bearer ${!role}" --checks "$checks" \
         --exclude-path '/v1/payees/{id}/events' --phases examples,coverage,fuzzing \
-        --generation-allow-x00 false --max-time "$FUZZ_SECONDS" --workers 2 --no-color
+        --generation-allow-x00 false --max-time "$FUZZ_SECONDS" --workers 1 --no-color
 done
