@@ -23,6 +23,7 @@ use crate::services::ledger::LedgerService;
 use crate::services::payers::PayerService;
 use crate::services::payments::PaymentService;
 use crate::services::registry::RegistryService;
+use crate::services::schools::SchoolService;
 use crate::services::statistics::{StatisticsService, StatisticsSettings};
 use crate::store::{self, Store};
 use crate::telemetry;
@@ -117,6 +118,7 @@ impl Application {
             bank_feed: BankFeedService::new(store.clone(), events.clone(), clock.clone())
                 .with_pepper(pepper.clone()),
             payers: PayerService::new(store.clone(), clock.clone(), pepper),
+            schools: SchoolService::new(store.clone(), clock.clone()),
             events,
             clock,
             auth,

@@ -10,6 +10,7 @@ pub mod payee;
 pub mod payer;
 pub mod reference;
 pub mod registry;
+pub mod schools;
 pub mod settlement;
 pub mod statement;
 pub mod statistics;

@@ -76,6 +76,9 @@ pub struct IntentState {
     pub paid_amount: i64,
     pub stored_status: IntentStatus,
     pub expires_at: i64,
+    /// A school pupil's intent: money beyond what it asks is the pupil's credit (kept by the
+    /// school for the next charges), not suspense.
+    pub keeps_overpayment: bool,
 }
 
 /// How one incoming amount is split, and what the intent becomes.
@@ -103,6 +106,27 @@ pub fn settle_intent(intent: IntentState, received: i64, occurred_at: i64) -> Se
         };
     }
     let remaining = intent.amount - intent.paid_amount;
+    if intent.keeps_overpayment {
+        let mut flags = Vec::new();
+        if occurred_at >= intent.expires_at {
+            flags.push(Flag::LatePayment);
+        }
+        if received > remaining {
+            flags.push(Flag::Overpaid);
+        }
+        let status = if paid_amount >= intent.amount {
+            IntentStatus::Paid
+        } else {
+            IntentStatus::PartiallyPaid
+        };
+        return Settlement {
+            to_payee: received,
+            to_suspense: 0,
+            paid_amount,
+            status,
+            flags,
+        };
+    }
     if remaining <= 0 {
         return Settlement {
             to_payee: 0,
@@ -170,6 +194,7 @@ mod tests {
 
     fn intent(amount: i64, paid_amount: i64, stored_status: IntentStatus) -> IntentState {
         IntentState {
+            keeps_overpayment: false,
             amount,
             paid_amount,
             stored_status,

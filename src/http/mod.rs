@@ -11,6 +11,7 @@ pub mod payments;
 pub mod policy;
 pub mod registry;
 pub mod routes;
+pub mod schools;
 pub mod sse;
 pub mod statistics;
 
@@ -36,6 +37,7 @@ use crate::services::ledger::LedgerService;
 use crate::services::payers::PayerService;
 use crate::services::payments::PaymentService;
 use crate::services::registry::RegistryService;
+use crate::services::schools::SchoolService;
 use crate::services::statistics::StatisticsService;
 use crate::store::Store;
 use error::ApiError;
@@ -51,6 +53,7 @@ pub struct AppState {
     pub events: PaymentEvents,
     pub bank_feed: BankFeedService,
     pub payers: PayerService,
+    pub schools: SchoolService,
     pub auth: AuthService,
     pub statistics: StatisticsService,
     pub clock: Clock,
@@ -295,7 +298,88 @@ fn routes(config: &mut web::ServiceConfig) {
         .service(
             resource("/v1/audit/personal-data-access")
                 .route(get().to(statistics::personal_data_access)),
-        );
+        )
+        .configure(school_routes);
+}
+
+/// School fee collection (`http/schools.rs`).
+fn school_routes(config: &mut web::ServiceConfig) {
+    use web::post;
+    config
+        .service(
+            resource("/v1/schools/{school}/years")
+                .route(post().to(schools::create_year))
+                .route(get().to(schools::list_years)),
+        )
+        .service(
+            resource("/v1/schools/{school}/classes")
+                .route(post().to(schools::create_class))
+                .route(get().to(schools::list_classes)),
+        )
+        .service(resource("/v1/schools/{school}/pupils").route(post().to(schools::create_pupil)))
+        .service(
+            resource("/v1/schools/{school}/pupils/{pupil}").route(get().to(schools::get_pupil)),
+        )
+        .service(
+            resource("/v1/schools/{school}/pupils/{pupil}/move")
+                .route(post().to(schools::move_pupil)),
+        )
+        .service(
+            resource("/v1/schools/{school}/pupils/{pupil}/statement")
+                .route(get().to(schools::pupil_statement)),
+        )
+        .service(
+            resource("/v1/schools/{school}/fee-items")
+                .route(post().to(schools::create_fee_item))
+                .route(get().to(schools::list_fee_items)),
+        )
+        .service(
+            resource("/v1/schools/{school}/fee-items/{item}/enrolments")
+                .route(post().to(schools::enrol)),
+        )
+        .service(
+            resource("/v1/schools/{school}/exemptions").route(post().to(schools::create_exemption)),
+        )
+        .service(
+            resource("/v1/schools/{school}/runs")
+                .route(post().to(schools::create_run))
+                .route(get().to(schools::list_runs)),
+        )
+        .service(
+            resource("/v1/schools/{school}/runs/{run}/preview")
+                .route(get().to(schools::preview_run)),
+        )
+        .service(
+            resource("/v1/schools/{school}/runs/{run}/post").route(post().to(schools::post_run)),
+        )
+        .service(
+            resource("/v1/schools/{school}/runs/{run}/status").route(get().to(schools::run_status)),
+        )
+        .service(resource("/v1/schools/{school}/balances").route(get().to(schools::balances)))
+        .service(
+            resource("/v1/schools/{school}/cash-receipts").route(post().to(schools::record_cash)),
+        )
+        .service(
+            resource("/v1/schools/{school}/cash-receipts/{receipt}")
+                .route(get().to(schools::get_receipt)),
+        )
+        .service(
+            resource("/v1/schools/{school}/cash-receipts/{receipt}/receipt.html")
+                .route(get().to(schools::receipt_html)),
+        )
+        .service(
+            resource("/v1/schools/{school}/cash-receipts/{receipt}/cancel")
+                .route(post().to(schools::cancel_receipt)),
+        )
+        .service(
+            resource("/v1/schools/{school}/parent-links")
+                .route(post().to(schools::create_parent_link)),
+        )
+        .service(
+            resource("/v1/schools/{school}/parent-links/{link}/revoke")
+                .route(post().to(schools::revoke_parent_link)),
+        )
+        .service(resource("/v1/parent-links/{token}").route(get().to(schools::parent_view)));
 }
 
 /// Gives every request an id (the caller's `x-request-id`, or a new one), runs it in a span

@@ -9,7 +9,7 @@ use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::OpenApi;
 
-use super::{bank_feed, events, imports, payers, payments, registry, routes, statistics};
+use super::{bank_feed, events, imports, payers, payments, registry, routes, schools, statistics};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,12 +40,19 @@ use super::{bank_feed, events, imports, payers, payments, registry, routes, stat
         payers::list_payer_accounts, payers::link_payer_account, payers::unlink_payer_account,
         payers::payer_account_audit, payers::register_resident_bank_account,
         payers::record_cash_payment, payers::list_cash_payments,
+        schools::create_year, schools::list_years, schools::create_class, schools::list_classes,
+        schools::create_pupil, schools::get_pupil, schools::move_pupil, schools::pupil_statement,
+        schools::create_fee_item, schools::list_fee_items, schools::enrol,
+        schools::create_exemption, schools::create_run, schools::list_runs, schools::preview_run,
+        schools::post_run, schools::run_status, schools::balances, schools::record_cash,
+        schools::get_receipt, schools::receipt_html, schools::cancel_receipt,
+        schools::create_parent_link, schools::revoke_parent_link, schools::parent_view,
     ),
     components(schemas(crate::services::events::PaymentReceived)),
     modifiers(&BearerAuth, &SharedErrors),
     tags((name = "operations"), (name = "auth"), (name = "ledger"), (name = "payees"),
         (name = "payment intents"), (name = "bank feed"), (name = "reconciliation"),
-        (name = "payers"), (name = "registry"), (name = "statistics"))
+        (name = "payers"), (name = "registry"), (name = "statistics"), (name = "schools"))
 )]
 pub struct ApiDoc;
 

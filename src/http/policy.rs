@@ -52,6 +52,13 @@ pub const HAMLET_READERS: &[Role] = &[Role::Admin, Role::Staff, Role::Auditor];
 /// See and link payer accounts (personal data): staff and admin only, not the auditor.
 pub const PAYER_LINKERS: &[Role] = &[Role::Admin, Role::Staff];
 
+/// Keep a school's fee collection (pupils, items, runs, cash): staff for every school, a school
+/// user for its own (another school's records answer 404).
+pub const SCHOOL_KEEPERS: &[Role] = &[Role::Admin, Role::Staff, Role::School];
+/// A school's fund balances hold no person: the auditor reads them too.
+pub const SCHOOL_BALANCE_READERS: &[Role] =
+    &[Role::Admin, Role::Staff, Role::Auditor, Role::School];
+
 const fn route(method: &'static str, path: &'static str, access: Access) -> RoutePolicy {
     RoutePolicy {
         method,
@@ -277,6 +284,128 @@ pub const ROUTES: &[RoutePolicy] = &[
         "/v1/residents/{id}/consents",
         Access::Roles(REGISTRY_KEEPERS),
     ),
+    // School fee collection.
+    route(
+        "POST",
+        "/v1/schools/{school}/years",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "GET",
+        "/v1/schools/{school}/years",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/schools/{school}/classes",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "GET",
+        "/v1/schools/{school}/classes",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/schools/{school}/pupils",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "GET",
+        "/v1/schools/{school}/pupils/{pupil}",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/schools/{school}/pupils/{pupil}/move",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "GET",
+        "/v1/schools/{school}/pupils/{pupil}/statement",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/schools/{school}/fee-items",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "GET",
+        "/v1/schools/{school}/fee-items",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/schools/{school}/fee-items/{item}/enrolments",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/schools/{school}/exemptions",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/schools/{school}/runs",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "GET",
+        "/v1/schools/{school}/runs",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "GET",
+        "/v1/schools/{school}/runs/{run}/preview",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/schools/{school}/runs/{run}/post",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "GET",
+        "/v1/schools/{school}/runs/{run}/status",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "GET",
+        "/v1/schools/{school}/balances",
+        Access::Roles(SCHOOL_BALANCE_READERS),
+    ),
+    route(
+        "POST",
+        "/v1/schools/{school}/cash-receipts",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "GET",
+        "/v1/schools/{school}/cash-receipts/{receipt}",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "GET",
+        "/v1/schools/{school}/cash-receipts/{receipt}/receipt.html",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/schools/{school}/cash-receipts/{receipt}/cancel",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/schools/{school}/parent-links",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/schools/{school}/parent-links/{link}/revoke",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route("GET", "/v1/parent-links/{token}", Access::Public),
 ];
 
 /// The access rule of a route; HEAD is GET without the body, so it follows GET's rule.

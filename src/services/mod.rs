@@ -9,6 +9,7 @@ pub mod paging;
 pub mod payers;
 pub mod payments;
 pub mod registry;
+pub mod schools;
 pub mod statistics;
 
 use serde::{Deserialize, Deserializer, Serialize};

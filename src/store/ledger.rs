@@ -657,7 +657,7 @@ impl UnitOfWork<'_> {
     /// Transaction rows are inserted only here, behind the account gate and locks: a writer
     /// waiting on another's uncommitted transaction id (a unique conflict) while holding a gate
     /// the other needs would be a deadlock the database cannot see.
-    async fn apply_and_write(
+    pub(super) async fn apply_and_write(
         &mut self,
         items: &[Item<'_>],
         results: &mut [Result<(), PostRejection>],

@@ -25,6 +25,7 @@ mod payments;
 mod postgres;
 pub mod registry;
 mod rows;
+pub mod schools;
 mod sqlite;
 pub mod statistics;
 
@@ -34,6 +35,7 @@ pub use payments::{
 };
 pub use postgres::PostgresStore;
 pub use registry::RegistryStore;
+pub use schools::SchoolStore;
 pub use sqlite::SqliteStore;
 pub use unit_of_work::{Backend, Pool, UnitOfWork};
 
@@ -223,6 +225,7 @@ pub trait Store:
     + RegistryStore
     + PayerStore
     + statistics::StatisticsStore
+    + SchoolStore
     + Send
     + Sync
     + 'static

@@ -461,33 +461,8 @@ impl<T: Backend + 'static> PaymentStore for T {
             unit.rollback().await?;
             return earlier.map(IntentInsert::Replay);
         }
-        // DO NOTHING rather than an error: on PostgreSQL an error would abort the transaction,
-        // and the caller only needs to know to draw another reference.
-        let sql = format!(
-            "INSERT INTO payment_intents ({INTENT_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-             ON CONFLICT (reference) DO NOTHING"
-        );
-        let inserted = execute!(
-            unit,
-            &sql,
-            intent.id,
-            intent.payee_id,
-            intent.collection_account_id,
-            &intent.reference,
-            intent.amount,
-            intent.description.as_deref(),
-            intent.stored_status.as_str(),
-            &intent.qr_payload,
-            intent.expires_at,
-            intent.created_at,
-            intent.created_by,
-            intent.cancelled_at,
-            intent.paid_amount,
-            intent.payer_resident_id,
-            intent.payer_household_id,
-        )?;
-        if inserted == 0 {
+        let inserted = unit.insert_intent(intent).await?;
+        if !inserted {
             unit.rollback().await?;
             return Ok(IntentInsert::ReferenceTaken);
         }
@@ -556,6 +531,37 @@ impl<T: Backend + 'static> PaymentStore for T {
 
 /// The payee writes of a use case's database transaction.
 impl UnitOfWork<'_> {
+    /// Writes a new intent; false (nothing written) when its reference is taken, for the caller
+    /// to draw another.
+    pub(crate) async fn insert_intent(&mut self, intent: &PaymentIntent) -> StoreResult<bool> {
+        // DO NOTHING rather than an error: on PostgreSQL an error would abort the transaction,
+        // and the caller only needs to know to draw another reference.
+        let sql = format!(
+            "INSERT INTO payment_intents ({INTENT_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             ON CONFLICT (reference) DO NOTHING"
+        );
+        let inserted = execute!(
+            self,
+            &sql,
+            intent.id,
+            intent.payee_id,
+            intent.collection_account_id,
+            &intent.reference,
+            intent.amount,
+            intent.description.as_deref(),
+            intent.stored_status.as_str(),
+            &intent.qr_payload,
+            intent.expires_at,
+            intent.created_at,
+            intent.created_by,
+            intent.cancelled_at,
+            intent.paid_amount,
+            intent.payer_resident_id,
+            intent.payer_household_id,
+        )?;
+        Ok(inserted == 1)
+    }
     /// Finds the collection account for this bank account, or creates it and its asset
     /// account. A registered account must carry the same holder name.
     async fn ensure_collection_account(
@@ -607,7 +613,7 @@ impl UnitOfWork<'_> {
 
     /// Creates a VND ledger account with this (code, name), or adopts one that already has
     /// this code and the same kind and flags (e.g. made by hand before payees existed).
-    async fn ensure_ledger_account(
+    pub(super) async fn ensure_ledger_account(
         &mut self,
         (code, name): (&str, &str),
         kind: AccountKind,

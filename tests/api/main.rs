@@ -17,6 +17,7 @@ mod payers;
 mod process;
 mod qr;
 mod registry;
+mod schools;
 mod simulation;
 mod statements;
 mod statistics;

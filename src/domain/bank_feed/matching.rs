@@ -431,6 +431,7 @@ mod tests {
             collection_account_id: COLLECTION,
             payee: PAYEE,
             state: IntentState {
+                keeps_overpayment: false,
                 amount,
                 paid_amount: paid,
                 stored_status: status,

@@ -127,6 +127,17 @@ impl BankFeedService {
         {
             unit.record_intent_payment(*intent_id, paid_amount, status)
                 .await?;
+            // A school pupil's payment settles the pupil's charges in this same transaction.
+            if let Some(credit) = plan.credit(bank) {
+                crate::services::schools::settle_pupil_intent(
+                    &mut unit,
+                    &self.clock,
+                    *intent_id,
+                    credit.amount,
+                    id,
+                )
+                .await?;
+            }
         }
         if let Some(resolution) = plan.refund_resolution {
             unit.mark_refund_paid(resolution, id, ledger_transaction_id)
@@ -300,6 +311,7 @@ async fn match_facts(
                     collection_account_id: intent.collection_account_id,
                     payee,
                     state: IntentState {
+                        keeps_overpayment: unit.pupil_of_intent(intent.id).await?.is_some(),
                         amount: intent.amount,
                         paid_amount: intent.paid_amount,
                         stored_status: intent.stored_status,

@@ -225,7 +225,7 @@ fn fit(text: &str, max: usize) -> String {
     format!("{}…", cut.trim_end())
 }
 
-fn escape_xml(text: &str) -> String {
+pub(crate) fn escape_xml(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

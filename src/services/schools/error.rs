@@ -1,0 +1,86 @@
+//! What a school use case can refuse, with a stable code and a Vietnamese sentence.
+
+use serde_json::json;
+
+use crate::domain::schools::RunError;
+use crate::services::PublicError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchoolError {
+    #[error("không tìm thấy trường học {0}")]
+    SchoolNotFound(uuid::Uuid),
+    #[error("không tìm thấy {what} {id}")]
+    NotFound { what: &'static str, id: uuid::Uuid },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{what} “{name}” đã có")]
+    Taken { what: &'static str, name: String },
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("đợt thu đã được ghi sổ, không sửa được nữa")]
+    RunPosted,
+    #[error("biên lai số {0} đã bị hủy")]
+    ReceiptCancelled(i64),
+    #[error("liên kết không tồn tại hoặc đã bị thu hồi")]
+    LinkNotFound,
+    #[error("khóa Idempotency-Key này đã dùng cho một yêu cầu khác")]
+    IdempotencyKeyReused,
+    #[error("một yêu cầu với khóa Idempotency-Key này đang được xử lý")]
+    IdempotencyKeyInProgress,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for SchoolError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::IdempotencyKeyReused => SchoolError::IdempotencyKeyReused,
+            StoreError::IdempotencyKeyInProgress => SchoolError::IdempotencyKeyInProgress,
+            other => SchoolError::Store(other),
+        }
+    }
+}
+
+impl SchoolError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        SchoolError::Invalid(message.into())
+    }
+}
+
+impl PublicError for SchoolError {
+    fn status(&self) -> u16 {
+        use SchoolError::*;
+        match self {
+            SchoolNotFound(_) | NotFound { .. } | LinkNotFound => 404,
+            Taken { .. } | RunPosted | ReceiptCancelled(_) | IdempotencyKeyInProgress => 409,
+            Invalid(_) | Run(_) | IdempotencyKeyReused => 422,
+            Store(store) => store.status(),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        use SchoolError::*;
+        match self {
+            SchoolNotFound(_) => "SCHOOL_NOT_FOUND",
+            NotFound { .. } => "SCHOOL_RECORD_NOT_FOUND",
+            LinkNotFound => "PARENT_LINK_NOT_FOUND",
+            Taken { .. } => "SCHOOL_RECORD_TAKEN",
+            RunPosted => "RUN_ALREADY_POSTED",
+            ReceiptCancelled(_) => "RECEIPT_CANCELLED",
+            Invalid(_) => "INVALID_SCHOOL_REQUEST",
+            Run(RunError::SchoolDaysRequired(_)) => "SCHOOL_DAYS_REQUIRED",
+            Run(RunError::AmountOverflow) => "AMOUNT_TOO_LARGE",
+            IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            IdempotencyKeyInProgress => "IDEMPOTENCY_KEY_IN_PROGRESS",
+            Store(store) => store.code(),
+        }
+    }
+
+    fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            SchoolError::NotFound { what, id } => Some(json!({ "record": what, "id": id })),
+            _ => None,
+        }
+    }
+}

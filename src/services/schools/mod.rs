@@ -1,0 +1,1587 @@
+//! School fee collection: the school's years, classes and pupils, fee items and reductions,
+//! collection runs posted to the ledger, payments (online through the bank feed, cash at the
+//! desk with a gap-free receipt number), and what each pupil and class owes.
+//!
+//! A school user acts only for the school (payee) its token names: another school's records
+//! answer "not found". Every money movement is one database transaction with its journal.
+//! The ledger says who owes what: each pupil has a receivable account (see `domain::schools`).
+
+mod error;
+pub mod models;
+mod receipt_html;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+pub use error::SchoolError;
+use models::*;
+
+use crate::clock::{to_rfc3339, Clock};
+use crate::domain::account::{AccountCode, AccountKind};
+use crate::domain::intent::{IntentStatus, PaymentIntent, MAX_EXPIRES_IN_SECONDS};
+use crate::domain::payee::{bounded_text, parse_phone, Payee, PayeeKind};
+use crate::domain::reference::PaymentReference;
+use crate::domain::schools::{
+    allocate, compute_charges, fund_legs, percent_text, school_transaction, FeeUnit, Fund,
+    PaidState, Reduction,
+};
+use crate::domain::user::Role;
+use crate::domain::vietqr::{Initiation, Service, VietQr};
+use crate::services::auth::Caller;
+use crate::services::ledger::Reply;
+use crate::store::schools::{
+    ClassRow, FeeItemRow, NewCharge, NewPupil, NewSchoolPayment, PupilRow, ReceiptRow, RunRow,
+    YearRow,
+};
+use crate::store::{IdempotencyClaim, Store, StoreError, StoredResponse, UnitOfWork};
+
+/// Who the school's automatic postings (runs, payments) are recorded as.
+const SCHOOL_USER_ID: Uuid = Uuid::from_u128(0x5c_4001);
+const NAME_MAX_CHARS: usize = 120;
+const PUPIL_CODE_MAX_CHARS: usize = 20;
+/// A generated reference that is already taken is drawn again (as payment intents do).
+const MAX_DRAWS: usize = 5;
+/// Larger than any school charge; keeps sums far from overflow.
+const MAX_AMOUNT: i64 = 1_000_000_000_000;
+
+/// A school's ledger accounts.
+#[derive(Debug, Clone)]
+pub struct SchoolAccounts {
+    pub uncollected: Uuid,
+    pub cash: Uuid,
+    pub funds: Vec<(Fund, Uuid)>,
+}
+
+impl SchoolAccounts {
+    fn fund(&self, fund: Fund) -> Uuid {
+        self.funds
+            .iter()
+            .find(|(f, _)| *f == fund)
+            .map(|(_, id)| *id)
+            .expect("every fund has an account")
+    }
+
+    /// Finds or creates the accounts of the school with payee code `code`.
+    pub async fn ensure(
+        unit: &mut UnitOfWork<'_>,
+        code: &str,
+        now: i64,
+    ) -> Result<Self, StoreError> {
+        let (uncollected, cash) = (
+            unit.ensure_school_account(
+                &format!("school:{code}:uncollected"),
+                &format!("Khoản thu chưa thu được – {code}"),
+                AccountKind::Liability,
+                now,
+            )
+            .await?,
+            unit.ensure_school_account(
+                &format!("school:{code}:cash"),
+                &format!("Tiền mặt tại quỹ – {code}"),
+                AccountKind::Asset,
+                now,
+            )
+            .await?,
+        );
+        let mut funds = Vec::with_capacity(Fund::ALL.len());
+        for fund in Fund::ALL {
+            let id = unit
+                .ensure_school_account(
+                    &fund_code(code, fund),
+                    &format!("Quỹ {} – {code}", fund_name(fund)),
+                    AccountKind::Liability,
+                    now,
+                )
+                .await?;
+            funds.push((fund, id));
+        }
+        Ok(Self {
+            uncollected,
+            cash,
+            funds,
+        })
+    }
+}
+
+fn fund_code(school_code: &str, fund: Fund) -> String {
+    format!("school:{school_code}:fund:{}", fund.as_str())
+}
+
+fn fund_name(fund: Fund) -> &'static str {
+    match fund {
+        Fund::School => "của trường",
+        Fund::ParentsAssociation => "ban đại diện cha mẹ học sinh",
+        Fund::PassThrough => "thu hộ",
+    }
+}
+
+/// Money arriving for a pupil: from which account (the school's payee account for a bank
+/// transfer, its cash account for cash), how much, and what records it.
+struct Money {
+    source_account: Uuid,
+    amount: i64,
+    cash: bool,
+    bank_transaction_id: Option<Uuid>,
+    receipt_id: Option<Uuid>,
+    description: String,
+}
+
+/// Credits `money` (if any) to the pupil's receivable and pays the pupil's open charges with
+/// it and any credit the pupil has, by the split rule (`domain::schools::allocate`), in one
+/// ledger transaction in the caller's database transaction. Returns the payment recorded.
+async fn settle_pupil(
+    unit: &mut UnitOfWork<'_>,
+    clock: &Clock,
+    accounts: &SchoolAccounts,
+    pupil: &PupilRow,
+    money: Option<Money>,
+) -> Result<Option<Uuid>, StoreError> {
+    let now = clock.now_micros();
+    let open = unit.lock_open_charges(pupil.id).await?;
+    let credit = unit.pupil_credit(pupil.id).await?.max(0);
+    let incoming = money.as_ref().map_or(0, |m| m.amount);
+    let (paid, _left) = allocate(&open, credit + incoming);
+    let fund_of: HashMap<Uuid, Fund> = open.iter().map(|c| (c.id, c.fund)).collect();
+    let mut legs = Vec::new();
+    if let Some(money) = &money {
+        legs.push((
+            money.source_account,
+            pupil.receivable_account_id,
+            money.amount,
+        ));
+    }
+    legs.extend(fund_legs(
+        &paid,
+        |charge| fund_of[&charge],
+        accounts.uncollected,
+        |fund| accounts.fund(fund),
+    ));
+    if legs.is_empty() {
+        return Ok(None);
+    }
+    let transaction_id = clock.new_id();
+    let description = money.as_ref().map_or_else(
+        || format!("Dùng tiền thừa của học sinh {}", pupil.code),
+        |m| m.description.clone(),
+    );
+    let transaction = school_transaction(transaction_id, &description, &legs, now)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    // Receivables and the school's accounts carry no balance rule, so this always fits.
+    if unit
+        .post_first_that_fits(std::slice::from_ref(&transaction), SCHOOL_USER_ID)
+        .await?
+        .is_none()
+    {
+        return Err(StoreError::Corrupt("a school posting did not fit".into()));
+    }
+    let payment_id = match money {
+        Some(money) => {
+            let id = clock.new_id();
+            unit.insert_school_payment(
+                &NewSchoolPayment {
+                    id,
+                    school_id: pupil.school_id,
+                    pupil_id: pupil.id,
+                    cash: money.cash,
+                    amount: money.amount,
+                    ledger_transaction_id: transaction_id,
+                    bank_transaction_id: money.bank_transaction_id,
+                    receipt_id: money.receipt_id,
+                },
+                now,
+            )
+            .await?;
+            id
+        }
+        None => unit
+            .latest_payment(pupil.id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("credit without a payment".into()))?,
+    };
+    unit.insert_allocations(payment_id, &paid, transaction_id, now)
+        .await?;
+    Ok(Some(payment_id))
+}
+
+/// The bank feed's hook: when a transfer paid a school run's pupil intent, the money the
+/// school's payee account received (`credited`) settles the pupil's charges, in the bank
+/// feed's own database transaction. Any other intent is left alone.
+pub async fn settle_pupil_intent(
+    unit: &mut UnitOfWork<'_>,
+    clock: &Clock,
+    intent_id: Uuid,
+    credited: i64,
+    bank_transaction_id: Uuid,
+) -> Result<(), StoreError> {
+    let Some(pupil_id) = unit.pupil_of_intent(intent_id).await? else {
+        return Ok(());
+    };
+    let pupil = unit
+        .pupil(pupil_id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("intent {intent_id} names no pupil")))?;
+    let (code, payee_account) = unit
+        .school_code_and_account(pupil.school_id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("pupil {pupil_id} has no school")))?;
+    let accounts = SchoolAccounts::ensure(unit, &code, clock.now_micros()).await?;
+    let money = Money {
+        source_account: payee_account,
+        amount: credited,
+        cash: false,
+        bank_transaction_id: Some(bank_transaction_id),
+        receipt_id: None,
+        description: format!("Chuyển khoản cho học sinh {}", pupil.code),
+    };
+    settle_pupil(unit, clock, &accounts, &pupil, Some(money)).await?;
+    Ok(())
+}
+
+#[derive(Clone)]
+pub struct SchoolService {
+    store: Arc<dyn Store>,
+    clock: Clock,
+}
+
+impl SchoolService {
+    pub fn new(store: Arc<dyn Store>, clock: Clock) -> Self {
+        Self { store, clock }
+    }
+
+    fn today(&self) -> NaiveDate {
+        crate::domain::registry::day_in_vietnam(self.clock.now())
+    }
+
+    /// The school, if it exists and the caller may act for it.
+    async fn school(&self, caller: &Caller, id: Uuid) -> Result<Payee, SchoolError> {
+        let allowed = !caller.role.is_payee_bound()
+            || (caller.role == Role::School && caller.payee_id == Some(id));
+        match self.store.payee(id).await? {
+            Some(payee) if allowed && payee.kind == PayeeKind::School => Ok(payee),
+            _ => Err(SchoolError::SchoolNotFound(id)),
+        }
+    }
+
+    pub async fn create_year(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+        request: NewYearRequest,
+    ) -> Result<YearView, SchoolError> {
+        self.school(caller, school_id).await?;
+        let name = text("tên năm học", &request.name, NAME_MAX_CHARS)?;
+        if request.ends_on <= request.starts_on {
+            return Err(SchoolError::invalid(
+                "ngày kết thúc năm học phải sau ngày bắt đầu",
+            ));
+        }
+        let year = YearRow {
+            id: self.clock.new_id(),
+            school_id,
+            name,
+            starts_on: request.starts_on,
+            ends_on: request.ends_on,
+        };
+        let mut unit = self.store.begin().await?;
+        if !unit
+            .insert_school_year(&year, self.clock.now_micros())
+            .await?
+        {
+            return Err(SchoolError::Taken {
+                what: "năm học",
+                name: year.name,
+            });
+        }
+        unit.commit().await?;
+        Ok(year_view(year))
+    }
+
+    pub async fn list_years(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+    ) -> Result<YearList, SchoolError> {
+        self.school(caller, school_id).await?;
+        let mut unit = self.store.school_snapshot().await?;
+        let years = unit.school_years(school_id).await?;
+        unit.rollback().await?;
+        Ok(YearList {
+            data: years.into_iter().map(year_view).collect(),
+        })
+    }
+
+    async fn year_of(
+        unit: &mut UnitOfWork<'_>,
+        school_id: Uuid,
+        id: Uuid,
+    ) -> Result<YearRow, SchoolError> {
+        match unit.school_year(id).await? {
+            Some(year) if year.school_id == school_id => Ok(year),
+            _ => Err(SchoolError::NotFound {
+                what: "năm học",
+                id,
+            }),
+        }
+    }
+
+    async fn class_of(
+        unit: &mut UnitOfWork<'_>,
+        school_id: Uuid,
+        id: Uuid,
+    ) -> Result<ClassRow, SchoolError> {
+        match unit.school_class(id).await? {
+            Some(class) if class.school_id == school_id => Ok(class),
+            _ => Err(SchoolError::NotFound { what: "lớp", id }),
+        }
+    }
+
+    async fn pupil_of(
+        unit: &mut UnitOfWork<'_>,
+        school_id: Uuid,
+        id: Uuid,
+    ) -> Result<PupilRow, SchoolError> {
+        match unit.pupil(id).await? {
+            Some(pupil) if pupil.school_id == school_id => Ok(pupil),
+            _ => Err(SchoolError::NotFound {
+                what: "học sinh",
+                id,
+            }),
+        }
+    }
+
+    async fn fee_item_of(
+        unit: &mut UnitOfWork<'_>,
+        school_id: Uuid,
+        id: Uuid,
+    ) -> Result<FeeItemRow, SchoolError> {
+        match unit.fee_item(id).await? {
+            Some(item) if item.school_id == school_id => Ok(item),
+            _ => Err(SchoolError::NotFound {
+                what: "khoản thu",
+                id,
+            }),
+        }
+    }
+
+    async fn run_of(
+        unit: &mut UnitOfWork<'_>,
+        school_id: Uuid,
+        id: Uuid,
+        lock: bool,
+    ) -> Result<RunRow, SchoolError> {
+        match unit.run(id, lock).await? {
+            Some(run) if run.school_id == school_id => Ok(run),
+            _ => Err(SchoolError::NotFound {
+                what: "đợt thu",
+                id,
+            }),
+        }
+    }
+
+    pub async fn create_class(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+        request: NewClassRequest,
+    ) -> Result<ClassView, SchoolError> {
+        self.school(caller, school_id).await?;
+        let name = text("tên lớp", &request.name, NAME_MAX_CHARS)?;
+        if !(1..=12).contains(&request.grade) {
+            return Err(SchoolError::invalid("khối lớp phải từ 1 đến 12"));
+        }
+        let mut unit = self.store.begin().await?;
+        Self::year_of(&mut unit, school_id, request.year_id).await?;
+        let class = ClassRow {
+            id: self.clock.new_id(),
+            school_id,
+            year_id: request.year_id,
+            grade: request.grade,
+            name,
+        };
+        if !unit
+            .insert_school_class(&class, self.clock.now_micros())
+            .await?
+        {
+            return Err(SchoolError::Taken {
+                what: "lớp",
+                name: class.name,
+            });
+        }
+        unit.commit().await?;
+        Ok(class_view(class))
+    }
+
+    pub async fn list_classes(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+    ) -> Result<ClassList, SchoolError> {
+        self.school(caller, school_id).await?;
+        let mut unit = self.store.school_snapshot().await?;
+        let classes = unit.school_classes(school_id).await?;
+        unit.rollback().await?;
+        Ok(ClassList {
+            data: classes.into_iter().map(class_view).collect(),
+        })
+    }
+
+    pub async fn create_pupil(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+        request: NewPupilRequest,
+    ) -> Result<PupilView, SchoolError> {
+        let school = self.school(caller, school_id).await?;
+        let code = pupil_code(&request.code)?;
+        let full_name = text("họ tên học sinh", &request.full_name, NAME_MAX_CHARS)?;
+        let guardian_name = request
+            .guardian_name
+            .as_deref()
+            .map(|name| text("tên phụ huynh", name, NAME_MAX_CHARS))
+            .transpose()?;
+        let guardian_phone = request
+            .guardian_phone
+            .as_deref()
+            .map(|phone| {
+                parse_phone(phone)
+                    .map_err(|_| SchoolError::invalid("số điện thoại phụ huynh không hợp lệ"))
+            })
+            .transpose()?;
+        if request.household_id.is_none() && guardian_name.is_none() {
+            return Err(SchoolError::invalid(
+                "cần hộ gia đình (household_id) hoặc tên phụ huynh (guardian_name)",
+            ));
+        }
+        let now = self.clock.now_micros();
+        let mut unit = self.store.begin().await?;
+        Self::class_of(&mut unit, school_id, request.class_id).await?;
+        if let Some(household) = request.household_id {
+            if !unit.household_exists(household).await? {
+                return Err(SchoolError::NotFound {
+                    what: "hộ gia đình",
+                    id: household,
+                });
+            }
+        }
+        let account_code = format!("school:{}:pupil:{code}", school.code);
+        let receivable_account_id = unit
+            .ensure_school_account(
+                &account_code,
+                &format!("Phải thu học sinh {full_name} ({code})"),
+                AccountKind::Asset,
+                now,
+            )
+            .await?;
+        let pupil = NewPupil {
+            id: self.clock.new_id(),
+            school_id,
+            code: &code,
+            full_name: &full_name,
+            household_id: request.household_id,
+            guardian_name: guardian_name.as_deref(),
+            guardian_phone: guardian_phone.as_deref(),
+            receivable_account_id,
+            class_id: request.class_id,
+            joined_on: request.joined_on,
+            now,
+        };
+        if !unit.insert_pupil(&pupil).await? {
+            return Err(SchoolError::Taken {
+                what: "mã học sinh",
+                name: code,
+            });
+        }
+        let view = pupil_view(&mut unit, pupil_row(&pupil)).await?;
+        unit.commit().await?;
+        Ok(view)
+    }
+
+    pub async fn pupil(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+        pupil_id: Uuid,
+    ) -> Result<PupilView, SchoolError> {
+        self.school(caller, school_id).await?;
+        let mut unit = self.store.school_snapshot().await?;
+        let pupil = Self::pupil_of(&mut unit, school_id, pupil_id).await?;
+        let view = pupil_view(&mut unit, pupil).await?;
+        unit.rollback().await?;
+        Ok(view)
+    }
+
+    /// Moves the pupil to another class from `on`, or (no class) records that the pupil left
+    /// the school on `on`. The old membership is closed, never rewritten.
+    pub async fn move_pupil(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+        pupil_id: Uuid,
+        request: MovePupilRequest,
+    ) -> Result<PupilView, SchoolError> {
+        self.school(caller, school_id).await?;
+        let now = self.clock.now_micros();
+        let mut unit = self.store.begin().await?;
+        let pupil = Self::pupil_of(&mut unit, school_id, pupil_id).await?;
+        if let Some(class_id) = request.class_id {
+            Self::class_of(&mut unit, school_id, class_id).await?;
+        }
+        if !unit.close_membership(pupil_id, request.on).await? {
+            return Err(SchoolError::invalid(
+                "học sinh không đang học lớp nào trước ngày này",
+            ));
+        }
+        if let Some(class_id) = request.class_id {
+            unit.open_membership(pupil_id, class_id, request.on, now)
+                .await?;
+        }
+        let view = pupil_view(&mut unit, pupil).await?;
+        unit.commit().await?;
+        Ok(view)
+    }
+
+    pub async fn create_fee_item(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+        request: NewFeeItemRequest,
+    ) -> Result<FeeItemView, SchoolError> {
+        self.school(caller, school_id).await?;
+        let name = text("tên khoản thu", &request.name, NAME_MAX_CHARS)?;
+        let fund = Fund::parse(&request.fund).ok_or_else(|| {
+            SchoolError::invalid("quỹ (fund) phải là school, parents_association hoặc pass_through")
+        })?;
+        let unit_of_fee = FeeUnit::parse(&request.unit).ok_or_else(|| {
+            SchoolError::invalid("đơn vị (unit) phải là month, term, year hoặc school_day")
+        })?;
+        if request.grade_amounts.is_empty() && request.class_amounts.is_empty() {
+            return Err(SchoolError::invalid(
+                "khoản thu cần số tiền cho ít nhất một khối hoặc một lớp",
+            ));
+        }
+        let amounts_ok = request
+            .grade_amounts
+            .iter()
+            .map(|g| g.amount)
+            .chain(request.class_amounts.iter().map(|c| c.amount))
+            .all(|amount| (0..=MAX_AMOUNT).contains(&amount));
+        if !amounts_ok
+            || request
+                .grade_amounts
+                .iter()
+                .any(|g| !(1..=12).contains(&g.grade))
+        {
+            return Err(SchoolError::invalid(
+                "số tiền phải từ 0 đến 1.000.000.000.000 đồng, khối từ 1 đến 12",
+            ));
+        }
+        let mut unit = self.store.begin().await?;
+        Self::year_of(&mut unit, school_id, request.year_id).await?;
+        for class in &request.class_amounts {
+            Self::class_of(&mut unit, school_id, class.class_id).await?;
+        }
+        let mut grades: Vec<(i32, i64)> = request
+            .grade_amounts
+            .iter()
+            .map(|g| (g.grade, g.amount))
+            .collect();
+        let mut classes: Vec<(Uuid, i64)> = request
+            .class_amounts
+            .iter()
+            .map(|c| (c.class_id, c.amount))
+            .collect();
+        grades.sort();
+        classes.sort();
+        if grades.windows(2).any(|w| w[0].0 == w[1].0)
+            || classes.windows(2).any(|w| w[0].0 == w[1].0)
+        {
+            return Err(SchoolError::invalid("mỗi khối, mỗi lớp chỉ có một số tiền"));
+        }
+        let item = FeeItemRow {
+            id: self.clock.new_id(),
+            school_id,
+            year_id: request.year_id,
+            name,
+            fund: fund.as_str().to_owned(),
+            mandatory: request.mandatory,
+            unit: unit_of_fee.as_str().to_owned(),
+        };
+        if !unit
+            .insert_fee_item(&item, &grades, &classes, self.clock.now_micros())
+            .await?
+        {
+            return Err(SchoolError::Taken {
+                what: "khoản thu",
+                name: item.name,
+            });
+        }
+        unit.commit().await?;
+        Ok(fee_item_view(item))
+    }
+
+    pub async fn list_fee_items(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+    ) -> Result<FeeItemList, SchoolError> {
+        self.school(caller, school_id).await?;
+        let mut unit = self.store.school_snapshot().await?;
+        let items = unit.fee_items(school_id).await?;
+        unit.rollback().await?;
+        Ok(FeeItemList {
+            data: items.into_iter().map(fee_item_view).collect(),
+        })
+    }
+
+    /// Enrols pupils in an optional item (enrolling twice changes nothing).
+    pub async fn enrol(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+        item_id: Uuid,
+        request: EnrolRequest,
+    ) -> Result<EnrolView, SchoolError> {
+        self.school(caller, school_id).await?;
+        let now = self.clock.now_micros();
+        let mut unit = self.store.begin().await?;
+        let item = Self::fee_item_of(&mut unit, school_id, item_id).await?;
+        if item.mandatory {
+            return Err(SchoolError::invalid(
+                "khoản thu bắt buộc áp dụng cho mọi học sinh, không cần đăng ký",
+            ));
+        }
+        for pupil in &request.pupil_ids {
+            Self::pupil_of(&mut unit, school_id, *pupil).await?;
+            unit.enrol(item_id, *pupil, now).await?;
+        }
+        unit.commit().await?;
+        Ok(EnrolView {
+            fee_item_id: item_id,
+            enrolled: request.pupil_ids.len(),
+        })
+    }
+
+    pub async fn create_exemption(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+        request: NewExemptionRequest,
+    ) -> Result<ExemptionView, SchoolError> {
+        self.school(caller, school_id).await?;
+        let reduction = match (request.percent, request.amount) {
+            (Some(percent), None) if (1..=100).contains(&percent) => {
+                Reduction::Percent(percent as u8)
+            }
+            (None, Some(amount)) if (1..=MAX_AMOUNT).contains(&amount) => Reduction::Fixed(amount),
+            _ => {
+                return Err(SchoolError::invalid(
+                    "miễn giảm cần đúng một trong hai: phần trăm (1–100) hoặc số tiền (lớn hơn 0)",
+                ))
+            }
+        };
+        let category = text("diện chính sách", &request.category, NAME_MAX_CHARS)?;
+        let note = request
+            .note
+            .as_deref()
+            .map(|note| text("ghi chú", note, 500))
+            .transpose()?;
+        let now = self.clock.now_micros();
+        let mut unit = self.store.begin().await?;
+        Self::pupil_of(&mut unit, school_id, request.pupil_id).await?;
+        let item = Self::fee_item_of(&mut unit, school_id, request.fee_item_id).await?;
+        if !unit
+            .insert_exemption(
+                self.clock.new_id(),
+                (request.pupil_id, request.fee_item_id),
+                reduction,
+                (&category, note.as_deref()),
+                &caller.username,
+                now,
+            )
+            .await?
+        {
+            return Err(SchoolError::Taken {
+                what: "miễn giảm cho khoản thu",
+                name: item.name,
+            });
+        }
+        unit.commit().await?;
+        Ok(ExemptionView {
+            pupil_id: request.pupil_id,
+            fee_item_id: item.id,
+            fee_item_name: item.name,
+            percent: request.percent,
+            amount: request.amount,
+            category,
+            note,
+            approved_by: caller.username.clone(),
+            approved_at: to_rfc3339(now),
+        })
+    }
+
+    pub async fn create_run(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+        request: NewRunRequest,
+    ) -> Result<RunView, SchoolError> {
+        self.school(caller, school_id).await?;
+        let name = text("tên đợt thu", &request.name, NAME_MAX_CHARS)?;
+        if request
+            .school_days
+            .is_some_and(|days| !(1..=366).contains(&days))
+        {
+            return Err(SchoolError::invalid("số ngày học phải từ 1 đến 366"));
+        }
+        let mut items = request.fee_item_ids.clone();
+        items.sort();
+        items.dedup();
+        if items.is_empty() {
+            return Err(SchoolError::invalid("đợt thu cần ít nhất một khoản thu"));
+        }
+        let mut unit = self.store.begin().await?;
+        Self::year_of(&mut unit, school_id, request.year_id).await?;
+        for id in &items {
+            let item = Self::fee_item_of(&mut unit, school_id, *id).await?;
+            if item.year_id != request.year_id {
+                return Err(SchoolError::invalid(format!(
+                    "khoản thu “{}” thuộc năm học khác",
+                    item.name
+                )));
+            }
+            if item.unit == FeeUnit::SchoolDay.as_str() && request.school_days.is_none() {
+                return Err(crate::domain::schools::RunError::SchoolDaysRequired(item.name).into());
+            }
+        }
+        let run = RunRow {
+            id: self.clock.new_id(),
+            school_id,
+            year_id: request.year_id,
+            name,
+            due_on: request.due_on,
+            school_days: request.school_days,
+            posted_at: None,
+        };
+        if !unit
+            .insert_run(&run, &items, self.clock.now_micros())
+            .await?
+        {
+            return Err(SchoolError::Taken {
+                what: "đợt thu",
+                name: run.name,
+            });
+        }
+        unit.commit().await?;
+        Ok(run_view(&run))
+    }
+
+    pub async fn list_runs(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+    ) -> Result<RunList, SchoolError> {
+        self.school(caller, school_id).await?;
+        let mut unit = self.store.school_snapshot().await?;
+        let runs = unit.runs(school_id).await?;
+        unit.rollback().await?;
+        Ok(RunList {
+            data: runs.iter().map(run_view).collect(),
+        })
+    }
+
+    /// Every pupil's charges for the run, computed and not posted.
+    pub async fn preview_run(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+        run_id: Uuid,
+    ) -> Result<RunPreview, SchoolError> {
+        self.school(caller, school_id).await?;
+        let mut unit = self.store.school_snapshot().await?;
+        let run = Self::run_of(&mut unit, school_id, run_id, false).await?;
+        let charges = if run.posted_at.is_some() {
+            unit.run_charges(run_id)
+                .await?
+                .into_iter()
+                .map(|c| ChargeView {
+                    pupil_id: c.pupil_id,
+                    class_id: c.class_id,
+                    fee_item_id: c.fee_item_id,
+                    fund: c.fund,
+                    mandatory: c.mandatory,
+                    gross: c.gross,
+                    exemption: c.exemption,
+                    amount: c.amount,
+                })
+                .collect()
+        } else {
+            let (_, lines) = run_lines(&mut unit, &run).await?;
+            lines.iter().map(charge_view).collect::<Vec<_>>()
+        };
+        unit.rollback().await?;
+        let mut pupils: Vec<Uuid> = charges.iter().map(|c| c.pupil_id).collect();
+        pupils.dedup();
+        Ok(RunPreview {
+            run: run_view(&run),
+            pupils: pupils.len(),
+            total: charges.iter().map(|c| c.amount).sum(),
+            charges,
+        })
+    }
+
+    /// Posts the run: every pupil's charges as receivables, credit the pupils had used on
+    /// them, one VietQR intent per pupil still owing; all in one database transaction.
+    /// Posting a posted run changes nothing and answers the same.
+    pub async fn post_run(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+        run_id: Uuid,
+    ) -> Result<PostedRun, SchoolError> {
+        let school = self.school(caller, school_id).await?;
+        let now = self.clock.now_micros();
+        let mut unit = self.store.begin().await?;
+        let run = Self::run_of(&mut unit, school_id, run_id, true).await?;
+        if run.posted_at.is_some() {
+            let posted = posted_run(&mut unit, &run).await?;
+            unit.rollback().await?;
+            return Ok(posted);
+        }
+        let accounts = SchoolAccounts::ensure(&mut unit, &school.code, now).await?;
+        let (pupils, lines) = run_lines(&mut unit, &run).await?;
+        let mut by_pupil: Vec<(&PupilRow, Vec<&crate::domain::schools::ChargeLine>)> = Vec::new();
+        for pupil in &pupils {
+            let mine: Vec<_> = lines.iter().filter(|l| l.pupil_id == pupil.id).collect();
+            if !mine.is_empty() {
+                by_pupil.push((pupil, mine));
+            }
+        }
+        let mut transactions = Vec::with_capacity(by_pupil.len());
+        let mut charges = Vec::with_capacity(lines.len());
+        for (pupil, mine) in &by_pupil {
+            let total: i64 = mine.iter().map(|l| l.amount).sum();
+            let transaction_id = self.clock.new_id();
+            let description = format!("{}: khoản thu của học sinh {}", run.name, pupil.code);
+            transactions.push(
+                school_transaction(
+                    transaction_id,
+                    &description,
+                    &[(pupil.receivable_account_id, accounts.uncollected, total)],
+                    now,
+                )
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            );
+            charges.extend(mine.iter().map(|line| NewCharge {
+                id: self.clock.new_id(),
+                run_id,
+                pupil_id: line.pupil_id,
+                class_id: line.class_id,
+                fee_item_id: line.fee_item_id,
+                gross: line.gross,
+                exemption: line.exemption,
+                amount: line.amount,
+                ledger_transaction_id: transaction_id,
+            }));
+        }
+        if !transactions.is_empty() && !unit.post_all(&transactions, SCHOOL_USER_ID).await? {
+            return Err(StoreError::Corrupt("a run's postings did not fit".into()).into());
+        }
+        unit.insert_charges(&charges, now).await?;
+        let run_charge_ids: std::collections::HashSet<Uuid> =
+            charges.iter().map(|c| c.id).collect();
+        for (pupil, _) in &by_pupil {
+            settle_pupil(&mut unit, &self.clock, &accounts, pupil, None).await?;
+            let owing: i64 = unit
+                .lock_open_charges(pupil.id)
+                .await?
+                .iter()
+                .filter(|c| run_charge_ids.contains(&c.id))
+                .map(|c| c.outstanding)
+                .sum();
+            if owing > 0 {
+                let intent = self
+                    .insert_pupil_intent(&mut unit, &school, &run, pupil, owing, caller.user_id)
+                    .await?;
+                unit.insert_run_intent(run_id, pupil.id, intent).await?;
+            }
+        }
+        unit.mark_run_posted(run_id, now).await?;
+        let posted = posted_run(
+            &mut unit,
+            &RunRow {
+                posted_at: Some(now),
+                ..run
+            },
+        )
+        .await?;
+        unit.commit().await?;
+        metrics::counter!("school_run_charges_posted_total").increment(charges.len() as u64);
+        Ok(posted)
+    }
+
+    async fn insert_pupil_intent(
+        &self,
+        unit: &mut UnitOfWork<'_>,
+        school: &Payee,
+        run: &RunRow,
+        pupil: &PupilRow,
+        amount: i64,
+        created_by: Uuid,
+    ) -> Result<Uuid, SchoolError> {
+        let now = self.clock.now_micros();
+        let account = &school.collection_account;
+        let description: String = format!("{} – {} ({})", run.name, pupil.full_name, pupil.code)
+            .chars()
+            .take(200)
+            .collect();
+        for _ in 0..MAX_DRAWS {
+            let reference = PaymentReference::generate(&mut rand::thread_rng());
+            let qr = VietQr::new(
+                Initiation::Dynamic,
+                &account.bank_bin,
+                &account.account_number,
+                Service::Account,
+                Some(amount as u64),
+                Some(reference.as_str()),
+            )
+            .map_err(|e| StoreError::Corrupt(format!("school {}: {e}", school.id)))?;
+            let intent = PaymentIntent {
+                id: self.clock.new_id(),
+                payee_id: school.id,
+                collection_account_id: account.id,
+                reference: reference.as_str().to_owned(),
+                amount,
+                description: Some(description.clone()),
+                stored_status: IntentStatus::Pending,
+                qr_payload: qr.encode(),
+                expires_at: now + i64::from(MAX_EXPIRES_IN_SECONDS) * 1_000_000,
+                created_at: now,
+                created_by,
+                cancelled_at: None,
+                paid_amount: 0,
+                payer_resident_id: None,
+                payer_household_id: pupil.household_id,
+            };
+            if unit.insert_intent(&intent).await? {
+                return Ok(intent.id);
+            }
+        }
+        Err(StoreError::WriteConflict.into())
+    }
+
+    /// Who paid a run, all, partly or not, with totals; of one class or the whole run.
+    pub async fn run_status(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+        run_id: Uuid,
+        query: StatusQuery,
+    ) -> Result<RunStatus, SchoolError> {
+        self.school(caller, school_id).await?;
+        let mut unit = self.store.school_snapshot().await?;
+        Self::run_of(&mut unit, school_id, run_id, false).await?;
+        if let Some(class_id) = query.class_id {
+            Self::class_of(&mut unit, school_id, class_id).await?;
+        }
+        let totals = unit.run_totals(run_id, query.class_id).await?;
+        unit.rollback().await?;
+        let data: Vec<PupilStatus> = totals
+            .into_iter()
+            .map(|t| PupilStatus {
+                status: PaidState::of(t.charged, t.paid).as_str().to_owned(),
+                owing: t.charged - t.paid,
+                pupil_id: t.pupil_id,
+                code: t.code,
+                full_name: t.full_name,
+                class_id: t.class_id,
+                charged: t.charged,
+                paid: t.paid,
+            })
+            .collect();
+        let count = |state: PaidState| data.iter().filter(|p| p.status == state.as_str()).count();
+        let charged_total: i64 = data.iter().map(|p| p.charged).sum();
+        let paid_total: i64 = data.iter().map(|p| p.paid).sum();
+        Ok(RunStatus {
+            run_id,
+            class_id: query.class_id,
+            pupils: data.len(),
+            paid: count(PaidState::Paid),
+            partly_paid: count(PaidState::Partly),
+            unpaid: count(PaidState::Unpaid),
+            charged_total,
+            paid_total,
+            owing_total: charged_total - paid_total,
+            paid_percent: percent_text(paid_total, charged_total),
+            data,
+        })
+    }
+
+    pub async fn statement(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+        pupil_id: Uuid,
+    ) -> Result<PupilStatement, SchoolError> {
+        self.school(caller, school_id).await?;
+        let mut unit = self.store.school_snapshot().await?;
+        let pupil = Self::pupil_of(&mut unit, school_id, pupil_id).await?;
+        let statement = statement_of(&mut unit, pupil).await?;
+        unit.rollback().await?;
+        Ok(statement)
+    }
+
+    /// The balances of the school's funds, its uncollected charges and its cash on hand, as
+    /// the ledger has them.
+    pub async fn balances(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+    ) -> Result<SchoolBalances, SchoolError> {
+        let school = self.school(caller, school_id).await?;
+        let mut unit = self.store.school_snapshot().await?;
+        let mut funds = Vec::new();
+        for fund in Fund::ALL {
+            let code = fund_code(&school.code, fund);
+            funds.push(FundBalance {
+                fund: fund.as_str().to_owned(),
+                balance: -unit.debit_balance_of_code(&code).await?,
+                account_code: code,
+            });
+        }
+        let uncollected = -unit
+            .debit_balance_of_code(&format!("school:{}:uncollected", school.code))
+            .await?;
+        let cash_on_hand = unit
+            .debit_balance_of_code(&format!("school:{}:cash", school.code))
+            .await?;
+        unit.rollback().await?;
+        Ok(SchoolBalances {
+            funds,
+            uncollected,
+            cash_on_hand,
+        })
+    }
+
+    /// Records cash taken at the school's desk for a pupil, once per idempotency key: a
+    /// receipt with the school year's next number, the posting to the school's cash account and
+    /// the charges it pays, in one database transaction.
+    pub async fn record_cash(
+        &self,
+        caller: &Caller,
+        claim: IdempotencyClaim,
+        school_id: Uuid,
+        request: CashRequest,
+    ) -> Result<Reply, SchoolError> {
+        if !(1..=MAX_AMOUNT).contains(&request.amount) {
+            return Err(SchoolError::invalid("số tiền phải lớn hơn 0"));
+        }
+        let payer_name = text("tên người nộp", &request.payer_name, NAME_MAX_CHARS)?;
+        if let Some(reply) = crate::services::earlier_answer(self.store.as_ref(), &claim).await? {
+            return Ok(reply);
+        }
+        let school = self.school(caller, school_id).await?;
+        let now = self.clock.now_micros();
+        let mut unit = self.store.begin().await?;
+        if let Some(earlier) = unit.claim_key(&claim, None, now).await? {
+            unit.rollback().await?;
+            let earlier = earlier?;
+            return Ok(Reply {
+                status: earlier.status,
+                body: earlier.body,
+                replayed: true,
+            });
+        }
+        let pupil = Self::pupil_of(&mut unit, school_id, request.pupil_id).await?;
+        let year_id = current_year(&mut unit, &pupil, self.today()).await?;
+        let accounts = SchoolAccounts::ensure(&mut unit, &school.code, now).await?;
+        let number = unit.next_receipt_number(school_id, year_id).await?;
+        let receipt_id = self.clock.new_id();
+        let money = Money {
+            source_account: accounts.cash,
+            amount: request.amount,
+            cash: true,
+            bank_transaction_id: None,
+            receipt_id: Some(receipt_id),
+            description: format!("Biên lai số {number}: tiền mặt của học sinh {}", pupil.code),
+        };
+        let payment_id = settle_pupil(&mut unit, &self.clock, &accounts, &pupil, Some(money))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("cash recorded no payment".into()))?;
+        let receipt = ReceiptRow {
+            id: receipt_id,
+            school_id,
+            year_id,
+            number,
+            pupil_id: pupil.id,
+            payer_name,
+            amount: request.amount,
+            payment_id,
+            created_by: caller.username.clone(),
+            created_at: now,
+            cancelled_at: None,
+            cancelled_by: None,
+            cancel_reason: None,
+        };
+        unit.insert_receipt(&receipt).await?;
+        let response = StoredResponse {
+            status: 201,
+            body: serde_json::to_string(&receipt_view(&receipt)).expect("views serialize"),
+        };
+        unit.store_key_response(&claim, &response).await?;
+        unit.commit().await?;
+        Ok(Reply {
+            status: response.status,
+            body: response.body,
+            replayed: false,
+        })
+    }
+
+    async fn visible_receipt(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+        receipt_id: Uuid,
+    ) -> Result<(Payee, ReceiptRow, PupilRow), SchoolError> {
+        let school = self.school(caller, school_id).await?;
+        let mut unit = self.store.school_snapshot().await?;
+        let receipt = match unit.receipt(receipt_id, false).await? {
+            Some(receipt) if receipt.school_id == school_id => receipt,
+            _ => {
+                return Err(SchoolError::NotFound {
+                    what: "biên lai",
+                    id: receipt_id,
+                })
+            }
+        };
+        let pupil = Self::pupil_of(&mut unit, school_id, receipt.pupil_id).await?;
+        unit.rollback().await?;
+        Ok((school, receipt, pupil))
+    }
+
+    pub async fn receipt(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+        receipt_id: Uuid,
+    ) -> Result<ReceiptView, SchoolError> {
+        let (_, receipt, _) = self.visible_receipt(caller, school_id, receipt_id).await?;
+        Ok(receipt_view(&receipt))
+    }
+
+    /// The receipt as a printable HTML page in Vietnamese.
+    pub async fn receipt_html(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+        receipt_id: Uuid,
+    ) -> Result<String, SchoolError> {
+        let (school, receipt, pupil) = self.visible_receipt(caller, school_id, receipt_id).await?;
+        Ok(receipt_html::render(&school, &receipt, &pupil))
+    }
+
+    /// Cancels a receipt: it keeps its number and shows as cancelled; the cash and what it
+    /// paid are taken back in one correcting ledger transaction. Cancelling again answers the
+    /// same and changes nothing.
+    pub async fn cancel_receipt(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+        receipt_id: Uuid,
+        request: CancelReceiptRequest,
+    ) -> Result<ReceiptView, SchoolError> {
+        let reason = text("lý do hủy", &request.reason, 500)?;
+        let school = self.school(caller, school_id).await?;
+        let now = self.clock.now_micros();
+        let mut unit = self.store.begin().await?;
+        let mut receipt = match unit.receipt(receipt_id, true).await? {
+            Some(receipt) if receipt.school_id == school_id => receipt,
+            _ => {
+                return Err(SchoolError::NotFound {
+                    what: "biên lai",
+                    id: receipt_id,
+                })
+            }
+        };
+        if receipt.cancelled_at.is_some() {
+            unit.rollback().await?;
+            return Ok(receipt_view(&receipt));
+        }
+        let pupil = Self::pupil_of(&mut unit, school_id, receipt.pupil_id).await?;
+        let accounts = SchoolAccounts::ensure(&mut unit, &school.code, now).await?;
+        let mut legs = vec![(pupil.receivable_account_id, accounts.cash, receipt.amount)];
+        for (fund, amount) in unit.payment_allocations_by_fund(receipt.payment_id).await? {
+            let fund =
+                Fund::parse(&fund).ok_or_else(|| StoreError::Corrupt(format!("fund {fund:?}")))?;
+            legs.push((accounts.fund(fund), accounts.uncollected, amount));
+        }
+        let transaction_id = self.clock.new_id();
+        let transaction = school_transaction(
+            transaction_id,
+            &format!("Hủy biên lai số {}: {reason}", receipt.number),
+            &legs,
+            now,
+        )
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if unit
+            .post_first_that_fits(std::slice::from_ref(&transaction), SCHOOL_USER_ID)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::Corrupt("a receipt cancellation did not fit".into()).into());
+        }
+        unit.cancel_payment(receipt.payment_id, now).await?;
+        unit.mark_receipt_cancelled(receipt_id, (&caller.username, &reason), transaction_id, now)
+            .await?;
+        unit.commit().await?;
+        receipt.cancelled_at = Some(now);
+        receipt.cancelled_by = Some(caller.username.clone());
+        receipt.cancel_reason = Some(reason);
+        Ok(receipt_view(&receipt))
+    }
+
+    /// A read-only link for a pupil's parents: a random 256-bit token, shown once; only its
+    /// SHA-256 is stored.
+    pub async fn create_parent_link(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+        request: NewParentLinkRequest,
+    ) -> Result<ParentLinkView, SchoolError> {
+        self.school(caller, school_id).await?;
+        let mut bytes = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        let token = hex::encode(bytes);
+        let id = self.clock.new_id();
+        let mut unit = self.store.begin().await?;
+        Self::pupil_of(&mut unit, school_id, request.pupil_id).await?;
+        unit.insert_parent_link(
+            id,
+            (school_id, request.pupil_id),
+            &token_hash(&token),
+            self.clock.now_micros(),
+        )
+        .await?;
+        unit.commit().await?;
+        Ok(ParentLinkView {
+            id,
+            pupil_id: request.pupil_id,
+            token,
+        })
+    }
+
+    pub async fn revoke_parent_link(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+        link_id: Uuid,
+    ) -> Result<(), SchoolError> {
+        self.school(caller, school_id).await?;
+        let mut unit = self.store.begin().await?;
+        if !unit
+            .revoke_parent_link(school_id, link_id, self.clock.now_micros())
+            .await?
+        {
+            return Err(SchoolError::LinkNotFound);
+        }
+        unit.commit().await?;
+        Ok(())
+    }
+
+    /// What a parent's link shows: the pupil's open charges, nothing else.
+    pub async fn parent_view(&self, token: &str) -> Result<ParentView, SchoolError> {
+        let mut unit = self.store.school_snapshot().await?;
+        let Some(pupil_id) = unit.parent_link_pupil(&token_hash(token)).await? else {
+            return Err(SchoolError::LinkNotFound);
+        };
+        let pupil = unit
+            .pupil(pupil_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("link names no pupil {pupil_id}")))?;
+        let charges = unit.pupil_charges(pupil_id).await?;
+        let credit = unit.pupil_credit(pupil_id).await?;
+        unit.rollback().await?;
+        let school = self
+            .store
+            .payee(pupil.school_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("pupil {pupil_id} has no school")))?;
+        let open_charges: Vec<ParentOpenCharge> = charges
+            .into_iter()
+            .filter(|c| c.paid < c.amount)
+            .map(|c| ParentOpenCharge {
+                run_name: c.run_name,
+                fee_item_name: c.item_name,
+                due_on: c.due_on,
+                owing: c.amount - c.paid,
+            })
+            .collect();
+        Ok(ParentView {
+            school_name: school.details.name,
+            pupil_name: pupil.full_name,
+            owing_total: open_charges.iter().map(|c| c.owing).sum(),
+            open_charges,
+            credit,
+        })
+    }
+}
+
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.trim().as_bytes()))
+}
+
+/// Trimmed text of 1 to `max` characters.
+fn text(field: &str, value: &str, max: usize) -> Result<String, SchoolError> {
+    bounded_text("text", value, max)
+        .map_err(|_| SchoolError::invalid(format!("{field} phải có từ 1 đến {max} ký tự")))
+}
+
+/// A pupil code that fits the pupil's ledger account code.
+fn pupil_code(value: &str) -> Result<String, SchoolError> {
+    let code = value.trim();
+    let valid = (1..=PUPIL_CODE_MAX_CHARS).contains(&code.len())
+        && code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        && AccountCode::parse(&format!("school:X:pupil:{code}")).is_ok();
+    if valid {
+        Ok(code.to_owned())
+    } else {
+        Err(SchoolError::invalid(format!(
+            "mã học sinh gồm 1 đến {PUPIL_CODE_MAX_CHARS} chữ cái không dấu, chữ số, '-' hoặc '_'"
+        )))
+    }
+}
+
+/// The pupils charged by a run (in classes of its year on its due day) and their lines.
+async fn run_lines(
+    unit: &mut UnitOfWork<'_>,
+    run: &RunRow,
+) -> Result<(Vec<PupilRow>, Vec<crate::domain::schools::ChargeLine>), SchoolError> {
+    let items = unit.run_items(run.id).await?;
+    let pupils = unit.run_pupils(run.year_id, run.due_on).await?;
+    let facts: Vec<_> = pupils.iter().map(|(_, f)| f.clone()).collect();
+    let days = run.school_days.map(|d| d.max(0) as u32);
+    let lines = compute_charges(&facts, &items, days)?;
+    Ok((pupils.into_iter().map(|(row, _)| row).collect(), lines))
+}
+
+async fn posted_run(unit: &mut UnitOfWork<'_>, run: &RunRow) -> Result<PostedRun, SchoolError> {
+    let charges = unit.run_charges(run.id).await?;
+    let mut intents: Vec<PupilIntentView> = unit
+        .run_intents(run.id)
+        .await?
+        .into_iter()
+        .map(|(intent_id, pupil_id)| PupilIntentView {
+            pupil_id,
+            intent_id,
+        })
+        .collect();
+    intents.sort_by_key(|i| i.pupil_id);
+    Ok(PostedRun {
+        run: run_view(run),
+        charges: charges.len(),
+        total: charges.iter().map(|c| c.amount).sum(),
+        intents,
+    })
+}
+
+/// The school year a cash receipt is numbered in: the year of the pupil's class today, or of
+/// the pupil's latest class.
+async fn current_year(
+    unit: &mut UnitOfWork<'_>,
+    pupil: &PupilRow,
+    today: NaiveDate,
+) -> Result<Uuid, SchoolError> {
+    let memberships = unit.memberships(pupil.id).await?;
+    let class = memberships
+        .iter()
+        .rev()
+        .find(|m| m.from_on <= today && m.until_on.map_or(true, |until| until > today))
+        .or(memberships.last())
+        .ok_or_else(|| StoreError::Corrupt(format!("pupil {} has no class", pupil.id)))?;
+    let class = unit
+        .school_class(class.class_id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("membership without class".into()))?;
+    Ok(class.year_id)
+}
+
+async fn statement_of(
+    unit: &mut UnitOfWork<'_>,
+    pupil: PupilRow,
+) -> Result<PupilStatement, SchoolError> {
+    let charges = unit.pupil_charges(pupil.id).await?;
+    let payments = unit.pupil_payments(pupil.id).await?;
+    let exemptions = unit.pupil_exemptions(pupil.id).await?;
+    let balance = unit.debit_balance(pupil.receivable_account_id).await?;
+    let credit = unit.pupil_credit(pupil.id).await?;
+    let charged_total = charges.iter().map(|c| c.amount).sum();
+    let paid_total = payments
+        .iter()
+        .filter(|p| p.cancelled_at.is_none())
+        .map(|p| p.amount)
+        .sum();
+    Ok(PupilStatement {
+        charges: charges
+            .into_iter()
+            .map(|c| StatementCharge {
+                run_id: c.run_id,
+                run_name: c.run_name,
+                due_on: c.due_on,
+                fee_item_id: c.fee_item_id,
+                fee_item_name: c.item_name,
+                fund: c.fund,
+                gross: c.gross,
+                exemption: c.exemption,
+                amount: c.amount,
+                paid: c.paid,
+            })
+            .collect(),
+        payments: payments
+            .into_iter()
+            .map(|p| StatementPayment {
+                id: p.id,
+                method: p.method,
+                amount: p.amount,
+                at: to_rfc3339(p.created_at),
+                receipt_id: p.receipt_id,
+                cancelled: p.cancelled_at.is_some(),
+            })
+            .collect(),
+        exemptions: exemptions
+            .into_iter()
+            .map(
+                |(item, name, percent, amount, category, note, by, at)| ExemptionView {
+                    pupil_id: pupil.id,
+                    fee_item_id: item,
+                    fee_item_name: name,
+                    percent,
+                    amount,
+                    category,
+                    note,
+                    approved_by: by,
+                    approved_at: to_rfc3339(at),
+                },
+            )
+            .collect(),
+        charged_total,
+        paid_total,
+        balance,
+        credit,
+        pupil: pupil_view(unit, pupil).await?,
+    })
+}
+
+async fn pupil_view(unit: &mut UnitOfWork<'_>, pupil: PupilRow) -> Result<PupilView, SchoolError> {
+    let classes = unit
+        .memberships(pupil.id)
+        .await?
+        .into_iter()
+        .map(|m| MembershipView {
+            class_id: m.class_id,
+            class_name: m.class_name,
+            from_on: m.from_on,
+            until_on: m.until_on,
+        })
+        .collect();
+    Ok(PupilView {
+        id: pupil.id,
+        school_id: pupil.school_id,
+        code: pupil.code,
+        full_name: pupil.full_name,
+        household_id: pupil.household_id,
+        guardian_name: pupil.guardian_name,
+        guardian_phone: pupil.guardian_phone,
+        classes,
+    })
+}
+
+fn pupil_row(pupil: &NewPupil<'_>) -> PupilRow {
+    PupilRow {
+        id: pupil.id,
+        school_id: pupil.school_id,
+        code: pupil.code.to_owned(),
+        full_name: pupil.full_name.to_owned(),
+        household_id: pupil.household_id,
+        guardian_name: pupil.guardian_name.map(str::to_owned),
+        guardian_phone: pupil.guardian_phone.map(str::to_owned),
+        receivable_account_id: pupil.receivable_account_id,
+    }
+}
+
+fn year_view(year: YearRow) -> YearView {
+    YearView {
+        id: year.id,
+        school_id: year.school_id,
+        name: year.name,
+        starts_on: year.starts_on,
+        ends_on: year.ends_on,
+    }
+}
+
+fn class_view(class: ClassRow) -> ClassView {
+    ClassView {
+        id: class.id,
+        year_id: class.year_id,
+        grade: class.grade,
+        name: class.name,
+    }
+}
+
+fn fee_item_view(item: FeeItemRow) -> FeeItemView {
+    FeeItemView {
+        id: item.id,
+        year_id: item.year_id,
+        name: item.name,
+        fund: item.fund,
+        mandatory: item.mandatory,
+        unit: item.unit,
+    }
+}
+
+fn run_view(run: &RunRow) -> RunView {
+    RunView {
+        id: run.id,
+        year_id: run.year_id,
+        name: run.name.clone(),
+        due_on: run.due_on,
+        school_days: run.school_days,
+        posted_at: run.posted_at.map(to_rfc3339),
+    }
+}
+
+fn charge_view(line: &crate::domain::schools::ChargeLine) -> ChargeView {
+    ChargeView {
+        pupil_id: line.pupil_id,
+        class_id: line.class_id,
+        fee_item_id: line.fee_item_id,
+        fund: line.fund.as_str().to_owned(),
+        mandatory: line.mandatory,
+        gross: line.gross,
+        exemption: line.exemption,
+        amount: line.amount,
+    }
+}
+
+fn receipt_view(receipt: &ReceiptRow) -> ReceiptView {
+    ReceiptView {
+        id: receipt.id,
+        school_id: receipt.school_id,
+        year_id: receipt.year_id,
+        number: receipt.number,
+        pupil_id: receipt.pupil_id,
+        payer_name: receipt.payer_name.clone(),
+        amount: receipt.amount,
+        payment_id: receipt.payment_id,
+        created_by: receipt.created_by.clone(),
+        created_at: to_rfc3339(receipt.created_at),
+        cancelled: receipt.cancelled_at.is_some(),
+        cancelled_at: receipt.cancelled_at.map(to_rfc3339),
+        cancel_reason: receipt.cancel_reason.clone(),
+    }
+}

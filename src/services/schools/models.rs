@@ -1,0 +1,389 @@
+//! Requests and answers of the school routes. Amounts are whole đồng (integers).
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct NewYearRequest {
+    /// e.g. "2026-2027"
+    pub name: String,
+    pub starts_on: NaiveDate,
+    pub ends_on: NaiveDate,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct YearView {
+    pub id: Uuid,
+    pub school_id: Uuid,
+    pub name: String,
+    pub starts_on: NaiveDate,
+    pub ends_on: NaiveDate,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct YearList {
+    pub data: Vec<YearView>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct NewClassRequest {
+    pub year_id: Uuid,
+    /// 1 to 12
+    pub grade: i32,
+    /// e.g. "3A"
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClassView {
+    pub id: Uuid,
+    pub year_id: Uuid,
+    pub grade: i32,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ClassList {
+    pub data: Vec<ClassView>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct NewPupilRequest {
+    /// The school's code of the pupil: 1 to 20 letters, digits, `-` or `_`.
+    pub code: String,
+    pub full_name: String,
+    pub class_id: Uuid,
+    /// The day the pupil joins the class.
+    pub joined_on: NaiveDate,
+    /// The pupil's household in the commune registry, when there is one.
+    pub household_id: Option<Uuid>,
+    /// Otherwise (or as well) the guardian's name and phone.
+    pub guardian_name: Option<String>,
+    pub guardian_phone: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MembershipView {
+    pub class_id: Uuid,
+    pub class_name: String,
+    pub from_on: NaiveDate,
+    /// The day the pupil left the class (exclusive); none while the pupil is in it.
+    pub until_on: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PupilView {
+    pub id: Uuid,
+    pub school_id: Uuid,
+    pub code: String,
+    pub full_name: String,
+    pub household_id: Option<Uuid>,
+    pub guardian_name: Option<String>,
+    pub guardian_phone: Option<String>,
+    /// Every class the pupil has been in, oldest first.
+    pub classes: Vec<MembershipView>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct MovePupilRequest {
+    /// The new class; none when the pupil leaves the school.
+    pub class_id: Option<Uuid>,
+    /// The first day in the new class, or the day the pupil left.
+    pub on: NaiveDate,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct GradeAmount {
+    pub grade: i32,
+    pub amount: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct ClassAmount {
+    pub class_id: Uuid,
+    pub amount: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct NewFeeItemRequest {
+    pub year_id: Uuid,
+    pub name: String,
+    /// `school`, `parents_association` or `pass_through`
+    pub fund: String,
+    pub mandatory: bool,
+    /// `month`, `term`, `year` or `school_day`
+    pub unit: String,
+    /// The amount per unit for each grade charged.
+    #[serde(default)]
+    pub grade_amounts: Vec<GradeAmount>,
+    /// Per-class amounts, which win over the grade's.
+    #[serde(default)]
+    pub class_amounts: Vec<ClassAmount>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FeeItemView {
+    pub id: Uuid,
+    pub year_id: Uuid,
+    pub name: String,
+    pub fund: String,
+    pub mandatory: bool,
+    pub unit: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FeeItemList {
+    pub data: Vec<FeeItemView>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct EnrolRequest {
+    pub pupil_ids: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EnrolView {
+    pub fee_item_id: Uuid,
+    pub enrolled: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct NewExemptionRequest {
+    pub pupil_id: Uuid,
+    pub fee_item_id: Uuid,
+    /// 1 to 100; exactly one of percent and amount.
+    pub percent: Option<i32>,
+    pub amount: Option<i64>,
+    /// The policy it applies, e.g. "hộ nghèo", "con thương binh".
+    pub category: String,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExemptionView {
+    pub pupil_id: Uuid,
+    pub fee_item_id: Uuid,
+    pub fee_item_name: String,
+    pub percent: Option<i32>,
+    pub amount: Option<i64>,
+    pub category: String,
+    pub note: Option<String>,
+    pub approved_by: String,
+    pub approved_at: String,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct NewRunRequest {
+    pub year_id: Uuid,
+    /// e.g. "Tháng 9/2026"
+    pub name: String,
+    pub fee_item_ids: Vec<Uuid>,
+    /// Pupils in a class on this day are charged; the oldest due is paid first.
+    pub due_on: NaiveDate,
+    /// Needed when an item is charged per school day.
+    pub school_days: Option<i32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunView {
+    pub id: Uuid,
+    pub year_id: Uuid,
+    pub name: String,
+    pub due_on: NaiveDate,
+    pub school_days: Option<i32>,
+    /// When it was posted to the ledger; none for a run not posted yet.
+    pub posted_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RunList {
+    pub data: Vec<RunView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChargeView {
+    pub pupil_id: Uuid,
+    pub class_id: Uuid,
+    pub fee_item_id: Uuid,
+    pub fund: String,
+    pub mandatory: bool,
+    pub gross: i64,
+    pub exemption: i64,
+    pub amount: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunPreview {
+    pub run: RunView,
+    pub pupils: usize,
+    pub total: i64,
+    pub charges: Vec<ChargeView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PupilIntentView {
+    pub pupil_id: Uuid,
+    pub intent_id: Uuid,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PostedRun {
+    pub run: RunView,
+    pub charges: usize,
+    pub total: i64,
+    /// One VietQR intent per pupil who owes something after credit.
+    pub intents: Vec<PupilIntentView>,
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+pub struct StatusQuery {
+    /// Only this class.
+    pub class_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PupilStatus {
+    pub pupil_id: Uuid,
+    pub code: String,
+    pub full_name: String,
+    pub class_id: Uuid,
+    pub charged: i64,
+    pub paid: i64,
+    pub owing: i64,
+    /// `paid`, `partly_paid` or `unpaid`
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RunStatus {
+    pub run_id: Uuid,
+    pub class_id: Option<Uuid>,
+    pub pupils: usize,
+    pub paid: usize,
+    pub partly_paid: usize,
+    pub unpaid: usize,
+    pub charged_total: i64,
+    pub paid_total: i64,
+    pub owing_total: i64,
+    /// paid_total of charged_total, one decimal.
+    pub paid_percent: String,
+    pub data: Vec<PupilStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StatementCharge {
+    pub run_id: Uuid,
+    pub run_name: String,
+    pub due_on: NaiveDate,
+    pub fee_item_id: Uuid,
+    pub fee_item_name: String,
+    pub fund: String,
+    pub gross: i64,
+    pub exemption: i64,
+    pub amount: i64,
+    pub paid: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StatementPayment {
+    pub id: Uuid,
+    /// `online` or `cash`
+    pub method: String,
+    pub amount: i64,
+    pub at: String,
+    pub receipt_id: Option<Uuid>,
+    pub cancelled: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PupilStatement {
+    pub pupil: PupilView,
+    pub charges: Vec<StatementCharge>,
+    pub payments: Vec<StatementPayment>,
+    pub exemptions: Vec<ExemptionView>,
+    pub charged_total: i64,
+    pub paid_total: i64,
+    /// The pupil's receivable in the ledger: what is owed; negative is credit.
+    pub balance: i64,
+    /// Money received and not yet used by a charge.
+    pub credit: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct CashRequest {
+    pub pupil_id: Uuid,
+    pub amount: i64,
+    /// Who handed the cash over, printed on the receipt.
+    pub payer_name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReceiptView {
+    pub id: Uuid,
+    pub school_id: Uuid,
+    pub year_id: Uuid,
+    /// Gap-free per school and school year, from 1.
+    pub number: i64,
+    pub pupil_id: Uuid,
+    pub payer_name: String,
+    pub amount: i64,
+    pub payment_id: Uuid,
+    pub created_by: String,
+    pub created_at: String,
+    pub cancelled: bool,
+    pub cancelled_at: Option<String>,
+    pub cancel_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct CancelReceiptRequest {
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FundBalance {
+    /// `school`, `parents_association` or `pass_through`
+    pub fund: String,
+    pub account_code: String,
+    pub balance: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SchoolBalances {
+    pub funds: Vec<FundBalance>,
+    /// Charges posted and not yet paid.
+    pub uncollected: i64,
+    pub cash_on_hand: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct NewParentLinkRequest {
+    pub pupil_id: Uuid,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ParentLinkView {
+    pub id: Uuid,
+    pub pupil_id: Uuid,
+    /// Shown once: only its hash is kept. The parent's read-only page is /v1/parent-links/{token}.
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ParentOpenCharge {
+    pub run_name: String,
+    pub fee_item_name: String,
+    pub due_on: NaiveDate,
+    pub owing: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ParentView {
+    pub school_name: String,
+    pub pupil_name: String,
+    pub open_charges: Vec<ParentOpenCharge>,
+    pub owing_total: i64,
+    pub credit: i64,
+}

@@ -1,0 +1,76 @@
+//! A cash receipt (biên lai thu tiền) as a printable HTML page, in Vietnamese.
+
+use crate::clock::to_datetime;
+use crate::domain::payee::Payee;
+use crate::services::payments::qr_image::escape_xml as escape;
+use crate::store::schools::{PupilRow, ReceiptRow};
+
+/// Đồng with dots between thousands, as Vietnamese receipts write them: 1.250.000.
+pub fn dong(amount: i64) -> String {
+    let digits = amount.unsigned_abs().to_string();
+    let mut grouped = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push('.');
+        }
+        grouped.push(digit);
+    }
+    if amount < 0 {
+        format!("-{grouped}")
+    } else {
+        grouped
+    }
+}
+
+pub fn render(school: &Payee, receipt: &ReceiptRow, pupil: &PupilRow) -> String {
+    // Vietnam time (UTC+7) for the printed date.
+    let at = to_datetime(receipt.created_at) + chrono::Duration::hours(7);
+    let cancelled = match (&receipt.cancelled_at, &receipt.cancel_reason) {
+        (Some(when), reason) => format!(
+            "<p class=\"cancelled\">ĐÃ HỦY ngày {} – lý do: {}</p>",
+            (to_datetime(*when) + chrono::Duration::hours(7)).format("%d/%m/%Y %H:%M"),
+            escape(reason.as_deref().unwrap_or(""))
+        ),
+        (None, _) => String::new(),
+    };
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"vi\"><head><meta charset=\"utf-8\">\
+<title>Biên lai số {number} – {school}</title>\
+<style>body{{font-family:serif;max-width:18cm;margin:1cm auto}}h1{{text-align:center;font-size:1.4em}}\
+table{{width:100%;border-collapse:collapse}}td{{padding:.3em 0}}.cancelled{{color:#b00;font-weight:bold;\
+border:2px solid #b00;padding:.5em;text-align:center}}{strike}\
+@media print{{button{{display:none}}}}</style></head><body>\
+<p>{school}</p><h1>BIÊN LAI THU TIỀN</h1><p style=\"text-align:center\">Số: {number}</p>{cancelled}\
+<table><tr><td>Họ tên người nộp:</td><td>{payer}</td></tr>\
+<tr><td>Học sinh:</td><td>{pupil} (mã {code})</td></tr>\
+<tr><td>Số tiền:</td><td class=\"amount\">{amount} đồng</td></tr>\
+<tr><td>Hình thức:</td><td>Tiền mặt</td></tr>\
+<tr><td>Ngày thu:</td><td>{date}</td></tr>\
+<tr><td>Người thu:</td><td>{by}</td></tr></table>\
+<button onclick=\"window.print()\">In biên lai</button></body></html>\n",
+        number = receipt.number,
+        school = escape(&school.details.name),
+        strike = if receipt.cancelled_at.is_some() {
+            ".amount{text-decoration:line-through}"
+        } else {
+            ""
+        },
+        payer = escape(&receipt.payer_name),
+        pupil = escape(&pupil.full_name),
+        code = escape(&pupil.code),
+        amount = dong(receipt.amount),
+        date = at.format("%d/%m/%Y %H:%M"),
+        by = escape(&receipt.created_by),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dong_groups_thousands_with_dots() {
+        assert_eq!(super::dong(0), "0");
+        assert_eq!(super::dong(999), "999");
+        assert_eq!(super::dong(1_250_000), "1.250.000");
+        assert_eq!(super::dong(-20_000), "-20.000");
+    }
+}

@@ -1,0 +1,994 @@
+//! School fee collection: years, classes, pupils, fee items, runs, charges, payments and
+//! receipts. Plain reads and writes in a use case's unit of work; every decision (what a run
+//! charges, how money is split) is the domain's (`domain::schools`).
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use uuid::Uuid;
+
+use super::{Backend, StoreError, StoreResult, UnitOfWork};
+use crate::domain::account::{AccountFlags, AccountKind};
+use crate::domain::schools::{FeeUnit, Fund, ItemFacts, OpenCharge, PupilFacts, Reduction};
+use crate::domain::transaction::NewTransaction;
+
+#[async_trait]
+pub trait SchoolStore {
+    /// A read-only transaction on one consistent snapshot, for the school's reports.
+    async fn school_snapshot(&self) -> StoreResult<UnitOfWork<'_>>;
+}
+
+#[async_trait]
+impl<T: Backend> SchoolStore for T {
+    async fn school_snapshot(&self) -> StoreResult<UnitOfWork<'_>> {
+        self.begin_snapshot().await
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct YearRow {
+    pub id: Uuid,
+    pub school_id: Uuid,
+    pub name: String,
+    pub starts_on: NaiveDate,
+    pub ends_on: NaiveDate,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClassRow {
+    pub id: Uuid,
+    pub school_id: Uuid,
+    pub year_id: Uuid,
+    pub grade: i32,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PupilRow {
+    pub id: Uuid,
+    pub school_id: Uuid,
+    pub code: String,
+    pub full_name: String,
+    pub household_id: Option<Uuid>,
+    pub guardian_name: Option<String>,
+    pub guardian_phone: Option<String>,
+    pub receivable_account_id: Uuid,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MembershipRow {
+    pub class_id: Uuid,
+    pub class_name: String,
+    pub from_on: NaiveDate,
+    pub until_on: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FeeItemRow {
+    pub id: Uuid,
+    pub school_id: Uuid,
+    pub year_id: Uuid,
+    pub name: String,
+    pub fund: String,
+    pub mandatory: bool,
+    pub unit: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RunRow {
+    pub id: Uuid,
+    pub school_id: Uuid,
+    pub year_id: Uuid,
+    pub name: String,
+    pub due_on: NaiveDate,
+    pub school_days: Option<i32>,
+    pub posted_at: Option<i64>,
+}
+
+/// A charge as stored, with its run's name and due day and its item's name.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ChargeRow {
+    pub id: Uuid,
+    pub run_id: Uuid,
+    pub run_name: String,
+    pub due_on: NaiveDate,
+    pub pupil_id: Uuid,
+    pub class_id: Uuid,
+    pub fee_item_id: Uuid,
+    pub item_name: String,
+    pub fund: String,
+    pub mandatory: bool,
+    pub gross: i64,
+    pub exemption: i64,
+    pub amount: i64,
+    pub paid: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PaymentRow {
+    pub id: Uuid,
+    pub pupil_id: Uuid,
+    pub method: String,
+    pub amount: i64,
+    pub ledger_transaction_id: Uuid,
+    pub receipt_id: Option<Uuid>,
+    pub cancelled_at: Option<i64>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReceiptRow {
+    pub id: Uuid,
+    pub school_id: Uuid,
+    pub year_id: Uuid,
+    pub number: i64,
+    pub pupil_id: Uuid,
+    pub payer_name: String,
+    pub amount: i64,
+    pub payment_id: Uuid,
+    pub created_by: String,
+    pub created_at: i64,
+    pub cancelled_at: Option<i64>,
+    pub cancelled_by: Option<String>,
+    pub cancel_reason: Option<String>,
+}
+
+/// One pupil's totals in a run: charged, paid.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PupilRunTotals {
+    pub pupil_id: Uuid,
+    pub code: String,
+    pub full_name: String,
+    pub class_id: Uuid,
+    pub charged: i64,
+    pub paid: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPupil<'a> {
+    pub id: Uuid,
+    pub school_id: Uuid,
+    pub code: &'a str,
+    pub full_name: &'a str,
+    pub household_id: Option<Uuid>,
+    pub guardian_name: Option<&'a str>,
+    pub guardian_phone: Option<&'a str>,
+    pub receivable_account_id: Uuid,
+    pub class_id: Uuid,
+    pub joined_on: NaiveDate,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCharge {
+    pub id: Uuid,
+    pub run_id: Uuid,
+    pub pupil_id: Uuid,
+    pub class_id: Uuid,
+    pub fee_item_id: Uuid,
+    pub gross: i64,
+    pub exemption: i64,
+    pub amount: i64,
+    pub ledger_transaction_id: Uuid,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSchoolPayment {
+    pub id: Uuid,
+    pub school_id: Uuid,
+    pub pupil_id: Uuid,
+    pub cash: bool,
+    pub amount: i64,
+    pub ledger_transaction_id: Uuid,
+    pub bank_transaction_id: Option<Uuid>,
+    pub receipt_id: Option<Uuid>,
+}
+
+const CHARGE_COLUMNS: &str = "c.id, c.run_id, r.name AS run_name, r.due_on, c.pupil_id, \
+     c.class_id, c.fee_item_id, i.name AS item_name, i.fund, i.mandatory, c.gross, \
+     c.exemption, c.amount, c.paid, c.created_at \
+     FROM school_charges c JOIN collection_runs r ON r.id = c.run_id \
+     JOIN fee_items i ON i.id = c.fee_item_id";
+
+const RECEIPT_COLUMNS: &str = "id, school_id, year_id, number, pupil_id, payer_name, amount, \
+     payment_id, created_by, created_at, cancelled_at, cancelled_by, cancel_reason";
+
+fn unique_taken(error: sqlx::Error) -> StoreResult<bool> {
+    match error {
+        sqlx::Error::Database(e) if e.is_unique_violation() => Ok(false),
+        other => Err(other.into()),
+    }
+}
+
+impl UnitOfWork<'_> {
+    /// The id of the VND account with this code, created (with `name` and `kind`) if missing;
+    /// an account of that code with another kind is corrupt data for a school.
+    pub async fn ensure_school_account(
+        &mut self,
+        code: &str,
+        name: &str,
+        kind: AccountKind,
+        now: i64,
+    ) -> StoreResult<Uuid> {
+        self.ensure_ledger_account((code, name), kind, AccountFlags::default(), now)
+            .await?
+            .map_err(|_| StoreError::Corrupt(format!("account {code} exists with another kind")))
+    }
+
+    /// Posts all of the transactions, or (false) none when an account's rule refuses one.
+    pub async fn post_all(
+        &mut self,
+        transactions: &[NewTransaction],
+        created_by: Uuid,
+    ) -> StoreResult<bool> {
+        let items: Vec<(&NewTransaction, Uuid)> =
+            transactions.iter().map(|t| (t, created_by)).collect();
+        let mut results = vec![Ok(()); items.len()];
+        self.apply_and_write(&items, &mut results, true).await
+    }
+
+    /// False when the school already has a year of this name.
+    pub async fn insert_school_year(&mut self, year: &YearRow, now: i64) -> StoreResult<bool> {
+        let sql = "INSERT INTO school_years (id, school_id, name, starts_on, ends_on, created_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6)";
+        execute!(
+            self,
+            sql,
+            year.id,
+            year.school_id,
+            &year.name,
+            year.starts_on,
+            year.ends_on,
+            now
+        )
+        .map_or_else(unique_taken, |_| Ok(true))
+    }
+
+    pub async fn school_years(&mut self, school_id: Uuid) -> StoreResult<Vec<YearRow>> {
+        let sql = "SELECT id, school_id, name, starts_on, ends_on FROM school_years \
+                   WHERE school_id = $1 ORDER BY starts_on, id";
+        Ok(tx_rows!(self, fetch_all, sql, school_id)?)
+    }
+
+    pub async fn school_year(&mut self, id: Uuid) -> StoreResult<Option<YearRow>> {
+        let sql = "SELECT id, school_id, name, starts_on, ends_on FROM school_years WHERE id = $1";
+        Ok(tx_rows!(self, fetch_optional, sql, id)?)
+    }
+
+    pub async fn insert_school_class(&mut self, class: &ClassRow, now: i64) -> StoreResult<bool> {
+        let sql = "INSERT INTO school_classes (id, school_id, year_id, grade, name, created_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6)";
+        execute!(
+            self,
+            sql,
+            class.id,
+            class.school_id,
+            class.year_id,
+            class.grade,
+            &class.name,
+            now
+        )
+        .map_or_else(unique_taken, |_| Ok(true))
+    }
+
+    pub async fn school_classes(&mut self, school_id: Uuid) -> StoreResult<Vec<ClassRow>> {
+        let sql = "SELECT id, school_id, year_id, grade, name FROM school_classes \
+                   WHERE school_id = $1 ORDER BY year_id, grade, name";
+        Ok(tx_rows!(self, fetch_all, sql, school_id)?)
+    }
+
+    pub async fn school_class(&mut self, id: Uuid) -> StoreResult<Option<ClassRow>> {
+        let sql = "SELECT id, school_id, year_id, grade, name FROM school_classes WHERE id = $1";
+        Ok(tx_rows!(self, fetch_optional, sql, id)?)
+    }
+
+    /// The pupil and the first class membership; false when the code is taken at the school.
+    pub async fn insert_pupil(&mut self, pupil: &NewPupil<'_>) -> StoreResult<bool> {
+        let sql = "INSERT INTO pupils (id, school_id, code, full_name, household_id, \
+                   guardian_name, guardian_phone, receivable_account_id, created_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
+        let inserted = execute!(
+            self,
+            sql,
+            pupil.id,
+            pupil.school_id,
+            pupil.code,
+            pupil.full_name,
+            pupil.household_id,
+            pupil.guardian_name,
+            pupil.guardian_phone,
+            pupil.receivable_account_id,
+            pupil.now
+        )?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        self.open_membership(pupil.id, pupil.class_id, pupil.joined_on, pupil.now)
+            .await?;
+        Ok(true)
+    }
+
+    pub async fn open_membership(
+        &mut self,
+        pupil_id: Uuid,
+        class_id: Uuid,
+        from_on: NaiveDate,
+        now: i64,
+    ) -> StoreResult<()> {
+        let sql = "INSERT INTO class_memberships (id, pupil_id, class_id, from_on, until_on, \
+                   created_at) VALUES ($1, $2, $3, $4, NULL, $5)";
+        execute!(
+            self,
+            sql,
+            super::id_at(now),
+            pupil_id,
+            class_id,
+            from_on,
+            now
+        )?;
+        Ok(())
+    }
+
+    /// Closes the pupil's open membership on `on`; false when none is open.
+    pub async fn close_membership(&mut self, pupil_id: Uuid, on: NaiveDate) -> StoreResult<bool> {
+        let sql = "UPDATE class_memberships SET until_on = $2 \
+                   WHERE pupil_id = $1 AND until_on IS NULL AND from_on < $2";
+        Ok(execute!(self, sql, pupil_id, on)? == 1)
+    }
+
+    pub async fn pupil(&mut self, id: Uuid) -> StoreResult<Option<PupilRow>> {
+        let sql = "SELECT id, school_id, code, full_name, household_id, guardian_name, \
+                   guardian_phone, receivable_account_id FROM pupils WHERE id = $1";
+        Ok(tx_rows!(self, fetch_optional, sql, id)?)
+    }
+
+    pub async fn memberships(&mut self, pupil_id: Uuid) -> StoreResult<Vec<MembershipRow>> {
+        let sql = "SELECT m.class_id, c.name AS class_name, m.from_on, m.until_on \
+                   FROM class_memberships m JOIN school_classes c ON c.id = m.class_id \
+                   WHERE m.pupil_id = $1 ORDER BY m.from_on, m.id";
+        Ok(tx_rows!(self, fetch_all, sql, pupil_id)?)
+    }
+
+    /// Pupils in a class on a day, by code.
+    pub async fn class_pupils(
+        &mut self,
+        class_id: Uuid,
+        on: NaiveDate,
+    ) -> StoreResult<Vec<PupilRow>> {
+        let sql = "SELECT p.id, p.school_id, p.code, p.full_name, p.household_id, \
+                   p.guardian_name, p.guardian_phone, p.receivable_account_id \
+                   FROM pupils p JOIN class_memberships m ON m.pupil_id = p.id \
+                   WHERE m.class_id = $1 AND m.from_on <= $2 \
+                     AND (m.until_on IS NULL OR m.until_on > $2) ORDER BY p.code";
+        Ok(tx_rows!(self, fetch_all, sql, class_id, on)?)
+    }
+
+    pub async fn insert_fee_item(
+        &mut self,
+        item: &FeeItemRow,
+        grade_amounts: &[(i32, i64)],
+        class_amounts: &[(Uuid, i64)],
+        now: i64,
+    ) -> StoreResult<bool> {
+        let sql = "INSERT INTO fee_items (id, school_id, year_id, name, fund, mandatory, unit, \
+                   created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING";
+        let inserted = execute!(
+            self,
+            sql,
+            item.id,
+            item.school_id,
+            item.year_id,
+            &item.name,
+            &item.fund,
+            item.mandatory,
+            &item.unit,
+            now
+        )?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        for (grade, amount) in grade_amounts {
+            let sql = "INSERT INTO fee_amounts (fee_item_id, grade, class_id, amount) \
+                       VALUES ($1, $2, NULL, $3)";
+            execute!(self, sql, item.id, *grade, *amount)?;
+        }
+        for (class_id, amount) in class_amounts {
+            let sql = "INSERT INTO fee_amounts (fee_item_id, grade, class_id, amount) \
+                       VALUES ($1, NULL, $2, $3)";
+            execute!(self, sql, item.id, *class_id, *amount)?;
+        }
+        Ok(true)
+    }
+
+    pub async fn fee_item(&mut self, id: Uuid) -> StoreResult<Option<FeeItemRow>> {
+        let sql = "SELECT id, school_id, year_id, name, fund, mandatory, unit FROM fee_items \
+                   WHERE id = $1";
+        Ok(tx_rows!(self, fetch_optional, sql, id)?)
+    }
+
+    pub async fn fee_items(&mut self, school_id: Uuid) -> StoreResult<Vec<FeeItemRow>> {
+        let sql = "SELECT id, school_id, year_id, name, fund, mandatory, unit FROM fee_items \
+                   WHERE school_id = $1 ORDER BY created_at, id";
+        Ok(tx_rows!(self, fetch_all, sql, school_id)?)
+    }
+
+    /// (grade, class, amount) rows of an item.
+    pub async fn fee_amounts(
+        &mut self,
+        item_id: Uuid,
+    ) -> StoreResult<Vec<(Option<i32>, Option<Uuid>, i64)>> {
+        let sql = "SELECT grade, class_id, amount FROM fee_amounts WHERE fee_item_id = $1 \
+                   ORDER BY grade, class_id";
+        Ok(tx_rows!(self, fetch_all, sql, item_id)?)
+    }
+
+    pub async fn enrol(&mut self, item_id: Uuid, pupil_id: Uuid, now: i64) -> StoreResult<()> {
+        let sql = "INSERT INTO fee_enrolments (fee_item_id, pupil_id, created_at) \
+                   VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+        execute!(self, sql, item_id, pupil_id, now)?;
+        Ok(())
+    }
+
+    /// False when the pupil already has a reduction of this item.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_exemption(
+        &mut self,
+        id: Uuid,
+        (pupil_id, item_id): (Uuid, Uuid),
+        reduction: Reduction,
+        (category, note): (&str, Option<&str>),
+        approved_by: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let (percent, amount) = match reduction {
+            Reduction::Percent(p) => (Some(i32::from(p)), None),
+            Reduction::Fixed(a) => (None, Some(a)),
+        };
+        let sql = "INSERT INTO fee_exemptions (id, pupil_id, fee_item_id, percent, amount, \
+                   category, note, approved_by, approved_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
+        Ok(execute!(
+            self,
+            sql,
+            id,
+            pupil_id,
+            item_id,
+            percent,
+            amount,
+            category,
+            note,
+            approved_by,
+            now
+        )? == 1)
+    }
+
+    /// (item id, item name, percent, amount, category, note, approved by, approved at) of a
+    /// pupil's reductions.
+    #[allow(clippy::type_complexity)]
+    pub async fn pupil_exemptions(
+        &mut self,
+        pupil_id: Uuid,
+    ) -> StoreResult<
+        Vec<(
+            Uuid,
+            String,
+            Option<i32>,
+            Option<i64>,
+            String,
+            Option<String>,
+            String,
+            i64,
+        )>,
+    > {
+        let sql = "SELECT e.fee_item_id, i.name, e.percent, e.amount, e.category, e.note, \
+                   e.approved_by, e.approved_at FROM fee_exemptions e \
+                   JOIN fee_items i ON i.id = e.fee_item_id WHERE e.pupil_id = $1 \
+                   ORDER BY e.approved_at, e.id";
+        Ok(tx_rows!(self, fetch_all, sql, pupil_id)?)
+    }
+
+    pub async fn insert_run(
+        &mut self,
+        run: &RunRow,
+        items: &[Uuid],
+        now: i64,
+    ) -> StoreResult<bool> {
+        let sql = "INSERT INTO collection_runs (id, school_id, year_id, name, due_on, \
+                   school_days, posted_at, created_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, NULL, $7) ON CONFLICT DO NOTHING";
+        let inserted = execute!(
+            self,
+            sql,
+            run.id,
+            run.school_id,
+            run.year_id,
+            &run.name,
+            run.due_on,
+            run.school_days,
+            now
+        )?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        for item in items {
+            let sql = "INSERT INTO collection_run_items (run_id, fee_item_id) VALUES ($1, $2)";
+            execute!(self, sql, run.id, *item)?;
+        }
+        Ok(true)
+    }
+
+    /// The run; `lock` keeps it locked to the end of the unit (posting it).
+    pub async fn run(&mut self, id: Uuid, lock: bool) -> StoreResult<Option<RunRow>> {
+        let sql = format!(
+            "SELECT id, school_id, year_id, name, due_on, school_days, posted_at \
+             FROM collection_runs WHERE id = $1{}",
+            if lock { self.row_lock() } else { "" }
+        );
+        Ok(tx_rows!(self, fetch_optional, &sql, id)?)
+    }
+
+    pub async fn runs(&mut self, school_id: Uuid) -> StoreResult<Vec<RunRow>> {
+        let sql = "SELECT id, school_id, year_id, name, due_on, school_days, posted_at \
+                   FROM collection_runs WHERE school_id = $1 ORDER BY due_on, created_at, id";
+        Ok(tx_rows!(self, fetch_all, sql, school_id)?)
+    }
+
+    pub async fn mark_run_posted(&mut self, id: Uuid, now: i64) -> StoreResult<()> {
+        execute!(
+            self,
+            "UPDATE collection_runs SET posted_at = $2 WHERE id = $1",
+            id,
+            now
+        )?;
+        Ok(())
+    }
+
+    /// The run's items with their amounts and enrolments.
+    pub async fn run_items(&mut self, run_id: Uuid) -> StoreResult<Vec<ItemFacts>> {
+        let sql = "SELECT i.id, i.school_id, i.year_id, i.name, i.fund, i.mandatory, i.unit \
+                   FROM fee_items i JOIN collection_run_items ri ON ri.fee_item_id = i.id \
+                   WHERE ri.run_id = $1 ORDER BY i.created_at, i.id";
+        let rows: Vec<FeeItemRow> = tx_rows!(self, fetch_all, sql, run_id)?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut item = ItemFacts {
+                id: row.id,
+                fund: Fund::parse(&row.fund)
+                    .ok_or_else(|| StoreError::Corrupt(format!("fund {:?}", row.fund)))?,
+                mandatory: row.mandatory,
+                unit: FeeUnit::parse(&row.unit)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unit {:?}", row.unit)))?,
+                name: row.name,
+                grade_amounts: Vec::new(),
+                class_amounts: Vec::new(),
+                enrolled: Vec::new(),
+            };
+            for (grade, class, amount) in self.fee_amounts(row.id).await? {
+                match (grade, class) {
+                    (Some(grade), _) => item.grade_amounts.push((grade, amount)),
+                    (None, Some(class)) => item.class_amounts.push((class, amount)),
+                    (None, None) => {}
+                }
+            }
+            if !item.mandatory {
+                let sql = "SELECT pupil_id FROM fee_enrolments WHERE fee_item_id = $1";
+                let enrolled: Vec<(Uuid,)> = tx_rows!(self, fetch_all, sql, row.id)?;
+                item.enrolled = enrolled.into_iter().map(|(id,)| id).collect();
+            }
+            items.push(item);
+        }
+        Ok(items)
+    }
+
+    /// The pupils in the year's classes on `on`, with their grade and reductions, by code.
+    pub async fn run_pupils(
+        &mut self,
+        year_id: Uuid,
+        on: NaiveDate,
+    ) -> StoreResult<Vec<(PupilRow, PupilFacts)>> {
+        let sql = "SELECT p.id, p.school_id, p.code, p.full_name, p.household_id, \
+                   p.guardian_name, p.guardian_phone, p.receivable_account_id, \
+                   c.id AS class_id, c.grade \
+                   FROM pupils p JOIN class_memberships m ON m.pupil_id = p.id \
+                   JOIN school_classes c ON c.id = m.class_id \
+                   WHERE c.year_id = $1 AND m.from_on <= $2 \
+                     AND (m.until_on IS NULL OR m.until_on > $2) ORDER BY c.name, p.code";
+        let rows: Vec<RunPupilRow> = tx_rows!(self, fetch_all, sql, year_id, on)?;
+        let sql = "SELECT e.pupil_id, e.fee_item_id, e.percent, e.amount FROM fee_exemptions e \
+                   JOIN fee_items i ON i.id = e.fee_item_id WHERE i.year_id = $1";
+        let reductions: Vec<(Uuid, Uuid, Option<i32>, Option<i64>)> =
+            tx_rows!(self, fetch_all, sql, year_id)?;
+        let mut by_pupil: std::collections::HashMap<Uuid, Vec<(Uuid, Reduction)>> =
+            std::collections::HashMap::new();
+        for (pupil, item, percent, amount) in reductions {
+            let reduction = match (percent, amount) {
+                (Some(p), _) => Reduction::Percent(u8::try_from(p).unwrap_or(100)),
+                (None, Some(a)) => Reduction::Fixed(a),
+                (None, None) => continue,
+            };
+            by_pupil.entry(pupil).or_default().push((item, reduction));
+        }
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let facts = PupilFacts {
+                    id: row.id,
+                    class_id: row.class_id,
+                    grade: row.grade,
+                    reductions: by_pupil.remove(&row.id).unwrap_or_default(),
+                };
+                (
+                    PupilRow {
+                        id: row.id,
+                        school_id: row.school_id,
+                        code: row.code,
+                        full_name: row.full_name,
+                        household_id: row.household_id,
+                        guardian_name: row.guardian_name,
+                        guardian_phone: row.guardian_phone,
+                        receivable_account_id: row.receivable_account_id,
+                    },
+                    facts,
+                )
+            })
+            .collect())
+    }
+
+    pub async fn insert_charges(&mut self, charges: &[NewCharge], now: i64) -> StoreResult<()> {
+        for charge in charges {
+            let sql = "INSERT INTO school_charges (id, run_id, pupil_id, class_id, fee_item_id, \
+                       gross, exemption, amount, paid, ledger_transaction_id, created_at) \
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10)";
+            execute!(
+                self,
+                sql,
+                charge.id,
+                charge.run_id,
+                charge.pupil_id,
+                charge.class_id,
+                charge.fee_item_id,
+                charge.gross,
+                charge.exemption,
+                charge.amount,
+                charge.ledger_transaction_id,
+                now
+            )?;
+        }
+        Ok(())
+    }
+
+    pub async fn insert_run_intent(
+        &mut self,
+        run_id: Uuid,
+        pupil_id: Uuid,
+        intent_id: Uuid,
+    ) -> StoreResult<()> {
+        let sql =
+            "INSERT INTO school_run_intents (run_id, pupil_id, intent_id) VALUES ($1, $2, $3)";
+        execute!(self, sql, run_id, pupil_id, intent_id)?;
+        Ok(())
+    }
+
+    /// (intent id, pupil id) of a run's QR codes.
+    pub async fn run_intents(&mut self, run_id: Uuid) -> StoreResult<Vec<(Uuid, Uuid)>> {
+        let sql = "SELECT intent_id, pupil_id FROM school_run_intents WHERE run_id = $1";
+        Ok(tx_rows!(self, fetch_all, sql, run_id)?)
+    }
+
+    /// The pupil an intent collects for, when it is a school run's.
+    pub async fn pupil_of_intent(&mut self, intent_id: Uuid) -> StoreResult<Option<Uuid>> {
+        let sql = "SELECT pupil_id FROM school_run_intents WHERE intent_id = $1";
+        let found: Option<(Uuid,)> = tx_rows!(self, fetch_optional, sql, intent_id)?;
+        Ok(found.map(|(id,)| id))
+    }
+
+    /// The pupil's charges that are not fully paid, locked.
+    pub async fn lock_open_charges(&mut self, pupil_id: Uuid) -> StoreResult<Vec<OpenCharge>> {
+        let sql = format!(
+            "SELECT c.id, r.due_on, i.mandatory, c.created_at, i.fund, c.amount - c.paid \
+             FROM school_charges c JOIN collection_runs r ON r.id = c.run_id \
+             JOIN fee_items i ON i.id = c.fee_item_id \
+             WHERE c.pupil_id = $1 AND c.paid < c.amount ORDER BY c.id{}",
+            if self.row_lock().is_empty() {
+                ""
+            } else {
+                " FOR UPDATE OF c"
+            }
+        );
+        let rows: Vec<(Uuid, NaiveDate, bool, i64, String, i64)> =
+            tx_rows!(self, fetch_all, &sql, pupil_id)?;
+        rows.into_iter()
+            .map(|(id, due_on, mandatory, posted_at, fund, outstanding)| {
+                Ok(OpenCharge {
+                    id,
+                    due_on,
+                    mandatory,
+                    posted_at,
+                    fund: Fund::parse(&fund)
+                        .ok_or_else(|| StoreError::Corrupt(format!("fund {fund:?}")))?,
+                    outstanding,
+                })
+            })
+            .collect()
+    }
+
+    /// Money received for the pupil and not (or no longer) allocated to a charge.
+    pub async fn pupil_credit(&mut self, pupil_id: Uuid) -> StoreResult<i64> {
+        let sql = "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM school_payments \
+                   WHERE pupil_id = $1 AND cancelled_at IS NULL";
+        let (received,): (i64,) = tx_rows!(self, fetch_one, sql, pupil_id)?;
+        let sql = "SELECT CAST(COALESCE(SUM(a.amount), 0) AS BIGINT) FROM school_allocations a \
+                   JOIN school_charges c ON c.id = a.charge_id \
+                   WHERE c.pupil_id = $1 AND a.cancelled_at IS NULL";
+        let (allocated,): (i64,) = tx_rows!(self, fetch_one, sql, pupil_id)?;
+        Ok(received - allocated)
+    }
+
+    pub async fn insert_school_payment(
+        &mut self,
+        payment: &NewSchoolPayment,
+        now: i64,
+    ) -> StoreResult<()> {
+        let sql = "INSERT INTO school_payments (id, school_id, pupil_id, method, amount, \
+                   ledger_transaction_id, bank_transaction_id, receipt_id, cancelled_at, \
+                   created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9)";
+        execute!(
+            self,
+            sql,
+            payment.id,
+            payment.school_id,
+            payment.pupil_id,
+            if payment.cash { "cash" } else { "online" },
+            payment.amount,
+            payment.ledger_transaction_id,
+            payment.bank_transaction_id,
+            payment.receipt_id,
+            now
+        )?;
+        Ok(())
+    }
+
+    /// Records that `payment_id` paid these (charge, amount) in ledger transaction
+    /// `ledger_transaction_id`, and raises each charge's paid amount.
+    pub async fn insert_allocations(
+        &mut self,
+        payment_id: Uuid,
+        allocations: &[(Uuid, i64)],
+        ledger_transaction_id: Uuid,
+        now: i64,
+    ) -> StoreResult<()> {
+        for (charge_id, amount) in allocations {
+            let sql = "INSERT INTO school_allocations (id, payment_id, charge_id, amount, \
+                       ledger_transaction_id, cancelled_at, created_at) \
+                       VALUES ($1, $2, $3, $4, $5, NULL, $6)";
+            execute!(
+                self,
+                sql,
+                super::id_at(now),
+                payment_id,
+                *charge_id,
+                *amount,
+                ledger_transaction_id,
+                now
+            )?;
+            let sql = "UPDATE school_charges SET paid = paid + $2 WHERE id = $1";
+            execute!(self, sql, *charge_id, *amount)?;
+        }
+        Ok(())
+    }
+
+    /// The newest payment of the pupil that still has credit to give, for allocating credit:
+    /// the allocation rows name a payment.
+    pub async fn latest_payment(&mut self, pupil_id: Uuid) -> StoreResult<Option<Uuid>> {
+        let sql = "SELECT id FROM school_payments WHERE pupil_id = $1 AND cancelled_at IS NULL \
+                   ORDER BY created_at DESC, id DESC LIMIT 1";
+        let found: Option<(Uuid,)> = tx_rows!(self, fetch_optional, sql, pupil_id)?;
+        Ok(found.map(|(id,)| id))
+    }
+
+    /// Undoes a payment's allocations: each charge it paid owes that part again.
+    pub async fn cancel_payment(&mut self, payment_id: Uuid, now: i64) -> StoreResult<()> {
+        let sql = "SELECT charge_id, amount FROM school_allocations \
+                   WHERE payment_id = $1 AND cancelled_at IS NULL";
+        let allocations: Vec<(Uuid, i64)> = tx_rows!(self, fetch_all, sql, payment_id)?;
+        for (charge_id, amount) in allocations {
+            let sql = "UPDATE school_charges SET paid = paid - $2 WHERE id = $1";
+            execute!(self, sql, charge_id, amount)?;
+        }
+        let sql = "UPDATE school_allocations SET cancelled_at = $2 \
+                   WHERE payment_id = $1 AND cancelled_at IS NULL";
+        execute!(self, sql, payment_id, now)?;
+        let sql = "UPDATE school_payments SET cancelled_at = $2 WHERE id = $1";
+        execute!(self, sql, payment_id, now)?;
+        Ok(())
+    }
+
+    /// (fund, amount) a payment allocated, for undoing its fund postings.
+    pub async fn payment_allocations_by_fund(
+        &mut self,
+        payment_id: Uuid,
+    ) -> StoreResult<Vec<(String, i64)>> {
+        let sql = "SELECT i.fund, CAST(SUM(a.amount) AS BIGINT) FROM school_allocations a \
+                   JOIN school_charges c ON c.id = a.charge_id \
+                   JOIN fee_items i ON i.id = c.fee_item_id \
+                   WHERE a.payment_id = $1 AND a.cancelled_at IS NULL GROUP BY i.fund \
+                   ORDER BY i.fund";
+        Ok(tx_rows!(self, fetch_all, sql, payment_id)?)
+    }
+
+    /// The next receipt number of the school in the year: the counter row is locked and
+    /// bumped in this transaction, so two receipts never share a number and none is skipped.
+    pub async fn next_receipt_number(
+        &mut self,
+        school_id: Uuid,
+        year_id: Uuid,
+    ) -> StoreResult<i64> {
+        let sql = "INSERT INTO school_receipt_counters (school_id, year_id, last_number) \
+                   VALUES ($1, $2, 1) ON CONFLICT (school_id, year_id) \
+                   DO UPDATE SET last_number = school_receipt_counters.last_number + 1 \
+                   RETURNING last_number";
+        let (number,): (i64,) = tx_rows!(self, fetch_one, sql, school_id, year_id)?;
+        Ok(number)
+    }
+
+    pub async fn insert_receipt(&mut self, receipt: &ReceiptRow) -> StoreResult<()> {
+        let sql = format!(
+            "INSERT INTO school_receipts ({RECEIPT_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, NULL)"
+        );
+        execute!(
+            self,
+            &sql,
+            receipt.id,
+            receipt.school_id,
+            receipt.year_id,
+            receipt.number,
+            receipt.pupil_id,
+            &receipt.payer_name,
+            receipt.amount,
+            receipt.payment_id,
+            &receipt.created_by,
+            receipt.created_at
+        )?;
+        Ok(())
+    }
+
+    pub async fn receipt(&mut self, id: Uuid, lock: bool) -> StoreResult<Option<ReceiptRow>> {
+        let sql = format!(
+            "SELECT {RECEIPT_COLUMNS} FROM school_receipts WHERE id = $1{}",
+            if lock { self.row_lock() } else { "" }
+        );
+        Ok(tx_rows!(self, fetch_optional, &sql, id)?)
+    }
+
+    pub async fn receipts(&mut self, school_id: Uuid) -> StoreResult<Vec<ReceiptRow>> {
+        let sql = format!(
+            "SELECT {RECEIPT_COLUMNS} FROM school_receipts WHERE school_id = $1 \
+             ORDER BY year_id, number"
+        );
+        Ok(tx_rows!(self, fetch_all, &sql, school_id)?)
+    }
+
+    pub async fn mark_receipt_cancelled(
+        &mut self,
+        id: Uuid,
+        (by, reason): (&str, &str),
+        cancel_transaction_id: Uuid,
+        now: i64,
+    ) -> StoreResult<()> {
+        let sql = "UPDATE school_receipts SET cancelled_at = $2, cancelled_by = $3, \
+                   cancel_reason = $4, cancel_transaction_id = $5 WHERE id = $1";
+        execute!(self, sql, id, now, by, reason, cancel_transaction_id)?;
+        Ok(())
+    }
+
+    pub async fn payment(&mut self, id: Uuid) -> StoreResult<Option<PaymentRow>> {
+        let sql = "SELECT id, pupil_id, method, amount, ledger_transaction_id, receipt_id, \
+                   cancelled_at, created_at FROM school_payments WHERE id = $1";
+        Ok(tx_rows!(self, fetch_optional, sql, id)?)
+    }
+
+    pub async fn pupil_payments(&mut self, pupil_id: Uuid) -> StoreResult<Vec<PaymentRow>> {
+        let sql = "SELECT id, pupil_id, method, amount, ledger_transaction_id, receipt_id, \
+                   cancelled_at, created_at FROM school_payments WHERE pupil_id = $1 \
+                   ORDER BY created_at, id";
+        Ok(tx_rows!(self, fetch_all, sql, pupil_id)?)
+    }
+
+    pub async fn pupil_charges(&mut self, pupil_id: Uuid) -> StoreResult<Vec<ChargeRow>> {
+        let sql = format!("SELECT {CHARGE_COLUMNS} WHERE c.pupil_id = $1 ORDER BY r.due_on, c.created_at, i.created_at");
+        Ok(tx_rows!(self, fetch_all, &sql, pupil_id)?)
+    }
+
+    pub async fn run_charges(&mut self, run_id: Uuid) -> StoreResult<Vec<ChargeRow>> {
+        let sql = format!(
+            "SELECT {CHARGE_COLUMNS} WHERE c.run_id = $1 ORDER BY c.pupil_id, i.created_at"
+        );
+        Ok(tx_rows!(self, fetch_all, &sql, run_id)?)
+    }
+
+    /// Each pupil's charged and paid totals in a run, optionally of one class, by class and
+    /// code.
+    pub async fn run_totals(
+        &mut self,
+        run_id: Uuid,
+        class_id: Option<Uuid>,
+    ) -> StoreResult<Vec<PupilRunTotals>> {
+        let sql = "SELECT p.id AS pupil_id, p.code, p.full_name, c.class_id, \
+                   CAST(SUM(c.amount) AS BIGINT) AS charged, CAST(SUM(c.paid) AS BIGINT) AS paid \
+                   FROM school_charges c JOIN pupils p ON p.id = c.pupil_id \
+                   WHERE c.run_id = $1 AND ($2 IS NULL OR c.class_id = $2) \
+                   GROUP BY p.id, p.code, p.full_name, c.class_id ORDER BY c.class_id, p.code";
+        Ok(tx_rows!(self, fetch_all, sql, run_id, class_id)?)
+    }
+
+    pub async fn insert_parent_link(
+        &mut self,
+        id: Uuid,
+        (school_id, pupil_id): (Uuid, Uuid),
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<()> {
+        let sql = "INSERT INTO school_parent_links (id, school_id, pupil_id, token_hash, \
+                   created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, NULL)";
+        execute!(self, sql, id, school_id, pupil_id, token_hash, now)?;
+        Ok(())
+    }
+
+    /// Revokes the school's link; false when it has no such link still in force.
+    pub async fn revoke_parent_link(
+        &mut self,
+        school_id: Uuid,
+        id: Uuid,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let sql = "UPDATE school_parent_links SET revoked_at = $3 \
+                   WHERE id = $1 AND school_id = $2 AND revoked_at IS NULL";
+        Ok(execute!(self, sql, id, school_id, now)? == 1)
+    }
+
+    /// The pupil a link in force names.
+    pub async fn parent_link_pupil(&mut self, token_hash: &str) -> StoreResult<Option<Uuid>> {
+        let sql = "SELECT pupil_id FROM school_parent_links \
+                   WHERE token_hash = $1 AND revoked_at IS NULL";
+        let found: Option<(Uuid,)> = tx_rows!(self, fetch_optional, sql, token_hash)?;
+        Ok(found.map(|(id,)| id))
+    }
+
+    /// The school's payee code and liability account.
+    pub async fn school_code_and_account(
+        &mut self,
+        school_id: Uuid,
+    ) -> StoreResult<Option<(String, Uuid)>> {
+        let sql = "SELECT code, ledger_account_id FROM payees WHERE id = $1";
+        Ok(tx_rows!(self, fetch_optional, sql, school_id)?)
+    }
+
+    /// Debits minus credits of the account with this code; 0 when it does not exist yet.
+    pub async fn debit_balance_of_code(&mut self, code: &str) -> StoreResult<i64> {
+        let sql = "SELECT debits_posted, credits_posted FROM accounts WHERE code = $1";
+        let found: Option<(i64, i64)> = tx_rows!(self, fetch_optional, sql, code)?;
+        Ok(found.map_or(0, |(debits, credits)| debits - credits))
+    }
+
+    /// The account's balance as debits minus credits.
+    pub async fn debit_balance(&mut self, account_id: Uuid) -> StoreResult<i64> {
+        let sql = "SELECT debits_posted, credits_posted FROM accounts WHERE id = $1";
+        let (debits, credits): (i64, i64) = tx_rows!(self, fetch_one, sql, account_id)?;
+        Ok(debits - credits)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RunPupilRow {
+    id: Uuid,
+    school_id: Uuid,
+    code: String,
+    full_name: String,
+    household_id: Option<Uuid>,
+    guardian_name: Option<String>,
+    guardian_phone: Option<String>,
+    receivable_account_id: Uuid,
+    class_id: Uuid,
+    grade: i32,
+}

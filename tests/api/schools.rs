@@ -1,0 +1,723 @@
+//! School fee collection end to end: a class's run posted to the ledger, paid by webhook, in
+//! part, in cash with receipts, and the class status, statements, fund balances and the
+//! ledger's own check agreeing with figures computed here by hand.
+
+use chrono::Utc;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use market_ledger::domain::user::Role;
+
+use crate::common::{error_code, read, token_for_payee, Backend, TestApp};
+use crate::webhooks::{configure, send_standard, transfer, STANDARD_SECRET};
+
+crate::on_both_backends!(
+    a_class_run_paid_online_in_part_and_in_cash_agrees_with_the_ledger,
+    receipt_numbers_have_no_gaps_under_concurrent_cash,
+    a_school_user_sees_only_its_school_and_parents_read_by_revocable_token,
+    credit_pays_the_next_run_and_preview_posts_nothing,
+);
+
+const MEALS_PER_DAY: i64 = 20_000;
+const SCHOOL_DAYS: i64 = 20;
+const INSURANCE: i64 = 884_520;
+const PARENTS_FUND: i64 = 150_000;
+const CLUB: i64 = 100_000;
+
+struct School {
+    id: String,
+    account_number: String,
+    year: String,
+    class: String,
+}
+
+async fn ok(app: &TestApp, path: &str, body: &Value, expected: StatusCode) -> Value {
+    let (status, answer) = app.post(path, body).await;
+    assert_eq!(status, expected, "{path}: {answer}");
+    answer
+}
+
+/// A school collecting into its own account (with a standard feed), a year and class 3A.
+async fn school(app: &TestApp, code: &str, account_number: &str) -> School {
+    let payee = ok(
+        app,
+        "/v1/payees",
+        &json!({
+            "kind": "school", "code": code, "name": format!("Trường Tiểu học {code}"),
+            "collection_account": {
+                "bank_bin": "970422", "account_number": account_number,
+                "holder_name": "TRUONG TIEU HOC TUC TRANH"
+            }
+        }),
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = payee["id"].as_str().unwrap().to_owned();
+    let collection = payee["collection_account"]["id"].as_str().unwrap();
+    configure(app, collection, "standard", &[STANDARD_SECRET]).await;
+    let year = ok(
+        app,
+        &format!("/v1/schools/{id}/years"),
+        &json!({"name": "2026-2027", "starts_on": "2026-09-05", "ends_on": "2027-05-31"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let year = year["id"].as_str().unwrap().to_owned();
+    let class = ok(
+        app,
+        &format!("/v1/schools/{id}/classes"),
+        &json!({"year_id": year, "grade": 3, "name": "3A"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    School {
+        id,
+        account_number: account_number.to_owned(),
+        year,
+        class: class["id"].as_str().unwrap().to_owned(),
+    }
+}
+
+async fn pupils(app: &TestApp, school: &School, count: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for n in 1..=count {
+        let pupil = ok(
+            app,
+            &format!("/v1/schools/{}/pupils", school.id),
+            &json!({
+                "code": format!("HS{n:02}"), "full_name": format!("Nguyễn Văn Học Sinh {n}"),
+                "class_id": school.class, "joined_on": "2026-09-05",
+                "guardian_name": "Nguyễn Thị Phụ Huynh", "guardian_phone": "0912345678"
+            }),
+            StatusCode::CREATED,
+        )
+        .await;
+        ids.push(pupil["id"].as_str().unwrap().to_owned());
+    }
+    ids
+}
+
+/// (meals, insurance, parents fund, club) item ids.
+async fn items(app: &TestApp, school: &School) -> [String; 4] {
+    let item = |name: &str, fund: &str, mandatory: bool, unit: &str, amount: i64| {
+        json!({
+            "year_id": school.year, "name": name, "fund": fund, "mandatory": mandatory,
+            "unit": unit, "grade_amounts": [{"grade": 3, "amount": amount}]
+        })
+    };
+    let path = format!("/v1/schools/{}/fee-items", school.id);
+    let mut ids = Vec::new();
+    for body in [
+        item(
+            "Tiền ăn bán trú",
+            "school",
+            true,
+            "school_day",
+            MEALS_PER_DAY,
+        ),
+        item(
+            "Bảo hiểm y tế (thu hộ)",
+            "pass_through",
+            true,
+            "year",
+            INSURANCE,
+        ),
+        item(
+            "Quỹ ban đại diện cha mẹ học sinh",
+            "parents_association",
+            true,
+            "term",
+            PARENTS_FUND,
+        ),
+        item("Câu lạc bộ tiếng Anh", "school", false, "month", CLUB),
+    ] {
+        ids.push(
+            ok(app, &path, &body, StatusCode::CREATED).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    ids.try_into().unwrap()
+}
+
+async fn run(app: &TestApp, school: &School, name: &str, items: &[&String]) -> String {
+    let run = ok(
+        app,
+        &format!("/v1/schools/{}/runs", school.id),
+        &json!({
+            "year_id": school.year, "name": name, "fee_item_ids": items,
+            "due_on": "2026-09-30", "school_days": SCHOOL_DAYS
+        }),
+        StatusCode::CREATED,
+    )
+    .await;
+    run["id"].as_str().unwrap().to_owned()
+}
+
+async fn post_run(app: &TestApp, school: &School, run: &str) -> Value {
+    ok(
+        app,
+        &format!("/v1/schools/{}/runs/{run}/post", school.id),
+        &json!({}),
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// Pays `amount` into the school's account with the intent's reference in a bank memo.
+async fn pay_online(app: &TestApp, school: &School, intent: &str, amount: i64) -> Value {
+    let (status, intent) = app.get(&format!("/v1/payment-intents/{intent}")).await;
+    assert_eq!(status, StatusCode::OK, "{intent}");
+    let memo = format!(
+        "MBVCB.123.{}.CT tu 0123 NGUYEN THI PHU HUYNH",
+        intent["reference"].as_str().unwrap()
+    );
+    let body = transfer(
+        &Uuid::new_v4().to_string(),
+        &school.account_number,
+        "in",
+        amount,
+        &memo,
+        Utc::now(),
+    );
+    let (status, ack) = send_standard(app, STANDARD_SECRET, &body).await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    body
+}
+
+async fn cash(app: &TestApp, school: &School, pupil: &str, amount: i64, token: &str) -> Value {
+    let (status, receipt) = read(
+        app.post_idempotent_as(
+            &format!("/v1/schools/{}/cash-receipts", school.id),
+            &Uuid::new_v4().to_string(),
+            &json!({"pupil_id": pupil, "amount": amount, "payer_name": "Trần Thị Mẹ"}),
+            token,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{receipt}");
+    receipt
+}
+
+async fn get_ok(app: &TestApp, path: &str) -> Value {
+    let (status, body) = app.get(path).await;
+    assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    body
+}
+
+async fn a_class_run_paid_online_in_part_and_in_cash_agrees_with_the_ledger(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let school = school(&app, "THTT", "1900123456").await;
+    let pupils = pupils(&app, &school, 40).await;
+    let [meals, insurance, parents, club] = items(&app, &school).await;
+    let enrol = ok(
+        &app,
+        &format!("/v1/schools/{}/fee-items/{club}/enrolments", school.id),
+        &json!({"pupil_ids": pupils[..10]}),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(enrol["enrolled"], 10);
+    let exemption = |pupil: &String, item: &String, reduction: Value, category: &str| {
+        let mut body = json!({"pupil_id": pupil, "fee_item_id": item, "category": category});
+        body.as_object_mut()
+            .unwrap()
+            .extend(reduction.as_object().unwrap().clone());
+        body
+    };
+    let path = format!("/v1/schools/{}/exemptions", school.id);
+    for body in [
+        exemption(&pupils[0], &meals, json!({"percent": 50}), "Hộ cận nghèo"),
+        exemption(&pupils[1], &insurance, json!({"percent": 100}), "Hộ nghèo"),
+        exemption(
+            &pupils[2],
+            &parents,
+            json!({"amount": 50_000}),
+            "Con thương binh",
+        ),
+    ] {
+        ok(&app, &path, &body, StatusCode::CREATED).await;
+    }
+
+    // Hand-computed: every pupil owes meals (20 days), insurance and the parents' fund; the
+    // first ten the club too; three have reductions.
+    let meals_full = MEALS_PER_DAY * SCHOOL_DAYS;
+    let owed = |n: usize| -> (i64, i64, i64, i64) {
+        let meals = if n == 0 { meals_full / 2 } else { meals_full };
+        let insurance = if n == 1 { 0 } else { INSURANCE };
+        let parents = if n == 2 {
+            PARENTS_FUND - 50_000
+        } else {
+            PARENTS_FUND
+        };
+        let club = if n < 10 { CLUB } else { 0 };
+        (meals, insurance, parents, club)
+    };
+    let total = |n: usize| {
+        let (a, b, c, d) = owed(n);
+        a + b + c + d
+    };
+    let run = run(
+        &app,
+        &school,
+        "Tháng 9/2026",
+        &[&meals, &insurance, &parents, &club],
+    )
+    .await;
+
+    let preview = get_ok(
+        &app,
+        &format!("/v1/schools/{}/runs/{run}/preview", school.id),
+    )
+    .await;
+    let all_owed: i64 = (0..40).map(total).sum();
+    assert_eq!(preview["total"], all_owed);
+    assert_eq!(preview["pupils"], 40);
+    // Fully exempt insurance is no charge: 40 × 3 + 10 club − 1.
+    assert_eq!(preview["charges"].as_array().unwrap().len(), 129);
+    let before = app.transaction_count().await;
+    assert_eq!(
+        app.transaction_count().await,
+        before,
+        "a preview posts nothing"
+    );
+
+    let posted = post_run(&app, &school, &run).await;
+    assert_eq!(posted["total"], all_owed);
+    assert_eq!(posted["charges"], 129);
+    let intents: Vec<(String, String)> = posted["intents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["pupil_id"].as_str().unwrap().to_owned(),
+                i["intent_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(intents.len(), 40);
+    let intent_of = |pupil: &String| {
+        intents
+            .iter()
+            .find(|(p, _)| p == pupil)
+            .map(|(_, i)| i.clone())
+            .unwrap()
+    };
+    let after_post = app.transaction_count().await;
+    assert_eq!(after_post - before, 40, "one receivable posting per pupil");
+    // Posting again changes nothing and answers the same.
+    assert_eq!(post_run(&app, &school, &run).await, posted);
+    assert_eq!(app.transaction_count().await, after_post);
+
+    // 25 pay in full online (the 25th pays 10.000 đ too much), 5 pay 500.000 đ, 3 pay cash.
+    let mut first_payment = None;
+    for (n, pupil) in pupils.iter().enumerate().take(25) {
+        let extra = if n == 24 { 10_000 } else { 0 };
+        let body = pay_online(&app, &school, &intent_of(pupil), total(n) + extra).await;
+        first_payment.get_or_insert(body);
+    }
+    for pupil in &pupils[25..30] {
+        pay_online(&app, &school, &intent_of(pupil), 500_000).await;
+    }
+    let school_token = token_for_payee(&app, Role::School, &school.id).await;
+    let mut receipts = Vec::new();
+    for (n, pupil) in pupils.iter().enumerate().take(33).skip(30) {
+        receipts.push(cash(&app, &school, pupil, total(n), &school_token).await);
+    }
+    let numbers: Vec<i64> = receipts
+        .iter()
+        .map(|r| r["number"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, vec![1, 2, 3]);
+
+    // Replaying a delivered webhook changes nothing.
+    let count = app.transaction_count().await;
+    let (status, ack) = send_standard(&app, STANDARD_SECRET, &first_payment.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    assert_eq!(ack["transactions"][0]["duplicate"], true, "{ack}");
+    assert_eq!(app.transaction_count().await, count);
+
+    // Class status: 28 paid, 5 partly, 7 unpaid.
+    let status = get_ok(
+        &app,
+        &format!(
+            "/v1/schools/{}/runs/{run}/status?class_id={}",
+            school.id, school.class
+        ),
+    )
+    .await;
+    assert_eq!(status["pupils"], 40);
+    assert_eq!(status["paid"], 28);
+    assert_eq!(status["partly_paid"], 5);
+    assert_eq!(status["unpaid"], 7);
+    let paid_total: i64 = (0..25).chain(30..33).map(total).sum::<i64>() + 5 * 500_000;
+    assert_eq!(status["charged_total"], all_owed);
+    assert_eq!(status["paid_total"], paid_total);
+    assert_eq!(status["owing_total"], all_owed - paid_total);
+    let expected_percent = format!("{:.1}", (paid_total as f64) * 100.0 / (all_owed as f64));
+    assert_eq!(status["paid_percent"], expected_percent.as_str());
+    let state_of = |n: usize| {
+        status["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pupil_id"] == pupils[n].as_str())
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(state_of(0), "paid");
+    assert_eq!(state_of(27), "partly_paid");
+    assert_eq!(state_of(39), "unpaid");
+
+    // Fund balances by the split rule: a partial 500.000 đ pays meals (400.000) first, then
+    // 100.000 of insurance (both mandatory, meals posted first); the club (optional) last.
+    let full_payers = || (0..25).chain(30..33);
+    let school_fund: i64 =
+        full_payers().map(|n| owed(n).0 + owed(n).3).sum::<i64>() + 5 * meals_full;
+    let pass_through: i64 = full_payers().map(|n| owed(n).1).sum::<i64>() + 5 * 100_000;
+    let parents_fund: i64 = full_payers().map(|n| owed(n).2).sum();
+    let cash_on_hand: i64 = (30..33).map(total).sum();
+    let balances = get_ok(&app, &format!("/v1/schools/{}/balances", school.id)).await;
+    let fund = |name: &str| {
+        balances["funds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["fund"] == name)
+            .unwrap()["balance"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(fund("school"), school_fund);
+    assert_eq!(fund("pass_through"), pass_through);
+    assert_eq!(fund("parents_association"), parents_fund);
+    assert_eq!(balances["cash_on_hand"], cash_on_hand);
+    assert_eq!(balances["uncollected"], all_owed - paid_total);
+    assert_eq!(
+        school_fund + pass_through + parents_fund,
+        paid_total,
+        "every đồng paid against a charge is in exactly one fund"
+    );
+    // The bank holds what came in online: the funds' online part and the overpayment.
+    let bank = app
+        .balance(&format!("bank:970422:{}", school.account_number))
+        .await;
+    assert_eq!(
+        bank.parse::<i64>().unwrap(),
+        paid_total - cash_on_hand + 10_000
+    );
+
+    // Statements.
+    let statement = |n: usize| {
+        let path = format!("/v1/schools/{}/pupils/{}/statement", school.id, pupils[n]);
+        let app = &app;
+        async move { get_ok(app, &path).await }
+    };
+    let first = statement(0).await;
+    assert_eq!(first["charged_total"], total(0));
+    assert_eq!(first["balance"], 0);
+    assert_eq!(first["exemptions"][0]["category"], "Hộ cận nghèo");
+    assert_eq!(first["exemptions"][0]["percent"], 50);
+    assert_eq!(first["charges"].as_array().unwrap().len(), 4);
+    assert_eq!(first["payments"][0]["method"], "online");
+    let overpaid = statement(24).await;
+    assert_eq!(overpaid["balance"], -10_000);
+    assert_eq!(overpaid["credit"], 10_000);
+    let partly = statement(27).await;
+    assert_eq!(partly["balance"], total(27) - 500_000);
+    assert_eq!(partly["paid_total"], 500_000);
+    let by_cash = statement(31).await;
+    assert_eq!(by_cash["payments"][0]["method"], "cash");
+    assert_eq!(by_cash["balance"], 0);
+    let unpaid = statement(39).await;
+    assert_eq!(unpaid["balance"], total(39));
+    app.assert_verified().await;
+
+    // Cancelling the third receipt keeps its number, shows it cancelled, and takes the cash
+    // and what it paid back.
+    let receipt = &receipts[2];
+    let path = format!(
+        "/v1/schools/{}/cash-receipts/{}/cancel",
+        school.id,
+        receipt["id"].as_str().unwrap()
+    );
+    let cancelled = ok(
+        &app,
+        &path,
+        &json!({"reason": "Ghi nhầm học sinh"}),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(cancelled["cancelled"], true);
+    assert_eq!(cancelled["number"], 3);
+    let count = app.transaction_count().await;
+    assert_eq!(
+        ok(
+            &app,
+            &path,
+            &json!({"reason": "Ghi nhầm học sinh"}),
+            StatusCode::OK
+        )
+        .await["number"],
+        3
+    );
+    assert_eq!(
+        app.transaction_count().await,
+        count,
+        "a second cancel changes nothing"
+    );
+    let page = app
+        .client
+        .get(app.url(&format!(
+            "/v1/schools/{}/cash-receipts/{}/receipt.html",
+            school.id,
+            receipt["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&school_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("BIÊN LAI THU TIỀN"), "{html}");
+    assert!(html.contains("Số: 3"), "{html}");
+    assert!(html.contains("ĐÃ HỦY"), "{html}");
+    assert!(
+        html.contains(&format!("{} đồng", group(total(32)))),
+        "{html}"
+    );
+    let after_cancel = get_ok(&app, &format!("/v1/schools/{}/balances", school.id)).await;
+    assert_eq!(after_cancel["cash_on_hand"], cash_on_hand - total(32));
+    assert_eq!(
+        after_cancel["uncollected"],
+        all_owed - paid_total + total(32)
+    );
+    assert_eq!(statement(32).await["balance"], total(32));
+    let status = get_ok(
+        &app,
+        &format!("/v1/schools/{}/runs/{run}/status", school.id),
+    )
+    .await;
+    assert_eq!(status["paid"], 27);
+    assert_eq!(status["unpaid"], 8);
+    app.assert_verified().await;
+}
+
+/// 1250000 as 1.250.000.
+fn group(amount: i64) -> String {
+    let digits = amount.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push('.');
+        }
+        out.push(c);
+    }
+    out
+}
+
+async fn receipt_numbers_have_no_gaps_under_concurrent_cash(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let school = school(&app, "THKC", "1900654321").await;
+    let pupils = pupils(&app, &school, 4).await;
+    let app = std::sync::Arc::new(app);
+    let mut tasks = Vec::new();
+    for n in 0..20 {
+        let app = app.clone();
+        let (school_id, pupil) = (school.id.clone(), pupils[n % 4].clone());
+        tasks.push(tokio::spawn(async move {
+            let response = app
+                .post_idempotent(
+                    &format!("/v1/schools/{school_id}/cash-receipts"),
+                    &Uuid::new_v4().to_string(),
+                    &json!({"pupil_id": pupil, "amount": 10_000 + n, "payer_name": "Lê Văn Bố"}),
+                )
+                .await;
+            let (status, receipt) = read(response).await;
+            assert_eq!(status, StatusCode::CREATED, "{receipt}");
+            receipt["number"].as_i64().unwrap()
+        }));
+    }
+    let mut numbers = Vec::new();
+    for task in tasks {
+        numbers.push(task.await.unwrap());
+    }
+    numbers.sort();
+    assert_eq!(numbers, (1..=20).collect::<Vec<i64>>());
+    let balances = get_ok(&app, &format!("/v1/schools/{}/balances", school.id)).await;
+    assert_eq!(
+        balances["cash_on_hand"],
+        (0..20).map(|n| 10_000 + n).sum::<i64>()
+    );
+    // Nothing was owed: it is all the pupils' credit.
+    assert_eq!(balances["uncollected"], 0);
+    app.assert_verified().await;
+    // A retried request with the same key gives the same receipt, not a 21st.
+    let key = Uuid::new_v4().to_string();
+    let body = json!({"pupil_id": pupils[0], "amount": 5_000, "payer_name": "Lê Văn Bố"});
+    let path = format!("/v1/schools/{}/cash-receipts", school.id);
+    let (_, first) = read(app.post_idempotent(&path, &key, &body).await).await;
+    let (status, again) = read(app.post_idempotent(&path, &key, &body).await).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(first, again);
+    assert_eq!(first["number"], 21);
+}
+
+async fn a_school_user_sees_only_its_school_and_parents_read_by_revocable_token(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mine = school(&app, "THA", "1900000001").await;
+    let other = school(&app, "THB", "1900000002").await;
+    let pupils = pupils(&app, &mine, 1).await;
+    let token = token_for_payee(&app, Role::School, &mine.id).await;
+    let (status, _) = app
+        .get_as(&format!("/v1/schools/{}/classes", mine.id), &token)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app
+        .get_as(&format!("/v1/schools/{}/classes", other.id), &token)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(error_code(&body), "SCHOOL_NOT_FOUND");
+    // Another school's pupil through one's own school id is not found either.
+    let theirs = crate::schools::pupils(&app, &other, 1).await;
+    let (status, _) = app
+        .get_as(
+            &format!("/v1/schools/{}/pupils/{}", mine.id, theirs[0]),
+            &token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let vendor_token = app.token_for(Role::Vendor).await;
+    let (status, _) = app
+        .get_as(&format!("/v1/schools/{}/classes", mine.id), &vendor_token)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let auditor = app.token_for(Role::Auditor).await;
+    let (status, _) = app
+        .get_as(&format!("/v1/schools/{}/balances", mine.id), &auditor)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A bad request is a 422 with a Vietnamese sentence.
+    let (status, body) = app
+        .post(
+            &format!("/v1/schools/{}/exemptions", mine.id),
+            &json!({"pupil_id": pupils[0], "fee_item_id": Uuid::new_v4(), "percent": 150, "category": "x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("phần trăm"));
+
+    let [meals, ..] = items(&app, &mine).await;
+    let run = run(&app, &mine, "Tháng 9/2026", &[&meals]).await;
+    post_run(&app, &mine, &run).await;
+    let link = ok(
+        &app,
+        &format!("/v1/schools/{}/parent-links", mine.id),
+        &json!({"pupil_id": pupils[0]}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let token_text = link["token"].as_str().unwrap();
+    assert_eq!(token_text.len(), 64, "256 random bits");
+    let response = app
+        .client
+        .get(app.url(&format!("/v1/parent-links/{token_text}")))
+        .send()
+        .await
+        .unwrap();
+    let (status, view) = read(response).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["owing_total"], MEALS_PER_DAY * SCHOOL_DAYS);
+    assert_eq!(view["open_charges"][0]["fee_item_name"], "Tiền ăn bán trú");
+    let (status, _) = app
+        .post(
+            &format!(
+                "/v1/schools/{}/parent-links/{}/revoke",
+                mine.id,
+                link["id"].as_str().unwrap()
+            ),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let response = app
+        .client
+        .get(app.url(&format!("/v1/parent-links/{token_text}")))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(response).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "PARENT_LINK_NOT_FOUND");
+}
+
+async fn credit_pays_the_next_run_and_preview_posts_nothing(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let school = school(&app, "THC", "1900000003").await;
+    let pupils = pupils(&app, &school, 1).await;
+    let [meals, _, parents, _] = items(&app, &school).await;
+    // Cash before anything is owed is credit.
+    let school_token = token_for_payee(&app, Role::School, &school.id).await;
+    cash(&app, &school, &pupils[0], 500_000, &school_token).await;
+    let count = app.transaction_count().await;
+    let first = run(&app, &school, "Tháng 9/2026", &[&meals, &parents]).await;
+    get_ok(
+        &app,
+        &format!("/v1/schools/{}/runs/{first}/preview", school.id),
+    )
+    .await;
+    assert_eq!(app.transaction_count().await, count);
+    let posted = post_run(&app, &school, &first).await;
+    // 550.000 owed, 500.000 credit: meals (400.000) then 100.000 of the parents' fund; the QR
+    // asks for the 50.000 left.
+    assert_eq!(posted["total"], MEALS_PER_DAY * SCHOOL_DAYS + PARENTS_FUND);
+    let intent = posted["intents"][0]["intent_id"].as_str().unwrap();
+    let (_, intent) = app.get(&format!("/v1/payment-intents/{intent}")).await;
+    assert_eq!(intent["amount"], "50000");
+    let statement = get_ok(
+        &app,
+        &format!("/v1/schools/{}/pupils/{}/statement", school.id, pupils[0]),
+    )
+    .await;
+    assert_eq!(statement["balance"], 50_000);
+    assert_eq!(statement["credit"], 0);
+    let balances = get_ok(&app, &format!("/v1/schools/{}/balances", school.id)).await;
+    assert_eq!(balances["uncollected"], 50_000);
+    app.assert_verified().await;
+    // Moving the pupil keeps the class history.
+    let class_b = ok(
+        &app,
+        &format!("/v1/schools/{}/classes", school.id),
+        &json!({"year_id": school.year, "grade": 3, "name": "3B"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let moved = ok(
+        &app,
+        &format!("/v1/schools/{}/pupils/{}/move", school.id, pupils[0]),
+        &json!({"class_id": class_b["id"], "on": "2026-10-15"}),
+        StatusCode::OK,
+    )
+    .await;
+    let classes = moved["classes"].as_array().unwrap();
+    assert_eq!(classes.len(), 2);
+    assert_eq!(classes[0]["class_name"], "3A");
+    assert_eq!(classes[0]["until_on"], "2026-10-15");
+    assert_eq!(classes[1]["class_name"], "3B");
+}
