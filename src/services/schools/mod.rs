@@ -142,6 +142,7 @@ async fn settle_pupil(
     money: Option<Money>,
 ) -> Result<Option<Uuid>, StoreError> {
     let now = clock.now_micros();
+    serialize_school(unit, pupil.school_id).await?;
     let open = unit.lock_open_charges(pupil.id).await?;
     let credit = unit.pupil_credit(pupil.id).await?.max(0);
     let incoming = money.as_ref().map_or(0, |m| m.amount);
@@ -206,6 +207,13 @@ async fn settle_pupil(
     unit.insert_allocations(payment_id, &paid, transaction_id, now)
         .await?;
     Ok(Some(payment_id))
+}
+
+/// Makes the school's money-moving use cases (run posting, payments, cash, cancellations) take
+/// turns, before any account lock they take, so that a pupil's credit is read by one at a
+/// time. They all post to the school's `uncollected` account anyway, so nothing runs slower.
+async fn serialize_school(unit: &mut UnitOfWork<'_>, school_id: Uuid) -> Result<(), StoreError> {
+    unit.serialize_on(&format!("school:{school_id}")).await
 }
 
 /// The bank feed's hook: when a transfer paid a school run's pupil intent, the money the
@@ -846,6 +854,7 @@ impl SchoolService {
         let school = self.school(caller, school_id).await?;
         let now = self.clock.now_micros();
         let mut unit = self.store.begin().await?;
+        serialize_school(&mut unit, school_id).await?;
         let run = Self::run_of(&mut unit, school_id, run_id, true).await?;
         if run.posted_at.is_some() {
             let posted = posted_run(&mut unit, &run).await?;
@@ -1096,6 +1105,7 @@ impl SchoolService {
                 replayed: true,
             });
         }
+        serialize_school(&mut unit, school_id).await?;
         let pupil = Self::pupil_of(&mut unit, school_id, request.pupil_id).await?;
         let year_id = current_year(&mut unit, &pupil, self.today()).await?;
         let accounts = SchoolAccounts::ensure(&mut unit, &school.code, now).await?;
@@ -1198,6 +1208,7 @@ impl SchoolService {
         let school = self.school(caller, school_id).await?;
         let now = self.clock.now_micros();
         let mut unit = self.store.begin().await?;
+        serialize_school(&mut unit, school_id).await?;
         let mut receipt = match unit.receipt(receipt_id, true).await? {
             Some(receipt) if receipt.school_id == school_id => receipt,
             _ => {
