@@ -6,6 +6,7 @@ pub mod events;
 pub mod extract;
 pub mod imports;
 mod openapi;
+pub mod pages;
 pub mod payers;
 pub mod payments;
 pub mod policy;
@@ -37,6 +38,7 @@ use crate::services::payers::PayerService;
 use crate::services::payments::PaymentService;
 use crate::services::registry::RegistryService;
 use crate::services::statistics::StatisticsService;
+use crate::services::web::WebService;
 use crate::store::Store;
 use error::ApiError;
 use extract::BodyLimit;
@@ -53,6 +55,8 @@ pub struct AppState {
     pub payers: PayerService,
     pub auth: AuthService,
     pub statistics: StatisticsService,
+    /// The web app's browser sessions and first-run setup.
+    pub web: WebService,
     pub clock: Clock,
     pub metrics: PrometheusHandle,
     /// The runtime the service was built on, where the database pool's connections live.
@@ -295,7 +299,13 @@ fn routes(config: &mut web::ServiceConfig) {
         .service(
             resource("/v1/audit/personal-data-access")
                 .route(get().to(statistics::personal_data_access)),
-        );
+        )
+        // The web app's block: a payee's own money, then the pages.
+        .service(
+            resource("/v1/payees/{id}/payments").route(get().to(payments::list_received_payments)),
+        )
+        .service(resource("/v1/payees/{id}/summary").route(get().to(payments::payee_summary)))
+        .configure(pages::routes);
 }
 
 /// Gives every request an id (the caller's `x-request-id`, or a new one), runs it in a span

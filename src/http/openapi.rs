@@ -40,6 +40,7 @@ use super::{bank_feed, events, imports, payers, payments, registry, routes, stat
         payers::list_payer_accounts, payers::link_payer_account, payers::unlink_payer_account,
         payers::payer_account_audit, payers::register_resident_bank_account,
         payers::record_cash_payment, payers::list_cash_payments,
+        payments::list_received_payments, payments::payee_summary,
     ),
     components(schemas(crate::services::events::PaymentReceived)),
     modifiers(&BearerAuth, &SharedErrors),

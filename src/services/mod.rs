@@ -10,6 +10,7 @@ pub mod payers;
 pub mod payments;
 pub mod registry;
 pub mod statistics;
+pub mod web;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;

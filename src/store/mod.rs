@@ -27,6 +27,7 @@ pub mod registry;
 mod rows;
 mod sqlite;
 pub mod statistics;
+pub mod web;
 
 pub use payers::{CashPayment, PayerAccountFilter, PayerAccountRecord, PayerLinkAudit, PayerStore};
 pub use payments::{
@@ -223,6 +224,7 @@ pub trait Store:
     + RegistryStore
     + PayerStore
     + statistics::StatisticsStore
+    + web::WebStore
     + Send
     + Sync
     + 'static
