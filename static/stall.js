@@ -45,7 +45,7 @@
     if (voice) {
       var utterance = new SpeechSynthesisUtterance(sentence);
       utterance.lang = "vi-VN";
-      utterance.voice = voice;
+      if (voice instanceof SpeechSynthesisVoice) { utterance.voice = voice; }
       window.speechSynthesis.speak(utterance);
     } else {
       chime.currentTime = 0;

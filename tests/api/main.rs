@@ -5,6 +5,7 @@ mod common;
 mod accounts;
 mod auth;
 mod backup;
+mod browser;
 mod concurrency;
 mod contract;
 mod events;
