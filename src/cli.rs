@@ -140,11 +140,17 @@ pub async fn run() -> anyhow::Result<i32> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(&settings).await?;
-            if !app.state().store.admin_exists().await? {
+            if let Some(token) = app.state().web.open_setup().await? {
                 tracing::warn!(
                     "no admin user exists yet: create the first one with \
                      `market-ledger users create --username admin --role admin --password-stdin` \
-                     (the password is read from standard input)"
+                     (the password is read from standard input), or open the setup link"
+                );
+                // On the console, not only in the log: the one way in without a command line.
+                println!(
+                    "No admin exists yet. Open this one-time link to create the first admin:\n  \
+                     http://{}/app/setup?token={token}",
+                    browsable(&app.local_addr()?)
                 );
             }
             app.run_until_stopped().await?;
@@ -311,4 +317,14 @@ async fn send_delivery(
         .await?;
     println!("{}", serde_json::to_string_pretty(&sent)?);
     Ok(0)
+}
+
+/// An address a browser on this machine can open: a wildcard listen address is reached on
+/// localhost.
+fn browsable(address: &std::net::SocketAddr) -> String {
+    if address.ip().is_unspecified() {
+        format!("localhost:{}", address.port())
+    } else {
+        address.to_string()
+    }
 }

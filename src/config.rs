@@ -41,6 +41,11 @@ pub struct Settings {
     /// `data_dir/payer-pepper` on first start. Changing it makes every stored payer hash
     /// unmatchable: keep it with the database's backups.
     pub pepper: String,
+    /// A web app session of a vendor or school user lasts this long since it was last used
+    /// (a market day on the stall's phone).
+    pub web_session_payee_seconds: i64,
+    /// A web app session of anyone else lasts this long since it was last used.
+    pub web_session_seconds: i64,
 }
 
 impl Default for Settings {
@@ -62,6 +67,8 @@ impl Default for Settings {
             statistics_min_count: 5,
             adoption_target_percent: 50,
             pepper: String::new(),
+            web_session_payee_seconds: 12 * 3600,
+            web_session_seconds: 3600,
         }
     }
 }
@@ -87,6 +94,11 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "adoption_target_percent",
     ),
     ("MARKET_LEDGER_PEPPER", "pepper"),
+    (
+        "MARKET_LEDGER_WEB_SESSION_PAYEE_SECONDS",
+        "web_session_payee_seconds",
+    ),
+    ("MARKET_LEDGER_WEB_SESSION_SECONDS", "web_session_seconds"),
 ];
 
 /// Settings that are numbers; every other environment value is taken as text.
@@ -98,6 +110,8 @@ const NUMERIC_KEYS: &[&str] = &[
     "login_window_seconds",
     "statistics_min_count",
     "adoption_target_percent",
+    "web_session_payee_seconds",
+    "web_session_seconds",
 ];
 
 /// Access tokens live at most this long.
@@ -175,6 +189,11 @@ impl Settings {
         if !(1..=100).contains(&self.adoption_target_percent) {
             return Err(ConfigError::Invalid(
                 "adoption_target_percent must be 1 to 100".into(),
+            ));
+        }
+        if self.web_session_payee_seconds < 60 || self.web_session_seconds < 60 {
+            return Err(ConfigError::Invalid(
+                "web_session_payee_seconds and web_session_seconds must be at least 60".into(),
             ));
         }
         if !self.pepper.trim().is_empty() {

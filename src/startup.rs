@@ -1,5 +1,6 @@
 //! Building and running the service.
 
+use crate::services::web::{SessionSettings, WebService};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,6 +120,15 @@ impl Application {
                 .with_pepper(pepper.clone()),
             payers: PayerService::new(store.clone(), clock.clone(), pepper),
             schools: SchoolService::new(store.clone(), clock.clone()),
+            web: WebService::new(
+                store.clone(),
+                auth.clone(),
+                SessionSettings {
+                    payee_seconds: settings.web_session_payee_seconds,
+                    staff_seconds: settings.web_session_seconds,
+                },
+                clock.clone(),
+            ),
             events,
             clock,
             auth,
@@ -131,6 +141,11 @@ impl Application {
             state,
             max_body_bytes: settings.max_body_bytes,
         })
+    }
+
+    /// The address the service listens on.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
     }
 
     pub fn port(&self) -> u16 {

@@ -46,6 +46,16 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// Seconds until a refused login may be tried again.
+    pub fn retry_after_seconds(&self) -> Option<i64> {
+        self.retry_after_seconds
+    }
+
+    /// The stable machine-readable code, e.g. `PAYEE_NOT_FOUND`.
+    pub fn code(&self) -> &str {
+        &self.body.code
+    }
 }
 
 impl<E: PublicError> From<E> for ApiError {

@@ -1,12 +1,14 @@
 //! Live payment notifications as Server-Sent Events: the vendor's phone sees "paid" seconds
 //! after the customer's transfer lands.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
 use futures::stream::{self, Stream, StreamExt};
+use serde::Serialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
@@ -17,9 +19,12 @@ use super::error::ApiError;
 use super::extract::ApiPath;
 use super::sse::{self, Event};
 use super::AppState;
+use crate::clock::to_datetime;
+use crate::domain::number_words::received_announcement;
 use crate::services::auth::Caller;
 use crate::services::events::PaymentReceived;
 use crate::services::ErrorEnvelope;
+use crate::store::web::ReceivedPayment;
 
 /// A comment line this often keeps proxies and phone networks from closing an idle stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -27,6 +32,11 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const CLIENT_RETRY: Duration = Duration::from_secs(3);
 /// Asks nginx-style proxies not to buffer the stream.
 const X_ACCEL_BUFFERING: &str = "x-accel-buffering";
+
+/// The header an EventSource sends when it reconnects: the id of the last event it got.
+const LAST_EVENT_ID: &str = "last-event-id";
+/// Missed payments sent to a reconnecting client, at most.
+const MAX_CATCH_UP: u32 = 500;
 
 pub const PAYMENT_RECEIVED: &str = "payment_received";
 pub const LAGGED: &str = "lagged";
@@ -40,6 +50,9 @@ struct Listening {
     /// When the caller's access token expires: the stream ends then, so a stream never
     /// outlives the token that opened it (the client reconnects with a fresh one).
     until: Option<Instant>,
+    /// Payments already sent by the catch-up after `Last-Event-ID`: not sent twice when the
+    /// live event for one arrives while the catch-up is read.
+    caught_up: HashSet<Uuid>,
 }
 
 impl Listening {
@@ -60,18 +73,10 @@ impl Listening {
                 _ = self.closing.wait_for(|closing| *closing) => return None,
                 _ = &mut token_expiry => return None,
                 received = self.events.recv() => match received {
-                    Ok(event) if event.payee_id == self.payee_id => {
-                        match Event::default()
-                            .event(PAYMENT_RECEIVED)
-                            .id(&event.bank_transaction_id.to_string())
-                            .json_data(&event)
-                        {
-                            Ok(sse) => return Some(sse),
-                            Err(e) => {
-                                tracing::warn!(error = %e, "payment event not serializable; skipped");
-                                return Some(lagged(json!({ "reason": "unreadable_event" })));
-                            }
-                        }
+                    Ok(event) if event.payee_id == self.payee_id
+                        && !self.caught_up.contains(&event.bank_transaction_id) =>
+                    {
+                        return Some(payment_event(&event));
                     }
                     Ok(_) => continue,
                     Err(RecvError::Lagged(missed)) => {
@@ -90,6 +95,49 @@ impl Listening {
     }
 }
 
+/// A payment as the stream sends it: the event, and the sentence the stall's phone says.
+#[derive(Serialize)]
+struct Announced<'a> {
+    #[serde(flatten)]
+    event: &'a PaymentReceived,
+    announcement: String,
+}
+
+fn payment_event(event: &PaymentReceived) -> Event {
+    let announcement = match event.amount.parse::<u64>() {
+        Ok(amount) => received_announcement(amount),
+        Err(_) => String::new(),
+    };
+    let announced = Announced {
+        event,
+        announcement,
+    };
+    match Event::default()
+        .event(PAYMENT_RECEIVED)
+        .id(&event.bank_transaction_id.to_string())
+        .json_data(&announced)
+    {
+        Ok(sse) => sse,
+        Err(e) => {
+            tracing::warn!(error = %e, "payment event not serializable; skipped");
+            lagged(json!({ "reason": "unreadable_event" }))
+        }
+    }
+}
+
+/// A payment read back from the ledger for a reconnecting client, as the live event was.
+fn missed_event(payee_id: Uuid, payment: &ReceivedPayment) -> Event {
+    payment_event(&PaymentReceived {
+        payee_id,
+        bank_transaction_id: payment.bank_transaction_id,
+        payment_intent_id: payment.payment_intent_id,
+        reference: payment.reference.clone(),
+        amount: payment.amount.to_string(),
+        status: None,
+        occurred_at: to_datetime(payment.occurred_at).to_rfc3339(),
+    })
+}
+
 /// Events may have been missed: the client should fetch the payee's intents again.
 fn lagged(data: serde_json::Value) -> Event {
     Event::default().event(LAGGED).data(&data.to_string())
@@ -99,8 +147,11 @@ fn lagged(data: serde_json::Value) -> Event {
     security(("bearer" = [])),
     responses((status = 200,
             description = "A Server-Sent Events stream that stays open. Event `payment_received`: \
-                `id` is the bank transaction id, `data` a PaymentReceived JSON object, sent within a \
-                second of the payment being recorded. Event `lagged`: events may have been missed \
+                `id` is the bank transaction id, `data` a PaymentReceived JSON object plus \
+                `announcement`, the sentence to say aloud in Vietnamese (\"Đã nhận năm mươi nghìn \
+                đồng\"), sent within a second of the payment being recorded. A client that \
+                reconnects with `Last-Event-ID` (the last id it saw) first gets the payments \
+                recorded after it (at most 500), each once. Event `lagged`: events may have been missed \
                 (`data` = {\"reason\": ..., \"missed\": n}); fetch the payee's payment intents again. \
                 A comment line every 15 seconds keeps the connection open. The stream ends when the \
                 access token expires or the service shuts down: reconnect with a valid token and \
@@ -117,20 +168,34 @@ pub async fn payee_events(
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     // Subscribed before the check, so an event published while it runs is not missed.
-    let listening = Listening {
+    let mut listening = Listening {
         payee_id: id,
         events: state.events.subscribe(),
         gaps: state.events.gaps(),
         closing: state.events.closing(),
         until: token_expiry(request.headers(), state.clock.now().timestamp()),
+        caught_up: HashSet::new(),
     };
     // Unknown payees, and other payees for vendor and school users: 404.
     let user = caller.username.clone();
-    state
-        .run(move |s| async move { s.payments.payee(&caller, id).await })
+    let last_seen = last_event_id(request.headers());
+    let missed = state
+        .run(move |s| async move {
+            s.payments.payee(&caller, id).await?;
+            match last_seen {
+                Some(last) => {
+                    s.payments
+                        .received_after(&caller, id, Some(last), MAX_CATCH_UP)
+                        .await
+                }
+                None => Ok(Vec::new()),
+            }
+        })
         .await?;
-    tracing::debug!(payee_id = %id, %user, "event stream opened");
-    let mut response = sse::response(stream_of(listening), KEEP_ALIVE);
+    tracing::debug!(payee_id = %id, %user, missed = missed.len(), "event stream opened");
+    listening.caught_up = missed.iter().map(|p| p.bank_transaction_id).collect();
+    let catch_up: Vec<Event> = missed.iter().map(|p| missed_event(id, p)).collect();
+    let mut response = sse::response(stream_of(catch_up, listening), KEEP_ALIVE);
     response.headers_mut().insert(
         header::HeaderName::from_static(X_ACCEL_BUFFERING),
         header::HeaderValue::from_static("no"),
@@ -152,16 +217,21 @@ fn token_expiry(headers: &HeaderMap, now_seconds: i64) -> Option<Instant> {
     Some(Instant::now() + Duration::from_secs(left as u64))
 }
 
-fn stream_of(listening: Listening) -> impl Stream<Item = Event> {
+/// The bank transaction id a reconnecting client saw last (the SSE `Last-Event-ID` header).
+fn last_event_id(headers: &HeaderMap) -> Option<Uuid> {
+    let text = headers.get(LAST_EVENT_ID)?.to_str().ok()?;
+    Uuid::parse_str(text.trim()).ok()
+}
+
+fn stream_of(catch_up: Vec<Event>, listening: Listening) -> impl Stream<Item = Event> {
     // The first frame goes out at once, so the client knows it is listening.
     let hello = Event::default().comment("listening").retry(CLIENT_RETRY);
-    stream::once(async move { hello }).chain(stream::unfold(
-        listening,
-        |mut listening| async move {
+    stream::once(async move { hello })
+        .chain(stream::iter(catch_up))
+        .chain(stream::unfold(listening, |mut listening| async move {
             let event = listening.next().await?;
             Some((event, listening))
-        },
-    ))
+        }))
 }
 
 #[cfg(test)]
@@ -212,6 +282,7 @@ mod tests {
             gaps: gaps.subscribe(),
             closing: closing.subscribe(),
             until: None,
+            caught_up: HashSet::new(),
         };
         Setup {
             sender,
@@ -229,13 +300,16 @@ mod tests {
         s.sender.send(payment(Uuid::now_v7())).unwrap();
         s.sender.send(mine.clone()).unwrap();
         let text = wire(s.listening.next().await.unwrap()).await;
+        let head = format!(
+            "event: payment_received\nid: {}\ndata: ",
+            mine.bank_transaction_id
+        );
+        let data = text.strip_prefix(&head).expect(&text).trim_end();
+        let mut expected = serde_json::to_value(&mine).unwrap();
+        expected["announcement"] = json!("Đã nhận một nghìn đồng");
         assert_eq!(
-            text,
-            format!(
-                "event: payment_received\nid: {}\ndata: {}\n\n",
-                mine.bank_transaction_id,
-                serde_json::to_string(&mine).unwrap()
-            )
+            serde_json::from_str::<serde_json::Value>(data).unwrap(),
+            expected
         );
     }
 

@@ -6,6 +6,7 @@ pub mod events;
 pub mod extract;
 pub mod imports;
 mod openapi;
+pub mod pages;
 pub mod payers;
 pub mod payments;
 pub mod policy;
@@ -39,6 +40,7 @@ use crate::services::payments::PaymentService;
 use crate::services::registry::RegistryService;
 use crate::services::schools::SchoolService;
 use crate::services::statistics::StatisticsService;
+use crate::services::web::WebService;
 use crate::store::Store;
 use error::ApiError;
 use extract::BodyLimit;
@@ -56,6 +58,8 @@ pub struct AppState {
     pub schools: SchoolService,
     pub auth: AuthService,
     pub statistics: StatisticsService,
+    /// The web app's browser sessions and first-run setup.
+    pub web: WebService,
     pub clock: Clock,
     pub metrics: PrometheusHandle,
     /// The runtime the service was built on, where the database pool's connections live.
@@ -299,6 +303,12 @@ fn routes(config: &mut web::ServiceConfig) {
             resource("/v1/audit/personal-data-access")
                 .route(get().to(statistics::personal_data_access)),
         )
+        // The web app's block: a payee's own money, then the pages.
+        .service(
+            resource("/v1/payees/{id}/payments").route(get().to(payments::list_received_payments)),
+        )
+        .service(resource("/v1/payees/{id}/summary").route(get().to(payments::payee_summary)))
+        .configure(pages::routes)
         .configure(school_routes);
 }
 

@@ -47,6 +47,7 @@ use super::{bank_feed, events, imports, payers, payments, registry, routes, scho
         schools::post_run, schools::run_status, schools::balances, schools::record_cash,
         schools::get_receipt, schools::receipt_html, schools::cancel_receipt,
         schools::create_parent_link, schools::revoke_parent_link, schools::parent_view,
+        payments::list_received_payments, payments::payee_summary,
     ),
     components(schemas(crate::services::events::PaymentReceived)),
     modifiers(&BearerAuth, &SharedErrors),

@@ -12,8 +12,10 @@ use super::extract::{caller_of, ApiJson, ApiPath, ApiQuery, IdempotentJson};
 use super::routes::reply;
 use super::AppState;
 use crate::services::auth::Caller;
+use crate::services::ledger::PageQuery;
 use crate::services::payments::models::*;
 use crate::services::payments::qr_image::{Image, ImageFormat};
+use crate::services::payments::received::{PayeeSummaryView, ReceivedPaymentPage, SummaryQuery};
 use crate::services::payments::QrSubject;
 use crate::services::ErrorEnvelope;
 
@@ -346,4 +348,47 @@ pub async fn intent_qr_png(
     request: ImageRequest,
 ) -> Result<HttpResponse, ApiError> {
     qr(&state, request, QrSubject::Intent, ImageFormat::Png).await
+}
+
+// A payee's own money: its vendor or school user reads these for its own payee only.
+
+#[utoipa::path(get, path = "/v1/payees/{id}/payments", tag = "payees",
+    params(("id" = Uuid, Path), PageQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Every payment the payee received by bank transfer \
+            (static QR and payment intents alike), with the bank's memo, oldest first. Vendor \
+            and school users read their own payee only.", body = ReceivedPaymentPage),
+        (status = 400, body = ErrorEnvelope),
+        (status = 404, description = "PAYEE_NOT_FOUND (also another payee's id for a vendor or school user)", body = ErrorEnvelope)))]
+pub async fn list_received_payments(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<web::Json<ReceivedPaymentPage>, ApiError> {
+    Ok(web::Json(
+        state
+            .run(move |s| async move { s.payments.received_payments(&caller, id, query).await })
+            .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/payees/{id}/summary", tag = "payees",
+    params(("id" = Uuid, Path), SummaryQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The payee's ledger balance and its takings per \
+            Vietnam calendar day, today first.", body = PayeeSummaryView),
+        (status = 400, description = "INVALID_QUERY: days out of range", body = ErrorEnvelope),
+        (status = 404, description = "PAYEE_NOT_FOUND (also another payee's id for a vendor or school user)", body = ErrorEnvelope)))]
+pub async fn payee_summary(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<SummaryQuery>,
+) -> Result<web::Json<PayeeSummaryView>, ApiError> {
+    Ok(web::Json(
+        state
+            .run(move |s| async move { s.payments.payee_summary(&caller, id, query).await })
+            .await?,
+    ))
 }

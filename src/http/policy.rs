@@ -406,7 +406,41 @@ pub const ROUTES: &[RoutePolicy] = &[
         Access::Roles(SCHOOL_KEEPERS),
     ),
     route("GET", "/v1/parent-links/{token}", Access::Public),
+    // The web app's block: a payee's own money (vendors and schools read their own only).
+    route("GET", "/v1/payees/{id}/payments", Access::Roles(EVERYONE)),
+    route("GET", "/v1/payees/{id}/summary", Access::Roles(EVERYONE)),
 ];
+
+/// The web app's pages, under the same roles as the API. A page is opened with the session
+/// cookie of a browser login (`/app/login`), and its forms carry a CSRF token. A payee's page
+/// answers vendor and school users 404 unless it is their own payee's, as the API does.
+pub const PAGES: &[RoutePolicy] = &[
+    route("GET", "/", Access::Public),
+    route("GET", "/app/static/{file}", Access::Public),
+    route("GET", "/app/login", Access::Public),
+    route("POST", "/app/login", Access::Public),
+    // The setup link proves itself with its one-time token.
+    route("GET", "/app/setup", Access::Public),
+    route("POST", "/app/setup", Access::Public),
+    route("POST", "/app/logout", Access::Roles(EVERYONE)),
+    route("GET", "/app", Access::Roles(EVERYONE)),
+    route("GET", "/app/payees/{id}", Access::Roles(PAYMENT_LISTENERS)),
+    route(
+        "POST",
+        "/app/payees/{id}/intents",
+        Access::Roles(INTENT_ISSUERS),
+    ),
+    route("GET", "/app/payees/{id}/sticker", Access::Roles(EVERYONE)),
+];
+
+/// Where pages live: their refusals are pages too, not JSON.
+pub fn is_page(path: &str) -> bool {
+    path == "/" || path == "/app" || path.starts_with("/app/")
+}
+
+fn all_routes() -> impl Iterator<Item = &'static RoutePolicy> {
+    ROUTES.iter().chain(PAGES)
+}
 
 /// The access rule of a route; HEAD is GET without the body, so it follows GET's rule.
 pub fn policy(method: &Method, path: &str) -> Option<Access> {
@@ -415,8 +449,7 @@ pub fn policy(method: &Method, path: &str) -> Option<Access> {
     } else {
         method
     };
-    ROUTES
-        .iter()
+    all_routes()
         .find(|r| r.method == method.as_str() && r.path == path)
         .map(|r| r.access)
 }
@@ -424,7 +457,7 @@ pub fn policy(method: &Method, path: &str) -> Option<Access> {
 /// The methods a route takes, HEAD included wherever GET is.
 pub fn methods(path: &str) -> Vec<&'static str> {
     let mut methods = Vec::new();
-    for route in ROUTES.iter().filter(|route| route.path == path) {
+    for route in all_routes().filter(|route| route.path == path) {
         methods.push(route.method);
         if route.method == "GET" {
             methods.push("HEAD");
@@ -433,19 +466,27 @@ pub fn methods(path: &str) -> Vec<&'static str> {
     methods
 }
 
-/// Checks the bearer token and the caller's role against the route's policy, and puts the
-/// caller on the request for the handler.
+/// Checks the bearer token (or, for pages and reads, the session cookie) and the caller's
+/// role against the route's policy, and puts the caller on the request for the handler.
 pub async fn authorize(
     request: ServiceRequest,
     next: Next<BoxBody>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    match admit(&request) {
+    match admit(&request).await {
         Ok(Some(caller)) => {
             tracing::Span::current().record("user", caller.username.as_str());
             request.extensions_mut().insert(caller);
         }
         Ok(None) => {}
-        Err(refusal) => return Ok(request.error_response(refusal)),
+        Err(refusal) => {
+            let page = request.match_pattern().is_some_and(|path| is_page(&path));
+            return Ok(if page {
+                let response = super::pages::refusal(request.request(), &refusal);
+                request.into_response(response)
+            } else {
+                request.error_response(refusal)
+            });
+        }
     }
     next.call(request).await
 }
@@ -463,13 +504,13 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 
 /// The caller a route needs (`None` for public routes, and for requests no route takes,
 /// which are answered 404 or 405), or why the request is refused.
-fn admit(request: &ServiceRequest) -> Result<Option<Caller>, ApiError> {
+async fn admit(request: &ServiceRequest) -> Result<Option<Caller>, ApiError> {
     let Some(path) = request.match_pattern() else {
         return Ok(None);
     };
     let access = match policy(request.method(), &path) {
         Some(access) => access,
-        None if ROUTES.iter().any(|route| route.path == path) => return Ok(None),
+        None if all_routes().any(|route| route.path == path) => return Ok(None),
         None => {
             tracing::error!(path, "route has no access policy; refusing");
             return Err(ApiError::forbidden());
@@ -478,16 +519,33 @@ fn admit(request: &ServiceRequest) -> Result<Option<Caller>, ApiError> {
     let Access::Roles(allowed) = access else {
         return Ok(None);
     };
-    let token = bearer_token(request.headers()).ok_or_else(ApiError::unauthenticated)?;
     let state = request
         .app_data::<web::Data<AppState>>()
         .expect("the application state is registered");
-    let caller = state
-        .auth
-        .authenticate(token.trim())
-        .map_err(|_| ApiError::unauthenticated())?;
+    let caller = match bearer_token(request.headers()) {
+        Some(token) => state
+            .auth
+            .authenticate(token.trim())
+            .map_err(|_| ApiError::unauthenticated())?,
+        // A browser session opens pages, and reads of the API from them (the live stream,
+        // QR images). Never an API write: those need a bearer token, so a cross-site form
+        // cannot move money with the cookie.
+        None if is_page(&path) || is_read(request.method()) => {
+            let token = super::pages::session_token(request.request())
+                .ok_or_else(ApiError::unauthenticated)?;
+            state
+                .run(move |s| async move { s.web.caller(&token).await })
+                .await?
+                .ok_or_else(ApiError::unauthenticated)?
+        }
+        None => return Err(ApiError::unauthenticated()),
+    };
     if !allowed.contains(&caller.role) {
         return Err(ApiError::forbidden());
     }
     Ok(Some(caller))
+}
+
+fn is_read(method: &Method) -> bool {
+    method == Method::GET || method == Method::HEAD
 }

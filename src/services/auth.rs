@@ -56,6 +56,17 @@ pub struct Caller {
     pub payee_id: Option<Uuid>,
 }
 
+impl From<&User> for Caller {
+    fn from(user: &User) -> Self {
+        Self {
+            user_id: user.id,
+            username: user.username.clone(),
+            role: user.role,
+            payee_id: user.payee_id,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     sub: Uuid,
@@ -212,6 +223,13 @@ impl AuthService {
 
     #[tracing::instrument(skip(self, password))]
     pub async fn login(&self, username: &str, password: &str) -> Result<IssuedToken, AuthError> {
+        let user = self.check_password(username, password).await?;
+        Ok(self.issue(&user))
+    }
+
+    /// The user whose password this is, under the login throttle: every way of logging in
+    /// (API tokens, web sessions) goes through here.
+    pub async fn check_password(&self, username: &str, password: &str) -> Result<User, AuthError> {
         // A name no user can have is refused before it reaches the throttle table.
         let username = Username::parse(username).map_err(|_| AuthError::InvalidCredentials)?;
         let username = username.as_str();
@@ -247,7 +265,7 @@ impl AuthService {
         match user {
             Some(user) if matches => {
                 self.store.clear_login_failures(username).await?;
-                Ok(self.issue(&user))
+                Ok(user)
             }
             _ => Err(AuthError::InvalidCredentials),
         }

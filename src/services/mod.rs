@@ -11,6 +11,7 @@ pub mod payments;
 pub mod registry;
 pub mod schools;
 pub mod statistics;
+pub mod web;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;

@@ -28,6 +28,7 @@ mod rows;
 pub mod schools;
 mod sqlite;
 pub mod statistics;
+pub mod web;
 
 pub use payers::{CashPayment, PayerAccountFilter, PayerAccountRecord, PayerLinkAudit, PayerStore};
 pub use payments::{
@@ -226,6 +227,7 @@ pub trait Store:
     + PayerStore
     + statistics::StatisticsStore
     + SchoolStore
+    + web::WebStore
     + Send
     + Sync
     + 'static

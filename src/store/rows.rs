@@ -136,11 +136,11 @@ pub(super) struct TransactionRow {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct UserRow {
-    id: Uuid,
-    username: String,
-    password_hash: String,
-    role: String,
-    payee_id: Option<Uuid>,
+    pub id: Uuid,
+    pub username: String,
+    pub password_hash: String,
+    pub role: String,
+    pub payee_id: Option<Uuid>,
 }
 
 impl UserRow {

@@ -84,6 +84,13 @@ impl TestApp {
         Some(test_app)
     }
 
+    /// A fresh service with no user at all, as on first run.
+    pub async fn spawn_without_users(backend: Backend) -> Option<TestApp> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let settings = test_settings(backend, &dir).await?;
+        Some(Self::start(settings, Some(dir)).await)
+    }
+
     /// A second instance on the same database and data directory (so the same signing keys),
     /// as when several instances run behind one load balancer. Drop it before `self`.
     pub async fn spawn_sibling(&self) -> TestApp {
@@ -280,8 +287,8 @@ pub async fn payee_id(app: &TestApp, code: &str, account: &str) -> String {
         .to_owned()
 }
 
-/// A token for a new user of `role` bound to `payee`.
-pub async fn token_for_payee(app: &TestApp, role: Role, payee: impl std::fmt::Display) -> String {
+/// A new user of `role`, bound to `payee` if given, with [`PASSWORD`]; its username.
+pub async fn new_user(app: &TestApp, role: Role, payee: Option<Uuid>) -> String {
     let username = format!(
         "{}-{}",
         role.as_str(),
@@ -289,14 +296,15 @@ pub async fn token_for_payee(app: &TestApp, role: Role, payee: impl std::fmt::Di
     );
     app.state
         .auth
-        .create_user(
-            &username,
-            role,
-            Some(payee.to_string().parse().unwrap()),
-            PASSWORD.into(),
-        )
+        .create_user(&username, role, payee, PASSWORD.into())
         .await
         .unwrap();
+    username
+}
+
+/// A token for a new user of `role` bound to `payee`.
+pub async fn token_for_payee(app: &TestApp, role: Role, payee: impl std::fmt::Display) -> String {
+    let username = new_user(app, role, Some(payee.to_string().parse().unwrap())).await;
     app.login(&username, PASSWORD).await.1["access_token"]
         .as_str()
         .unwrap()

@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
+use market_ledger::domain::number_words::received_announcement;
 use market_ledger::domain::user::Role;
 use market_ledger::services::events::PaymentReceived;
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -161,7 +162,10 @@ impl EventStream {
             frame.id.as_deref(),
             Some(sent.bank_transaction_id.to_string().as_str())
         );
-        assert_eq!(frame.json(), serde_json::to_value(sent).unwrap());
+        // The event as published, and the sentence the stall's phone says.
+        let mut expected = serde_json::to_value(sent).unwrap();
+        expected["announcement"] = json!(received_announcement(sent.amount.parse().unwrap()));
+        assert_eq!(frame.json(), expected);
     }
 
     async fn expect_quiet(&mut self) {

@@ -131,7 +131,7 @@ async fn binary_for(backend: Backend, dir: &tempfile::TempDir) -> Option<Binary>
     })
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -6,6 +6,7 @@
 mod error;
 pub mod models;
 pub mod qr_image;
+pub mod received;
 
 use crate::services::payers::check_payer;
 use std::sync::Arc;

@@ -1,0 +1,148 @@
+//! Amounts read aloud in Vietnamese, as the vendor's phone says them ("Đã nhận năm mươi nghìn
+//! đồng"). Northern usage: "linh" for a zero ten ("một trăm linh năm"), "mốt" for a one after
+//! twenty and up ("hai mươi mốt"), "tư" for a four after twenty and up ("hai mươi tư"), "lăm"
+//! for a five after any ten ("mười lăm"), and "không trăm" wherever a group of three digits
+//! follows a bigger one ("một nghìn không trăm linh năm").
+
+const DIGITS: [&str; 10] = [
+    "không", "một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám", "chín",
+];
+
+/// One thousand, one million: each scale below "tỷ", which repeats ("nghìn tỷ", "triệu tỷ").
+const SCALES: [(u64, &str); 3] = [
+    (1_000_000_000, "tỷ"),
+    (1_000_000, "triệu"),
+    (1_000, "nghìn"),
+];
+
+/// `number` in Vietnamese words: 50 000 → "năm mươi nghìn".
+pub fn number_words(number: u64) -> String {
+    if number == 0 {
+        return DIGITS[0].to_owned();
+    }
+    let mut words = Vec::new();
+    push_words(number, true, &mut words);
+    words.join(" ")
+}
+
+/// What the stall's phone says when a payment of `amount` đồng arrives.
+pub fn received_announcement(amount: u64) -> String {
+    format!("Đã nhận {} đồng", number_words(amount))
+}
+
+/// Appends the words of `number` (> 0). `leading` is false when a bigger part was read before
+/// it, which makes its hundreds spoken even when they are zero.
+fn push_words(number: u64, leading: bool, words: &mut Vec<&'static str>) {
+    for (scale, name) in SCALES {
+        if number >= scale {
+            push_words(number / scale, leading, words);
+            words.push(name);
+            let rest = number % scale;
+            if rest > 0 {
+                push_words(rest, false, words);
+            }
+            return;
+        }
+    }
+    push_hundreds(number as usize, leading, words);
+}
+
+/// A group of at most three digits (1 to 999).
+fn push_hundreds(group: usize, leading: bool, words: &mut Vec<&'static str>) {
+    let (hundreds, tens, units) = (group / 100, group / 10 % 10, group % 10);
+    let hundreds_spoken = hundreds > 0 || !leading;
+    if hundreds_spoken {
+        words.extend([DIGITS[hundreds], "trăm"]);
+    }
+    match tens {
+        0 if units == 0 => {}
+        0 if hundreds_spoken => words.extend(["linh", DIGITS[units]]),
+        0 => words.push(DIGITS[units]),
+        1 => {
+            words.push("mười");
+            match units {
+                0 => {}
+                5 => words.push("lăm"),
+                _ => words.push(DIGITS[units]),
+            }
+        }
+        _ => {
+            words.extend([DIGITS[tens], "mươi"]);
+            match units {
+                0 => {}
+                1 => words.push("mốt"),
+                4 => words.push("tư"),
+                5 => words.push("lăm"),
+                _ => words.push(DIGITS[units]),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use unicode_normalization::UnicodeNormalization;
+
+    #[track_caller]
+    fn reads(number: u64, expected: &str) {
+        assert_eq!(number_words(number), expected, "{number}");
+    }
+
+    #[test]
+    fn units_and_tens() {
+        reads(0, "không");
+        reads(1, "một");
+        reads(5, "năm");
+        reads(10, "mười");
+        reads(11, "mười một");
+        reads(14, "mười bốn");
+        reads(15, "mười lăm");
+        reads(20, "hai mươi");
+        reads(21, "hai mươi mốt");
+        reads(24, "hai mươi tư");
+        reads(25, "hai mươi lăm");
+        reads(99, "chín mươi chín");
+    }
+
+    #[test]
+    fn hundreds_with_linh_for_a_zero_ten() {
+        reads(100, "một trăm");
+        reads(101, "một trăm linh một");
+        reads(104, "một trăm linh bốn");
+        reads(105, "một trăm linh năm");
+        reads(110, "một trăm mười");
+        reads(115, "một trăm mười lăm");
+        reads(999, "chín trăm chín mươi chín");
+    }
+
+    #[test]
+    fn thousands_millions_and_billions() {
+        reads(1_000, "một nghìn");
+        reads(1_005, "một nghìn không trăm linh năm");
+        reads(1_050, "một nghìn không trăm năm mươi");
+        reads(21_000, "hai mươi mốt nghìn");
+        reads(35_000, "ba mươi lăm nghìn");
+        reads(50_000, "năm mươi nghìn");
+        reads(105_000, "một trăm linh năm nghìn");
+        reads(1_000_000, "một triệu");
+        reads(1_000_005, "một triệu không trăm linh năm");
+        reads(1_500_000, "một triệu năm trăm nghìn");
+        reads(2_024_000, "hai triệu không trăm hai mươi tư nghìn");
+        reads(1_000_000_000, "một tỷ");
+        reads(2_500_000_000, "hai tỷ năm trăm triệu");
+        reads(1_000_000_000_000, "một nghìn tỷ");
+        reads(1_000_000_000_000_000, "một triệu tỷ");
+    }
+
+    #[test]
+    fn the_announcement_names_the_amount_in_dong() {
+        assert_eq!(received_announcement(50_000), "Đã nhận năm mươi nghìn đồng");
+        let text = received_announcement(1_234_567);
+        assert_eq!(
+            text,
+            "Đã nhận một triệu hai trăm ba mươi tư nghìn năm trăm sáu mươi bảy đồng"
+        );
+        assert_eq!(text, text.nfc().collect::<String>(), "NFC text");
+    }
+}

@@ -1,0 +1,166 @@
+//! What the web app keeps and reads: browser sessions, and the payments a payee received (its
+//! own money, for the stall page and the payee's API). Reads and writes only.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::rows::UserRow;
+use super::{Backend, StoreResult};
+use crate::domain::user::User;
+
+/// A browser session as written at login. Only the token's hash is kept.
+#[derive(Debug, Clone)]
+pub struct NewWebSession {
+    pub id: Uuid,
+    pub token_hash: String,
+    pub user_id: Uuid,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// A live session and its user.
+#[derive(Debug, Clone)]
+pub struct LiveWebSession {
+    pub id: Uuid,
+    pub user: User,
+    pub last_used_at: i64,
+}
+
+/// Money a bank transfer credited to a payee (what did not go to suspense).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ReceivedPayment {
+    pub bank_transaction_id: Uuid,
+    pub amount: i64,
+    /// The bank's transfer memo, as the bank sent it.
+    pub memo: String,
+    pub payment_intent_id: Option<Uuid>,
+    pub reference: Option<String>,
+    pub occurred_at: i64,
+}
+
+/// Which of a payee's received payments to read, oldest first by bank transaction id.
+#[derive(Debug, Clone)]
+pub struct ReceivedFilter {
+    pub payee_id: Uuid,
+    /// Only those recorded after this bank transaction (ids are time-ordered).
+    pub after: Option<Uuid>,
+    /// Only those the bank booked at or after this time (microseconds).
+    pub occurred_from: Option<i64>,
+    pub limit: u32,
+}
+
+#[async_trait]
+pub trait WebStore {
+    async fn create_web_session(&self, session: &NewWebSession) -> StoreResult<()>;
+    /// The session whose token hashes to `token_hash`, unless it expired before `now` or was
+    /// revoked.
+    async fn live_web_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<LiveWebSession>>;
+    /// Slides a live session's expiry.
+    async fn extend_web_session(&self, id: Uuid, now: i64, expires_at: i64) -> StoreResult<()>;
+    /// Ends a session; true if it was live.
+    async fn revoke_web_session(&self, token_hash: &str, now: i64) -> StoreResult<bool>;
+    async fn received_payments(&self, filter: &ReceivedFilter)
+        -> StoreResult<Vec<ReceivedPayment>>;
+}
+
+#[async_trait]
+impl<T: Backend> WebStore for T {
+    async fn create_web_session(&self, session: &NewWebSession) -> StoreResult<()> {
+        let sql = "INSERT INTO web_sessions \
+                   (id, token_hash, user_id, created_at, last_used_at, expires_at) \
+                   VALUES ($1, $2, $3, $4, $4, $5)";
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(session.id)
+            .bind(&session.token_hash)
+            .bind(session.user_id)
+            .bind(session.created_at)
+            .bind(session.expires_at)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    async fn live_web_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<LiveWebSession>> {
+        let sql = "SELECT s.id, s.last_used_at, u.id, u.username, u.password_hash, u.role, \
+                     u.payee_id \
+                   FROM web_sessions s JOIN users u ON u.id = s.user_id \
+                   WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2";
+        let row: Option<(Uuid, i64, Uuid, String, String, String, Option<Uuid>)> =
+            pool_rows!(self, fetch_optional, sql, token_hash, now)?;
+        row.map(
+            |(id, last_used_at, user_id, username, password_hash, role, payee_id)| {
+                Ok(LiveWebSession {
+                    id,
+                    last_used_at,
+                    user: UserRow {
+                        id: user_id,
+                        username,
+                        password_hash,
+                        role,
+                        payee_id,
+                    }
+                    .into_domain()?,
+                })
+            },
+        )
+        .transpose()
+    }
+
+    async fn extend_web_session(&self, id: Uuid, now: i64, expires_at: i64) -> StoreResult<()> {
+        let sql = "UPDATE web_sessions SET last_used_at = $2, expires_at = $3 \
+                   WHERE id = $1 AND revoked_at IS NULL";
+        on_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    async fn revoke_web_session(&self, token_hash: &str, now: i64) -> StoreResult<bool> {
+        let sql = "UPDATE web_sessions SET revoked_at = $2 \
+                   WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2";
+        let changed = on_pool!(self, |pool| sqlx::query(sql)
+            .bind(token_hash)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))?;
+        Ok(changed > 0)
+    }
+
+    async fn received_payments(
+        &self,
+        filter: &ReceivedFilter,
+    ) -> StoreResult<Vec<ReceivedPayment>> {
+        // Incoming money matched to the payee, less any part parked in suspense.
+        let sql = "SELECT b.id AS bank_transaction_id, b.amount - b.suspense_amount AS amount, \
+                     b.description AS memo, b.payment_intent_id, i.reference, b.occurred_at \
+                   FROM bank_transactions b \
+                   LEFT JOIN payment_intents i ON i.id = b.payment_intent_id \
+                   WHERE b.payee_id = $1 AND b.direction = 'in' \
+                     AND b.matched_as IN ('intent', 'payee') AND b.amount > b.suspense_amount \
+                     AND b.id > $2 AND b.occurred_at >= $3 \
+                   ORDER BY b.id LIMIT $4";
+        Ok(pool_rows!(
+            self,
+            fetch_all,
+            sql,
+            filter.payee_id,
+            filter.after.unwrap_or(Uuid::nil()),
+            filter.occurred_from.unwrap_or(i64::MIN),
+            i64::from(filter.limit)
+        )?)
+    }
+}

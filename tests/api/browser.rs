@@ -1,0 +1,420 @@
+//! The stall page in a real browser: headless Chromium driven over WebDriver (Debian's chromium
+//! and chromium-driver) against the real server. Without chromedriver on the PATH at build time
+//! these tests are reported as ignored, never passed (see build.rs); CI installs it.
+//!
+//! Screenshots of each page at 360×800 and 1280×800 go to `$SCREENSHOT_DIR` (default
+//! `screenshots/` in the repository).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use market_ledger::domain::user::Role;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::common::{new_user, Backend, TestApp, PASSWORD};
+use crate::process::free_port;
+use crate::webhooks::{configure, send_standard, transfer, vendor, STANDARD_SECRET};
+
+mod sqlite {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[cfg_attr(
+        not(chromedriver),
+        ignore = "chromedriver is not installed: apt-get install chromium chromium-driver"
+    )]
+    async fn a_vendor_sees_and_hears_a_payment_on_the_stall_page() {
+        super::a_vendor_sees_and_hears_a_payment_on_the_stall_page(crate::common::Backend::Sqlite)
+            .await
+    }
+}
+
+mod postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[cfg_attr(
+        not(all(test_database_url, chromedriver)),
+        ignore = "needs TEST_DATABASE_URL and chromedriver (apt-get install chromium chromium-driver)"
+    )]
+    async fn a_vendor_sees_and_hears_a_payment_on_the_stall_page() {
+        super::a_vendor_sees_and_hears_a_payment_on_the_stall_page(crate::common::Backend::Postgres)
+            .await
+    }
+}
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A chromedriver process and one headless Chromium session in it.
+struct Browser {
+    http: reqwest::Client,
+    session: String,
+    driver: Child,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while http.get(format!("{base}/status")).send().await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut options = json!({
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=360,800", "--lang=vi-VN", "--autoplay-policy=no-user-gesture-required"],
+        });
+        if std::path::Path::new("/usr/bin/chromium").exists() {
+            options["binary"] = json!("/usr/bin/chromium");
+        }
+        let answer: Value = http
+            .post(format!("{base}/session"))
+            .json(&json!({ "capabilities": { "alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": options,
+                "goog:loggingPrefs": { "browser": "ALL" },
+            }}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = answer["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {answer}"))
+            .to_owned();
+        Browser {
+            http,
+            session: format!("{base}/session/{session}"),
+            driver,
+        }
+    }
+
+    /// Ends the session, which closes Chromium (killing chromedriver alone would leave it).
+    async fn quit(&self) {
+        self.command(reqwest::Method::DELETE, "", Value::Null).await;
+    }
+
+    async fn command(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let mut request = self.http.request(method, format!("{}{path}", self.session));
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let answer: Value = request.send().await.unwrap().json().await.unwrap();
+        if answer["value"]["error"].is_string() {
+            panic!("WebDriver {path}: {answer}");
+        }
+        answer["value"].clone()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.command(reqwest::Method::POST, path, body).await
+    }
+
+    async fn goto(&self, url: &str) {
+        self.post("/url", json!({ "url": url })).await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let found = self
+            .post("/element", json!({ "using": "css selector", "value": css }))
+            .await;
+        found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("{css}: {found}"))
+            .to_owned()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css).await;
+        self.post(
+            &format!("/element/{element}/value"),
+            json!({ "text": text }),
+        )
+        .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let element = self.find(css).await;
+        self.post(&format!("/element/{element}/click"), json!({}))
+            .await;
+    }
+
+    async fn run(&self, script: &str) -> Value {
+        self.post("/execute/sync", json!({ "script": script, "args": [] }))
+            .await
+    }
+
+    async fn url(&self) -> String {
+        self.command(reqwest::Method::GET, "/url", Value::Null)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Waits (at most 5 s) for a navigation the last click started to reach a URL containing
+    /// `part`.
+    async fn wait_for_url(&self, part: &str) {
+        let started = Instant::now();
+        loop {
+            let url = self.url().await;
+            if url.contains(part) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "still at {url}, not {part}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn png(&self, path: &str) -> Vec<u8> {
+        use base64::Engine as _;
+        let shot = self.command(reqwest::Method::GET, path, Value::Null).await;
+        base64::engine::general_purpose::STANDARD
+            .decode(shot.as_str().unwrap())
+            .unwrap()
+    }
+
+    /// A picture of one element, scrolled into view first (one cut by the window's edge
+    /// would be cut in the picture too).
+    async fn element_png(&self, css: &str) -> Vec<u8> {
+        let element = self.find(css).await;
+        self.post(
+            "/execute/sync",
+            json!({ "script": "arguments[0].scrollIntoView({block: 'center'});",
+                    "args": [{ ELEMENT: element }] }),
+        )
+        .await;
+        self.png(&format!("/element/{element}/screenshot")).await
+    }
+
+    /// Saves the page at 360×800 and at 1280×800 as `<name>-360.png` and `<name>-1280.png`.
+    async fn screenshots(&self, name: &str) {
+        let dir = std::env::var_os("SCREENSHOT_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("screenshots"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for width in [1280, 360] {
+            self.post("/window/rect", json!({ "width": width, "height": 800 }))
+                .await;
+            self.run("window.scrollTo(0, 0);").await;
+            std::fs::write(
+                dir.join(format!("{name}-{width}.png")),
+                self.png("/screenshot").await,
+            )
+            .unwrap();
+        }
+    }
+
+    /// What the page logged at level SEVERE (script errors, failed loads).
+    async fn console_errors(&self) -> Vec<String> {
+        let entries = self.post("/se/log", json!({ "type": "browser" })).await;
+        entries
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|entry| entry["level"] == "SEVERE")
+            .map(|entry| entry["message"].as_str().unwrap_or("").to_owned())
+            .collect()
+    }
+}
+
+/// A TCP relay between the browser and the server whose line the test can cut, as a phone
+/// loses its signal: open connections drop and new ones are closed at once until it is back.
+struct Line {
+    address: String,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Line {
+    async fn to(server: &str) -> Line {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let server = server.trim_start_matches("http://").to_owned();
+        let (cut, watching) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut watching = watching.clone();
+                let server = server.clone();
+                tokio::spawn(async move {
+                    if *watching.borrow() {
+                        return;
+                    }
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&server).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = watching.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Line { address, cut }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.send_replace(cut);
+    }
+}
+
+/// What zbarimg (a second, independent QR decoder) reads in a PNG.
+fn zbar(png: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("shot.png");
+    std::fs::write(&file, png).unwrap();
+    let output = Command::new("zbarimg")
+        .args(["--raw", "-q"])
+        .arg(&file)
+        .output()
+        .expect("zbarimg runs (apt-get install zbar-tools)");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// Replaces the browser's speech with a recorder: a Vietnamese voice is there, and what the
+/// page says is kept in `window.spoken`.
+const SPEECH_HOOK: &str = "
+    window.spoken = [];
+    const voice = { lang: 'vi-VN', name: 'test', voiceURI: 'test', localService: true, default: true };
+    speechSynthesis.getVoices = () => [voice];
+    speechSynthesis.speak = (utterance) => window.spoken.push(utterance.text);
+    return true;";
+
+/// A customer's transfer to stall V12's account, reported by the signed bank feed.
+async fn pay_by_static_qr(app: &TestApp, id: &str, amount: i64, memo: &str) {
+    let body = transfer(id, "1212343456", "in", amount, memo, chrono::Utc::now());
+    let (status, ack) = send_standard(app, STANDARD_SECRET, &body).await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+}
+
+async fn a_vendor_sees_and_hears_a_payment_on_the_stall_page(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (payee, collection) = vendor(&app, "V12", "970436", "1212343456").await;
+    configure(&app, &collection, "standard", &[STANDARD_SECRET]).await;
+    let (other, _) = vendor(&app, "V13", "970436", "7878909012").await;
+    let username = new_user(
+        &app,
+        Role::Vendor,
+        payee["id"].as_str().unwrap().parse().ok(),
+    )
+    .await;
+    let browser = Browser::start().await;
+    let line = Line::to(&app.address).await;
+
+    browser.goto(&line.url("/app/login")).await;
+    browser.screenshots("login").await;
+    browser.type_into("#username", &username).await;
+    browser.type_into("#password", PASSWORD).await;
+    browser.click("form.stack button").await;
+    let stall = line.url(&format!("/app/payees/{}", payee["id"].as_str().unwrap()));
+    browser.wait_for_url(&stall).await;
+
+    // The static QR on the screen reads back as the payee's code.
+    let shown = browser.element_png("#static-qr").await;
+    assert_eq!(zbar(&shown), payee["static_qr_payload"].as_str().unwrap());
+
+    assert_eq!(browser.run(SPEECH_HOOK).await, true);
+    browser.click("#sound").await;
+    pay_by_static_qr(&app, "browser-1", 50_000, "ND:CT DEN:0815 V12 mua che").await;
+    let sent = Instant::now();
+    loop {
+        let spoken = browser.run("return window.spoken;").await;
+        if !spoken.as_array().unwrap().is_empty() {
+            assert!(
+                sent.elapsed() < Duration::from_secs(1),
+                "{:?}",
+                sent.elapsed()
+            );
+            break;
+        }
+        assert!(sent.elapsed() < Duration::from_secs(2), "nothing was said");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // Once, however long the page stays open.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        browser.run("return window.spoken;").await,
+        json!(["Đã nhận năm mươi nghìn đồng"])
+    );
+    let total = browser
+        .run("return document.getElementById('today-total').textContent;")
+        .await;
+    assert_eq!(total, "50.000");
+    browser.screenshots("stall").await;
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+
+    // The phone loses its connection; a payment lands meanwhile. Back online, the page
+    // catches up (Last-Event-ID) and says it once.
+    line.set_cut(true);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    pay_by_static_qr(&app, "browser-2", 21_000, "ND:CT DEN:0816 V12 mua banh").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(browser.run("return window.spoken.length;").await, 1);
+    line.set_cut(false);
+    let back = Instant::now();
+    while browser.run("return window.spoken.length;").await == 1 {
+        assert!(
+            back.elapsed() < Duration::from_secs(15),
+            "the missed payment never came"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        browser.run("return window.spoken;").await,
+        json!([
+            "Đã nhận năm mươi nghìn đồng",
+            "Đã nhận hai mươi mốt nghìn đồng"
+        ])
+    );
+    let total = browser
+        .run("return document.getElementById('today-total').textContent;")
+        .await;
+    assert_eq!(total, "71.000");
+
+    // A dynamic QR for one sale, typed in with the thousands dot.
+    browser.type_into("#amount", "35.000").await;
+    browser.click("form.sale button").await;
+    browser.wait_for_url("?intent=").await;
+    let sale = zbar(&browser.element_png("#sale-qr").await);
+    assert!(sale.contains("540535000"), "amount tag 54 = 35000: {sale}");
+    browser.screenshots("sale").await;
+
+    browser.goto(&format!("{stall}/sticker")).await;
+    browser.screenshots("sticker").await;
+
+    // Another vendor's page is not found.
+    browser
+        .goto(&line.url(&format!("/app/payees/{}", other["id"].as_str().unwrap())))
+        .await;
+    let text = browser.run("return document.body.innerText;").await;
+    assert!(text.as_str().unwrap().contains("Không tìm thấy"), "{text}");
+
+    browser.quit().await;
+}

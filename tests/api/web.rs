@@ -1,0 +1,648 @@
+//! The web app over HTTP, as a browser uses it: session cookies, CSRF tokens, the first-run
+//! setup link, the stall page and a payee's own money through the API.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use market_ledger::domain::user::Role;
+use market_ledger::http::pages::texts::{EN, VI};
+use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION, SET_COOKIE};
+use reqwest::StatusCode;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::common::{error_code, new_user, read, token_for_payee, Backend, TestApp, PASSWORD};
+use crate::webhooks::{configure, intent, send_standard, transfer, vendor, STANDARD_SECRET};
+
+crate::on_both_backends!(
+    a_vendor_logs_in_and_opens_its_own_stall_page_only,
+    forms_without_the_csrf_token_are_refused_and_logout_ends_the_session,
+    web_logins_share_the_api_login_throttle,
+    the_setup_link_creates_the_first_admin_once,
+    vendors_read_their_own_money_through_the_api,
+    a_reconnecting_stream_gets_the_missed_payments_once,
+    vietnamese_pages_show_no_english,
+);
+
+/// A browser without script: keeps its cookies, follows no redirect by itself.
+struct Browser<'a> {
+    app: &'a TestApp,
+    client: reqwest::Client,
+    cookies: HashMap<String, String>,
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    /// Every Set-Cookie line, as sent.
+    set_cookies: Vec<String>,
+    body: String,
+}
+
+impl Answer {
+    fn location(&self) -> &str {
+        self.headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    fn cookie_line(&self, name: &str) -> &str {
+        self.set_cookies
+            .iter()
+            .find(|line| line.starts_with(&format!("{name}=")))
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("no {name} cookie set: {:?}", self.set_cookies))
+    }
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Self {
+            app,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn answer(&mut self, request: reqwest::RequestBuilder) -> Answer {
+        let response = request
+            .header("Cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        let set_cookies: Vec<String> = response
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        for line in &set_cookies {
+            let pair = line.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() || line.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        Answer {
+            status: response.status(),
+            headers: response.headers().clone(),
+            set_cookies,
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Answer {
+        let request = self.client.get(self.app.url(path));
+        self.answer(request).await
+    }
+
+    async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let request = self.client.post(self.app.url(path)).form(fields);
+        self.answer(request).await
+    }
+
+    fn csrf(&self) -> String {
+        self.cookies.get("ml_csrf").cloned().expect("a CSRF cookie")
+    }
+
+    /// Logs in through the login page; the answer to the form.
+    async fn log_in(&mut self, username: &str, password: &str) -> Answer {
+        let page = self.get("/app/login").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let csrf = self.csrf();
+        self.post_form(
+            "/app/login",
+            &[
+                ("csrf", &csrf),
+                ("username", username),
+                ("password", password),
+                ("next", "/app"),
+            ],
+        )
+        .await
+    }
+}
+
+fn id_of(payee: &Value) -> Uuid {
+    payee["id"].as_str().unwrap().parse().unwrap()
+}
+
+async fn a_vendor_logs_in_and_opens_its_own_stall_page_only(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (mine, _) = vendor(&app, "V12", "970436", "1112223334").await;
+    let (theirs, _) = vendor(&app, "V13", "970436", "5556667778").await;
+    let username = new_user(&app, Role::Vendor, Some(id_of(&mine))).await;
+    let mut phone = Browser::new(&app);
+    let own_page = format!("/app/payees/{}", id_of(&mine));
+
+    let refused = phone.get(&own_page).await;
+    assert_eq!(refused.status, StatusCode::SEE_OTHER);
+    assert!(
+        refused
+            .location()
+            .starts_with("/app/login?next=%2Fapp%2Fpayees%2F"),
+        "{}",
+        refused.location()
+    );
+
+    let logged_in = phone.log_in(&username, PASSWORD).await;
+    assert_eq!(
+        logged_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        logged_in.body
+    );
+    assert_eq!(logged_in.location(), "/app");
+    let session = logged_in.cookie_line("ml_session");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(session.contains(attribute), "{session}");
+    }
+    assert!(!session.contains("Secure"), "plain HTTP: {session}");
+
+    let home = phone.get("/app").await;
+    assert_eq!(home.status, StatusCode::SEE_OTHER);
+    assert_eq!(home.location(), own_page);
+    let page = phone.get(&own_page).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(page.headers[CONTENT_TYPE], "text/html; charset=utf-8");
+    assert!(page.body.contains("<html lang=\"vi\">"));
+    assert!(page.body.contains(mine["qr_svg_url"].as_str().unwrap()));
+    assert!(page.body.contains(VI.static_qr));
+    // The page's QR image and live stream are reads the session may make.
+    let qr = phone.get(mine["qr_svg_url"].as_str().unwrap()).await;
+    assert_eq!(qr.status, StatusCode::OK);
+    let sticker = phone.get(&format!("{own_page}/sticker")).await;
+    assert_eq!(sticker.status, StatusCode::OK);
+    assert!(sticker.body.contains("V12"));
+
+    // Another vendor's page is as absent as a page that does not exist.
+    for path in [
+        format!("/app/payees/{}", id_of(&theirs)),
+        format!("/app/payees/{}/sticker", id_of(&theirs)),
+        format!("/app/payees/{}", Uuid::now_v7()),
+    ] {
+        let other = phone.get(&path).await;
+        assert_eq!(other.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(other.body.contains(VI.not_found), "{}", other.body);
+    }
+    let other_qr = phone.get(theirs["qr_svg_url"].as_str().unwrap()).await;
+    assert_eq!(other_qr.status, StatusCode::NOT_FOUND);
+
+    // The cookie never writes through the API: that needs a bearer token.
+    let body = serde_json::json!({ "payee_id": id_of(&mine), "amount": "50000" });
+    let write = phone
+        .answer(
+            phone
+                .client
+                .post(app.url("/v1/payment-intents"))
+                .header("Idempotency-Key", "cookie-write")
+                .json(&body),
+        )
+        .await;
+    assert_eq!(write.status, StatusCode::UNAUTHORIZED, "{}", write.body);
+}
+
+async fn forms_without_the_csrf_token_are_refused_and_logout_ends_the_session(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (payee, _) = vendor(&app, "V21", "970436", "2223334445").await;
+    let username = new_user(&app, Role::Vendor, Some(id_of(&payee))).await;
+    let mut phone = Browser::new(&app);
+
+    // The login form itself needs the token.
+    phone.get("/app/login").await;
+    let no_token = phone
+        .post_form(
+            "/app/login",
+            &[("username", username.as_str()), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN);
+    assert!(no_token.body.contains(VI.csrf_refused));
+    assert!(!phone.cookies.contains_key("ml_session"));
+    let wrong_token = phone
+        .post_form(
+            "/app/login",
+            &[
+                ("csrf", "forged"),
+                ("username", &username),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(wrong_token.status, StatusCode::FORBIDDEN);
+
+    assert_eq!(
+        phone.log_in(&username, PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let sale = format!("/app/payees/{}/intents", id_of(&payee));
+    let refused = phone
+        .post_form(&sale, &[("amount", "50000"), ("key", "k1")])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let intents = format!("/v1/payees/{}/payment-intents", id_of(&payee));
+    let (_, listed) = app.get(&intents).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 0, "{listed}");
+
+    // With the token: one intent, shown on the page; the same form sent twice makes one.
+    let csrf = phone.csrf();
+    let made = phone
+        .post_form(
+            &sale,
+            &[("csrf", &csrf), ("amount", "50.000"), ("key", "k2")],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
+    let again = phone
+        .post_form(
+            &sale,
+            &[("csrf", &csrf), ("amount", "50.000"), ("key", "k2")],
+        )
+        .await;
+    assert_eq!(again.location(), made.location());
+    let (_, listed) = app.get(&intents).await;
+    let data = listed["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "{listed}");
+    assert_eq!(data[0]["amount"], "50000");
+    let shown = phone.get(made.location()).await;
+    assert!(shown.body.contains(data[0]["reference"].as_str().unwrap()));
+    assert!(shown.body.contains("50.000đ"), "{}", shown.body);
+    let bad_amount = phone
+        .post_form(&sale, &[("csrf", &csrf), ("amount", "năm"), ("key", "k3")])
+        .await;
+    assert!(
+        bad_amount.location().contains("?error=AMOUNT"),
+        "{}",
+        bad_amount.location()
+    );
+    let explained = phone.get(bad_amount.location()).await;
+    assert!(explained.body.contains(VI.invalid_amount));
+
+    // Logging out needs the token too, then the old cookie opens nothing.
+    let session = phone.cookies["ml_session"].clone();
+    let no_token = phone.post_form("/app/logout", &[]).await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN);
+    let out = phone.post_form("/app/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(!phone.cookies.contains_key("ml_session"));
+    phone.cookies.insert("ml_session".into(), session);
+    let after = phone.get(&format!("/app/payees/{}", id_of(&payee))).await;
+    assert_eq!(after.status, StatusCode::SEE_OTHER);
+    assert!(after.location().starts_with("/app/login"));
+}
+
+async fn web_logins_share_the_api_login_throttle(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let username = new_user(&app, Role::Staff, None).await;
+    let mut browser = Browser::new(&app);
+    let wrong = browser.log_in(&username, "not the password at all").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains(VI.wrong_credentials));
+    for _ in 0..4 {
+        let (status, body) = app.login(&username, "still not the password").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    }
+    // Five failures, counted across the API and the page: even the right password waits.
+    let throttled = browser.log_in(&username, PASSWORD).await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(throttled.headers.contains_key("retry-after"));
+    assert!(throttled.body.contains(VI.too_many_attempts));
+    let (status, body) = app.login(&username, PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(error_code(&body), "TOO_MANY_LOGIN_ATTEMPTS");
+}
+
+async fn the_setup_link_creates_the_first_admin_once(backend: Backend) {
+    let Some(app) = TestApp::spawn_without_users(backend).await else {
+        return;
+    };
+    let token = app
+        .state
+        .web
+        .open_setup()
+        .await
+        .unwrap()
+        .expect("no admin yet: setup is open");
+    // What `serve` prints stays the same until it is used.
+    assert_eq!(
+        app.state.web.open_setup().await.unwrap(),
+        Some(token.clone())
+    );
+    let mut browser = Browser::new(&app);
+    let guessed = browser.get("/app/setup?token=guessed").await;
+    assert_eq!(guessed.status, StatusCode::NOT_FOUND);
+    assert!(guessed.body.contains(VI.setup_closed));
+    let page = browser.get(&format!("/app/setup?token={token}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(VI.setup_intro));
+    let csrf = browser.csrf();
+
+    let weak = browser
+        .post_form(
+            "/app/setup",
+            &[
+                ("csrf", &csrf),
+                ("token", &token),
+                ("username", "chu.tich"),
+                ("password", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(weak.body.contains(VI.weak_password));
+    let made = browser
+        .post_form(
+            "/app/setup",
+            &[
+                ("csrf", &csrf),
+                ("token", &token),
+                ("username", "chu.tich"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    assert!(made.body.contains(VI.setup_done));
+    let (status, _) = app.login("chu.tich", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Used: the link and the form stop working, and no new link is made.
+    assert_eq!(
+        browser
+            .get(&format!("/app/setup?token={token}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let again = browser
+        .post_form(
+            "/app/setup",
+            &[
+                ("csrf", &csrf),
+                ("token", &token),
+                ("username", "second.admin"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.state.web.open_setup().await.unwrap(), None);
+    assert_eq!(
+        app.login("second.admin", PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+/// A vendor with a configured bank feed and two payments: one by the static QR (the memo names
+/// the stall's code), one paying an intent. Returns (payee, payments' bank transaction ids).
+async fn paid_vendor(app: &TestApp) -> (Value, Vec<String>) {
+    let (payee, collection) = vendor(app, "V31", "970436", "3334445556").await;
+    configure(app, &collection, "standard", &[STANDARD_SECRET]).await;
+    let fee = intent(app, &payee, "35000", None).await;
+    let mut ids = Vec::new();
+    for (n, (amount, memo)) in [
+        (50_000, "ND:CT DEN:0815 V31 mua che".to_owned()),
+        (
+            35_000,
+            format!(
+                "MBVCB.77.{}.CT tu NGUYEN VAN B",
+                fee["reference"].as_str().unwrap()
+            ),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = transfer(
+            &format!("web-{n}"),
+            "3334445556",
+            "in",
+            amount,
+            &memo,
+            chrono::Utc::now(),
+        );
+        let (status, ack) = send_standard(app, STANDARD_SECRET, &body).await;
+        assert_eq!(status, StatusCode::OK, "{ack}");
+        assert_ne!(ack["transactions"][0]["matched_as"], "suspense", "{ack}");
+        ids.push(ack["transactions"][0]["id"].as_str().unwrap().to_owned());
+    }
+    (payee, ids)
+}
+
+async fn vendors_read_their_own_money_through_the_api(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (payee, ids) = paid_vendor(&app).await;
+    let (other, _) = vendor(&app, "V32", "970436", "9998887776").await;
+    let phone = token_for_payee(&app, Role::Vendor, id_of(&payee)).await;
+    let payments = format!("/v1/payees/{}/payments", id_of(&payee));
+    let (status, page) = app.get_as(&payments, &phone).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let data = page["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2, "{page}");
+    assert_eq!(data[0]["bank_transaction_id"], ids[0].as_str());
+    assert_eq!(data[0]["amount"], "50000");
+    assert_eq!(data[0]["memo"], "ND:CT DEN:0815 V31 mua che");
+    assert_eq!(data[0]["reference"], Value::Null);
+    assert_eq!(data[1]["amount"], "35000");
+    assert!(data[1]["reference"].is_string());
+    // Pages of one, then the rest after the cursor.
+    let (_, first) = app.get_as(&format!("{payments}?limit=1"), &phone).await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, rest) = app
+        .get_as(&format!("{payments}?limit=1&cursor={cursor}"), &phone)
+        .await;
+    assert_eq!(rest["data"][0]["bank_transaction_id"], ids[1].as_str());
+
+    let (status, summary) = app
+        .get_as(&format!("/v1/payees/{}/summary", id_of(&payee)), &phone)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    assert_eq!(summary["balance"], "85000");
+    assert_eq!(summary["currency"], "VND");
+    let days = summary["days"].as_array().unwrap();
+    assert_eq!(days.len(), 7);
+    assert_eq!(days[0]["total"], "85000");
+    assert_eq!(days[0]["count"], 2);
+    assert!(days[1..].iter().all(|day| day["total"] == "0"));
+    let (status, body) = app
+        .get_as(
+            &format!("/v1/payees/{}/summary?days=40", id_of(&payee)),
+            &phone,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // Another payee's money is not there for this vendor.
+    for path in [
+        format!("/v1/payees/{}/payments", id_of(&other)),
+        format!("/v1/payees/{}/summary", id_of(&other)),
+    ] {
+        let (status, body) = app.get_as(&path, &phone).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(error_code(&body), "PAYEE_NOT_FOUND");
+    }
+}
+
+async fn a_reconnecting_stream_gets_the_missed_payments_once(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (payee, ids) = paid_vendor(&app).await;
+    let phone = token_for_payee(&app, Role::Vendor, id_of(&payee)).await;
+    let mut response = app
+        .client
+        .get(app.url(&format!("/v1/payees/{}/events", id_of(&payee))))
+        .bearer_auth(&phone)
+        .header("Last-Event-ID", &ids[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, response.chunk()).await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let events: Vec<&str> = text
+        .split("\n\n")
+        .filter(|frame| frame.contains("event: payment_received"))
+        .collect();
+    assert_eq!(
+        events.len(),
+        1,
+        "only the payment after the last one seen: {text}"
+    );
+    assert!(events[0].contains(&format!("id: {}", ids[1])), "{text}");
+    let data: Value =
+        serde_json::from_str(events[0].split("data: ").nth(1).unwrap().trim()).unwrap();
+    assert_eq!(data["amount"], "35000");
+    assert_eq!(data["announcement"], "Đã nhận ba mươi lăm nghìn đồng");
+}
+
+/// The text a reader sees on a page: no tags, scripts, styles or attribute values.
+fn visible_text(html: &str) -> String {
+    let mut text = String::new();
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        text.push_str(&rest[..start]);
+        text.push(' ');
+        let tail = &rest[start..];
+        let skip_to = if tail.starts_with("<script") {
+            tail.find("</script>").map(|end| end + "</script>".len())
+        } else {
+            tail.find('>').map(|end| end + 1)
+        };
+        rest = &tail[skip_to.unwrap_or(tail.len())..];
+    }
+    text.push_str(rest);
+    text
+}
+
+/// Every sentence of a catalogue, read from its Debug form (`field: "text"`).
+fn sentences(catalogue: &str) -> Vec<String> {
+    catalogue
+        .split(": \"")
+        .skip(1)
+        .filter_map(|part| part.split_once('"').map(|(text, _)| text.to_owned()))
+        .collect()
+}
+
+async fn vietnamese_pages_show_no_english(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (payee, _) = paid_vendor(&app).await;
+    let vendor_name = new_user(&app, Role::Vendor, Some(id_of(&payee))).await;
+    let staff_name = new_user(&app, Role::Staff, None).await;
+    let vietnamese = sentences(&format!("{VI:?}"));
+    // English sentences the Vietnamese catalogue does not also use (its link to English).
+    let english: Vec<String> = sentences(&format!("{EN:?}"))
+        .into_iter()
+        .filter(|text| text.chars().count() > 3 && !vietnamese.contains(text))
+        .collect();
+    assert!(english.len() > 30, "{english:?}");
+
+    let mut vendor_phone = Browser::new(&app);
+    let login = vendor_phone.get("/app/login").await;
+    let mut pages = vec![("/app/login".to_owned(), login)];
+    vendor_phone.log_in(&vendor_name, PASSWORD).await;
+    let stall = format!("/app/payees/{}", id_of(&payee));
+    for path in [
+        stall.clone(),
+        format!("{stall}/sticker"),
+        format!("/app/payees/{}", Uuid::now_v7()),
+    ] {
+        let answer = vendor_phone.get(&path).await;
+        pages.push((path, answer));
+    }
+    let mut office = Browser::new(&app);
+    office.log_in(&staff_name, PASSWORD).await;
+    pages.push(("/app".to_owned(), office.get("/app").await));
+
+    for (path, answer) in &pages {
+        assert!(answer.body.contains("<html lang=\"vi\">"), "{path}");
+        let text = visible_text(&answer.body);
+        for sentence in &english {
+            assert!(
+                !text.contains(sentence.as_str()),
+                "{path} shows English {sentence:?} in Vietnamese:\n{text}"
+            );
+        }
+    }
+    let stall_text = visible_text(&pages[1].1.body);
+    for sentence in [VI.static_qr, VI.today_takings, VI.sound_on, VI.last_days] {
+        assert!(stall_text.contains(sentence), "{sentence}");
+    }
+    assert!(stall_text.contains("85.000đ"), "{stall_text}");
+
+    // English on request, remembered by a cookie.
+    let english_page = vendor_phone.get(&format!("{stall}?lang=en")).await;
+    assert!(english_page.body.contains("<html lang=\"en\">"));
+    assert!(visible_text(&english_page.body).contains(EN.today_takings));
+    let remembered = vendor_phone.get(&stall).await;
+    assert!(remembered.body.contains("<html lang=\"en\">"));
+
+    // The first page on a slow phone: HTML, CSS and script well under 100 KB.
+    let mut first_page = pages[0].1.body.len();
+    for asset in ["/app/static/app.css", "/app/static/stall.js"] {
+        let answer = vendor_phone.get(asset).await;
+        assert_eq!(answer.status, StatusCode::OK, "{asset}");
+        assert!(answer.headers["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age"));
+        first_page += answer.body.len();
+    }
+    assert!(first_page < 100_000, "{first_page} bytes");
+    let (status, _) = read(
+        app.client
+            .get(app.url("/app/static/nothing.js"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
