@@ -13,6 +13,7 @@ pub mod registry;
 pub mod routes;
 pub mod sse;
 pub mod statistics;
+pub mod users;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -295,6 +296,21 @@ fn routes(config: &mut web::ServiceConfig) {
         .service(
             resource("/v1/audit/personal-data-access")
                 .route(get().to(statistics::personal_data_access)),
+        )
+        // User administration and the audit trail.
+        .service(resource("/v1/auth/password").route(post().to(users::change_own_password)))
+        .service(
+            resource("/v1/users")
+                .route(get().to(users::list_users))
+                .route(post().to(users::create_user)),
+        )
+        .service(
+            resource("/v1/users/{username}")
+                .route(get().to(users::get_user))
+                .route(patch().to(users::update_user)),
+        )
+        .service(
+            resource("/v1/users/{username}/reset-password").route(post().to(users::reset_password)),
         );
 }
 

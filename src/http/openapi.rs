@@ -9,7 +9,7 @@ use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::OpenApi;
 
-use super::{bank_feed, events, imports, payers, payments, registry, routes, statistics};
+use super::{bank_feed, events, imports, payers, payments, registry, routes, statistics, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,12 +40,14 @@ use super::{bank_feed, events, imports, payers, payments, registry, routes, stat
         payers::list_payer_accounts, payers::link_payer_account, payers::unlink_payer_account,
         payers::payer_account_audit, payers::register_resident_bank_account,
         payers::record_cash_payment, payers::list_cash_payments,
+        users::change_own_password, users::list_users, users::create_user, users::get_user,
+        users::update_user, users::reset_password,
     ),
     components(schemas(crate::services::events::PaymentReceived)),
     modifiers(&BearerAuth, &SharedErrors),
     tags((name = "operations"), (name = "auth"), (name = "ledger"), (name = "payees"),
         (name = "payment intents"), (name = "bank feed"), (name = "reconciliation"),
-        (name = "payers"), (name = "registry"), (name = "statistics"))
+        (name = "payers"), (name = "registry"), (name = "statistics"), (name = "users"))
 )]
 pub struct ApiDoc;
 
@@ -103,10 +105,13 @@ fn add_shared_errors(path: &str, operation: &mut Operation) {
         .is_some_and(|requirements| !requirements.is_empty());
     let mut shared: Vec<(&str, &str)> = Vec::new();
     if secured {
-        shared.push(("401", "UNAUTHENTICATED: no valid access token"));
+        shared.push((
+            "401",
+            "UNAUTHENTICATED: no valid access token; USER_DISABLED; TOKEN_REVOKED: issued before the password changed",
+        ));
         shared.push((
             "403",
-            "FORBIDDEN: the caller's role may not call this route",
+            "FORBIDDEN: the caller's role may not call this route; PASSWORD_CHANGE_REQUIRED: the password was reset and must be changed first",
         ));
     }
     if takes(ParameterIn::Path) {

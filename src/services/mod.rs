@@ -10,11 +10,14 @@ pub mod payers;
 pub mod payments;
 pub mod registry;
 pub mod statistics;
+pub mod users;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
+use crate::domain::password::WeakPassword;
+use crate::domain::user::BindingError;
 use crate::store::StoreError;
 use auth::AuthError;
 use ledger::LedgerError;
@@ -155,7 +158,13 @@ impl PublicError for LedgerError {
 impl PublicError for AuthError {
     fn status(&self) -> u16 {
         match self {
-            AuthError::InvalidCredentials | AuthError::InvalidToken => 401,
+            AuthError::InvalidCredentials
+            | AuthError::InvalidToken
+            | AuthError::TokenRevoked
+            | AuthError::Disabled => 401,
+            AuthError::PasswordChangeRequired | AuthError::WrongCurrentPassword => 403,
+            AuthError::UserNotFound(_) | AuthError::PayeeNotFound(_) => 404,
+            AuthError::UsernameTaken | AuthError::LastAdmin => 409,
             AuthError::TooManyAttempts { .. } => 429,
             AuthError::Store(store) => store.status(),
             AuthError::Keys(_) => 500,
@@ -168,10 +177,20 @@ impl PublicError for AuthError {
             AuthError::InvalidCredentials => "INVALID_CREDENTIALS",
             AuthError::TooManyAttempts { .. } => "TOO_MANY_LOGIN_ATTEMPTS",
             AuthError::InvalidToken => "UNAUTHENTICATED",
-            AuthError::WeakPassword => "WEAK_PASSWORD",
+            AuthError::WeakPassword(WeakPassword::TooShort) => "WEAK_PASSWORD",
+            AuthError::WeakPassword(WeakPassword::Common) => "COMMON_PASSWORD",
             AuthError::InvalidUsername(_) => "INVALID_USERNAME",
-            AuthError::PayeeRequired(_) => "PAYEE_REQUIRED",
-            AuthError::PayeeNotAllowed => "PAYEE_NOT_ALLOWED",
+            AuthError::Binding(BindingError::PayeeRequired(_)) => "PAYEE_REQUIRED",
+            AuthError::Binding(BindingError::PayeeNotAllowed) => "PAYEE_NOT_ALLOWED",
+            AuthError::PayeeNotFound(_) => "PAYEE_NOT_FOUND",
+            AuthError::Disabled => "USER_DISABLED",
+            AuthError::TokenRevoked => "TOKEN_REVOKED",
+            AuthError::PasswordChangeRequired => "PASSWORD_CHANGE_REQUIRED",
+            AuthError::WrongCurrentPassword => "WRONG_CURRENT_PASSWORD",
+            AuthError::UserNotFound(_) => "USER_NOT_FOUND",
+            AuthError::UsernameTaken => "USERNAME_TAKEN",
+            AuthError::LastAdmin => "LAST_ADMIN",
+            AuthError::UnknownRole => "UNKNOWN_ROLE",
             AuthError::Store(store) => store.code(),
             AuthError::Keys(_) => "INTERNAL",
         }

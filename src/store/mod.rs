@@ -27,6 +27,7 @@ pub mod registry;
 mod rows;
 mod sqlite;
 pub mod statistics;
+mod users;
 
 pub use payers::{CashPayment, PayerAccountFilter, PayerAccountRecord, PayerLinkAudit, PayerStore};
 pub use payments::{
@@ -36,6 +37,7 @@ pub use postgres::PostgresStore;
 pub use registry::RegistryStore;
 pub use sqlite::SqliteStore;
 pub use unit_of_work::{Backend, Pool, UnitOfWork};
+pub use users::{AuditFilter, UserStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -223,6 +225,7 @@ pub trait Store:
     + RegistryStore
     + PayerStore
     + statistics::StatisticsStore
+    + UserStore
     + Send
     + Sync
     + 'static
@@ -233,7 +236,6 @@ pub trait Store:
     async fn backup(&self, path: &str) -> StoreResult<()>;
     async fn ping(&self) -> StoreResult<()>;
 
-    async fn create_user(&self, user: &User, now: i64) -> StoreResult<()>;
     async fn find_user(&self, username: &str) -> StoreResult<Option<User>>;
     /// Whether anyone can administer the service yet.
     async fn admin_exists(&self) -> StoreResult<bool>;

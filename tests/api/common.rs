@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use market_ledger::config::Settings;
 use market_ledger::domain::user::Role;
 use market_ledger::http::AppState;
+use market_ledger::services::auth::Caller;
 use market_ledger::startup::Application;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Response, StatusCode};
@@ -139,7 +140,13 @@ impl TestApp {
         let payee = role.is_payee_bound().then(Uuid::now_v7);
         self.state
             .auth
-            .create_user(&username, role, payee, PASSWORD.into())
+            .create_user(
+                &Caller::system("test"),
+                &username,
+                role,
+                payee,
+                PASSWORD.into(),
+            )
             .await
             .expect("user created");
         self.login(&username, PASSWORD).await.1["access_token"]
@@ -175,10 +182,29 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.post_as(path, body, &self.admin).await
+    }
+
+    pub async fn post_as(&self, path: &str, body: &Value, token: &str) -> (StatusCode, Value) {
+        self.send_as(reqwest::Method::POST, path, body, token).await
+    }
+
+    pub async fn patch_as(&self, path: &str, body: &Value, token: &str) -> (StatusCode, Value) {
+        self.send_as(reqwest::Method::PATCH, path, body, token)
+            .await
+    }
+
+    async fn send_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+        token: &str,
+    ) -> (StatusCode, Value) {
         let response = self
             .client
-            .post(self.url(path))
-            .bearer_auth(&self.admin)
+            .request(method, self.url(path))
+            .bearer_auth(token)
             .json(body)
             .send()
             .await
@@ -290,6 +316,7 @@ pub async fn token_for_payee(app: &TestApp, role: Role, payee: impl std::fmt::Di
     app.state
         .auth
         .create_user(
+            &Caller::system("test"),
             &username,
             role,
             Some(payee.to_string().parse().unwrap()),

@@ -21,4 +21,5 @@ mod simulation;
 mod statements;
 mod statistics;
 mod transactions;
+mod users;
 mod webhooks;
