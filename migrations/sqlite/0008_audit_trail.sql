@@ -24,6 +24,6 @@ CREATE INDEX audit_log_recorded ON audit_log (recorded_at, id);
 CREATE INDEX audit_log_target ON audit_log (target_kind, target_id, recorded_at);
 
 CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
-BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+BEGIN SELECT RAISE(ABORT, 'audit_log rows are immutable'); END;
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
-BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+BEGIN SELECT RAISE(ABORT, 'audit_log rows are immutable'); END;

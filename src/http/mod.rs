@@ -311,7 +311,8 @@ fn routes(config: &mut web::ServiceConfig) {
         )
         .service(
             resource("/v1/users/{username}/reset-password").route(post().to(users::reset_password)),
-        );
+        )
+        .service(resource("/v1/audit").route(get().to(users::audit_trail)));
 }
 
 /// Gives every request an id (the caller's `x-request-id`, or a new one), runs it in a span

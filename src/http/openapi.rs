@@ -41,7 +41,7 @@ use super::{bank_feed, events, imports, payers, payments, registry, routes, stat
         payers::payer_account_audit, payers::register_resident_bank_account,
         payers::record_cash_payment, payers::list_cash_payments,
         users::change_own_password, users::list_users, users::create_user, users::get_user,
-        users::update_user, users::reset_password,
+        users::update_user, users::reset_password, users::audit_trail,
     ),
     components(schemas(crate::services::events::PaymentReceived)),
     modifiers(&BearerAuth, &SharedErrors),

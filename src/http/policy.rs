@@ -295,6 +295,7 @@ pub const ROUTES: &[RoutePolicy] = &[
         "/v1/users/{username}/reset-password",
         Access::Roles(USER_ADMINS),
     ),
+    route("GET", "/v1/audit", Access::Roles(AUDIT_READERS)),
 ];
 
 /// The access rule of a route; HEAD is GET without the body, so it follows GET's rule.

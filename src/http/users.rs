@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 
 use super::error::ApiError;
-use super::extract::{ApiJson, ApiPath};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::routes::TokenResponse;
 use super::AppState;
 use crate::services::auth::Caller;
@@ -106,4 +106,20 @@ pub async fn change_own_password(
         .run(move |s| async move { s.auth.change_own_password(&caller, request).await })
         .await?;
     Ok(web::Json(TokenResponse::from(issued)))
+}
+
+#[utoipa::path(get, path = "/v1/audit", tag = "users",
+    params(AuditQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "every change a person made, oldest first, with who made it and in which request", body = AuditPage),
+        (status = 400, description = "INVALID_CURSOR, INVALID_LIMIT, UNKNOWN_AUDIT_ACTION", body = ErrorEnvelope)))]
+pub async fn audit_trail(
+    state: web::Data<AppState>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> Result<web::Json<AuditPage>, ApiError> {
+    Ok(web::Json(
+        state
+            .run(move |s| async move { s.auth.audit_trail(query).await })
+            .await?,
+    ))
 }

@@ -66,6 +66,10 @@ pub enum AuthError {
     LastAdmin,
     #[error("role must be admin, staff, auditor, vendor or school")]
     UnknownRole,
+    #[error("no audit action has this code; they are user.create, user.update, user.reset_password, user.change_password")]
+    UnknownAuditAction,
+    #[error(transparent)]
+    Page(#[from] crate::services::paging::PageError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("key file: {0}")]

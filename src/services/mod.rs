@@ -166,6 +166,7 @@ impl PublicError for AuthError {
             AuthError::UserNotFound(_) | AuthError::PayeeNotFound(_) => 404,
             AuthError::UsernameTaken | AuthError::LastAdmin => 409,
             AuthError::TooManyAttempts { .. } => 429,
+            AuthError::Page(_) | AuthError::UnknownAuditAction => 400,
             AuthError::Store(store) => store.status(),
             AuthError::Keys(_) => 500,
             _ => 422,
@@ -191,6 +192,8 @@ impl PublicError for AuthError {
             AuthError::UsernameTaken => "USERNAME_TAKEN",
             AuthError::LastAdmin => "LAST_ADMIN",
             AuthError::UnknownRole => "UNKNOWN_ROLE",
+            AuthError::UnknownAuditAction => "UNKNOWN_AUDIT_ACTION",
+            AuthError::Page(page) => page.code(),
             AuthError::Store(store) => store.code(),
             AuthError::Keys(_) => "INTERNAL",
         }

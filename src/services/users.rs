@@ -4,15 +4,16 @@
 use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::auth::{hash_password_off_thread, AuthError, AuthService, Caller, IssuedToken};
-use super::present;
+use super::{paging, present};
 use crate::clock::to_datetime;
-use crate::domain::audit::AuditAction;
+use crate::domain::audit::{AuditAction, AuditRecord};
 use crate::domain::password::NewPassword;
 use crate::domain::user::{check_binding, Role, User};
+use crate::store::AuditFilter;
 
 /// Characters of a temporary password: no 0/O, 1/l/I to misread when it is read out.
 const TEMPORARY_ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -277,5 +278,103 @@ impl AuthService {
         unit.commit().await?;
         self.forget_standing(after.id);
         Ok(self.issue(&after))
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// An action code, e.g. `user.update`.
+    pub action: Option<String>,
+    /// What was changed, e.g. `user`.
+    pub target_kind: Option<String>,
+    /// Which one: a username for users.
+    pub target_id: Option<String>,
+    /// The username who made the change.
+    pub actor: Option<String>,
+    /// Recorded at or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Recorded before this time.
+    pub to: Option<DateTime<Utc>>,
+    pub cursor: Option<String>,
+    /// 1 to 500, default 50
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditView {
+    pub id: Uuid,
+    pub recorded_at: DateTime<Utc>,
+    /// The username who made the change (`command line` for the command line).
+    pub actor: String,
+    pub actor_id: Uuid,
+    /// The `x-request-id` of the request that made it.
+    pub request_id: Option<String>,
+    #[schema(example = "user.update")]
+    pub action: String,
+    #[schema(example = "user")]
+    pub target_kind: String,
+    pub target_id: String,
+    /// The target before the change (`null` for a creation); never a secret.
+    #[schema(value_type = Option<Object>)]
+    pub before: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    pub after: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    pub data: Vec<AuditView>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl From<AuditRecord> for AuditView {
+    fn from(record: AuditRecord) -> Self {
+        Self {
+            id: record.id,
+            recorded_at: to_datetime(record.recorded_at),
+            actor: record.actor.username,
+            actor_id: record.actor.user_id,
+            request_id: record.actor.request_id,
+            action: record.action.as_str().to_owned(),
+            target_kind: record.action.target_kind().to_owned(),
+            target_id: record.target_id,
+            before: record.before,
+            after: record.after,
+        }
+    }
+}
+
+impl AuthService {
+    /// The audit trail, oldest first.
+    pub async fn audit_trail(&self, query: AuditQuery) -> Result<AuditPage, AuthError> {
+        let limit = paging::limit(query.limit)?;
+        let after = paging::read_cursor(query.cursor.as_deref(), paging::time_and_id)?;
+        let action = query
+            .action
+            .as_deref()
+            .map(|text| AuditAction::parse(text).ok_or(AuthError::UnknownAuditAction))
+            .transpose()?;
+        let filter = AuditFilter {
+            action,
+            target_kind: query.target_kind,
+            target_id: query.target_id,
+            actor: query.actor,
+            from: query.from.map(|t| t.timestamp_micros()),
+            to: query.to.map(|t| t.timestamp_micros()),
+            after,
+            limit,
+        };
+        let records = self.store.list_audit(&filter).await?;
+        let next_cursor = paging::next_cursor(&records, limit, |r| {
+            paging::time_and_id_key(r.recorded_at, r.id)
+        });
+        Ok(AuditPage {
+            data: records.into_iter().map(AuditView::from).collect(),
+            next_cursor,
+        })
     }
 }

@@ -476,6 +476,26 @@ pub fn assert_documented(path: &str, status: StatusCode, json_body: Option<&Valu
     }
 }
 
+/// Runs each statement straight on the app's database, past the service, and asserts the
+/// database refuses it as changing immutable rows.
+pub async fn assert_refused_by_the_database(app: &TestApp, backend: Backend, statements: &[&str]) {
+    let url = &app.settings.database_url;
+    for statement in statements {
+        let outcome = match backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+                sqlx::query(statement).execute(&pool).await.map(|_| ())
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                sqlx::query(statement).execute(&pool).await.map(|_| ())
+            }
+        };
+        let error = outcome.expect_err(statement).to_string();
+        assert!(error.contains("immutable"), "{statement}: {error}");
+    }
+}
+
 pub fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<no error code>")
 }
