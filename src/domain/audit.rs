@@ -11,14 +11,17 @@ pub enum AuditAction {
     UserUpdate,
     UserResetPassword,
     UserChangePassword,
+    /// A collection account's bank feed (provider and secrets) set or replaced.
+    FeedSet,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 4] = [
+    pub const ALL: [AuditAction; 5] = [
         AuditAction::UserCreate,
         AuditAction::UserUpdate,
         AuditAction::UserResetPassword,
         AuditAction::UserChangePassword,
+        AuditAction::FeedSet,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -27,6 +30,7 @@ impl AuditAction {
             AuditAction::UserUpdate => "user.update",
             AuditAction::UserResetPassword => "user.reset_password",
             AuditAction::UserChangePassword => "user.change_password",
+            AuditAction::FeedSet => "feed.set",
         }
     }
 
@@ -41,6 +45,7 @@ impl AuditAction {
             | AuditAction::UserUpdate
             | AuditAction::UserResetPassword
             | AuditAction::UserChangePassword => "user",
+            AuditAction::FeedSet => "collection_account",
         }
     }
 }

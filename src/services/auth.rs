@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::domain::audit::{Actor, AuditAction, AuditRecord};
+use crate::domain::audit::{Actor, AuditAction};
 use crate::domain::password::{NewPassword, WeakPassword};
 use crate::domain::user::{check_binding, BindingError, Role, Standing, User, Username};
 use crate::store::{Store, StoreError, UnitOfWork};
@@ -66,7 +66,7 @@ pub enum AuthError {
     LastAdmin,
     #[error("role must be admin, staff, auditor, vendor or school")]
     UnknownRole,
-    #[error("no audit action has this code; they are user.create, user.update, user.reset_password, user.change_password")]
+    #[error("no audit action has this code; see GET /v1/audit in the API spec for the list")]
     UnknownAuditAction,
     #[error(transparent)]
     Page(#[from] crate::services::paging::PageError),
@@ -468,14 +468,14 @@ impl AuthService {
         password: String,
     ) -> Result<User, AuthError> {
         let password = NewPassword::parse(password)?;
-        self.add_user(&by.actor(), username, role, payee_id, password, false)
+        self.add_user(by, username, role, payee_id, password, false)
             .await
     }
 
     /// Checks the new user, hashes the password and writes the user with its audit record.
     pub(crate) async fn add_user(
         &self,
-        actor: &Actor,
+        by: &Caller,
         username: &str,
         role: Role,
         payee_id: Option<Uuid>,
@@ -502,7 +502,7 @@ impl AuthService {
             StoreError::UsernameTaken => AuthError::UsernameTaken,
             other => other.into(),
         })?;
-        self.audit(&mut unit, actor, AuditAction::UserCreate, None, &user)
+        self.audit(&mut unit, by, AuditAction::UserCreate, None, &user)
             .await?;
         unit.commit().await?;
         Ok(user)
@@ -519,20 +519,19 @@ impl AuthService {
     pub(crate) async fn audit(
         &self,
         unit: &mut UnitOfWork<'_>,
-        actor: &Actor,
+        by: &Caller,
         action: AuditAction,
         before: Option<&User>,
         after: &User,
     ) -> Result<(), AuthError> {
-        let record = AuditRecord {
-            id: self.clock.new_id(),
-            recorded_at: self.clock.now_micros(),
-            actor: actor.clone(),
+        let record = super::audit_record(
+            &self.clock,
+            by,
             action,
-            target_id: after.username.clone(),
-            before: before.map(audited_user),
-            after: Some(audited_user(after)),
-        };
+            &after.username,
+            before.map(audited_user),
+            Some(audited_user(after)),
+        );
         unit.append_audit(&record).await?;
         Ok(())
     }

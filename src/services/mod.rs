@@ -231,6 +231,27 @@ pub(crate) async fn earlier_answer(
     }))
 }
 
+/// The audit record of a change `caller` makes now to `target_id`; the one way every use case
+/// builds one, to write in the database transaction of the change.
+pub(crate) fn audit_record(
+    clock: &crate::clock::Clock,
+    caller: &auth::Caller,
+    action: crate::domain::audit::AuditAction,
+    target_id: impl ToString,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) -> crate::domain::audit::AuditRecord {
+    crate::domain::audit::AuditRecord {
+        id: clock.new_id(),
+        recorded_at: clock.now_micros(),
+        actor: caller.actor(),
+        action,
+        target_id: target_id.to_string(),
+        before,
+        after,
+    }
+}
+
 /// A PATCH field that distinguishes absent (keep) from `null` (clear): use with
 /// `#[serde(default, deserialize_with = "present")]`.
 pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(

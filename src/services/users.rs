@@ -140,7 +140,7 @@ impl AuthService {
         let shown = password.clone().into_inner();
         let user = self
             .add_user(
-                &admin.actor(),
+                admin,
                 &request.username,
                 role,
                 request.payee_id,
@@ -186,7 +186,7 @@ impl AuthService {
         unit.save_user(&after).await?;
         self.audit(
             &mut unit,
-            &admin.actor(),
+            admin,
             AuditAction::UserUpdate,
             Some(&before),
             &after,
@@ -221,7 +221,7 @@ impl AuthService {
         unit.save_user(&after).await?;
         self.audit(
             &mut unit,
-            &admin.actor(),
+            admin,
             AuditAction::UserResetPassword,
             Some(&before),
             &after,
@@ -269,7 +269,7 @@ impl AuthService {
         unit.save_user(&after).await?;
         self.audit(
             &mut unit,
-            &caller.actor(),
+            caller,
             AuditAction::UserChangePassword,
             Some(&before),
             &after,

@@ -5,11 +5,13 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::common::{assert_refused_by_the_database, error_code, read, Backend, TestApp};
+use crate::webhooks;
 use market_ledger::domain::user::Role;
 
 crate::on_both_backends!(
     user_changes_are_recorded_with_who_made_them,
     audit_records_cannot_be_changed_in_the_database,
+    feed_changes_are_recorded_without_their_secrets,
 );
 
 async fn trail(app: &TestApp, query: &str) -> Vec<Value> {
@@ -132,4 +134,28 @@ async fn audit_records_cannot_be_changed_in_the_database(backend: Backend) {
     )
     .await;
     assert!(!trail(&app, "").await.is_empty());
+}
+
+async fn feed_changes_are_recorded_without_their_secrets(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (_, collection) = webhooks::vendor(&app, "V042", "970436", "0011009988776").await;
+    webhooks::configure(&app, &collection, "sepay", &["first-secret-key"]).await;
+    webhooks::configure(&app, &collection, "standard", &[webhooks::STANDARD_SECRET]).await;
+    let records = trail(&app, &format!("action=feed.set&target_id={collection}")).await;
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records[0]["target_kind"], "collection_account");
+    assert_eq!(records[0]["before"], Value::Null);
+    assert_eq!(
+        records[0]["after"],
+        json!({ "provider": "sepay", "secrets": 1 })
+    );
+    assert_eq!(records[1]["before"], json!({ "provider": "sepay" }));
+    assert_eq!(records[1]["after"]["provider"], "standard");
+    let text = Value::Array(records).to_string();
+    assert!(
+        !text.contains("first-secret-key") && !text.contains(webhooks::STANDARD_SECRET),
+        "{text}"
+    );
 }
