@@ -9,8 +9,9 @@ use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::domain::user::Role;
+use crate::services::auth::Caller;
 use crate::services::ledger::LedgerService;
-use crate::services::payments::PaymentService;
+use crate::services::users::UserPatchRequest;
 use crate::startup::{auth_service, open_store, Application};
 use crate::telemetry;
 
@@ -110,6 +111,9 @@ fn parse_month_arg(text: &str) -> Result<chrono::NaiveDate, String> {
         .ok_or_else(|| "a month is YYYY-MM, e.g. 2026-10".into())
 }
 
+/// How changes made with the command line appear in the audit trail.
+const COMMAND_LINE: &str = "command line";
+
 #[derive(Subcommand)]
 enum UsersCommand {
     /// Create a user; the password is read from standard input.
@@ -126,6 +130,23 @@ enum UsersCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// List users with their role, payee, state and last login.
+    List,
+    /// Disable a user: no login, and their tokens stop working within seconds.
+    Disable { username: String },
+    /// Enable a disabled user again.
+    Enable { username: String },
+    /// Change a user's role (and the payee a vendor or school user acts for).
+    SetRole {
+        username: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// The payee, for vendor and school; left out for the other roles.
+        #[arg(long)]
+        payee: Option<Uuid>,
+    },
+    /// Give a user a temporary password (printed once) they must change at their next login.
+    ResetPassword { username: String },
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {
@@ -167,35 +188,7 @@ pub async fn run() -> anyhow::Result<i32> {
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(if report.ok { 0 } else { 1 })
         }
-        Command::Users {
-            command:
-                UsersCommand::Create {
-                    username,
-                    role,
-                    payee,
-                    password_stdin: _,
-                },
-        } => {
-            let mut password = String::new();
-            std::io::stdin().read_to_string(&mut password)?;
-            let password = password.trim_end_matches(['\r', '\n']).to_owned();
-            let store = open_store(&settings).await?;
-            if let (true, Some(payee)) = (role.is_payee_bound(), payee) {
-                PaymentService::new(store.clone())
-                    .require_payee(payee)
-                    .await?;
-            }
-            let user = auth_service(&settings, store)?
-                .create_user(&username, role, payee, password)
-                .await?;
-            println!(
-                "created {} user {} ({})",
-                user.role.as_str(),
-                user.username,
-                user.id
-            );
-            Ok(0)
-        }
+        Command::Users { command } => users(&settings, command).await,
         Command::Simulate(args) => simulate(settings, args).await,
         Command::Backup { to } => {
             if to.exists() {
@@ -232,6 +225,90 @@ pub async fn run() -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<i32> {
+    let store = open_store(settings).await?;
+    let auth = auth_service(settings, store)?;
+    let operator = Caller::system(COMMAND_LINE);
+    let patch = |role: Option<Role>, payee: Option<Option<Uuid>>, disabled: Option<bool>| {
+        UserPatchRequest {
+            role: role.map(|r| r.as_str().to_owned()),
+            payee_id: payee,
+            disabled,
+        }
+    };
+    let changed = match command {
+        UsersCommand::Create {
+            username,
+            role,
+            payee,
+            password_stdin: _,
+        } => {
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']).to_owned();
+            auth.require_payee(payee).await?;
+            let user = auth
+                .create_user(&operator, &username, role, payee, password)
+                .await?;
+            println!(
+                "created {} user {} ({})",
+                user.role.as_str(),
+                user.username,
+                user.id
+            );
+            return Ok(0);
+        }
+        UsersCommand::List => {
+            for user in auth.list_users().await?.data {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    user.username,
+                    user.role,
+                    user.payee_id.map_or("-".into(), |p| p.to_string()),
+                    if user.disabled { "disabled" } else { "enabled" },
+                    user.last_login_at
+                        .map_or("never logged in".into(), |at| format!("last login {at}")),
+                );
+            }
+            return Ok(0);
+        }
+        UsersCommand::ResetPassword { username } => {
+            let reset = auth.reset_password(&operator, &username).await?;
+            println!(
+                "temporary password for {} (give it to them; they must change it at their next login): {}",
+                reset.user.username, reset.temporary_password
+            );
+            return Ok(0);
+        }
+        UsersCommand::Disable { username } => {
+            auth.update_user(&operator, &username, patch(None, None, Some(true)))
+                .await?
+        }
+        UsersCommand::Enable { username } => {
+            auth.update_user(&operator, &username, patch(None, None, Some(false)))
+                .await?
+        }
+        UsersCommand::SetRole {
+            username,
+            role,
+            payee,
+        } => {
+            auth.update_user(&operator, &username, patch(Some(role), Some(payee), None))
+                .await?
+        }
+    };
+    println!(
+        "{}: {}{}{}",
+        changed.username,
+        changed.role,
+        changed
+            .payee_id
+            .map_or(String::new(), |p| format!(" of payee {p}")),
+        if changed.disabled { ", disabled" } else { "" }
+    );
+    Ok(0)
 }
 
 async fn simulate(mut settings: Settings, args: SimulateArgs) -> anyhow::Result<i32> {
@@ -301,12 +378,7 @@ async fn send_delivery(
         [] => anyhow::bail!("no collection account has number {account}"),
         _ => anyhow::bail!("account {account} exists at several banks; give --bin"),
     };
-    let caller = crate::services::auth::Caller {
-        user_id: Uuid::nil(),
-        username: "command line".to_owned(),
-        role: Role::Admin,
-        payee_id: None,
-    };
+    let caller = Caller::system(COMMAND_LINE);
     let request = crate::services::bank_feed::models::SendDeliveryRequest {
         amount: crate::services::ledger::models::AmountText(amount),
         memo,

@@ -1,12 +1,14 @@
 //! Pure types and rules: no I/O here.
 
 pub mod account;
+pub mod audit;
 pub mod bank_feed;
 pub mod banks;
 pub(crate) mod csv_lines;
 pub mod intent;
 pub mod money;
 pub mod number_words;
+pub mod password;
 pub mod payee;
 pub mod payer;
 pub mod reference;

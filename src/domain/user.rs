@@ -72,4 +72,53 @@ pub struct User {
     pub password_hash: String,
     pub role: Role,
     pub payee_id: Option<Uuid>,
+    /// A disabled user cannot log in, and tokens already issued to them are refused.
+    pub disabled: bool,
+    /// Set when an admin resets the password: the user may do nothing but change it.
+    pub must_change_password: bool,
+    /// Raised whenever the password changes; a token carries the value it was issued under,
+    /// so tokens issued before a reset stop working.
+    pub credentials_version: i64,
+    /// Microseconds.
+    pub created_at: i64,
+    pub last_login_at: Option<i64>,
+}
+
+impl User {
+    pub fn standing(&self) -> Standing {
+        Standing {
+            role: self.role,
+            payee_id: self.payee_id,
+            disabled: self.disabled,
+            must_change_password: self.must_change_password,
+            credentials_version: self.credentials_version,
+        }
+    }
+}
+
+/// What every request checks about its caller now, rather than what their token says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub role: Role,
+    pub payee_id: Option<Uuid>,
+    pub disabled: bool,
+    pub must_change_password: bool,
+    pub credentials_version: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BindingError {
+    #[error("role {0:?} must be bound to a payee")]
+    PayeeRequired(&'static str),
+    #[error("only vendor and school users are bound to a payee")]
+    PayeeNotAllowed,
+}
+
+/// Vendor and school users act for exactly one payee; no other role acts for one.
+pub fn check_binding(role: Role, payee_id: Option<Uuid>) -> Result<(), BindingError> {
+    match (role.is_payee_bound(), payee_id) {
+        (true, None) => Err(BindingError::PayeeRequired(role.as_str())),
+        (false, Some(_)) => Err(BindingError::PayeeNotAllowed),
+        _ => Ok(()),
+    }
 }

@@ -15,6 +15,7 @@ pub mod routes;
 pub mod schools;
 pub mod sse;
 pub mod statistics;
+pub mod users;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -309,7 +310,23 @@ fn routes(config: &mut web::ServiceConfig) {
         )
         .service(resource("/v1/payees/{id}/summary").route(get().to(payments::payee_summary)))
         .configure(pages::routes)
-        .configure(school_routes);
+        .configure(school_routes)
+        // User administration and the audit trail.
+        .service(resource("/v1/auth/password").route(post().to(users::change_own_password)))
+        .service(
+            resource("/v1/users")
+                .route(get().to(users::list_users))
+                .route(post().to(users::create_user)),
+        )
+        .service(
+            resource("/v1/users/{username}")
+                .route(get().to(users::get_user))
+                .route(patch().to(users::update_user)),
+        )
+        .service(
+            resource("/v1/users/{username}/reset-password").route(post().to(users::reset_password)),
+        )
+        .service(resource("/v1/audit").route(get().to(users::audit_trail)));
 }
 
 /// School fee collection (`http/schools.rs`).

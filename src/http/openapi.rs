@@ -9,7 +9,9 @@ use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::OpenApi;
 
-use super::{bank_feed, events, imports, payers, payments, registry, routes, schools, statistics};
+use super::{
+    bank_feed, events, imports, payers, payments, registry, routes, schools, statistics, users,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -48,12 +50,15 @@ use super::{bank_feed, events, imports, payers, payments, registry, routes, scho
         schools::get_receipt, schools::receipt_html, schools::cancel_receipt,
         schools::create_parent_link, schools::revoke_parent_link, schools::parent_view,
         payments::list_received_payments, payments::payee_summary,
+        users::change_own_password, users::list_users, users::create_user, users::get_user,
+        users::update_user, users::reset_password, users::audit_trail,
     ),
     components(schemas(crate::services::events::PaymentReceived)),
     modifiers(&BearerAuth, &SharedErrors),
     tags((name = "operations"), (name = "auth"), (name = "ledger"), (name = "payees"),
         (name = "payment intents"), (name = "bank feed"), (name = "reconciliation"),
-        (name = "payers"), (name = "registry"), (name = "statistics"), (name = "schools"))
+        (name = "payers"), (name = "registry"), (name = "statistics"), (name = "schools"),
+        (name = "users"))
 )]
 pub struct ApiDoc;
 
@@ -111,10 +116,13 @@ fn add_shared_errors(path: &str, operation: &mut Operation) {
         .is_some_and(|requirements| !requirements.is_empty());
     let mut shared: Vec<(&str, &str)> = Vec::new();
     if secured {
-        shared.push(("401", "UNAUTHENTICATED: no valid access token"));
+        shared.push((
+            "401",
+            "UNAUTHENTICATED: no valid access token; USER_DISABLED; TOKEN_REVOKED: issued before the password changed",
+        ));
         shared.push((
             "403",
-            "FORBIDDEN: the caller's role may not call this route",
+            "FORBIDDEN: the caller's role may not call this route; PASSWORD_CHANGE_REQUIRED: the password was reset and must be changed first",
         ));
     }
     if takes(ParameterIn::Path) {

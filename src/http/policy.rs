@@ -11,7 +11,7 @@ use actix_web::{web, HttpMessage};
 use super::error::ApiError;
 use super::AppState;
 use crate::domain::user::Role;
-use crate::services::auth::Caller;
+use crate::services::auth::{AuthError, Caller};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Access {
@@ -51,6 +51,13 @@ pub const REGISTRY_KEEPERS: &[Role] = &[Role::Admin, Role::Staff];
 pub const HAMLET_READERS: &[Role] = &[Role::Admin, Role::Staff, Role::Auditor];
 /// See and link payer accounts (personal data): staff and admin only, not the auditor.
 pub const PAYER_LINKERS: &[Role] = &[Role::Admin, Role::Staff];
+/// Manage users: admins only.
+pub const USER_ADMINS: &[Role] = &[Role::Admin];
+/// Read the audit trail: admins and the auditor.
+pub const AUDIT_READERS: &[Role] = &[Role::Admin, Role::Auditor];
+
+/// The one route a user whose password was reset may call.
+pub const OWN_PASSWORD_PATH: &str = "/v1/auth/password";
 
 /// Keep a school's fee collection (pupils, items, runs, cash): staff for every school, a school
 /// user for its own (another school's records answer 404).
@@ -409,6 +416,18 @@ pub const ROUTES: &[RoutePolicy] = &[
     // The web app's block: a payee's own money (vendors and schools read their own only).
     route("GET", "/v1/payees/{id}/payments", Access::Roles(EVERYONE)),
     route("GET", "/v1/payees/{id}/summary", Access::Roles(EVERYONE)),
+    // User administration and the audit trail.
+    route("POST", OWN_PASSWORD_PATH, Access::Roles(EVERYONE)),
+    route("GET", "/v1/users", Access::Roles(USER_ADMINS)),
+    route("POST", "/v1/users", Access::Roles(USER_ADMINS)),
+    route("GET", "/v1/users/{username}", Access::Roles(USER_ADMINS)),
+    route("PATCH", "/v1/users/{username}", Access::Roles(USER_ADMINS)),
+    route(
+        "POST",
+        "/v1/users/{username}/reset-password",
+        Access::Roles(USER_ADMINS),
+    ),
+    route("GET", "/v1/audit", Access::Roles(AUDIT_READERS)),
 ];
 
 /// The web app's pages, under the same roles as the API. A page is opened with the session
@@ -540,6 +559,35 @@ async fn admit(request: &ServiceRequest) -> Result<Option<Caller>, ApiError> {
         }
         None => return Err(ApiError::unauthenticated()),
     };
+    let token = bearer_token(request.headers())
+        .ok_or_else(ApiError::unauthenticated)?
+        .to_owned();
+    let request_id = request
+        .headers()
+        .get(super::REQUEST_ID)
+        .and_then(|id| id.to_str().ok())
+        .map(str::to_owned);
+    let state = request
+        .app_data::<web::Data<AppState>>()
+        .expect("the application state is registered");
+    let (caller, standing) = state
+        .run(move |s| async move {
+            // A bad signature or claim says no more than "unauthenticated"; a disabled user or
+            // a revoked token says which, so the person knows what to do.
+            s.auth
+                .admit(&token, request_id)
+                .await
+                .map_err(|refusal| match refusal {
+                    AuthError::InvalidToken => ApiError::unauthenticated(),
+                    other => other.into(),
+                })
+        })
+        .await?;
+    if standing.must_change_password
+        && !(request.method() == actix_web::http::Method::POST && path == OWN_PASSWORD_PATH)
+    {
+        return Err(AuthError::PasswordChangeRequired.into());
+    }
     if !allowed.contains(&caller.role) {
         return Err(ApiError::forbidden());
     }

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery, IdempotentJson};
 use super::AppState;
+use crate::services::auth::IssuedToken;
 use crate::services::ledger::models::*;
 use crate::services::ledger::{AccountQuery, BatchResponse, PageQuery, Reply, TransactionQuery};
 use crate::services::ErrorEnvelope;
@@ -82,9 +83,19 @@ pub struct TokenResponse {
     pub expires_in: u64,
 }
 
+impl From<IssuedToken> for TokenResponse {
+    fn from(issued: IssuedToken) -> Self {
+        Self {
+            access_token: issued.access_token,
+            token_type: "Bearer".into(),
+            expires_in: issued.expires_in,
+        }
+    }
+}
+
 #[utoipa::path(post, path = "/v1/auth/token", tag = "auth", request_body = TokenRequest,
     responses((status = 200, body = TokenResponse),
-        (status = 401, description = "wrong username or password", body = ErrorEnvelope),
+        (status = 401, description = "INVALID_CREDENTIALS: wrong username or password; USER_DISABLED", body = ErrorEnvelope),
         (status = 429, description = "too many failed logins for this username", body = ErrorEnvelope)))]
 pub async fn token(
     state: web::Data<AppState>,
@@ -93,11 +104,7 @@ pub async fn token(
     let issued = state
         .run(move |s| async move { s.auth.login(&request.username, &request.password).await })
         .await?;
-    Ok(web::Json(TokenResponse {
-        access_token: issued.access_token,
-        token_type: "Bearer".into(),
-        expires_in: issued.expires_in,
-    }))
+    Ok(web::Json(TokenResponse::from(issued)))
 }
 
 #[utoipa::path(post, path = "/v1/accounts", tag = "ledger", request_body = NewAccountRequest,

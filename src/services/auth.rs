@@ -1,7 +1,9 @@
 //! Logins, access tokens and password hashing.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
@@ -16,14 +18,19 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::domain::user::{Role, User, Username};
-use crate::store::{Store, StoreError};
+use crate::domain::audit::{Actor, AuditAction};
+use crate::domain::password::{NewPassword, WeakPassword};
+use crate::domain::user::{check_binding, BindingError, Role, Standing, User, Username};
+use crate::store::{Store, StoreError, UnitOfWork};
 
 /// The one algorithm tokens may use; anything else in a header is refused.
 const ALGORITHM: Algorithm = Algorithm::HS256;
 /// Clock skew tolerated between the service's instances when reading a token's times.
 const LEEWAY_SECONDS: i64 = 5;
-pub const MIN_PASSWORD_CHARS: usize = 12;
+/// How long an instance trusts what it last read of a user's standing (disabled, role,
+/// forced password change). Each instance reads it from the database, so a change made on
+/// any instance takes effect everywhere within this time.
+pub const STANDING_TTL: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -33,14 +40,36 @@ pub enum AuthError {
     TooManyAttempts { retry_after_seconds: i64 },
     #[error("missing or invalid access token")]
     InvalidToken,
-    #[error("password must be at least {MIN_PASSWORD_CHARS} characters")]
-    WeakPassword,
+    #[error(transparent)]
+    WeakPassword(#[from] WeakPassword),
     #[error(transparent)]
     InvalidUsername(#[from] crate::domain::user::InvalidUsername),
-    #[error("role {0:?} must be bound to a payee with --payee")]
-    PayeeRequired(&'static str),
-    #[error("only vendor and school users are bound to a payee")]
-    PayeeNotAllowed,
+    #[error(transparent)]
+    Binding(#[from] BindingError),
+    #[error("payee {0} does not exist")]
+    PayeeNotFound(Uuid),
+    #[error("this user is disabled; an admin can enable it again")]
+    Disabled,
+    #[error("this token was issued before the password changed; log in again")]
+    TokenRevoked,
+    #[error(
+        "an admin reset your password: change it with POST /v1/auth/password before anything else"
+    )]
+    PasswordChangeRequired,
+    #[error("the current password is wrong")]
+    WrongCurrentPassword,
+    #[error("no user is called {0:?}")]
+    UserNotFound(String),
+    #[error("the username is already taken")]
+    UsernameTaken,
+    #[error("this change would leave no enabled admin")]
+    LastAdmin,
+    #[error("role must be admin, staff, auditor, vendor or school")]
+    UnknownRole,
+    #[error("no audit action has this code; see GET /v1/audit in the API spec for the list")]
+    UnknownAuditAction,
+    #[error(transparent)]
+    Page(#[from] crate::services::paging::PageError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("key file: {0}")]
@@ -54,6 +83,30 @@ pub struct Caller {
     pub username: String,
     pub role: Role,
     pub payee_id: Option<Uuid>,
+    /// The request's `x-request-id`, recorded with every change the caller makes.
+    pub request_id: Option<String>,
+}
+
+impl Caller {
+    /// The service acting on an operator's behalf without a login (the command line, the
+    /// simulation): an admin with the nil id, named for what it is.
+    pub fn system(name: &str) -> Self {
+        Self {
+            user_id: Uuid::nil(),
+            username: name.to_owned(),
+            role: Role::Admin,
+            payee_id: None,
+            request_id: None,
+        }
+    }
+
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user_id: self.user_id,
+            username: self.username.clone(),
+            request_id: self.request_id.clone(),
+        }
+    }
 }
 
 impl From<&User> for Caller {
@@ -82,6 +135,10 @@ struct Claims {
     nbf: Option<i64>,
     exp: i64,
     jti: Uuid,
+    /// The user's credentials version when the token was issued; tokens without it predate
+    /// versions and count as version 0.
+    #[serde(default)]
+    ver: i64,
 }
 
 struct SigningKey {
@@ -190,13 +247,15 @@ pub struct IssuedToken {
 
 #[derive(Clone)]
 pub struct AuthService {
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
     keys: Arc<KeySet>,
     settings: Arc<TokenSettings>,
     /// Verified against when the username does not exist, so timing does not reveal users.
     decoy_hash: Arc<String>,
     hashing: Arc<Semaphore>,
     clock: Clock,
+    /// Standing of recent callers, with when it was read.
+    standings: Arc<Mutex<HashMap<Uuid, (Instant, Standing)>>>,
 }
 
 /// Password checks running at once; more would only queue for the CPU anyway.
@@ -212,6 +271,7 @@ impl AuthService {
             decoy_hash: Arc::new(decoy_hash),
             hashing: Arc::new(Semaphore::new(CONCURRENT_PASSWORD_CHECKS)),
             clock: Clock::default(),
+            standings: Arc::default(),
         }
     }
 
@@ -251,27 +311,42 @@ impl AuthService {
             .as_ref()
             .map(|u| u.password_hash.clone())
             .unwrap_or_else(|| self.decoy_hash.as_ref().clone());
-        let password = password.to_owned();
-        // Each argon2 check takes ~19 MiB; a burst of logins waits here instead of
-        // exhausting memory.
-        let _permit = self
-            .hashing
-            .acquire()
-            .await
-            .map_err(|e| AuthError::Keys(format!("password check unavailable: {e}")))?;
-        let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-            .await
-            .map_err(|e| AuthError::Keys(format!("password check failed: {e}")))?;
+        let matches = self.password_matches(password, hash).await?;
         match user {
             Some(user) if matches => {
                 self.store.clear_login_failures(username).await?;
+                if user.disabled {
+                    return Err(AuthError::Disabled);
+                }
+                self.store
+                    .record_login(user.id, self.clock.now_micros())
+                    .await?;
                 Ok(user)
             }
             _ => Err(AuthError::InvalidCredentials),
         }
     }
 
-    fn issue(&self, user: &User) -> IssuedToken {
+    /// Checks a password against a stored hash off the async workers.
+    pub(super) async fn password_matches(
+        &self,
+        password: &str,
+        hash: String,
+    ) -> Result<bool, AuthError> {
+        let password = password.to_owned();
+        // Each argon2 check takes ~19 MiB; a burst of checks waits here instead of
+        // exhausting memory.
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| AuthError::Keys(format!("password check unavailable: {e}")))?;
+        tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+            .await
+            .map_err(|e| AuthError::Keys(format!("password check failed: {e}")))
+    }
+
+    pub(super) fn issue(&self, user: &User) -> IssuedToken {
         let now = self.clock.now_micros().div_euclid(1_000_000);
         let ttl = self.settings.ttl_seconds;
         let claims = Claims {
@@ -285,6 +360,7 @@ impl AuthService {
             nbf: None,
             exp: now + ttl as i64,
             jti: Uuid::new_v4(),
+            ver: user.credentials_version,
         };
         let key = &self.keys.keys[0];
         let mut header = Header::new(ALGORITHM);
@@ -297,7 +373,67 @@ impl AuthService {
         }
     }
 
-    pub fn authenticate(&self, token: &str) -> Result<Caller, AuthError> {
+    /// The caller a token proves, as the user stands now: the role and payee binding are the
+    /// user's current ones, and a disabled user or a token from before a password change is
+    /// refused. The standing is read from the database at most every [`STANDING_TTL`].
+    pub async fn admit(
+        &self,
+        token: &str,
+        request_id: Option<String>,
+    ) -> Result<(Caller, Standing), AuthError> {
+        let (mut caller, version) = self.authenticate(token)?;
+        let standing = self.standing(caller.user_id, version).await?;
+        if standing.disabled {
+            return Err(AuthError::Disabled);
+        }
+        if standing.credentials_version != version {
+            return Err(AuthError::TokenRevoked);
+        }
+        caller.role = standing.role;
+        caller.payee_id = standing.payee_id;
+        caller.request_id = request_id;
+        Ok((caller, standing))
+    }
+
+    async fn standing(&self, user_id: Uuid, token_version: i64) -> Result<Standing, AuthError> {
+        let cached = self
+            .standings
+            .lock()
+            .expect("standings lock")
+            .get(&user_id)
+            .copied();
+        match cached {
+            // A token newer than what this instance read means the user changed since.
+            Some((read_at, standing))
+                if read_at.elapsed() < STANDING_TTL
+                    && standing.credentials_version >= token_version =>
+            {
+                Ok(standing)
+            }
+            _ => {
+                let standing = self
+                    .store
+                    .user_standing(user_id)
+                    .await?
+                    .ok_or(AuthError::InvalidToken)?;
+                self.standings
+                    .lock()
+                    .expect("standings lock")
+                    .insert(user_id, (Instant::now(), standing));
+                Ok(standing)
+            }
+        }
+    }
+
+    /// Drops what this instance read of a user, after changing them here.
+    pub(super) fn forget_standing(&self, user_id: Uuid) {
+        self.standings
+            .lock()
+            .expect("standings lock")
+            .remove(&user_id);
+    }
+
+    fn authenticate(&self, token: &str) -> Result<(Caller, i64), AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::InvalidToken)?;
         if header.alg != ALGORITHM {
             return Err(AuthError::InvalidToken);
@@ -329,47 +465,113 @@ impl AuthService {
         {
             return Err(AuthError::InvalidToken);
         }
-        Ok(Caller {
+        let caller = Caller {
             user_id: claims.sub,
             username: claims.name,
             role: Role::parse(&claims.role).ok_or(AuthError::InvalidToken)?,
             payee_id: claims.payee_id,
-        })
+            request_id: None,
+        };
+        Ok((caller, claims.ver))
     }
 
-    /// Creates a user; the CLI's way to make the first admin.
+    /// Creates a user with the password given; the command line's way to make the first
+    /// admin, recorded as made by `by`.
     pub async fn create_user(
         &self,
+        by: &Caller,
         username: &str,
         role: Role,
         payee_id: Option<Uuid>,
         password: String,
     ) -> Result<User, AuthError> {
-        let username = Username::parse(username)?;
-        match (role.is_payee_bound(), payee_id) {
-            (true, None) => return Err(AuthError::PayeeRequired(role.as_str())),
-            (false, Some(_)) => return Err(AuthError::PayeeNotAllowed),
-            _ => {}
-        }
-        if password.chars().count() < MIN_PASSWORD_CHARS {
-            return Err(AuthError::WeakPassword);
-        }
-        let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        let password = NewPassword::parse(password)?;
+        self.add_user(by, username, role, payee_id, password, false)
             .await
-            .map_err(|e| AuthError::Keys(e.to_string()))?
-            .map_err(AuthError::Keys)?;
+    }
+
+    /// Checks the new user, hashes the password and writes the user with its audit record.
+    pub(crate) async fn add_user(
+        &self,
+        by: &Caller,
+        username: &str,
+        role: Role,
+        payee_id: Option<Uuid>,
+        password: NewPassword,
+        must_change_password: bool,
+    ) -> Result<User, AuthError> {
+        let username = Username::parse(username)?;
+        check_binding(role, payee_id)?;
+        let now = self.clock.now_micros();
         let user = User {
             id: self.clock.new_id(),
             username: username.as_str().to_owned(),
-            password_hash,
+            password_hash: hash_password_off_thread(password).await?,
             role,
             payee_id,
+            disabled: false,
+            must_change_password,
+            credentials_version: 0,
+            created_at: now,
+            last_login_at: None,
         };
-        self.store
-            .create_user(&user, self.clock.now_micros())
+        let mut unit = self.store.begin().await?;
+        unit.save_user(&user).await.map_err(|e| match e {
+            StoreError::UsernameTaken => AuthError::UsernameTaken,
+            other => other.into(),
+        })?;
+        self.audit(&mut unit, by, AuditAction::UserCreate, None, &user)
             .await?;
+        unit.commit().await?;
         Ok(user)
     }
+
+    pub(crate) async fn require_payee(&self, payee_id: Option<Uuid>) -> Result<(), AuthError> {
+        match payee_id {
+            Some(id) if self.store.payee(id).await?.is_none() => Err(AuthError::PayeeNotFound(id)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a change to `after` (from `before`) in the unit of work.
+    pub(crate) async fn audit(
+        &self,
+        unit: &mut UnitOfWork<'_>,
+        by: &Caller,
+        action: AuditAction,
+        before: Option<&User>,
+        after: &User,
+    ) -> Result<(), AuthError> {
+        let record = super::audit_record(
+            &self.clock,
+            by,
+            action,
+            &after.username,
+            before.map(audited_user),
+            Some(audited_user(after)),
+        );
+        unit.append_audit(&record).await?;
+        Ok(())
+    }
+}
+
+/// A user as the audit trail shows it: never the password hash.
+fn audited_user(user: &User) -> serde_json::Value {
+    serde_json::json!({
+        "username": user.username,
+        "role": user.role.as_str(),
+        "payee_id": user.payee_id,
+        "disabled": user.disabled,
+        "must_change_password": user.must_change_password,
+        "credentials_version": user.credentials_version,
+    })
+}
+
+pub(crate) async fn hash_password_off_thread(password: NewPassword) -> Result<String, AuthError> {
+    tokio::task::spawn_blocking(move || hash_password(&password.into_inner()))
+        .await
+        .map_err(|e| AuthError::Keys(e.to_string()))?
+        .map_err(AuthError::Keys)
 }
 
 fn hash_password(password: &str) -> Result<String, String> {

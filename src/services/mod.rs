@@ -12,11 +12,14 @@ pub mod registry;
 pub mod schools;
 pub mod statistics;
 pub mod web;
+pub mod users;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
+use crate::domain::password::WeakPassword;
+use crate::domain::user::BindingError;
 use crate::store::StoreError;
 use auth::AuthError;
 use ledger::LedgerError;
@@ -157,8 +160,15 @@ impl PublicError for LedgerError {
 impl PublicError for AuthError {
     fn status(&self) -> u16 {
         match self {
-            AuthError::InvalidCredentials | AuthError::InvalidToken => 401,
+            AuthError::InvalidCredentials
+            | AuthError::InvalidToken
+            | AuthError::TokenRevoked
+            | AuthError::Disabled => 401,
+            AuthError::PasswordChangeRequired | AuthError::WrongCurrentPassword => 403,
+            AuthError::UserNotFound(_) | AuthError::PayeeNotFound(_) => 404,
+            AuthError::UsernameTaken | AuthError::LastAdmin => 409,
             AuthError::TooManyAttempts { .. } => 429,
+            AuthError::Page(_) | AuthError::UnknownAuditAction => 400,
             AuthError::Store(store) => store.status(),
             AuthError::Keys(_) => 500,
             _ => 422,
@@ -170,10 +180,22 @@ impl PublicError for AuthError {
             AuthError::InvalidCredentials => "INVALID_CREDENTIALS",
             AuthError::TooManyAttempts { .. } => "TOO_MANY_LOGIN_ATTEMPTS",
             AuthError::InvalidToken => "UNAUTHENTICATED",
-            AuthError::WeakPassword => "WEAK_PASSWORD",
+            AuthError::WeakPassword(WeakPassword::TooShort) => "WEAK_PASSWORD",
+            AuthError::WeakPassword(WeakPassword::Common) => "COMMON_PASSWORD",
             AuthError::InvalidUsername(_) => "INVALID_USERNAME",
-            AuthError::PayeeRequired(_) => "PAYEE_REQUIRED",
-            AuthError::PayeeNotAllowed => "PAYEE_NOT_ALLOWED",
+            AuthError::Binding(BindingError::PayeeRequired(_)) => "PAYEE_REQUIRED",
+            AuthError::Binding(BindingError::PayeeNotAllowed) => "PAYEE_NOT_ALLOWED",
+            AuthError::PayeeNotFound(_) => "PAYEE_NOT_FOUND",
+            AuthError::Disabled => "USER_DISABLED",
+            AuthError::TokenRevoked => "TOKEN_REVOKED",
+            AuthError::PasswordChangeRequired => "PASSWORD_CHANGE_REQUIRED",
+            AuthError::WrongCurrentPassword => "WRONG_CURRENT_PASSWORD",
+            AuthError::UserNotFound(_) => "USER_NOT_FOUND",
+            AuthError::UsernameTaken => "USERNAME_TAKEN",
+            AuthError::LastAdmin => "LAST_ADMIN",
+            AuthError::UnknownRole => "UNKNOWN_ROLE",
+            AuthError::UnknownAuditAction => "UNKNOWN_AUDIT_ACTION",
+            AuthError::Page(page) => page.code(),
             AuthError::Store(store) => store.code(),
             AuthError::Keys(_) => "INTERNAL",
         }
@@ -209,6 +231,27 @@ pub(crate) async fn earlier_answer(
         body: stored.body,
         replayed: true,
     }))
+}
+
+/// The audit record of a change `caller` makes now to `target_id`; the one way every use case
+/// builds one, to write in the database transaction of the change.
+pub(crate) fn audit_record(
+    clock: &crate::clock::Clock,
+    caller: &auth::Caller,
+    action: crate::domain::audit::AuditAction,
+    target_id: impl ToString,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) -> crate::domain::audit::AuditRecord {
+    crate::domain::audit::AuditRecord {
+        id: clock.new_id(),
+        recorded_at: clock.now_micros(),
+        actor: caller.actor(),
+        action,
+        target_id: target_id.to_string(),
+        before,
+        after,
+    }
 }
 
 /// A PATCH field that distinguishes absent (keep) from `null` (clear): use with

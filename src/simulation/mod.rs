@@ -18,7 +18,6 @@ use uuid::Uuid;
 
 use crate::domain::bank_feed::{sign, Provider as FeedProvider, Secret};
 use crate::domain::statistics::period::vietnam_day_start_micros;
-use crate::domain::user::Role;
 use crate::http::AppState;
 use crate::services::auth::Caller;
 use crate::services::bank_feed::models::FeedRequest;
@@ -42,12 +41,7 @@ impl<'a> Driver<'a> {
     pub fn new(state: &'a AppState) -> Self {
         Self {
             state,
-            caller: Caller {
-                user_id: Uuid::nil(),
-                username: "simulation".to_owned(),
-                role: Role::Admin,
-                payee_id: None,
-            },
+            caller: Caller::system("simulation"),
         }
     }
 

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::payments::{IntentRow, INTENT_COLUMNS};
 use super::unit_of_work::{Backend, UnitOfWork};
 use super::{StoreError, StoreResult};
+use crate::domain::audit::AuditRecord;
 use crate::domain::bank_feed::matching::{PayeeAccount, PayeeMatch, Plan};
 use crate::domain::bank_feed::resolution::{OriginalRecord, SuspenseRecord};
 use crate::domain::bank_feed::{BankTransaction, Direction, Provider};
@@ -119,15 +120,15 @@ pub trait BankFeedStore {
     /// Opens a write transaction for a use case that reads, decides and writes in one.
     async fn begin(&self) -> StoreResult<UnitOfWork<'_>>;
     async fn list_collection_accounts(&self) -> StoreResult<Vec<CollectionAccountSummary>>;
-    /// Sets the provider and secrets (a JSON array) of a collection account; false when there
-    /// is no such account.
+    /// Sets the provider and secrets (a JSON array) of a collection account, with the audit
+    /// record of the change (its `before` is filled here: the provider it replaces); false when
+    /// there is no such account.
     async fn set_feed(
         &self,
         collection_account_id: Uuid,
         provider: Provider,
         secrets_json: &str,
-        now: i64,
-        by: Uuid,
+        audit: AuditRecord,
     ) -> StoreResult<bool>;
     async fn feeds(&self, provider: Provider) -> StoreResult<Vec<Feed>>;
     /// Whether some collection account has this account number, feed or not.
@@ -357,8 +358,7 @@ impl<T: Backend> BankFeedStore for T {
         collection_account_id: Uuid,
         provider: Provider,
         secrets_json: &str,
-        now: i64,
-        by: Uuid,
+        mut audit: AuditRecord,
     ) -> StoreResult<bool> {
         let mut unit = self.begin_unit().await?;
         let sql = "SELECT id FROM collection_accounts WHERE id = $1";
@@ -367,6 +367,14 @@ impl<T: Backend> BankFeedStore for T {
             unit.rollback().await?;
             return Ok(false);
         }
+        let sql = format!(
+            "SELECT provider FROM bank_feeds WHERE collection_account_id = $1{}",
+            unit.row_lock()
+        );
+        let replaced: Option<(String,)> =
+            tx_rows!(unit, fetch_optional, &sql, collection_account_id)?;
+        audit.before = replaced.map(|(provider,)| serde_json::json!({ "provider": provider }));
+        let (now, by) = (audit.recorded_at, audit.actor.user_id);
         let sql = "INSERT INTO bank_feeds \
                    (collection_account_id, provider, secrets, updated_at, updated_by) \
                    VALUES ($1, $2, $3, $4, $5) \
@@ -382,6 +390,7 @@ impl<T: Backend> BankFeedStore for T {
             now,
             by
         )?;
+        unit.append_audit(&audit).await?;
         unit.commit().await?;
         Ok(true)
     }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::rows::{
     AccountMismatchRow, AccountRow, EntryRow, IdempotencyRow, TransactionRow, UserRow,
-    ACCOUNT_COLUMNS, ENTRY_COLUMNS, TRANSACTION_COLUMNS,
+    ACCOUNT_COLUMNS, ENTRY_COLUMNS, TRANSACTION_COLUMNS, USER_COLUMNS,
 };
 use super::unit_of_work::{Backend, Conn, UnitOfWork};
 use super::{
@@ -32,7 +32,7 @@ pub(super) const CHUNK_ROWS: usize = 500;
 type Item<'a> = (&'a NewTransaction, Uuid);
 
 /// A unique violation means the value is taken; anything else is a database error.
-fn taken_or(error: sqlx::Error, taken: StoreError) -> StoreError {
+pub(super) fn taken_or(error: sqlx::Error, taken: StoreError) -> StoreError {
     match error {
         sqlx::Error::Database(e) if e.is_unique_violation() => taken,
         other => other.into(),
@@ -61,31 +61,14 @@ impl<T: Backend + 'static> Store for T {
         Ok(())
     }
 
-    async fn create_user(&self, user: &User, now: i64) -> StoreResult<()> {
-        let sql = "INSERT INTO users (id, username, password_hash, role, payee_id, created_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6)";
-        on_pool!(self, |pool| sqlx::query(sql)
-            .bind(user.id)
-            .bind(&user.username)
-            .bind(&user.password_hash)
-            .bind(user.role.as_str())
-            .bind(user.payee_id)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|_| ()))
-        .map_err(|e| taken_or(e, StoreError::UsernameTaken))
-    }
-
     async fn find_user(&self, username: &str) -> StoreResult<Option<User>> {
-        let sql = "SELECT id, username, password_hash, role, payee_id FROM users \
-                   WHERE username = $1";
-        let row: Option<UserRow> = pool_rows!(self, fetch_optional, sql, username)?;
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
+        let row: Option<UserRow> = pool_rows!(self, fetch_optional, &sql, username)?;
         row.map(|r| r.into_domain()).transpose()
     }
 
     async fn admin_exists(&self) -> StoreResult<bool> {
-        let sql = "SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin')";
+        let sql = "SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin' AND NOT disabled)";
         let (exists,): (bool,) = pool_rows!(self, fetch_one, sql)?;
         Ok(exists)
     }

@@ -29,6 +29,7 @@ pub mod schools;
 mod sqlite;
 pub mod statistics;
 pub mod web;
+mod users;
 
 pub use payers::{CashPayment, PayerAccountFilter, PayerAccountRecord, PayerLinkAudit, PayerStore};
 pub use payments::{
@@ -39,6 +40,7 @@ pub use registry::RegistryStore;
 pub use schools::SchoolStore;
 pub use sqlite::SqliteStore;
 pub use unit_of_work::{Backend, Pool, UnitOfWork};
+pub use users::{AuditFilter, UserStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -228,6 +230,7 @@ pub trait Store:
     + statistics::StatisticsStore
     + SchoolStore
     + web::WebStore
+    + UserStore
     + Send
     + Sync
     + 'static
@@ -238,7 +241,6 @@ pub trait Store:
     async fn backup(&self, path: &str) -> StoreResult<()>;
     async fn ping(&self) -> StoreResult<()>;
 
-    async fn create_user(&self, user: &User, now: i64) -> StoreResult<()>;
     async fn find_user(&self, username: &str) -> StoreResult<Option<User>>;
     /// Whether anyone can administer the service yet.
     async fn admin_exists(&self) -> StoreResult<bool>;

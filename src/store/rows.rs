@@ -136,12 +136,20 @@ pub(super) struct TransactionRow {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct UserRow {
-    pub id: Uuid,
-    pub username: String,
-    pub password_hash: String,
-    pub role: String,
-    pub payee_id: Option<Uuid>,
+    id: Uuid,
+    username: String,
+    password_hash: String,
+    role: String,
+    payee_id: Option<Uuid>,
+    disabled: bool,
+    must_change_password: bool,
+    credentials_version: i64,
+    created_at: i64,
+    last_login_at: Option<i64>,
 }
+
+pub(super) const USER_COLUMNS: &str = "id, username, password_hash, role, payee_id, disabled, \
+    must_change_password, credentials_version, created_at, last_login_at";
 
 impl UserRow {
     pub(super) fn into_domain(self) -> StoreResult<User> {
@@ -151,6 +159,11 @@ impl UserRow {
             password_hash: self.password_hash,
             role: role_from_column(&self.role)?,
             payee_id: self.payee_id,
+            disabled: self.disabled,
+            must_change_password: self.must_change_password,
+            credentials_version: self.credentials_version,
+            created_at: self.created_at,
+            last_login_at: self.last_login_at,
         })
     }
 }

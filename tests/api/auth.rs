@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use crate::common::{error_code, Backend, TestApp, PASSWORD};
 use market_ledger::domain::user::Role;
 use market_ledger::http::policy::{Access, ROUTES};
+use market_ledger::services::auth::Caller;
 
 crate::on_both_backends!(
     login_gives_a_short_lived_bearer_token,
@@ -28,10 +29,13 @@ fn key_setting(keys: &[(&str, [u8; 32])]) -> String {
         .join(",")
 }
 
+/// Claims for the test app's admin (a token for a user who does not exist is refused).
 fn claims(app: &TestApp, overrides: Value) -> Value {
     let now = chrono::Utc::now().timestamp();
+    let payload = app.admin.split('.').nth(1).unwrap();
+    let admin: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
     let mut claims = json!({
-        "sub": uuid::Uuid::now_v7(), "name": "forger", "role": "admin",
+        "sub": admin["sub"], "name": admin["name"], "role": "admin",
         "iss": app.settings.jwt_issuer, "aud": app.settings.jwt_audience,
         "iat": now, "exp": now + 300, "jti": uuid::Uuid::new_v4(),
     });
@@ -103,7 +107,13 @@ async fn login_gives_a_short_lived_bearer_token(backend: Backend) {
     };
     app.state
         .auth
-        .create_user("hoa.staff", Role::Staff, None, PASSWORD.into())
+        .create_user(
+            &Caller::system("test"),
+            "hoa.staff",
+            Role::Staff,
+            None,
+            PASSWORD.into(),
+        )
         .await
         .unwrap();
     let (status, token) = app.login("hoa.staff", PASSWORD).await;
@@ -157,6 +167,14 @@ async fn forged_and_stale_tokens_are_refused(backend: Backend) {
         ("tampered payload", tampered),
         ("wrong key", sign("a", &KEY_B, &claims(&app, json!({})))),
         ("unknown kid", sign("zz", &KEY_A, &claims(&app, json!({})))),
+        (
+            "a user who does not exist",
+            sign(
+                "a",
+                &KEY_A,
+                &claims(&app, json!({"sub": uuid::Uuid::now_v7()})),
+            ),
+        ),
         (
             "wrong issuer",
             sign("a", &KEY_A, &claims(&app, json!({"iss": "evil"}))),
@@ -227,7 +245,13 @@ async fn repeated_failed_logins_are_throttled(backend: Backend) {
     };
     app.state
         .auth
-        .create_user("lan.school", Role::Staff, None, PASSWORD.into())
+        .create_user(
+            &Caller::system("test"),
+            "lan.school",
+            Role::Staff,
+            None,
+            PASSWORD.into(),
+        )
         .await
         .unwrap();
     for _ in 0..5 {
@@ -259,7 +283,13 @@ async fn parallel_guesses_cannot_exceed_the_limit(backend: Backend) {
     };
     app.state
         .auth
-        .create_user("mai.vendor", Role::Staff, None, PASSWORD.into())
+        .create_user(
+            &Caller::system("test"),
+            "mai.vendor",
+            Role::Staff,
+            None,
+            PASSWORD.into(),
+        )
         .await
         .unwrap();
     let guesses = (0..20).map(|i| {

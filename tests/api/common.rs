@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use market_ledger::config::Settings;
 use market_ledger::domain::user::Role;
 use market_ledger::http::AppState;
+use market_ledger::services::auth::Caller;
 use market_ledger::startup::Application;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Response, StatusCode};
@@ -146,7 +147,13 @@ impl TestApp {
         let payee = role.is_payee_bound().then(Uuid::now_v7);
         self.state
             .auth
-            .create_user(&username, role, payee, PASSWORD.into())
+            .create_user(
+                &Caller::system("test"),
+                &username,
+                role,
+                payee,
+                PASSWORD.into(),
+            )
             .await
             .expect("user created");
         self.login(&username, PASSWORD).await.1["access_token"]
@@ -182,10 +189,29 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.post_as(path, body, &self.admin).await
+    }
+
+    pub async fn post_as(&self, path: &str, body: &Value, token: &str) -> (StatusCode, Value) {
+        self.send_as(reqwest::Method::POST, path, body, token).await
+    }
+
+    pub async fn patch_as(&self, path: &str, body: &Value, token: &str) -> (StatusCode, Value) {
+        self.send_as(reqwest::Method::PATCH, path, body, token)
+            .await
+    }
+
+    async fn send_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+        token: &str,
+    ) -> (StatusCode, Value) {
         let response = self
             .client
-            .post(self.url(path))
-            .bearer_auth(&self.admin)
+            .request(method, self.url(path))
+            .bearer_auth(token)
             .json(body)
             .send()
             .await
@@ -296,7 +322,13 @@ pub async fn new_user(app: &TestApp, role: Role, payee: Option<Uuid>) -> String 
     );
     app.state
         .auth
-        .create_user(&username, role, payee, PASSWORD.into())
+        .create_user(
+            &Caller::system("test"),
+            &username,
+            role,
+            payee,
+            PASSWORD.into(),
+        )
         .await
         .unwrap();
     username
@@ -454,6 +486,26 @@ pub fn assert_documented(path: &str, status: StatusCode, json_body: Option<&Valu
     let validator = jsonschema::validator_for(&root).expect("the spec's schemas compile");
     if let Err(error) = validator.validate(body) {
         panic!("{path} answered {status} with a body the spec does not allow for {template}: {error}\n{body}");
+    }
+}
+
+/// Runs each statement straight on the app's database, past the service, and asserts the
+/// database refuses it as changing immutable rows.
+pub async fn assert_refused_by_the_database(app: &TestApp, backend: Backend, statements: &[&str]) {
+    let url = &app.settings.database_url;
+    for statement in statements {
+        let outcome = match backend {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+                sqlx::query(statement).execute(&pool).await.map(|_| ())
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                sqlx::query(statement).execute(&pool).await.map(|_| ())
+            }
+        };
+        let error = outcome.expect_err(statement).to_string();
+        assert!(error.contains("immutable"), "{statement}: {error}");
     }
 }
 

@@ -3,6 +3,7 @@
 mod common;
 
 mod accounts;
+mod audit;
 mod auth;
 mod backup;
 mod browser;
@@ -24,4 +25,5 @@ mod statements;
 mod statistics;
 mod transactions;
 mod web;
+mod users;
 mod webhooks;

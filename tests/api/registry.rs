@@ -23,15 +23,7 @@ const UNPROCESSABLE: StatusCode = StatusCode::UNPROCESSABLE_ENTITY;
 type Refusal = (StatusCode, &'static str, Option<&'static str>);
 
 async fn patch(app: &TestApp, path: &str, body: &Value) -> (StatusCode, Value) {
-    let response = app
-        .client
-        .patch(app.url(path))
-        .bearer_auth(&app.admin)
-        .json(body)
-        .send()
-        .await
-        .expect("request sent");
-    read(response).await
+    app.patch_as(path, body, &app.admin).await
 }
 
 async fn created(app: &TestApp, path: &str, body: Value) -> Value {

@@ -2,7 +2,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::common::{error_code, read, Backend, TestApp};
+use crate::common::{assert_refused_by_the_database, error_code, read, Backend, TestApp};
 use market_ledger::domain::user::Role;
 
 crate::on_both_backends!(
@@ -564,26 +564,16 @@ async fn entries_cannot_be_changed_in_the_database(backend: Backend) {
     app.create_account("bank", "asset", json!({})).await;
     app.create_account("vendor", "liability", json!({})).await;
     app.transfer("bank", "vendor", "10").await;
-    let url = &app.settings.database_url;
-    let statements = [
-        "UPDATE entries SET amount = 1",
-        "DELETE FROM entries",
-        "UPDATE transactions SET description = 'x'",
-        "DELETE FROM transactions",
-    ];
-    for statement in statements {
-        let outcome = match backend {
-            Backend::Sqlite => {
-                let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-                sqlx::query(statement).execute(&pool).await.map(|_| ())
-            }
-            Backend::Postgres => {
-                let pool = sqlx::PgPool::connect(url).await.unwrap();
-                sqlx::query(statement).execute(&pool).await.map(|_| ())
-            }
-        };
-        let error = outcome.expect_err(statement).to_string();
-        assert!(error.contains("immutable"), "{statement}: {error}");
-    }
+    assert_refused_by_the_database(
+        &app,
+        backend,
+        &[
+            "UPDATE entries SET amount = 1",
+            "DELETE FROM entries",
+            "UPDATE transactions SET description = 'x'",
+            "DELETE FROM transactions",
+        ],
+    )
+    .await;
     app.assert_verified().await;
 }

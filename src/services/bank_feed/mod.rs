@@ -12,6 +12,7 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use crate::clock::{to_rfc3339, Clock};
+use crate::domain::audit::AuditAction;
 use crate::domain::bank_feed::resolution::ResolutionAction;
 use crate::domain::bank_feed::test_delivery::TestDelivery;
 use crate::domain::bank_feed::{self, Direction, ParseError, Provider, Secret, VerifyError};
@@ -84,12 +85,16 @@ impl BankFeedService {
             .map(|s| Secret::new(provider, s).map(|_| s.trim().to_owned()))
             .collect::<Result<_, _>>()?;
         let json = serde_json::to_string(&secrets).expect("strings serialize");
-        let now = self.clock.now_micros();
-        if !self
-            .store
-            .set_feed(id, provider, &json, now, caller.user_id)
-            .await?
-        {
+        // The secrets themselves never go into the trail, only how many there are.
+        let audit = crate::services::audit_record(
+            &self.clock,
+            caller,
+            AuditAction::FeedSet,
+            id,
+            None,
+            Some(serde_json::json!({ "provider": provider.as_str(), "secrets": secrets.len() })),
+        );
+        if !self.store.set_feed(id, provider, &json, audit).await? {
             return Err(BankFeedError::CollectionAccountNotFound(id));
         }
         tracing::info!(collection_account = %id, "bank feed configured");
