@@ -5,6 +5,7 @@
 //! Screenshots of each page at 360×800 and 1280×800 go to `$SCREENSHOT_DIR` (default
 //! `screenshots/` in the repository).
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -51,8 +52,11 @@ struct Browser {
 }
 
 impl Drop for Browser {
+    /// Also when a test fails before `quit`: chromedriver and the Chromium it started share a
+    /// process group of their own, and the whole group goes.
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.driver.wait();
     }
 }
@@ -62,6 +66,7 @@ impl Browser {
         let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -22,6 +22,7 @@ crate::on_both_backends!(
     vendors_read_their_own_money_through_the_api,
     a_reconnecting_stream_gets_the_missed_payments_once,
     vietnamese_pages_show_no_english,
+    every_page_admits_exactly_its_roles,
 );
 
 /// A browser without script: keeps its cookies, follows no redirect by itself.
@@ -645,4 +646,83 @@ async fn vietnamese_pages_show_no_english(backend: Backend) {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// A GET, or a form posted with the browser's CSRF token and a sale's fields.
+async fn visit(browser: &mut Browser<'_>, method: &str, path: &str) -> Answer {
+    if method == "GET" {
+        return browser.get(path).await;
+    }
+    let csrf = browser.cookies.get("ml_csrf").cloned().unwrap_or_default();
+    browser
+        .post_form(
+            path,
+            &[("csrf", &csrf), ("amount", "1000"), ("key", "walk")],
+        )
+        .await
+}
+
+async fn every_page_admits_exactly_its_roles(backend: Backend) {
+    use market_ledger::http::policy::{Access, PAGES};
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (payee, _) = vendor(&app, "V41", "970436", "4445556667").await;
+    let mut browsers = Vec::new();
+    for role in Role::ALL {
+        let bound = role.is_payee_bound().then(|| id_of(&payee));
+        let username = new_user(&app, role, bound).await;
+        let mut browser = Browser::new(&app);
+        let logged_in = browser.log_in(&username, PASSWORD).await;
+        assert_eq!(logged_in.status, StatusCode::SEE_OTHER, "{role:?}");
+        browsers.push((role, browser));
+    }
+    let mut anonymous = Browser::new(&app);
+    anonymous.get("/app/login").await;
+    for page in PAGES {
+        let path = page
+            .path
+            .replace("{id}", &id_of(&payee).to_string())
+            .replace("{file}", "app.css");
+        let signed_out = visit(&mut anonymous, page.method, &path).await;
+        let to_login = signed_out.status == StatusCode::SEE_OTHER
+            && signed_out.location().starts_with("/app/login");
+        match page.access {
+            Access::Public => assert!(!to_login, "{} {path} is public", page.method),
+            Access::Roles(_) => assert!(to_login, "{} {path} needs a login", page.method),
+        }
+        for (role, browser) in &mut browsers {
+            // Logging out last, so the other pages are walked signed in.
+            if page.path == "/app/logout" {
+                continue;
+            }
+            let answer = visit(browser, page.method, &path).await;
+            let allowed = match page.access {
+                Access::Public => true,
+                Access::Roles(roles) => roles.contains(role),
+            };
+            if allowed {
+                assert!(
+                    answer.status != StatusCode::FORBIDDEN
+                        && !answer.location().starts_with("/app/login"),
+                    "{role:?} {} {path}: {}",
+                    page.method,
+                    answer.status
+                );
+            } else {
+                assert_eq!(
+                    answer.status,
+                    StatusCode::FORBIDDEN,
+                    "{role:?} {} {path}",
+                    page.method
+                );
+                assert!(answer.body.contains(VI.forbidden));
+            }
+        }
+    }
+    for (role, browser) in &mut browsers {
+        let csrf = browser.csrf();
+        let out = browser.post_form("/app/logout", &[("csrf", &csrf)]).await;
+        assert_eq!(out.location(), "/app/login", "{role:?}");
+    }
 }
