@@ -4,7 +4,8 @@
 
 -- One browser login. The cookie carries a random token; only its SHA-256 is kept, so a copy
 -- of the database cannot open anyone's session. Expiry slides forward while the session is
--- used; logging out (or an admin) revokes it.
+-- used; logging out (or an admin) revokes it. A session is live only while its user is enabled
+-- and still has the credentials version it logged in with: a password change or reset ends it.
 CREATE TABLE web_sessions (
     id UUID PRIMARY KEY,
     token_hash TEXT NOT NULL UNIQUE,
@@ -12,6 +13,7 @@ CREATE TABLE web_sessions (
     created_at BIGINT NOT NULL,
     last_used_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL,
+    credentials_version BIGINT NOT NULL,
     revoked_at BIGINT
 );
 CREATE INDEX web_sessions_user ON web_sessions (user_id);

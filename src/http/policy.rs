@@ -538,30 +538,6 @@ async fn admit(request: &ServiceRequest) -> Result<Option<Caller>, ApiError> {
     let Access::Roles(allowed) = access else {
         return Ok(None);
     };
-    let state = request
-        .app_data::<web::Data<AppState>>()
-        .expect("the application state is registered");
-    let caller = match bearer_token(request.headers()) {
-        Some(token) => state
-            .auth
-            .authenticate(token.trim())
-            .map_err(|_| ApiError::unauthenticated())?,
-        // A browser session opens pages, and reads of the API from them (the live stream,
-        // QR images). Never an API write: those need a bearer token, so a cross-site form
-        // cannot move money with the cookie.
-        None if is_page(&path) || is_read(request.method()) => {
-            let token = super::pages::session_token(request.request())
-                .ok_or_else(ApiError::unauthenticated)?;
-            state
-                .run(move |s| async move { s.web.caller(&token).await })
-                .await?
-                .ok_or_else(ApiError::unauthenticated)?
-        }
-        None => return Err(ApiError::unauthenticated()),
-    };
-    let token = bearer_token(request.headers())
-        .ok_or_else(ApiError::unauthenticated)?
-        .to_owned();
     let request_id = request
         .headers()
         .get(super::REQUEST_ID)
@@ -570,20 +546,42 @@ async fn admit(request: &ServiceRequest) -> Result<Option<Caller>, ApiError> {
     let state = request
         .app_data::<web::Data<AppState>>()
         .expect("the application state is registered");
-    let (caller, standing) = state
-        .run(move |s| async move {
-            // A bad signature or claim says no more than "unauthenticated"; a disabled user or
-            // a revoked token says which, so the person knows what to do.
-            s.auth
-                .admit(&token, request_id)
-                .await
-                .map_err(|refusal| match refusal {
-                    AuthError::InvalidToken => ApiError::unauthenticated(),
-                    other => other.into(),
+    let (caller, must_change_password) = match bearer_token(request.headers()) {
+        Some(token) => {
+            let token = token.to_owned();
+            let (caller, standing) = state
+                .run(move |s| async move {
+                    // A bad signature or claim says no more than "unauthenticated"; a disabled
+                    // user or a revoked token says which, so the person knows what to do.
+                    s.auth
+                        .admit(&token, request_id)
+                        .await
+                        .map_err(|refusal| match refusal {
+                            AuthError::InvalidToken => ApiError::unauthenticated(),
+                            other => other.into(),
+                        })
                 })
-        })
-        .await?;
-    if standing.must_change_password
+                .await?;
+            (caller, standing.must_change_password)
+        }
+        // A browser session opens pages, and reads of the API from them (the live stream,
+        // QR images). Never an API write: those need a bearer token, so a cross-site form
+        // cannot move money with the cookie. The session is read with its user on every
+        // request, so a disabled user or a changed password ends it at once.
+        None if is_page(&path) || is_read(request.method()) => {
+            let token = super::pages::session_token(request.request())
+                .ok_or_else(ApiError::unauthenticated)?;
+            let user = state
+                .run(move |s| async move { s.web.session_user(&token).await })
+                .await?
+                .ok_or_else(ApiError::unauthenticated)?;
+            let mut caller = Caller::from(&user);
+            caller.request_id = request_id;
+            (caller, user.must_change_password)
+        }
+        None => return Err(ApiError::unauthenticated()),
+    };
+    if must_change_password
         && !(request.method() == actix_web::http::Method::POST && path == OWN_PASSWORD_PATH)
     {
         return Err(AuthError::PasswordChangeRequired.into());

@@ -116,6 +116,7 @@ impl From<&User> for Caller {
             username: user.username.clone(),
             role: user.role,
             payee_id: user.payee_id,
+            request_id: None,
         }
     }
 }

@@ -11,8 +11,8 @@ pub mod payments;
 pub mod registry;
 pub mod schools;
 pub mod statistics;
-pub mod web;
 pub mod users;
+pub mod web;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;

@@ -108,6 +108,7 @@ impl WebService {
                 id: self.clock.new_id(),
                 token_hash: token_hash(&token),
                 user_id: user.id,
+                credentials_version: user.credentials_version,
                 created_at: now,
                 expires_at: now + lifetime * 1_000_000,
             })
@@ -119,9 +120,9 @@ impl WebService {
         })
     }
 
-    /// The caller a session cookie belongs to, if the session is live; using it slides its
+    /// The user a session cookie belongs to, if the session is live; using it slides its
     /// expiry.
-    pub async fn caller(&self, token: &str) -> Result<Option<Caller>, StoreError> {
+    pub async fn session_user(&self, token: &str) -> Result<Option<User>, StoreError> {
         let now = self.clock.now_micros();
         let Some(session) = self.store.live_web_session(&token_hash(token), now).await? else {
             return Ok(None);
@@ -132,7 +133,7 @@ impl WebService {
                 .extend_web_session(session.id, now, expires_at)
                 .await?;
         }
-        Ok(Some(Caller::from(&session.user)))
+        Ok(Some(session.user))
     }
 
     pub async fn log_out(&self, token: &str) -> Result<(), StoreError> {
@@ -183,7 +184,13 @@ impl WebService {
         }
         match self
             .auth
-            .create_user(username, Role::Admin, None, password)
+            .create_user(
+                &Caller::system("setup link"),
+                username,
+                Role::Admin,
+                None,
+                password,
+            )
             .await
         {
             Ok(user) => Ok(user),

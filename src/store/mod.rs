@@ -28,8 +28,8 @@ mod rows;
 pub mod schools;
 mod sqlite;
 pub mod statistics;
-pub mod web;
 mod users;
+pub mod web;
 
 pub use payers::{CashPayment, PayerAccountFilter, PayerAccountRecord, PayerLinkAudit, PayerStore};
 pub use payments::{

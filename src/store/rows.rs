@@ -151,6 +151,15 @@ pub(super) struct UserRow {
 pub(super) const USER_COLUMNS: &str = "id, username, password_hash, role, payee_id, disabled, \
     must_change_password, credentials_version, created_at, last_login_at";
 
+/// [`USER_COLUMNS`] of the users table under `alias`, for joins.
+pub(super) fn prefixed_user_columns(alias: &str) -> String {
+    USER_COLUMNS
+        .split(", ")
+        .map(|column| format!("{alias}.{column}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl UserRow {
     pub(super) fn into_domain(self) -> StoreResult<User> {
         Ok(User {

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::rows::UserRow;
+use super::rows::{prefixed_user_columns, UserRow};
 use super::{Backend, StoreResult};
 use crate::domain::user::User;
 
@@ -14,6 +14,8 @@ pub struct NewWebSession {
     pub id: Uuid,
     pub token_hash: String,
     pub user_id: Uuid,
+    /// The user's credentials version at login: a later password change or reset ends it.
+    pub credentials_version: i64,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -24,6 +26,14 @@ pub struct LiveWebSession {
     pub id: Uuid,
     pub user: User,
     pub last_used_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    session_id: Uuid,
+    session_last_used_at: i64,
+    #[sqlx(flatten)]
+    user: UserRow,
 }
 
 /// Money a bank transfer credited to a payee (what did not go to suspense).
@@ -71,14 +81,16 @@ pub trait WebStore {
 impl<T: Backend> WebStore for T {
     async fn create_web_session(&self, session: &NewWebSession) -> StoreResult<()> {
         let sql = "INSERT INTO web_sessions \
-                   (id, token_hash, user_id, created_at, last_used_at, expires_at) \
-                   VALUES ($1, $2, $3, $4, $4, $5)";
+                   (id, token_hash, user_id, created_at, last_used_at, expires_at, \
+                    credentials_version) \
+                   VALUES ($1, $2, $3, $4, $4, $5, $6)";
         on_pool!(self, |pool| sqlx::query(sql)
             .bind(session.id)
             .bind(&session.token_hash)
             .bind(session.user_id)
             .bind(session.created_at)
             .bind(session.expires_at)
+            .bind(session.credentials_version)
             .execute(pool)
             .await
             .map(|_| ()))?;
@@ -90,28 +102,23 @@ impl<T: Backend> WebStore for T {
         token_hash: &str,
         now: i64,
     ) -> StoreResult<Option<LiveWebSession>> {
-        let sql = "SELECT s.id, s.last_used_at, u.id, u.username, u.password_hash, u.role, \
-                     u.payee_id \
-                   FROM web_sessions s JOIN users u ON u.id = s.user_id \
-                   WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2";
-        let row: Option<(Uuid, i64, Uuid, String, String, String, Option<Uuid>)> =
-            pool_rows!(self, fetch_optional, sql, token_hash, now)?;
-        row.map(
-            |(id, last_used_at, user_id, username, password_hash, role, payee_id)| {
-                Ok(LiveWebSession {
-                    id,
-                    last_used_at,
-                    user: UserRow {
-                        id: user_id,
-                        username,
-                        password_hash,
-                        role,
-                        payee_id,
-                    }
-                    .into_domain()?,
-                })
-            },
-        )
+        // A disabled user, or one whose credentials changed since this login, has no live
+        // session: read here on every request, so it ends at once.
+        let sql = format!(
+            "SELECT s.id AS session_id, s.last_used_at AS session_last_used_at, {} \
+             FROM web_sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
+               AND NOT u.disabled AND s.credentials_version = u.credentials_version",
+            prefixed_user_columns("u")
+        );
+        let row: Option<SessionRow> = pool_rows!(self, fetch_optional, &sql, token_hash, now)?;
+        row.map(|row| {
+            Ok(LiveWebSession {
+                id: row.session_id,
+                last_used_at: row.session_last_used_at,
+                user: row.user.into_domain()?,
+            })
+        })
         .transpose()
     }
 

@@ -24,6 +24,6 @@ mod simulation;
 mod statements;
 mod statistics;
 mod transactions;
-mod web;
 mod users;
+mod web;
 mod webhooks;
