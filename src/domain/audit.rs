@@ -1,8 +1,10 @@
 //! The audit trail: one record for every change a person makes, written in the same database
 //! transaction as the change, never updated or deleted.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use uuid::Uuid;
+
+use super::payee::Payee;
 
 /// What was changed, as a stable code clients can filter on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,15 +15,19 @@ pub enum AuditAction {
     UserChangePassword,
     /// A collection account's bank feed (provider and secrets) set or replaced.
     FeedSet,
+    PayeeCreate,
+    PayeeUpdate,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 5] = [
+    pub const ALL: [AuditAction; 7] = [
         AuditAction::UserCreate,
         AuditAction::UserUpdate,
         AuditAction::UserResetPassword,
         AuditAction::UserChangePassword,
         AuditAction::FeedSet,
+        AuditAction::PayeeCreate,
+        AuditAction::PayeeUpdate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -31,6 +37,8 @@ impl AuditAction {
             AuditAction::UserResetPassword => "user.reset_password",
             AuditAction::UserChangePassword => "user.change_password",
             AuditAction::FeedSet => "feed.set",
+            AuditAction::PayeeCreate => "payee.create",
+            AuditAction::PayeeUpdate => "payee.update",
         }
     }
 
@@ -46,6 +54,7 @@ impl AuditAction {
             | AuditAction::UserResetPassword
             | AuditAction::UserChangePassword => "user",
             AuditAction::FeedSet => "collection_account",
+            AuditAction::PayeeCreate | AuditAction::PayeeUpdate => "payee",
         }
     }
 }
@@ -69,4 +78,25 @@ pub struct AuditRecord {
     pub target_id: String,
     pub before: Option<Value>,
     pub after: Option<Value>,
+}
+
+/// A payee as the audit trail shows it: its bank account only by bank and last four digits.
+pub fn audited_payee(payee: &Payee) -> Value {
+    let account = &payee.collection_account.account_number;
+    let last4 = &account[account.len().saturating_sub(4)..];
+    json!({
+        "code": payee.code,
+        "kind": payee.kind.as_str(),
+        "name": payee.details.name,
+        "hamlet": payee.details.hamlet,
+        "stall": payee.details.stall,
+        "phone": payee.details.phone,
+        "category": payee.details.category,
+        "active": payee.active,
+        "owner_resident_id": payee.owner_resident_id,
+        "collection_account": {
+            "bank_bin": payee.collection_account.bank_bin,
+            "account_last4": last4,
+        },
+    })
 }

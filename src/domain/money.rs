@@ -66,7 +66,7 @@ pub struct Amount(i64);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AmountError {
-    #[error("amount {0:?} is not a decimal number")]
+    #[error("amount {0:?} must be digits only, with no sign, spaces or leading zeros, and a fraction only where the currency has minor units (e.g. \"150000\")")]
     NotANumber(String),
     #[error("amount must be greater than zero")]
     NotPositive,
@@ -93,47 +93,35 @@ impl AmountError {
 }
 
 impl Amount {
-    /// Parses the API's decimal string for the given currency.
+    /// Parses the API's amount string for the given currency. The string is strict: digits
+    /// only, no sign, no surrounding whitespace, no leading zeros ("0" alone before a
+    /// fraction), no trailing dot, and a fraction only where the currency has minor units, at
+    /// most as many digits as it has ("12.50" USD; "5.0" is not a VND amount). A minus sign
+    /// before an otherwise well-formed amount is refused as not positive, which says why.
     pub fn parse(text: &str, currency: Currency) -> Result<Self, AmountError> {
-        let trimmed = text.trim();
-        if !is_plain_decimal(trimmed) {
-            return Err(AmountError::NotANumber(text.to_owned()));
-        }
-        // Syntax was checked above, so parsing fails only on magnitude or on more digits than
-        // a Decimal holds (which `from_str` would silently round away).
-        // Trailing fraction zeros carry no value but count against the Decimal's digits.
-        let significant = if trimmed.contains('.') {
-            trimmed.trim_end_matches('0').trim_end_matches('.')
-        } else {
-            trimmed
-        };
-        let value = Decimal::from_str_exact(significant).map_err(|_| {
-            let fraction = trimmed.split_once('.').map_or("", |(_, f)| f);
-            if fraction.trim_end_matches('0').len() > currency.exponent() as usize {
-                AmountError::TooPrecise {
-                    amount: text.to_owned(),
-                    currency,
-                    allowed: currency.exponent(),
-                }
-            } else {
-                AmountError::TooLarge
-            }
-        })?;
-        if value <= Decimal::ZERO {
+        if text.strip_prefix('-').is_some_and(is_canonical) {
             return Err(AmountError::NotPositive);
         }
-        let normalized = value.normalize();
-        if normalized.scale() > currency.exponent() {
+        if !is_canonical(text) {
+            return Err(AmountError::NotANumber(text.to_owned()));
+        }
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let exponent = currency.exponent();
+        if fraction.len() > exponent as usize {
             return Err(AmountError::TooPrecise {
                 amount: text.to_owned(),
                 currency,
-                allowed: currency.exponent(),
+                allowed: exponent,
             });
         }
-        let minor = normalized
-            .checked_mul(Decimal::from(10i64.pow(currency.exponent())))
+        // Both parts are ASCII digits, so parsing fails only on magnitude.
+        let padded = format!("{fraction:0<width$}", width = exponent as usize);
+        let minor = whole
+            .parse::<i64>()
+            .ok()
+            .and_then(|whole| whole.checked_mul(10i64.pow(exponent)))
+            .and_then(|whole| whole.checked_add(padded.parse::<i64>().unwrap_or(0)))
             .ok_or(AmountError::TooLarge)?;
-        let minor = i64::try_from(minor).map_err(|_| AmountError::TooLarge)?;
         Self::from_minor(minor)
     }
 
@@ -152,12 +140,15 @@ impl Amount {
     }
 }
 
-/// An optional sign, digits, and at most one decimal point with digits on some side.
-fn is_plain_decimal(text: &str) -> bool {
-    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
-    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
-    let digits = |part: &str| part.chars().all(|c| c.is_ascii_digit());
-    !(whole.is_empty() && fraction.is_empty()) && digits(whole) && digits(fraction)
+/// Digits without a leading zero (except "0" itself), then optionally a dot and at least one
+/// digit: "150000", "0.01", "12.5"; not "+5", " 5", "05", "5.", ".5" or "1e5".
+fn is_canonical(text: &str) -> bool {
+    let (whole, fraction) = match text.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (text, None),
+    };
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    digits(whole) && (whole == "0" || !whole.starts_with('0')) && fraction.map_or(true, digits)
 }
 
 #[cfg(test)]
@@ -175,12 +166,10 @@ mod tests {
             Amount::parse(&"9".repeat(40), Currency::Vnd),
             Err(AmountError::TooLarge)
         );
-        assert_eq!(
-            Amount::parse(&format!("7.{}", "0".repeat(40)), Currency::Vnd)
-                .unwrap()
-                .minor(),
-            7
-        );
+        assert!(matches!(
+            Amount::parse(&format!("7.{}", "0".repeat(40)), Currency::Vnd),
+            Err(AmountError::TooPrecise { .. })
+        ));
     }
 
     #[test]
@@ -189,10 +178,35 @@ mod tests {
             Amount::parse("50000", Currency::Vnd).unwrap().minor(),
             50_000
         );
+    }
+
+    #[test]
+    fn amount_strings_are_strict() {
+        for text in [
+            "+5", " 5", "5 ", "05", "00", "5.", ".5", "1e5", "1_000", "1,000", "5.0.0",
+        ] {
+            assert_eq!(
+                Amount::parse(text, Currency::Usd),
+                Err(AmountError::NotANumber(text.to_owned())),
+                "{text:?}"
+            );
+        }
+        // VND has no minor unit: any fraction is one place too many, even a zero one.
+        for text in ["5.0", "50000.00"] {
+            assert!(
+                matches!(
+                    Amount::parse(text, Currency::Vnd),
+                    Err(AmountError::TooPrecise { .. })
+                ),
+                "{text:?}"
+            );
+        }
         assert_eq!(
-            Amount::parse("50000.00", Currency::Vnd).unwrap().minor(),
-            50_000
+            Amount::parse("-5", Currency::Vnd),
+            Err(AmountError::NotPositive)
         );
+        assert_eq!(Amount::parse("0.50", Currency::Usd).unwrap().minor(), 50);
+        assert_eq!(Amount::parse("10.5", Currency::Usd).unwrap().minor(), 1_050);
     }
 
     #[test]

@@ -128,11 +128,12 @@ pub async fn parse_qr(
         (status = 422, description = "UNKNOWN_BANK, INVALID_ACCOUNT_NUMBER, HOLDER_NAME_*, INVALID_PAYEE_*, OWNER_RESIDENT_NOT_FOUND", body = ErrorEnvelope)))]
 pub async fn create_payee(
     state: web::Data<AppState>,
+    caller: Caller,
     ApiJson(request): ApiJson<NewPayeeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Created().json(
         state
-            .run(move |s| async move { s.payments.create_payee(request).await })
+            .run(move |s| async move { s.payments.create_payee(&caller, request).await })
             .await?,
     ))
 }
@@ -179,12 +180,13 @@ pub async fn get_payee(
         (status = 422, body = ErrorEnvelope)))]
 pub async fn update_payee(
     state: web::Data<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(request): ApiJson<PayeePatchRequest>,
 ) -> Result<web::Json<PayeeView>, ApiError> {
     Ok(web::Json(
         state
-            .run(move |s| async move { s.payments.update_payee(id, request).await })
+            .run(move |s| async move { s.payments.update_payee(&caller, id, request).await })
             .await?,
     ))
 }

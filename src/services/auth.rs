@@ -46,7 +46,7 @@ pub enum AuthError {
     InvalidUsername(#[from] crate::domain::user::InvalidUsername),
     #[error(transparent)]
     Binding(#[from] BindingError),
-    #[error("payee {0} does not exist")]
+    #[error("payee {0} not found")]
     PayeeNotFound(Uuid),
     #[error("this user is disabled; an admin can enable it again")]
     Disabled,

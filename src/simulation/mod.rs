@@ -186,21 +186,24 @@ async fn play(driver: &Driver<'_>, plan: &Plan) -> anyhow::Result<()> {
     for payee in &plan.payees {
         let view = state
             .payments
-            .create_payee(NewPayeeRequest {
-                kind: payee.kind.to_owned(),
-                name: payee.name.clone(),
-                code: Some(payee.code.clone()),
-                hamlet: Some(plan.hamlets[0].name.clone()),
-                stall: None,
-                phone: None,
-                category: None,
-                collection_account: CollectionAccountRequest {
-                    bank_bin: payee.bank_bin.clone(),
-                    account_number: payee.account_number.clone(),
-                    holder_name: payee.holder_name.clone(),
+            .create_payee(
+                caller,
+                NewPayeeRequest {
+                    kind: payee.kind.to_owned(),
+                    name: payee.name.clone(),
+                    code: Some(payee.code.clone()),
+                    hamlet: Some(plan.hamlets[0].name.clone()),
+                    stall: None,
+                    phone: None,
+                    category: None,
+                    collection_account: CollectionAccountRequest {
+                        bank_bin: payee.bank_bin.clone(),
+                        account_number: payee.account_number.clone(),
+                        holder_name: payee.holder_name.clone(),
+                    },
+                    owner_resident_id: payee.owner.map(|o| resident_ids[&plan.residents[o].code]),
                 },
-                owner_resident_id: payee.owner.map(|o| resident_ids[&plan.residents[o].code]),
-            })
+            )
             .await
             .map_err(|e| anyhow!("payee {}: {e}", payee.code))?;
         let provider = feed_provider(payee.provider).as_str();

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::unit_of_work::{Backend, UnitOfWork};
 use super::{id_at, IdempotencyClaim, StoreError, StoreResult, StoredResponse};
 use crate::domain::account::{AccountFlags, AccountKind};
+use crate::domain::audit::{audited_payee, AuditRecord};
 use crate::domain::intent::{IntentStatus, PaymentIntent};
 use crate::domain::money::Currency;
 use crate::domain::payee::{
@@ -89,14 +90,20 @@ pub enum IntentInsert {
 pub trait PaymentStore: Send + Sync + 'static {
     /// Creates the payee, its liability account and, when the bank account is new, the
     /// collection account and its asset account, in one database transaction.
-    async fn create_payee(&self, payee: &NewPayee) -> StoreResult<Result<Payee, PayeeRejection>>;
-    /// Applies the changes in one transaction; deactivating a payee also cancels its pending
+    /// The audit record of the creation gets the payee as created.
+    async fn create_payee(
+        &self,
+        payee: &NewPayee,
+        audit: AuditRecord,
+    ) -> StoreResult<Result<Payee, PayeeRejection>>;
+    /// Applies the changes in one transaction, at the audit record's time and with it (it
+    /// gets the payee before and after); deactivating a payee also cancels its pending
     /// intents.
     async fn update_payee(
         &self,
         id: Uuid,
         changes: &PayeeChanges,
-        now: i64,
+        audit: AuditRecord,
     ) -> StoreResult<Result<Payee, PayeeRejection>>;
     async fn payee(&self, id: Uuid) -> StoreResult<Option<Payee>>;
     async fn list_payees(&self, filter: &PayeeFilter) -> StoreResult<Vec<Payee>>;
@@ -254,7 +261,11 @@ pub(super) fn push_status_condition<'a, DB: sqlx::Database>(
 
 #[async_trait]
 impl<T: Backend + 'static> PaymentStore for T {
-    async fn create_payee(&self, payee: &NewPayee) -> StoreResult<Result<Payee, PayeeRejection>> {
+    async fn create_payee(
+        &self,
+        payee: &NewPayee,
+        mut audit: AuditRecord,
+    ) -> StoreResult<Result<Payee, PayeeRejection>> {
         let mut unit = self.begin_unit().await?;
         if let Some(owner) = payee.owner_resident_id {
             if !unit.resident_exists(owner).await? {
@@ -316,8 +327,7 @@ impl<T: Backend + 'static> PaymentStore for T {
                 payee.code.as_str().to_owned(),
             )));
         }
-        unit.commit().await?;
-        Ok(Ok(Payee {
+        let created = Payee {
             id: payee.id,
             code: payee.code.as_str().to_owned(),
             kind: payee.kind,
@@ -328,16 +338,25 @@ impl<T: Backend + 'static> PaymentStore for T {
             owner_resident_id: payee.owner_resident_id,
             created_at: payee.now,
             updated_at: payee.now,
-        }))
+        };
+        audit.after = Some(audited_payee(&created));
+        unit.append_audit(&audit).await?;
+        unit.commit().await?;
+        Ok(Ok(created))
     }
 
     async fn update_payee(
         &self,
         id: Uuid,
         changes: &PayeeChanges,
-        now: i64,
+        mut audit: AuditRecord,
     ) -> StoreResult<Result<Payee, PayeeRejection>> {
+        let now = audit.recorded_at;
         let mut unit = self.begin_unit().await?;
+        let Some(before) = unit.lock_payee(id).await? else {
+            unit.rollback().await?;
+            return Ok(Err(PayeeRejection::NotFound));
+        };
         if let Some(Some(owner)) = changes.owner_resident_id {
             if !unit.resident_exists(owner).await? {
                 unit.rollback().await?;
@@ -401,11 +420,15 @@ impl<T: Backend + 'static> PaymentStore for T {
                        WHERE payee_id = $1 AND status = 'pending'";
             execute!(unit, sql, id, now)?;
         }
-        unit.commit().await?;
-        self.payee(id)
+        let after = unit
+            .lock_payee(id)
             .await?
-            .map(Ok)
-            .ok_or_else(|| StoreError::Corrupt(format!("payee {id} vanished")))
+            .ok_or_else(|| StoreError::Corrupt(format!("payee {id} vanished")))?;
+        audit.before = Some(audited_payee(&before));
+        audit.after = Some(audited_payee(&after));
+        unit.append_audit(&audit).await?;
+        unit.commit().await?;
+        Ok(Ok(after))
     }
 
     async fn payee(&self, id: Uuid) -> StoreResult<Option<Payee>> {
@@ -562,6 +585,17 @@ impl UnitOfWork<'_> {
         )?;
         Ok(inserted == 1)
     }
+
+    /// The payee, locked until commit.
+    pub async fn lock_payee(&mut self, id: Uuid) -> StoreResult<Option<Payee>> {
+        let sql = format!(
+            "SELECT {PAYEE_COLUMNS} FROM {PAYEE_FROM} WHERE p.id = $1{}",
+            self.row_lock()
+        );
+        let row: Option<PayeeRow> = tx_rows!(self, fetch_optional, &sql, id)?;
+        row.map(PayeeRow::into_domain).transpose()
+    }
+
     /// Finds the collection account for this bank account, or creates it and its asset
     /// account. A registered account must carry the same holder name.
     async fn ensure_collection_account(

@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::common::{assert_refused_by_the_database, error_code, read, Backend, TestApp};
+use crate::common::{assert_refused_by_the_database, error_code, payee_id, read, Backend, TestApp};
 use crate::webhooks;
 use market_ledger::domain::user::Role;
 
@@ -12,6 +12,7 @@ crate::on_both_backends!(
     user_changes_are_recorded_with_who_made_them,
     audit_records_cannot_be_changed_in_the_database,
     feed_changes_are_recorded_without_their_secrets,
+    payee_changes_are_recorded_before_and_after,
 );
 
 async fn trail(app: &TestApp, query: &str) -> Vec<Value> {
@@ -158,4 +159,53 @@ async fn feed_changes_are_recorded_without_their_secrets(backend: Backend) {
         !text.contains("first-secret-key") && !text.contains(webhooks::STANDARD_SECRET),
         "{text}"
     );
+}
+
+async fn payee_changes_are_recorded_before_and_after(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let payee = payee_id(&app, "V042", "0011001234567").await;
+    let (status, _) = app
+        .patch_as(
+            &format!("/v1/payees/{payee}"),
+            &json!({ "name": "Bà Hoa, quầy chè Tân Cương", "active": false }),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let records = trail(&app, &format!("target_kind=payee&target_id={payee}")).await;
+    let actions: Vec<&str> = records
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["payee.create", "payee.update"]);
+    assert_eq!(records[0]["before"], Value::Null);
+    assert_eq!(records[0]["after"]["code"], "V042");
+    assert_eq!(
+        records[0]["after"]["collection_account"]["account_last4"],
+        "4567"
+    );
+    assert_eq!(records[1]["before"]["name"], "Bà Hoa, quầy chè");
+    assert_eq!(records[1]["before"]["active"], true);
+    assert_eq!(records[1]["after"]["name"], "Bà Hoa, quầy chè Tân Cương");
+    assert_eq!(records[1]["after"]["active"], false);
+    let text = Value::Array(records).to_string();
+    assert!(
+        !text.contains("0011001234567"),
+        "no full account number: {text}"
+    );
+    // A refused change leaves no record.
+    let missing = uuid::Uuid::now_v7();
+    let (status, _) = app
+        .patch_as(
+            &format!("/v1/payees/{missing}"),
+            &json!({ "name": "x" }),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(trail(&app, &format!("target_id={missing}"))
+        .await
+        .is_empty());
 }

@@ -8,6 +8,8 @@ pub mod models;
 pub mod qr_image;
 pub mod received;
 
+use crate::domain::audit::AuditAction;
+use crate::services::audit_record;
 use crate::services::payers::check_payer;
 use std::sync::Arc;
 
@@ -88,7 +90,11 @@ impl PaymentService {
     }
 
     #[tracing::instrument(skip_all, fields(kind = %request.kind))]
-    pub async fn create_payee(&self, request: NewPayeeRequest) -> Result<PayeeView, PaymentError> {
+    pub async fn create_payee(
+        &self,
+        caller: &Caller,
+        request: NewPayeeRequest,
+    ) -> Result<PayeeView, PaymentError> {
         let kind = PayeeKind::parse(&request.kind)?;
         let chosen_code = request.code.as_deref().map(PayeeCode::parse).transpose()?;
         let mut payee = NewPayee {
@@ -109,7 +115,15 @@ impl PaymentService {
             now: self.clock.now_micros(),
         };
         for _ in 0..MAX_DRAWS {
-            match self.store.create_payee(&payee).await? {
+            let audit = audit_record(
+                &self.clock,
+                caller,
+                AuditAction::PayeeCreate,
+                payee.id,
+                None,
+                None,
+            );
+            match self.store.create_payee(&payee, audit).await? {
                 Ok(created) => return payee_view(&created),
                 Err(PayeeRejection::CodeTaken(_)) if chosen_code.is_none() => {
                     payee.code = PayeeCode::generate(kind, &mut rand::thread_rng());
@@ -123,6 +137,7 @@ impl PaymentService {
     #[tracing::instrument(skip_all, fields(payee = %id))]
     pub async fn update_payee(
         &self,
+        caller: &Caller,
         id: Uuid,
         request: PayeePatchRequest,
     ) -> Result<PayeeView, PaymentError> {
@@ -154,7 +169,18 @@ impl PaymentService {
         };
         match self
             .store
-            .update_payee(id, &changes, self.clock.now_micros())
+            .update_payee(
+                id,
+                &changes,
+                audit_record(
+                    &self.clock,
+                    caller,
+                    AuditAction::PayeeUpdate,
+                    id,
+                    None,
+                    None,
+                ),
+            )
             .await?
         {
             Ok(payee) => payee_view(&payee),
