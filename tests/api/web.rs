@@ -23,6 +23,7 @@ crate::on_both_backends!(
     a_reconnecting_stream_gets_the_missed_payments_once,
     vietnamese_pages_show_no_english,
     every_page_admits_exactly_its_roles,
+    disabling_a_user_or_resetting_their_password_ends_their_browser_sessions,
 );
 
 /// A browser without script: keeps its cookies, follows no redirect by itself.
@@ -725,4 +726,54 @@ async fn every_page_admits_exactly_its_roles(backend: Backend) {
         let out = browser.post_form("/app/logout", &[("csrf", &csrf)]).await;
         assert_eq!(out.location(), "/app/login", "{role:?}");
     }
+}
+
+async fn disabling_a_user_or_resetting_their_password_ends_their_browser_sessions(
+    backend: Backend,
+) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (stall, _) = vendor(&app, "V21", "970436", "2223334445").await;
+    let username = new_user(&app, Role::Vendor, Some(id_of(&stall))).await;
+    let own_page = format!("/app/payees/{}", id_of(&stall));
+    let user_path = format!("/v1/users/{username}");
+    let mut phone = Browser::new(&app);
+    assert_eq!(
+        phone.log_in(&username, PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(phone.get(&own_page).await.status, StatusCode::OK);
+
+    let (status, _) = app
+        .patch_as(
+            &user_path,
+            &serde_json::json!({ "disabled": true }),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let refused = phone.get(&own_page).await;
+    assert_eq!(refused.status, StatusCode::SEE_OTHER, "{}", refused.body);
+    assert!(refused.location().starts_with("/app/login"));
+
+    // Enabled again, the session works again (as the user's API tokens do) until a reset.
+    let (status, _) = app
+        .patch_as(
+            &user_path,
+            &serde_json::json!({ "disabled": false }),
+            &app.admin,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(phone.get(&own_page).await.status, StatusCode::OK);
+    let (status, _) = app
+        .post_as(
+            &format!("{user_path}/reset-password"),
+            &Value::Null,
+            &app.admin,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(phone.get(&own_page).await.status, StatusCode::SEE_OTHER);
 }
