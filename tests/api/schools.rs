@@ -17,6 +17,7 @@ crate::on_both_backends!(
     receipt_numbers_have_no_gaps_under_concurrent_cash,
     a_school_user_sees_only_its_school_and_parents_read_by_revocable_token,
     credit_pays_the_next_run_and_preview_posts_nothing,
+    a_roster_imports_all_or_nothing_after_a_dry_run,
 );
 
 const MEALS_PER_DAY: i64 = 20_000;
@@ -720,4 +721,92 @@ async fn credit_pays_the_next_run_and_preview_posts_nothing(backend: Backend) {
     assert_eq!(classes[0]["class_name"], "3A");
     assert_eq!(classes[0]["until_on"], "2026-10-15");
     assert_eq!(classes[1]["class_name"], "3B");
+}
+
+async fn import(app: &TestApp, school: &School, file: &str, dry_run: bool) -> (StatusCode, Value) {
+    let response = app
+        .client
+        .post(app.url(&format!(
+            "/v1/schools/{}/roster/import?year_id={}&dry_run={dry_run}",
+            school.id, school.year
+        )))
+        .bearer_auth(&app.admin)
+        .header("Content-Type", "text/csv")
+        .body(file.as_bytes().to_vec())
+        .send()
+        .await
+        .unwrap();
+    read(response).await
+}
+
+async fn a_roster_imports_all_or_nothing_after_a_dry_run(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let school = school(&app, "THD", "1900000004").await;
+    ok(
+        &app,
+        &format!("/v1/schools/{}/classes", school.id),
+        &json!({"year_id": school.year, "grade": 4, "name": "4A"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let bad = "\u{feff}Lớp;Mã học sinh;Họ và tên;Họ tên phụ huynh\n\
+               3A;HS01;Nguyễn Văn An;Nguyễn Thị Bình\n\
+               5C;HS02;Lê Thị Chi;Lê Văn Dũng\n\
+               3A;HS 03;Trần Văn Em;Trần Thị Gấm\n";
+    let (status, report) = import(&app, &school, bad, true).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let lines: Vec<(i64, &str)> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["line"].as_i64().unwrap(), e["field"].as_str().unwrap()))
+        .collect();
+    assert_eq!(lines, vec![(3, "class"), (4, "pupil_code")]);
+    assert_eq!(report["applied"], false);
+    let (status, refused) = import(&app, &school, bad, false).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(error_code(&refused), "IMPORT_INVALID");
+    assert_eq!(
+        refused["error"]["details"]["errors"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let good = "class,pupil_code,full_name,guardian_name,guardian_phone,joined_on\n\
+                3A,HS01,Nguyễn Văn An,Nguyễn Thị Bình,0912345678,2026-09-05\n\
+                4A,HS02,Lê Thị Chi,Lê Văn Dũng,,05/09/2026\n";
+    let (status, dry) = import(&app, &school, good, true).await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    assert_eq!(
+        (dry["pupils_created"].as_i64(), dry["applied"].as_bool()),
+        (Some(2), Some(false))
+    );
+    // The dry run wrote nothing: the same counts again, and applying creates both.
+    assert_eq!(
+        import(&app, &school, good, true).await.1["pupils_created"],
+        2
+    );
+    let (status, applied) = import(&app, &school, good, false).await;
+    assert_eq!(status, StatusCode::OK, "{applied}");
+    assert_eq!(
+        (
+            applied["pupils_created"].as_i64(),
+            applied["applied"].as_bool()
+        ),
+        (Some(2), Some(true))
+    );
+    // HS01 moves to 4A from 1 October (its 3A membership is closed, not rewritten); HS02 is
+    // unchanged.
+    let moved = "class,pupil_code,full_name,guardian_name,joined_on\n\
+                 4A,HS01,Nguyễn Văn An,Nguyễn Thị Bình,2026-10-01\n\
+                 4A,HS02,Lê Thị Chi,Lê Văn Dũng,\n";
+    let (_, again) = import(&app, &school, moved, false).await;
+    assert_eq!(
+        (again["pupils_moved"].as_i64(), again["unchanged"].as_i64()),
+        (Some(1), Some(1))
+    );
 }
