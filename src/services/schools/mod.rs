@@ -23,9 +23,8 @@ use models::*;
 
 use crate::clock::{to_rfc3339, Clock};
 use crate::domain::account::AccountKind;
-use crate::domain::intent::{IntentStatus, PaymentIntent, MAX_EXPIRES_IN_SECONDS};
+use crate::domain::intent::MAX_EXPIRES_IN_SECONDS;
 use crate::domain::payee::{bounded_text, parse_phone, Payee, PayeeKind};
-use crate::domain::reference::PaymentReference;
 use crate::domain::registry::import::LineError;
 use crate::domain::schools::roster::parse_roster;
 use crate::domain::schools::{
@@ -33,9 +32,9 @@ use crate::domain::schools::{
     FeeUnit, Fund, PaidState, Reduction, PUPIL_CODE_MAX_CHARS,
 };
 use crate::domain::user::Role;
-use crate::domain::vietqr::{Initiation, Service, VietQr};
 use crate::services::auth::Caller;
 use crate::services::ledger::Reply;
+use crate::services::payments::draft_intent;
 use crate::services::registry::import::ImportError;
 use crate::store::schools::{
     ClassRow, FeeItemRow, NewCharge, NewPupil, NewSchoolPayment, PupilRow, ReceiptRow, RunRow,
@@ -1075,40 +1074,22 @@ impl SchoolService {
         amount: i64,
         created_by: Uuid,
     ) -> Result<Uuid, SchoolError> {
-        let now = self.clock.now_micros();
-        let account = &school.collection_account;
         let description: String = format!("{} – {} ({})", run.name, pupil.full_name, pupil.code)
             .chars()
             .take(200)
             .collect();
+        let now = self.clock.now_micros();
+        let expires_at = now + i64::from(MAX_EXPIRES_IN_SECONDS) * 1_000_000;
         for _ in 0..MAX_DRAWS {
-            let reference = PaymentReference::generate(&mut rand::thread_rng());
-            let qr = VietQr::new(
-                Initiation::Dynamic,
-                &account.bank_bin,
-                &account.account_number,
-                Service::Account,
-                Some(amount as u64),
-                Some(reference.as_str()),
+            let intent = draft_intent(
+                &self.clock,
+                school,
+                (amount, Some(description.clone())),
+                (now, expires_at),
+                created_by,
+                (None, pupil.household_id),
             )
             .map_err(|e| StoreError::Corrupt(format!("school {}: {e}", school.id)))?;
-            let intent = PaymentIntent {
-                id: self.clock.new_id(),
-                payee_id: school.id,
-                collection_account_id: account.id,
-                reference: reference.as_str().to_owned(),
-                amount,
-                description: Some(description.clone()),
-                stored_status: IntentStatus::Pending,
-                qr_payload: qr.encode(),
-                expires_at: now + i64::from(MAX_EXPIRES_IN_SECONDS) * 1_000_000,
-                created_at: now,
-                created_by,
-                cancelled_at: None,
-                paid_amount: 0,
-                payer_resident_id: None,
-                payer_household_id: pupil.household_id,
-            };
             if unit.insert_intent(&intent).await? {
                 return Ok(intent.id);
             }
