@@ -1212,12 +1212,7 @@ impl SchoolService {
         let mut unit = self.store.begin().await?;
         if let Some(earlier) = unit.claim_key(&claim, None, now).await? {
             unit.rollback().await?;
-            let earlier = earlier?;
-            return Ok(Reply {
-                status: earlier.status,
-                body: earlier.body,
-                replayed: true,
-            });
+            return Ok(Reply::replay(earlier?));
         }
         serialize_school(&mut unit, school_id).await?;
         let pupil = Self::pupil_of(&mut unit, school_id, request.pupil_id).await?;
