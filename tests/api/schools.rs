@@ -18,6 +18,7 @@ crate::on_both_backends!(
     a_school_user_sees_only_its_school_and_parents_read_by_revocable_token,
     credit_pays_the_next_run_and_preview_posts_nothing,
     a_roster_imports_all_or_nothing_after_a_dry_run,
+    money_staff_take_from_suspense_to_a_pupils_intent_pays_the_pupil,
 );
 
 const MEALS_PER_DAY: i64 = 20_000;
@@ -801,4 +802,48 @@ async fn a_roster_imports_all_or_nothing_after_a_dry_run(backend: Backend) {
         (again["pupils_moved"].as_i64(), again["unchanged"].as_i64()),
         (Some(1), Some(1))
     );
+}
+
+async fn money_staff_take_from_suspense_to_a_pupils_intent_pays_the_pupil(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let school = school(&app, "THE", "1900000005").await;
+    let pupils = pupils(&app, &school, 1).await;
+    let [meals, ..] = items(&app, &school).await;
+    let run = run(&app, &school, "Tháng 9/2026", &[&meals]).await;
+    let posted = post_run(&app, &school, &run).await;
+    let owed = MEALS_PER_DAY * SCHOOL_DAYS;
+    // The parent forgot the reference: the money waits in suspense.
+    let body = transfer(
+        &Uuid::new_v4().to_string(),
+        &school.account_number,
+        "in",
+        owed,
+        "tien an con Nguyen Van Hoc Sinh",
+        Utc::now(),
+    );
+    let (status, ack) = send_standard(&app, STANDARD_SECRET, &body).await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    let bank_transaction = ack["transactions"][0]["id"].as_str().unwrap().to_owned();
+    let (status, resolved) = read(
+        app.post_idempotent(
+            &format!("/v1/reconciliation/unmatched/{bank_transaction}/resolve"),
+            &Uuid::new_v4().to_string(),
+            &json!({"payment_intent_id": posted["intents"][0]["intent_id"], "note": "Phụ huynh gọi điện xác nhận"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{resolved}");
+    let statement = get_ok(
+        &app,
+        &format!("/v1/schools/{}/pupils/{}/statement", school.id, pupils[0]),
+    )
+    .await;
+    assert_eq!(statement["balance"], 0);
+    assert_eq!(statement["charges"][0]["paid"], owed);
+    let balances = get_ok(&app, &format!("/v1/schools/{}/balances", school.id)).await;
+    assert_eq!(balances["uncollected"], 0);
+    app.assert_verified().await;
 }
