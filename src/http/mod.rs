@@ -345,6 +345,11 @@ fn school_routes(config: &mut web::ServiceConfig) {
         )
         .service(resource("/v1/schools/{school}/pupils").route(post().to(schools::create_pupil)))
         .service(
+            resource("/v1/schools/{school}/roster/import")
+                .app_data(BodyLimit(imports::MAX_IMPORT_BYTES))
+                .route(post().to(schools::import_roster)),
+        )
+        .service(
             resource("/v1/schools/{school}/pupils/{pupil}").route(get().to(schools::get_pupil)),
         )
         .service(

@@ -318,6 +318,11 @@ pub const ROUTES: &[RoutePolicy] = &[
         Access::Roles(SCHOOL_KEEPERS),
     ),
     route(
+        "POST",
+        "/v1/schools/{school}/roster/import",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
         "GET",
         "/v1/schools/{school}/pupils/{pupil}",
         Access::Roles(SCHOOL_KEEPERS),

@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::extract::{ApiJson, ApiPath, ApiQuery, IdempotentJson};
+use super::extract::{ApiJson, ApiPath, ApiQuery, IdempotentJson, RawBody};
 use super::routes::reply;
 use super::AppState;
 use crate::services::auth::Caller;
@@ -109,6 +109,27 @@ pub async fn create_pupil(
         s.schools.create_pupil(&caller, school, request).await
     })
     .await
+}
+
+#[utoipa::path(post, path = "/v1/schools/{school}/roster/import", tag = "schools",
+    params(("school" = Uuid, Path), RosterQuery),
+    request_body(content = String, description = "one row per pupil, as Excel saves CSV (UTF-8 with or without BOM, comma or semicolon): Lớp/class, Mã học sinh/pupil_code, Họ và tên/full_name, Mã hộ/household_code, Họ tên phụ huynh/guardian_name, Số điện thoại phụ huynh/guardian_phone, Ngày vào lớp/joined_on; see the README", content_type = "text/csv"),
+    security(("bearer" = [])),
+    responses((status = 200, description = "what the import did (or, on a dry run, would do), with every bad line", body = RosterSummary),
+        (status = 404, body = ErrorEnvelope),
+        (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
+        (status = 422, description = "IMPORT_INVALID: the file has bad lines (`details.errors`: line, field, problem); nothing was written", body = ErrorEnvelope)))]
+pub async fn import_roster(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ApiPath(school): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<RosterQuery>,
+    RawBody(body): RawBody,
+) -> Result<HttpResponse, ApiError> {
+    let summary = state
+        .run(move |s| async move { s.schools.import_roster(&caller, school, query, &body).await })
+        .await?;
+    Ok(HttpResponse::Ok().json(summary))
 }
 
 #[utoipa::path(get, path = "/v1/schools/{school}/pupils/{pupil}", tag = "schools",

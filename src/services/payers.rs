@@ -722,12 +722,7 @@ impl PayerService {
             .await?
         {
             unit.rollback().await?;
-            let earlier = earlier?;
-            return Ok(Reply {
-                status: earlier.status,
-                body: earlier.body,
-                replayed: true,
-            });
+            return Ok(Reply::replay(earlier?));
         }
         unit.insert_cash_payment(&cash).await?;
         unit.commit().await?;

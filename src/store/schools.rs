@@ -282,6 +282,23 @@ impl UnitOfWork<'_> {
         Ok(tx_rows!(self, fetch_optional, sql, id)?)
     }
 
+    pub async fn household_id_by_code(&mut self, code: &str) -> StoreResult<Option<Uuid>> {
+        let sql = "SELECT id FROM households WHERE code = $1";
+        let found: Option<(Uuid,)> = tx_rows!(self, fetch_optional, sql, code)?;
+        Ok(found.map(|(id,)| id))
+    }
+
+    pub async fn pupil_by_code(
+        &mut self,
+        school_id: Uuid,
+        code: &str,
+    ) -> StoreResult<Option<PupilRow>> {
+        let sql = "SELECT id, school_id, code, full_name, household_id, guardian_name, \
+                   guardian_phone, receivable_account_id FROM pupils \
+                   WHERE school_id = $1 AND code = $2";
+        Ok(tx_rows!(self, fetch_optional, sql, school_id, code)?)
+    }
+
     /// The pupil and the first class membership; false when the code is taken at the school.
     pub async fn insert_pupil(&mut self, pupil: &NewPupil<'_>) -> StoreResult<bool> {
         let sql = "INSERT INTO pupils (id, school_id, code, full_name, household_id, \

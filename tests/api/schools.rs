@@ -17,6 +17,8 @@ crate::on_both_backends!(
     receipt_numbers_have_no_gaps_under_concurrent_cash,
     a_school_user_sees_only_its_school_and_parents_read_by_revocable_token,
     credit_pays_the_next_run_and_preview_posts_nothing,
+    a_roster_imports_all_or_nothing_after_a_dry_run,
+    money_staff_take_from_suspense_to_a_pupils_intent_pays_the_pupil,
 );
 
 const MEALS_PER_DAY: i64 = 20_000;
@@ -187,10 +189,10 @@ async fn pay_online(app: &TestApp, school: &School, intent: &str, amount: i64) -
     body
 }
 
-async fn cash(app: &TestApp, school: &School, pupil: &str, amount: i64, token: &str) -> Value {
+async fn cash(app: &TestApp, school_id: &str, pupil: &str, amount: i64, token: &str) -> Value {
     let (status, receipt) = read(
         app.post_idempotent_as(
-            &format!("/v1/schools/{}/cash-receipts", school.id),
+            &format!("/v1/schools/{school_id}/cash-receipts"),
             &Uuid::new_v4().to_string(),
             &json!({"pupil_id": pupil, "amount": amount, "payer_name": "Trần Thị Mẹ"}),
             token,
@@ -328,7 +330,7 @@ async fn a_class_run_paid_online_in_part_and_in_cash_agrees_with_the_ledger(back
     let school_token = token_for_payee(&app, Role::School, &school.id).await;
     let mut receipts = Vec::new();
     for (n, pupil) in pupils.iter().enumerate().take(33).skip(30) {
-        receipts.push(cash(&app, &school, pupil, total(n), &school_token).await);
+        receipts.push(cash(&app, &school.id, pupil, total(n), &school_token).await);
     }
     let numbers: Vec<i64> = receipts
         .iter()
@@ -530,19 +532,11 @@ async fn receipt_numbers_have_no_gaps_under_concurrent_cash(backend: Backend) {
     let pupils = pupils(&app, &school, 4).await;
     let app = std::sync::Arc::new(app);
     let mut tasks = Vec::new();
-    for n in 0..20 {
+    for n in 0..20i64 {
         let app = app.clone();
-        let (school_id, pupil) = (school.id.clone(), pupils[n % 4].clone());
+        let (school_id, pupil) = (school.id.clone(), pupils[n as usize % 4].clone());
         tasks.push(tokio::spawn(async move {
-            let response = app
-                .post_idempotent(
-                    &format!("/v1/schools/{school_id}/cash-receipts"),
-                    &Uuid::new_v4().to_string(),
-                    &json!({"pupil_id": pupil, "amount": 10_000 + n, "payer_name": "Lê Văn Bố"}),
-                )
-                .await;
-            let (status, receipt) = read(response).await;
-            assert_eq!(status, StatusCode::CREATED, "{receipt}");
+            let receipt = cash(&app, &school_id, &pupil, 10_000 + n, &app.admin).await;
             receipt["number"].as_i64().unwrap()
         }));
     }
@@ -674,7 +668,7 @@ async fn credit_pays_the_next_run_and_preview_posts_nothing(backend: Backend) {
     let [meals, _, parents, _] = items(&app, &school).await;
     // Cash before anything is owed is credit.
     let school_token = token_for_payee(&app, Role::School, &school.id).await;
-    cash(&app, &school, &pupils[0], 500_000, &school_token).await;
+    cash(&app, &school.id, &pupils[0], 500_000, &school_token).await;
     let count = app.transaction_count().await;
     let first = run(&app, &school, "Tháng 9/2026", &[&meals, &parents]).await;
     get_ok(
@@ -720,4 +714,136 @@ async fn credit_pays_the_next_run_and_preview_posts_nothing(backend: Backend) {
     assert_eq!(classes[0]["class_name"], "3A");
     assert_eq!(classes[0]["until_on"], "2026-10-15");
     assert_eq!(classes[1]["class_name"], "3B");
+}
+
+async fn import(app: &TestApp, school: &School, file: &str, dry_run: bool) -> (StatusCode, Value) {
+    let response = app
+        .client
+        .post(app.url(&format!(
+            "/v1/schools/{}/roster/import?year_id={}&dry_run={dry_run}",
+            school.id, school.year
+        )))
+        .bearer_auth(&app.admin)
+        .header("Content-Type", "text/csv")
+        .body(file.as_bytes().to_vec())
+        .send()
+        .await
+        .unwrap();
+    read(response).await
+}
+
+async fn a_roster_imports_all_or_nothing_after_a_dry_run(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let school = school(&app, "THD", "1900000004").await;
+    ok(
+        &app,
+        &format!("/v1/schools/{}/classes", school.id),
+        &json!({"year_id": school.year, "grade": 4, "name": "4A"}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let bad = "\u{feff}Lớp;Mã học sinh;Họ và tên;Họ tên phụ huynh\n\
+               3A;HS01;Nguyễn Văn An;Nguyễn Thị Bình\n\
+               5C;HS02;Lê Thị Chi;Lê Văn Dũng\n\
+               3A;HS 03;Trần Văn Em;Trần Thị Gấm\n";
+    let (status, report) = import(&app, &school, bad, true).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let lines: Vec<(i64, &str)> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["line"].as_i64().unwrap(), e["field"].as_str().unwrap()))
+        .collect();
+    assert_eq!(lines, vec![(3, "class"), (4, "pupil_code")]);
+    assert_eq!(report["applied"], false);
+    let (status, refused) = import(&app, &school, bad, false).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(error_code(&refused), "IMPORT_INVALID");
+    assert_eq!(
+        refused["error"]["details"]["errors"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let good = "class,pupil_code,full_name,guardian_name,guardian_phone,joined_on\n\
+                3A,HS01,Nguyễn Văn An,Nguyễn Thị Bình,0912345678,2026-09-05\n\
+                4A,HS02,Lê Thị Chi,Lê Văn Dũng,,05/09/2026\n";
+    let (status, dry) = import(&app, &school, good, true).await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    assert_eq!(
+        (dry["pupils_created"].as_i64(), dry["applied"].as_bool()),
+        (Some(2), Some(false))
+    );
+    // The dry run wrote nothing: the same counts again, and applying creates both.
+    assert_eq!(
+        import(&app, &school, good, true).await.1["pupils_created"],
+        2
+    );
+    let (status, applied) = import(&app, &school, good, false).await;
+    assert_eq!(status, StatusCode::OK, "{applied}");
+    assert_eq!(
+        (
+            applied["pupils_created"].as_i64(),
+            applied["applied"].as_bool()
+        ),
+        (Some(2), Some(true))
+    );
+    // HS01 moves to 4A from 1 October (its 3A membership is closed, not rewritten); HS02 is
+    // unchanged.
+    let moved = "class,pupil_code,full_name,guardian_name,joined_on\n\
+                 4A,HS01,Nguyễn Văn An,Nguyễn Thị Bình,2026-10-01\n\
+                 4A,HS02,Lê Thị Chi,Lê Văn Dũng,\n";
+    let (_, again) = import(&app, &school, moved, false).await;
+    assert_eq!(
+        (again["pupils_moved"].as_i64(), again["unchanged"].as_i64()),
+        (Some(1), Some(1))
+    );
+}
+
+async fn money_staff_take_from_suspense_to_a_pupils_intent_pays_the_pupil(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let school = school(&app, "THE", "1900000005").await;
+    let pupils = pupils(&app, &school, 1).await;
+    let [meals, ..] = items(&app, &school).await;
+    let run = run(&app, &school, "Tháng 9/2026", &[&meals]).await;
+    let posted = post_run(&app, &school, &run).await;
+    let owed = MEALS_PER_DAY * SCHOOL_DAYS;
+    // The parent forgot the reference: the money waits in suspense.
+    let body = transfer(
+        &Uuid::new_v4().to_string(),
+        &school.account_number,
+        "in",
+        owed,
+        "tien an con Nguyen Van Hoc Sinh",
+        Utc::now(),
+    );
+    let (status, ack) = send_standard(&app, STANDARD_SECRET, &body).await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    let bank_transaction = ack["transactions"][0]["id"].as_str().unwrap().to_owned();
+    let (status, resolved) = read(
+        app.post_idempotent(
+            &format!("/v1/reconciliation/unmatched/{bank_transaction}/resolve"),
+            &Uuid::new_v4().to_string(),
+            &json!({"payment_intent_id": posted["intents"][0]["intent_id"], "note": "Phụ huynh gọi điện xác nhận"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{resolved}");
+    let statement = get_ok(
+        &app,
+        &format!("/v1/schools/{}/pupils/{}/statement", school.id, pupils[0]),
+    )
+    .await;
+    assert_eq!(statement["balance"], 0);
+    assert_eq!(statement["charges"][0]["paid"], owed);
+    let balances = get_ok(&app, &format!("/v1/schools/{}/balances", school.id)).await;
+    assert_eq!(balances["uncollected"], 0);
+    app.assert_verified().await;
 }

@@ -128,7 +128,7 @@ pub struct SurveyImport {
 }
 
 /// A column as the header may name it.
-struct Column {
+pub(crate) struct Column {
     name: &'static str,
     /// As the commune's template writes it, for messages.
     vietnamese: &'static str,
@@ -137,7 +137,7 @@ struct Column {
 }
 
 impl Column {
-    const fn new(
+    pub(crate) const fn new(
         name: &'static str,
         vietnamese: &'static str,
         aliases: &'static [&'static str],
@@ -247,13 +247,13 @@ const SURVEY_REQUIRED: &[&[S]] = &[
 ];
 
 /// A data row: its cells by column, empty for a column the header lacks or the row cut short.
-struct Cells<'r> {
+pub(crate) struct Cells<'r> {
     record: &'r csv::StringRecord,
     positions: &'r [Option<usize>],
 }
 
 impl Cells<'_> {
-    fn get(&self, column: usize) -> &str {
+    pub(crate) fn get(&self, column: usize) -> &str {
         self.positions[column]
             .and_then(|position| self.record.get(position))
             .unwrap_or("")
@@ -262,7 +262,7 @@ impl Cells<'_> {
 
 /// Reads the header and calls `row` with each non-empty data row and its line, in file order.
 /// File-level problems (not UTF-8, empty, missing columns) end up in `errors` and stop reading.
-fn read_rows<C: Copy + Into<usize>>(
+pub(crate) fn read_rows<C: Copy + Into<usize>>(
     bytes: &[u8],
     columns: &[Column],
     required: &[&[C]],

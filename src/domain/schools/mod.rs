@@ -280,6 +280,26 @@ pub fn percent_text(part: i64, whole: i64) -> String {
     format!("{}.{}", tenths / 10, tenths % 10)
 }
 
+/// Longest pupil code: it is part of the pupil's ledger account code.
+pub const PUPIL_CODE_MAX_CHARS: usize = 20;
+
+/// A school's code for a pupil: 1 to 20 ASCII letters, digits, `-` or `_`, trimmed.
+pub fn parse_pupil_code(text: &str) -> Result<String, String> {
+    let code = text.trim();
+    let valid = (1..=PUPIL_CODE_MAX_CHARS).contains(&code.len())
+        && code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+    if valid {
+        Ok(code.to_owned())
+    } else {
+        Err(format!(
+            "must be 1 to {PUPIL_CODE_MAX_CHARS} letters without diacritics, digits, '-' or '_'"
+        ))
+    }
+}
+
+pub mod roster;
 #[cfg(test)]
 mod tests;
 

@@ -218,6 +218,21 @@ impl BankFeedService {
         if let Some((intent_id, paid_amount, status)) = plan.intent_update {
             unit.record_intent_payment(intent_id, paid_amount, status)
                 .await?;
+            // Money assigned to a school pupil's intent settles the pupil's charges too.
+            let to_payee = plan
+                .legs
+                .iter()
+                .filter(|(_, credit, _)| plan.payee.is_some_and(|p| p.ledger_account_id == *credit))
+                .map(|(_, _, amount)| amount)
+                .sum();
+            crate::services::schools::settle_pupil_intent(
+                &mut unit,
+                &self.clock,
+                intent_id,
+                to_payee,
+                bank_transaction_id,
+            )
+            .await?;
         }
         unit.insert_resolution(&NewResolution {
             id: self.clock.new_id(),

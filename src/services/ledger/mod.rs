@@ -43,6 +43,17 @@ pub struct Reply {
     pub replayed: bool,
 }
 
+impl Reply {
+    /// An earlier request's stored response, sent again.
+    pub fn replay(stored: crate::store::StoredResponse) -> Self {
+        Self {
+            status: stored.status,
+            body: stored.body,
+            replayed: true,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

@@ -329,35 +329,16 @@ impl PaymentService {
             unit.rollback().await?;
             checked?
         };
-        let account = &payee.collection_account;
         let now = self.clock.now_micros();
         for _ in 0..MAX_DRAWS {
-            let reference = PaymentReference::generate(&mut rand::thread_rng());
-            let qr = VietQr::new(
-                Initiation::Dynamic,
-                &account.bank_bin,
-                &account.account_number,
-                Service::Account,
-                Some(amount as u64),
-                Some(reference.as_str()),
+            let intent = draft_intent(
+                &self.clock,
+                &payee,
+                (amount, description.clone()),
+                (now, now + i64::from(lifetime) * 1_000_000),
+                caller.user_id,
+                (payer_resident_id, payer_household_id),
             )?;
-            let intent = PaymentIntent {
-                id: self.clock.new_id(),
-                payee_id: payee.id,
-                collection_account_id: account.id,
-                reference: reference.as_str().to_owned(),
-                amount,
-                description: description.clone(),
-                stored_status: IntentStatus::Pending,
-                qr_payload: qr.encode(),
-                expires_at: now + i64::from(lifetime) * 1_000_000,
-                created_at: now,
-                created_by: caller.user_id,
-                cancelled_at: None,
-                paid_amount: 0,
-                payer_resident_id,
-                payer_household_id,
-            };
             let body =
                 serde_json::to_string(&IntentView::new(&intent, now)).expect("views serialize");
             let response = StoredResponse { status: 201, body };
@@ -464,6 +445,46 @@ impl PaymentService {
     pub async fn expire_intents(&self) -> Result<u64, StoreError> {
         self.store.expire_intents(self.clock.now_micros()).await
     }
+}
+
+/// A pending intent for (amount, description), made at `created_at`, into the payee's collection account, with a
+/// freshly drawn reference and its dynamic VietQR, naming its payer (resident, household) when
+/// known. Uniqueness of the reference is the store's: draft again when it is taken.
+pub(crate) fn draft_intent(
+    clock: &Clock,
+    payee: &Payee,
+    (amount, description): (i64, Option<String>),
+    (created_at, expires_at): (i64, i64),
+    created_by: Uuid,
+    (payer_resident_id, payer_household_id): (Option<Uuid>, Option<Uuid>),
+) -> Result<PaymentIntent, crate::domain::vietqr::VietQrError> {
+    let account = &payee.collection_account;
+    let reference = PaymentReference::generate(&mut rand::thread_rng());
+    let qr = VietQr::new(
+        Initiation::Dynamic,
+        &account.bank_bin,
+        &account.account_number,
+        Service::Account,
+        Some(amount as u64),
+        Some(reference.as_str()),
+    )?;
+    Ok(PaymentIntent {
+        id: clock.new_id(),
+        payee_id: payee.id,
+        collection_account_id: account.id,
+        reference: reference.as_str().to_owned(),
+        amount,
+        description,
+        stored_status: IntentStatus::Pending,
+        qr_payload: qr.encode(),
+        expires_at,
+        created_at,
+        created_by,
+        cancelled_at: None,
+        paid_amount: 0,
+        payer_resident_id,
+        payer_household_id,
+    })
 }
 
 /// Staff act for every payee; vendor and school users only for their own.

@@ -94,7 +94,7 @@ impl PublicError for ImportError {
     }
 }
 
-fn views(errors: &[LineError]) -> Vec<LineErrorView> {
+pub(crate) fn views(errors: &[LineError]) -> Vec<LineErrorView> {
     errors
         .iter()
         .take(MAX_REPORTED_ERRORS)

@@ -84,3 +84,42 @@ impl PublicError for SchoolError {
         }
     }
 }
+
+/// A roster import refused: by the school rules, or by bad lines in the file (the registry
+/// import's `IMPORT_INVALID`, with every line in `details.errors`).
+#[derive(Debug, thiserror::Error)]
+pub enum RosterImportError {
+    #[error(transparent)]
+    School(#[from] SchoolError),
+    #[error(transparent)]
+    Import(#[from] crate::services::registry::import::ImportError),
+}
+
+impl From<StoreError> for RosterImportError {
+    fn from(error: StoreError) -> Self {
+        RosterImportError::School(error.into())
+    }
+}
+
+impl PublicError for RosterImportError {
+    fn status(&self) -> u16 {
+        match self {
+            RosterImportError::School(e) => e.status(),
+            RosterImportError::Import(e) => e.status(),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            RosterImportError::School(e) => e.code(),
+            RosterImportError::Import(e) => e.code(),
+        }
+    }
+
+    fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            RosterImportError::School(e) => e.details(),
+            RosterImportError::Import(e) => e.details(),
+        }
+    }
+}

@@ -18,22 +18,24 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-pub use error::SchoolError;
+pub use error::{RosterImportError, SchoolError};
 use models::*;
 
 use crate::clock::{to_rfc3339, Clock};
-use crate::domain::account::{AccountCode, AccountKind};
-use crate::domain::intent::{IntentStatus, PaymentIntent, MAX_EXPIRES_IN_SECONDS};
+use crate::domain::account::AccountKind;
+use crate::domain::intent::MAX_EXPIRES_IN_SECONDS;
 use crate::domain::payee::{bounded_text, parse_phone, Payee, PayeeKind};
-use crate::domain::reference::PaymentReference;
+use crate::domain::registry::import::LineError;
+use crate::domain::schools::roster::parse_roster;
 use crate::domain::schools::{
-    allocate, compute_charges, fund_legs, percent_text, school_transaction, FeeUnit, Fund,
-    PaidState, Reduction,
+    allocate, compute_charges, fund_legs, parse_pupil_code, percent_text, school_transaction,
+    FeeUnit, Fund, PaidState, Reduction, PUPIL_CODE_MAX_CHARS,
 };
 use crate::domain::user::Role;
-use crate::domain::vietqr::{Initiation, Service, VietQr};
 use crate::services::auth::Caller;
 use crate::services::ledger::Reply;
+use crate::services::payments::draft_intent;
+use crate::services::registry::import::ImportError;
 use crate::store::schools::{
     ClassRow, FeeItemRow, NewCharge, NewPupil, NewSchoolPayment, PupilRow, ReceiptRow, RunRow,
     YearRow,
@@ -43,7 +45,6 @@ use crate::store::{IdempotencyClaim, Store, StoreError, StoredResponse, UnitOfWo
 /// Who the school's automatic postings (runs, payments) are recorded as.
 const SCHOOL_USER_ID: Uuid = Uuid::from_u128(0x5c_4001);
 const NAME_MAX_CHARS: usize = 120;
-const PUPIL_CODE_MAX_CHARS: usize = 20;
 /// A generated reference that is already taken is drawn again (as payment intents do).
 const MAX_DRAWS: usize = 5;
 /// Larger than any school charge; keeps sums far from overflow.
@@ -509,6 +510,137 @@ impl SchoolService {
         Ok(view)
     }
 
+    /// Reads a class roster (CSV) into the year's classes: new pupils are created, known ones
+    /// in another class moved (from `joined_on`, or today), all or nothing. A dry run does the
+    /// same in a transaction it rolls back, so its counts are exactly what applying would do.
+    pub async fn import_roster(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+        query: RosterQuery,
+        bytes: &[u8],
+    ) -> Result<RosterSummary, RosterImportError> {
+        let school = self.school(caller, school_id).await?;
+        let apply = !query.dry_run.unwrap_or(true);
+        let parsed = parse_roster(bytes);
+        let mut errors = parsed.errors;
+        let now = self.clock.now_micros();
+        let today = self.today();
+        let mut unit = self.store.begin().await?;
+        Self::year_of(&mut unit, school_id, query.year_id).await?;
+        let classes: HashMap<String, Uuid> = unit
+            .school_classes(school_id)
+            .await?
+            .into_iter()
+            .filter(|c| c.year_id == query.year_id)
+            .map(|c| (c.name.to_lowercase(), c.id))
+            .collect();
+        let mut summary = RosterSummary {
+            rows: parsed.rows.len(),
+            ..RosterSummary::default()
+        };
+        for row in &parsed.rows {
+            let line_error = |field: &'static str, problem: String| LineError {
+                line: row.line,
+                field: Some(field),
+                problem,
+            };
+            let Some(&class_id) = classes.get(&row.class_name.to_lowercase()) else {
+                errors.push(line_error(
+                    "class",
+                    format!("{:?} is not a class of this school year", row.class_name),
+                ));
+                continue;
+            };
+            let household_id = match &row.household_code {
+                Some(code) => match unit.household_id_by_code(code).await? {
+                    Some(id) => Some(id),
+                    None => {
+                        errors.push(line_error(
+                            "household_code",
+                            format!("{code} is not a household of the registry"),
+                        ));
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            let joined_on = row.joined_on.unwrap_or(today);
+            match unit.pupil_by_code(school_id, &row.pupil_code).await? {
+                Some(pupil) => {
+                    let current = unit
+                        .memberships(pupil.id)
+                        .await?
+                        .into_iter()
+                        .rfind(|m| m.until_on.is_none());
+                    if current.as_ref().is_some_and(|m| m.class_id == class_id) {
+                        summary.unchanged += 1;
+                        continue;
+                    }
+                    if current.is_some() && !unit.close_membership(pupil.id, joined_on).await? {
+                        errors.push(line_error(
+                            "joined_on",
+                            "must be after the day the pupil joined the current class".into(),
+                        ));
+                        continue;
+                    }
+                    unit.open_membership(pupil.id, class_id, joined_on, now)
+                        .await?;
+                    summary.pupils_moved += 1;
+                }
+                None => {
+                    let receivable_account_id = unit
+                        .ensure_school_account(
+                            &format!("school:{}:pupil:{}", school.code, row.pupil_code),
+                            &format!("Phải thu học sinh {} ({})", row.full_name, row.pupil_code),
+                            AccountKind::Asset,
+                            now,
+                        )
+                        .await?;
+                    unit.insert_pupil(&NewPupil {
+                        id: self.clock.new_id(),
+                        school_id,
+                        code: &row.pupil_code,
+                        full_name: &row.full_name,
+                        household_id,
+                        guardian_name: row.guardian_name.as_deref(),
+                        guardian_phone: row.guardian_phone.as_deref(),
+                        receivable_account_id,
+                        class_id,
+                        joined_on,
+                        now,
+                    })
+                    .await?;
+                    summary.pupils_created += 1;
+                }
+            }
+        }
+        if !errors.is_empty() {
+            unit.rollback().await?;
+            errors.sort_by_key(|e| e.line);
+            let views = crate::services::registry::import::views(&errors);
+            if apply {
+                return Err(RosterImportError::Import(ImportError::Invalid {
+                    count: errors.len(),
+                    first: errors[0].to_string(),
+                    errors: views,
+                }));
+            }
+            return Ok(RosterSummary {
+                rows: summary.rows,
+                errors: views,
+                ..RosterSummary::default()
+            });
+        }
+        if apply {
+            unit.commit().await?;
+        } else {
+            unit.rollback().await?;
+        }
+        summary.applied = apply;
+        Ok(summary)
+    }
+
     pub async fn pupil(
         &self,
         caller: &Caller,
@@ -942,40 +1074,22 @@ impl SchoolService {
         amount: i64,
         created_by: Uuid,
     ) -> Result<Uuid, SchoolError> {
-        let now = self.clock.now_micros();
-        let account = &school.collection_account;
         let description: String = format!("{} – {} ({})", run.name, pupil.full_name, pupil.code)
             .chars()
             .take(200)
             .collect();
+        let now = self.clock.now_micros();
+        let expires_at = now + i64::from(MAX_EXPIRES_IN_SECONDS) * 1_000_000;
         for _ in 0..MAX_DRAWS {
-            let reference = PaymentReference::generate(&mut rand::thread_rng());
-            let qr = VietQr::new(
-                Initiation::Dynamic,
-                &account.bank_bin,
-                &account.account_number,
-                Service::Account,
-                Some(amount as u64),
-                Some(reference.as_str()),
+            let intent = draft_intent(
+                &self.clock,
+                school,
+                (amount, Some(description.clone())),
+                (now, expires_at),
+                created_by,
+                (None, pupil.household_id),
             )
             .map_err(|e| StoreError::Corrupt(format!("school {}: {e}", school.id)))?;
-            let intent = PaymentIntent {
-                id: self.clock.new_id(),
-                payee_id: school.id,
-                collection_account_id: account.id,
-                reference: reference.as_str().to_owned(),
-                amount,
-                description: Some(description.clone()),
-                stored_status: IntentStatus::Pending,
-                qr_payload: qr.encode(),
-                expires_at: now + i64::from(MAX_EXPIRES_IN_SECONDS) * 1_000_000,
-                created_at: now,
-                created_by,
-                cancelled_at: None,
-                paid_amount: 0,
-                payer_resident_id: None,
-                payer_household_id: pupil.household_id,
-            };
             if unit.insert_intent(&intent).await? {
                 return Ok(intent.id);
             }
@@ -1098,12 +1212,7 @@ impl SchoolService {
         let mut unit = self.store.begin().await?;
         if let Some(earlier) = unit.claim_key(&claim, None, now).await? {
             unit.rollback().await?;
-            let earlier = earlier?;
-            return Ok(Reply {
-                status: earlier.status,
-                body: earlier.body,
-                replayed: true,
-            });
+            return Ok(Reply::replay(earlier?));
         }
         serialize_school(&mut unit, school_id).await?;
         let pupil = Self::pupil_of(&mut unit, school_id, request.pupil_id).await?;
@@ -1353,19 +1462,11 @@ fn text(field: &str, value: &str, max: usize) -> Result<String, SchoolError> {
 
 /// A pupil code that fits the pupil's ledger account code.
 fn pupil_code(value: &str) -> Result<String, SchoolError> {
-    let code = value.trim();
-    let valid = (1..=PUPIL_CODE_MAX_CHARS).contains(&code.len())
-        && code
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-        && AccountCode::parse(&format!("school:X:pupil:{code}")).is_ok();
-    if valid {
-        Ok(code.to_owned())
-    } else {
-        Err(SchoolError::invalid(format!(
-            "mã học sinh gồm 1 đến {PUPIL_CODE_MAX_CHARS} chữ cái không dấu, chữ số, '-' hoặc '_'"
-        )))
-    }
+    parse_pupil_code(value).map_err(|problem| {
+        SchoolError::invalid(format!(
+            "mã học sinh gồm 1 đến {PUPIL_CODE_MAX_CHARS} chữ cái không dấu, chữ số, '-' hoặc '_' ({problem})"
+        ))
+    })
 }
 
 /// The pupils charged by a run (in classes of its year on its due day) and their lines.

@@ -387,3 +387,27 @@ pub struct ParentView {
     pub owing_total: i64,
     pub credit: i64,
 }
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RosterQuery {
+    /// The school year whose classes the file's `class` column names.
+    pub year_id: Uuid,
+    /// true (default): check the file and count what would change, write nothing; false:
+    /// apply it, all or nothing
+    pub dry_run: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct RosterSummary {
+    /// False for a dry run: nothing was written.
+    pub applied: bool,
+    pub rows: usize,
+    pub pupils_created: usize,
+    /// Pupils already known in another class: moved (their old class is kept in the history).
+    pub pupils_moved: usize,
+    pub unchanged: usize,
+    /// Every bad line (at most 200); an import with any is not applied.
+    pub errors: Vec<crate::services::registry::import::LineErrorView>,
+}
