@@ -302,7 +302,18 @@ pub const PAGES: &[RoutePolicy] = &[
         Access::Roles(INTENT_ISSUERS),
     ),
     route("GET", "/app/payees/{id}/sticker", Access::Roles(EVERYONE)),
+    // The commune staff's pages: the same roles as the API routes they show.
+    route("GET", "/app/adoption", Access::Roles(STATISTICS_READERS)),
 ];
+
+/// Whether `role` may open the page at `path` (for the links a page shows).
+pub fn may_open(role: Role, path: &str) -> bool {
+    match policy(&Method::GET, path) {
+        Some(Access::Public) => true,
+        Some(Access::Roles(roles)) => roles.contains(&role),
+        None => false,
+    }
+}
 
 /// Where pages live: their refusals are pages too, not JSON.
 pub fn is_page(path: &str) -> bool {

@@ -12,6 +12,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::common::{error_code, new_user, read, token_for_payee, Backend, TestApp, PASSWORD};
+use crate::statistics::{at, small_commune_paying_in_march};
 use crate::webhooks::{configure, intent, send_standard, transfer, vendor, STANDARD_SECRET};
 
 crate::on_both_backends!(
@@ -23,6 +24,7 @@ crate::on_both_backends!(
     a_reconnecting_stream_gets_the_missed_payments_once,
     vietnamese_pages_show_no_english,
     every_page_admits_exactly_its_roles,
+    staff_see_adoption_by_hamlet_against_the_target,
 );
 
 /// A browser without script: keeps its cookies, follows no redirect by itself.
@@ -601,6 +603,10 @@ async fn vietnamese_pages_show_no_english(backend: Backend) {
     let mut office = Browser::new(&app);
     office.log_in(&staff_name, PASSWORD).await;
     pages.push(("/app".to_owned(), office.get("/app").await));
+    pages.push((
+        "/app/adoption".to_owned(),
+        office.get("/app/adoption").await,
+    ));
 
     for (path, answer) in &pages {
         assert!(answer.body.contains("<html lang=\"vi\">"), "{path}");
@@ -725,4 +731,80 @@ async fn every_page_admits_exactly_its_roles(backend: Backend) {
         let out = browser.post_form("/app/logout", &[("csrf", &csrf)]).await;
         assert_eq!(out.location(), "/app/login", "{role:?}");
     }
+}
+
+async fn staff_see_adoption_by_hamlet_against_the_target(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    small_commune_paying_in_march(&app).await;
+    // Late March: the bars show March, the trend October to March.
+    app.state.clock.set(at("2026-03-25T03:00:00Z"));
+    let (payee, _) = vendor(&app, "V42", "970436", "4445556668").await;
+    let staff_name = new_user(&app, Role::Staff, None).await;
+    let vendor_name = new_user(&app, Role::Vendor, Some(id_of(&payee))).await;
+
+    let mut office = Browser::new(&app);
+    office.log_in(&staff_name, PASSWORD).await;
+    let home = office.get("/app").await;
+    assert!(
+        home.body.contains("href=\"/app/adoption\""),
+        "{}",
+        home.body
+    );
+    let dashboard = office.get("/app/adoption").await;
+    assert_eq!(dashboard.status, StatusCode::OK, "{}", dashboard.body);
+    let html = &dashboard.body;
+    assert!(
+        html.contains("<svg class=\"chart\" viewBox=\"0 0 320 "),
+        "{html}"
+    );
+    assert!(html.contains("width=\"100%\""), "{html}");
+    // Both hamlets count fewer than 5 on one side: shown as "<5" (escaped `&#60;5`), in the
+    // chart and the table; the commune total (5 of 12) is drawn.
+    for hamlet in ["Khe Cốc", "Tà Bán"] {
+        assert!(
+            html.contains(&format!("<td>{hamlet}</td><td>")),
+            "{hamlet}: {html}"
+        );
+    }
+    assert_eq!(html.matches("<td>&#60;5</td>").count(), 2, "{html}");
+    assert!(
+        html.contains("class=\"value suppressed\">&#60;5</text>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td>Toàn xã</td><td>12</td><td>41,7%</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("{} 50%", VI.adoption_target)),
+        "{html}"
+    );
+    // The trend: six months, March's total a point of the line.
+    for month in ["10/25", "11/25", "12/25", "01/26", "02/26", "03/26"] {
+        assert!(
+            html.contains(&format!(">{month}</text>")),
+            "{month}: {html}"
+        );
+    }
+    let line = html
+        .split("<polyline points=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no trend line: {html}"));
+    assert!(!line.is_empty(), "{html}");
+    let text = visible_text(html);
+    assert!(text.contains(VI.adoption_definition), "{text}");
+    assert!(text.contains(VI.adoption_formula), "{text}");
+    assert!(
+        html.contains(&VI.adoption_suppressed_meaning.replace('<', "&#60;")),
+        "{html}"
+    );
+
+    let mut stall_phone = Browser::new(&app);
+    stall_phone.log_in(&vendor_name, PASSWORD).await;
+    let refused = stall_phone.get("/app/adoption").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(!refused.body.contains("Khe Cốc"));
 }

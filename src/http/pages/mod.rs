@@ -4,6 +4,7 @@
 //! with the session cookie of a browser login, and every form carries a CSRF token that must
 //! equal the CSRF cookie (double submit; both cookies are SameSite=Strict and HttpOnly).
 
+mod adoption;
 mod assets;
 mod session;
 mod stall;
@@ -48,7 +49,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(resource("/app").route(get().to(session::home)))
         .service(resource("/app/payees/{id}").route(get().to(stall::stall_page)))
         .service(resource("/app/payees/{id}/intents").route(post().to(stall::create_intent)))
-        .service(resource("/app/payees/{id}/sticker").route(get().to(stall::sticker)));
+        .service(resource("/app/payees/{id}/sticker").route(get().to(stall::sticker)))
+        .service(resource("/app/adoption").route(get().to(adoption::adoption_page)));
 }
 
 /// The session cookie's token, if the browser sent one.

@@ -216,6 +216,8 @@ struct HomePage<'a> {
     f: &'a Frame,
     username: &'a str,
     payees: &'a [PayeeView],
+    /// The commune staff's pages this caller's role may open: link and name.
+    staff_pages: Vec<(&'static str, &'static str)>,
 }
 
 /// `/app`: vendors and schools go straight to their payee's page; staff see every payee.
@@ -228,6 +230,7 @@ pub async fn home(
         return see_other(&format!("/app/payees/{payee}"));
     }
     let username = caller.username.clone();
+    let role = caller.role;
     let listed = state
         .run(move |s| async move {
             s.payments
@@ -248,6 +251,10 @@ pub async fn home(
                 f: &frame,
                 username: &username,
                 payees: &payees.data,
+                staff_pages: [("/app/adoption", frame.t.adoption_title)]
+                    .into_iter()
+                    .filter(|(path, _)| crate::http::policy::may_open(role, path))
+                    .collect(),
             };
             page(&request, &frame, StatusCode::OK, &body)
         }
