@@ -455,7 +455,24 @@ pub const PAGES: &[RoutePolicy] = &[
         Access::Roles(INTENT_ISSUERS),
     ),
     route("GET", "/app/payees/{id}/sticker", Access::Roles(EVERYONE)),
+    // The commune staff's pages: the same roles as the API routes they show.
+    route("GET", "/app/adoption", Access::Roles(STATISTICS_READERS)),
+    route("GET", "/app/suspense", Access::Roles(LEDGER_READERS)),
+    route(
+        "POST",
+        "/app/suspense/{id}/resolve",
+        Access::Roles(LEDGER_WRITERS),
+    ),
 ];
+
+/// Whether `role` may use the route (for the links and forms a page shows).
+pub fn may(role: Role, method: &Method, path: &str) -> bool {
+    match policy(method, path) {
+        Some(Access::Public) => true,
+        Some(Access::Roles(roles)) => roles.contains(&role),
+        None => false,
+    }
+}
 
 /// Where pages live: their refusals are pages too, not JSON.
 pub fn is_page(path: &str) -> bool {

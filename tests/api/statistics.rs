@@ -19,7 +19,7 @@ crate::on_both_backends!(
 const ADOPTION: &str = "/v1/statistics/adoption";
 const ACCESS_LOG: &str = "/v1/audit/personal-data-access";
 
-fn at(text: &str) -> DateTime<Utc> {
+pub(crate) fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text).unwrap().into()
 }
 
@@ -236,27 +236,18 @@ fn expected(kc: u64, tb: u64) -> Vec<(String, String, Value, u64)> {
     ]
 }
 
-async fn a_small_commune_counts_as_computed_by_hand(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
-        return;
-    };
-    // Tokens first: they are stamped by the clock the test moves.
-    let staff = app.token_for(Role::Staff).await;
-    let auditor = app.token_for(Role::Auditor).await;
+/// The small commune (`commune_file`) with its payments of March 2026 (and one in February),
+/// as `a_small_commune_counts_as_computed_by_hand` counts them: the clock is left at
+/// 2026-03-20.
+pub(crate) async fn small_commune_paying_in_march(app: &TestApp) {
     let sample = payos_sample();
     let key = sample["checksum_key"].as_str().unwrap().to_owned();
     let collection_account = sample["body"]["data"]["accountNumber"].as_str().unwrap();
 
     app.state.clock.set(at("2026-03-20T03:00:00Z"));
-    let (_, collection) = vendor(&app, "V001", "970422", collection_account).await;
-    configure(&app, &collection, "payos", &[&key]).await;
-    let summary = import(
-        &app,
-        "/v1/registry/import",
-        "?dry_run=false",
-        commune_file(),
-    )
-    .await;
+    let (_, collection) = vendor(app, "V001", "970422", collection_account).await;
+    configure(app, &collection, "payos", &[&key]).await;
+    let summary = import(app, "/v1/registry/import", "?dry_run=false", commune_file()).await;
     assert_eq!(summary["residents_created"], 13, "{summary}");
     assert_eq!(summary["consents_recorded"], 13, "{summary}");
 
@@ -294,8 +285,18 @@ async fn a_small_commune_counts_as_computed_by_hand(backend: Backend) {
         ("FT26031000007", "X9", "2026-03-11 09:00:00"),
         ("FT26021000001", "K5", "2026-02-14 10:00:00"),
     ] {
-        pay(&app, &key, reference, &account_of(code), when).await;
+        pay(app, &key, reference, &account_of(code), when).await;
     }
+}
+
+async fn a_small_commune_counts_as_computed_by_hand(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    // Tokens first: they are stamped by the clock the test moves.
+    let staff = app.token_for(Role::Staff).await;
+    let auditor = app.token_for(Role::Auditor).await;
+    small_commune_paying_in_march(&app).await;
     // Read in May, as the commune officer would.
     app.state.clock.set(at("2026-05-10T03:00:00Z"));
 

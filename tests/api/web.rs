@@ -12,7 +12,10 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::common::{error_code, new_user, read, token_for_payee, Backend, TestApp, PASSWORD};
-use crate::webhooks::{configure, intent, send_standard, transfer, vendor, STANDARD_SECRET};
+use crate::statistics::{at, small_commune_paying_in_march};
+use crate::webhooks::{
+    configure, intent, record, send_standard, transfer, vendor, STANDARD_SECRET,
+};
 
 crate::on_both_backends!(
     a_vendor_logs_in_and_opens_its_own_stall_page_only,
@@ -24,6 +27,8 @@ crate::on_both_backends!(
     vietnamese_pages_show_no_english,
     every_page_admits_exactly_its_roles,
     disabling_a_user_or_resetting_their_password_ends_their_browser_sessions,
+    staff_see_adoption_by_hamlet_against_the_target,
+    staff_resolve_a_suspense_item_from_the_page,
 );
 
 /// A browser without script: keeps its cookies, follows no redirect by itself.
@@ -602,6 +607,10 @@ async fn vietnamese_pages_show_no_english(backend: Backend) {
     let mut office = Browser::new(&app);
     office.log_in(&staff_name, PASSWORD).await;
     pages.push(("/app".to_owned(), office.get("/app").await));
+    pages.push((
+        "/app/adoption".to_owned(),
+        office.get("/app/adoption").await,
+    ));
 
     for (path, answer) in &pages {
         assert!(answer.body.contains("<html lang=\"vi\">"), "{path}");
@@ -776,4 +785,202 @@ async fn disabling_a_user_or_resetting_their_password_ends_their_browser_session
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(phone.get(&own_page).await.status, StatusCode::SEE_OTHER);
+}
+
+async fn staff_see_adoption_by_hamlet_against_the_target(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    small_commune_paying_in_march(&app).await;
+    // Late March: the bars show March, the trend October to March.
+    app.state.clock.set(at("2026-03-25T03:00:00Z"));
+    let (payee, _) = vendor(&app, "V42", "970436", "4445556668").await;
+    let staff_name = new_user(&app, Role::Staff, None).await;
+    let vendor_name = new_user(&app, Role::Vendor, Some(id_of(&payee))).await;
+
+    let mut office = Browser::new(&app);
+    office.log_in(&staff_name, PASSWORD).await;
+    let home = office.get("/app").await;
+    assert!(
+        home.body.contains("href=\"/app/adoption\""),
+        "{}",
+        home.body
+    );
+    let dashboard = office.get("/app/adoption").await;
+    assert_eq!(dashboard.status, StatusCode::OK, "{}", dashboard.body);
+    let html = &dashboard.body;
+    assert!(
+        html.contains("<svg class=\"chart\" viewBox=\"0 0 320 "),
+        "{html}"
+    );
+    assert!(html.contains("width=\"100%\""), "{html}");
+    // Both hamlets count fewer than 5 on one side: shown as "<5" (escaped `&#60;5`), in the
+    // chart and the table; the commune total (5 of 12) is drawn.
+    for hamlet in ["Khe Cốc", "Tà Bán"] {
+        assert!(
+            html.contains(&format!("<td>{hamlet}</td><td>")),
+            "{hamlet}: {html}"
+        );
+    }
+    assert_eq!(html.matches("<td>&#60;5</td>").count(), 2, "{html}");
+    assert!(
+        html.contains("class=\"value suppressed\">&#60;5</text>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td>Toàn xã</td><td>12</td><td>41,7%</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("{} 50%", VI.adoption_target)),
+        "{html}"
+    );
+    // The trend: six months, March's total a point of the line.
+    for month in ["10/25", "11/25", "12/25", "01/26", "02/26", "03/26"] {
+        assert!(
+            html.contains(&format!(">{month}</text>")),
+            "{month}: {html}"
+        );
+    }
+    let line = html
+        .split("<polyline points=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no trend line: {html}"));
+    assert!(!line.is_empty(), "{html}");
+    let text = visible_text(html);
+    assert!(text.contains(VI.adoption_definition), "{text}");
+    assert!(text.contains(VI.adoption_formula), "{text}");
+    assert!(
+        html.contains(&VI.adoption_suppressed_meaning.replace('<', "&#60;")),
+        "{html}"
+    );
+
+    let mut stall_phone = Browser::new(&app);
+    stall_phone.log_in(&vendor_name, PASSWORD).await;
+    let refused = stall_phone.get("/app/adoption").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(!refused.body.contains("Khe Cốc"));
+}
+
+async fn staff_resolve_a_suspense_item_from_the_page(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (payee, collection) = vendor(&app, "V43", "970436", "5556667778").await;
+    configure(&app, &collection, "standard", &[STANDARD_SECRET]).await;
+    // A transfer whose memo names nobody: it waits in suspense.
+    let stray = record(&app, "5556667778", "in", 42_000, "tien hang ba Tu").await;
+    assert_eq!(stray["matched_as"], "suspense", "{stray}");
+    let item = stray["id"].as_str().unwrap().to_owned();
+    let staff_name = new_user(&app, Role::Staff, None).await;
+    let auditor_name = new_user(&app, Role::Auditor, None).await;
+
+    let mut office = Browser::new(&app);
+    office.log_in(&staff_name, PASSWORD).await;
+    assert!(office
+        .get("/app")
+        .await
+        .body
+        .contains("href=\"/app/suspense\""));
+    let queue = office.get("/app/suspense").await;
+    assert_eq!(queue.status, StatusCode::OK, "{}", queue.body);
+    assert!(
+        queue.body.contains(&format!("id=\"item-{item}\"")),
+        "{}",
+        queue.body
+    );
+    assert!(queue.body.contains("tien hang ba Tu"), "{}", queue.body);
+    assert!(queue.body.contains("42.000đ"), "{}", queue.body);
+    let key = queue
+        .body
+        .split(&format!("id=\"item-{item}\""))
+        .nth(1)
+        .and_then(|form| form.split("name=\"key\" value=\"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form's idempotency key")
+        .to_owned();
+    let resolve = format!("/app/suspense/{item}/resolve");
+    let payee_id = id_of(&payee).to_string();
+    let fields = |csrf: &str| {
+        vec![
+            ("csrf".to_owned(), csrf.to_owned()),
+            ("key".to_owned(), key.clone()),
+            ("action".to_owned(), "payee".to_owned()),
+            ("payee_id".to_owned(), payee_id.clone()),
+            ("intent_id".to_owned(), String::new()),
+            ("note".to_owned(), "bà Tư bán ở quầy V43".to_owned()),
+        ]
+    };
+
+    // Without the CSRF token: refused, and the money stays in suspense.
+    let without_csrf = fields("");
+    let forged = office
+        .answer(
+            office
+                .client
+                .post(app.url(&resolve))
+                .form(&without_csrf[1..]),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.balance("payee:V43").await, "0");
+
+    // An auditor sees the queue but gets no form, and a post is refused.
+    let mut auditor = Browser::new(&app);
+    auditor.log_in(&auditor_name, PASSWORD).await;
+    let read_only = auditor.get("/app/suspense").await;
+    assert!(read_only.body.contains(&format!("id=\"item-{item}\"")));
+    assert!(!read_only.body.contains(&resolve));
+
+    let csrf = office.csrf();
+    // A payment intent that does not exist: back to the queue with a sentence, nothing moved.
+    let missing_intent = Uuid::now_v7().to_string();
+    let wrong = office
+        .post_form(
+            &resolve,
+            &[
+                ("csrf", &csrf),
+                ("key", "another form"),
+                ("action", "intent"),
+                ("intent_id", &missing_intent),
+                ("note", "thử sai"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::SEE_OTHER, "{}", wrong.body);
+    let explained = office.get(wrong.location()).await;
+    assert!(
+        explained.body.contains(VI.resolution_not_possible),
+        "{}",
+        explained.body
+    );
+    assert!(explained.body.contains(&format!("id=\"item-{item}\"")));
+    let done = office
+        .answer(office.client.post(app.url(&resolve)).form(&fields(&csrf)))
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(done.location(), format!("/app/suspense?done={item}"));
+    // The same form posted twice (a double tap) resolves once.
+    let again = office
+        .answer(office.client.post(app.url(&resolve)).form(&fields(&csrf)))
+        .await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.body);
+    assert_eq!(again.location(), format!("/app/suspense?done={item}"));
+
+    assert_eq!(app.balance("payee:V43").await, "42000");
+    let after = office.get(done.location()).await;
+    assert!(after.body.contains(VI.suspense_done), "{}", after.body);
+    assert!(
+        !after.body.contains(&format!("item-{item}")),
+        "{}",
+        after.body
+    );
+    let (status, stored) = app.get(&format!("/v1/bank-transactions/{item}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        stored["resolution"]["note"], "bà Tư bán ở quầy V43",
+        "{stored}"
+    );
+    app.assert_verified().await;
 }

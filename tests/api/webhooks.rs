@@ -219,7 +219,7 @@ pub(crate) async fn send_standard(
 }
 
 /// Sends one transfer and returns the bank transaction it recorded.
-async fn record(
+pub(crate) async fn record(
     app: &TestApp,
     account_number: &str,
     direction: &str,

@@ -4,9 +4,11 @@
 //! with the session cookie of a browser login, and every form carries a CSRF token that must
 //! equal the CSRF cookie (double submit; both cookies are SameSite=Strict and HttpOnly).
 
+mod adoption;
 mod assets;
 mod session;
 mod stall;
+mod suspense;
 pub mod texts;
 
 use actix_web::cookie::{Cookie, SameSite};
@@ -48,7 +50,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(resource("/app").route(get().to(session::home)))
         .service(resource("/app/payees/{id}").route(get().to(stall::stall_page)))
         .service(resource("/app/payees/{id}/intents").route(post().to(stall::create_intent)))
-        .service(resource("/app/payees/{id}/sticker").route(get().to(stall::sticker)));
+        .service(resource("/app/payees/{id}/sticker").route(get().to(stall::sticker)))
+        .service(resource("/app/adoption").route(get().to(adoption::adoption_page)))
+        .service(resource("/app/suspense").route(get().to(suspense::suspense_page)))
+        .service(resource("/app/suspense/{id}/resolve").route(post().to(suspense::resolve)));
 }
 
 /// The session cookie's token, if the browser sent one.
@@ -246,6 +251,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for PageForm<T> {
                 .map(PageForm)
                 .map_err(|_| refuse(StatusCode::BAD_REQUEST, "INVALID_FORM"))
         })
+    }
+}
+
+/// Every payee the caller may see, for a page's list or choice (a commune has a few hundred).
+fn every_payee() -> crate::services::payments::models::PayeeQuery {
+    crate::services::payments::models::PayeeQuery {
+        limit: Some(500),
+        ..Default::default()
     }
 }
 

@@ -10,7 +10,7 @@ use super::{message, page, private_cookie, see_other, Frame, PageForm, SESSION_C
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::services::auth::Caller;
-use crate::services::payments::models::{PayeeQuery, PayeeView};
+use crate::services::payments::models::PayeeView;
 use crate::services::web::SetupError;
 
 /// `/`: the app.
@@ -216,6 +216,8 @@ struct HomePage<'a> {
     f: &'a Frame,
     username: &'a str,
     payees: &'a [PayeeView],
+    /// The commune staff's pages this caller's role may open: link and name.
+    staff_pages: Vec<(&'static str, &'static str)>,
 }
 
 /// `/app`: vendors and schools go straight to their payee's page; staff see every payee.
@@ -228,18 +230,9 @@ pub async fn home(
         return see_other(&format!("/app/payees/{payee}"));
     }
     let username = caller.username.clone();
+    let role = caller.role;
     let listed = state
-        .run(move |s| async move {
-            s.payments
-                .list_payees(
-                    &caller,
-                    PayeeQuery {
-                        limit: Some(500),
-                        ..PayeeQuery::default()
-                    },
-                )
-                .await
-        })
+        .run(move |s| async move { s.payments.list_payees(&caller, super::every_payee()).await })
         .await;
     match listed {
         Ok(payees) => {
@@ -248,6 +241,15 @@ pub async fn home(
                 f: &frame,
                 username: &username,
                 payees: &payees.data,
+                staff_pages: [
+                    ("/app/adoption", frame.t.adoption_title),
+                    ("/app/suspense", frame.t.suspense_title),
+                ]
+                .into_iter()
+                .filter(|(path, _)| {
+                    crate::http::policy::may(role, &actix_web::http::Method::GET, path)
+                })
+                .collect(),
             };
             page(&request, &frame, StatusCode::OK, &body)
         }
