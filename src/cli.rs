@@ -371,7 +371,7 @@ async fn send_delivery(
         .await?
         .data
         .into_iter()
-        .filter(|a| a.account_number == account && bin.map_or(true, |b| a.bank_bin == b))
+        .filter(|a| a.account_number == account && bin.is_none_or(|b| a.bank_bin == b))
         .collect();
     let collection = match matching.as_slice() {
         [one] => one.id,

@@ -148,7 +148,7 @@ fn is_canonical(text: &str) -> bool {
         None => (text, None),
     };
     let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
-    digits(whole) && (whole == "0" || !whole.starts_with('0')) && fraction.map_or(true, digits)
+    digits(whole) && (whole == "0" || !whole.starts_with('0')) && fraction.is_none_or(digits)
 }
 
 #[cfg(test)]

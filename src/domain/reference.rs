@@ -116,7 +116,7 @@ impl PaymentReference {
         for (value, character) in values.iter_mut().zip(compact.chars()) {
             *value = value_of(character).ok_or(ReferenceError::InvalidCharacter { character })?;
         }
-        if weighted_sum(&values) % MODULUS != 0 {
+        if !weighted_sum(&values).is_multiple_of(MODULUS) {
             return Err(ReferenceError::CheckFailed);
         }
         Ok(Self(compact.to_ascii_uppercase()))
@@ -243,7 +243,7 @@ mod tests {
     #[test]
     fn alphabet_is_prime_sized_unambiguous_and_distinct() {
         assert_eq!(MODULUS, 23);
-        assert!((2..MODULUS).all(|d| MODULUS % d != 0));
+        assert!((2..MODULUS).all(|d| !MODULUS.is_multiple_of(d)));
         for confusable in b"0O1ILBSGZUFJW" {
             assert!(!ALPHABET.contains(confusable), "{}", *confusable as char);
         }

@@ -125,11 +125,11 @@ pub struct Resident {
 impl Resident {
     pub fn consented_on(&self, day: NaiveDate) -> bool {
         self.consent_on.is_some_and(|given| given <= day)
-            && self.withdrawn_on.map_or(true, |withdrawn| day < withdrawn)
+            && self.withdrawn_on.is_none_or(|withdrawn| day < withdrawn)
     }
 
     pub fn lives_here_on(&self, day: NaiveDate) -> bool {
-        self.left_on.map_or(true, |left| day <= left)
+        self.left_on.is_none_or(|left| day <= left)
     }
 }
 
@@ -362,7 +362,7 @@ pub fn plan(options: &Options) -> Plan {
     let mut cash = Vec::new();
     let mut day = first_day;
     while day <= last_day {
-        let market_day = day.day() % 5 == 0;
+        let market_day = day.day().is_multiple_of(5);
         if market_day {
             for (index, resident) in residents.iter().enumerate() {
                 let Some(_) = &resident.account else { continue };

@@ -79,7 +79,7 @@ impl<'a> Reference<'a> {
             .residents
             .iter()
             .filter(move |r| {
-                last.year() - r.birth_year >= 15 && r.left_on.map_or(true, |d| d >= first)
+                last.year() - r.birth_year >= 15 && r.left_on.is_none_or(|d| d >= first)
             })
             .map(|r| r.code.as_str())
     }

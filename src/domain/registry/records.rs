@@ -26,7 +26,7 @@ pub struct Hamlet {
 
 impl Hamlet {
     pub fn is_valid_on(&self, day: NaiveDate) -> bool {
-        self.valid_from <= day && self.valid_to.map_or(true, |last| day <= last)
+        self.valid_from <= day && self.valid_to.is_none_or(|last| day <= last)
     }
 
     /// The hamlet's last day, if it closed before `day`: households can no longer be placed

@@ -36,7 +36,7 @@ pub struct HamletFacts {
 
 impl HamletFacts {
     fn valid_on(&self, day: NaiveDate) -> bool {
-        self.valid_from <= day && self.valid_to.map_or(true, |to| day <= to)
+        self.valid_from <= day && self.valid_to.is_none_or(|to| day <= to)
     }
 }
 
@@ -449,8 +449,8 @@ impl<'a> Statistics<'a> {
     ) -> impl Iterator<Item = (&'s ResidentFacts, (String, String))> + 's {
         self.facts.residents.iter().filter_map(move |resident| {
             let household = self.households.get(&resident.household_id)?;
-            let lived_here = resident.living_since.map_or(true, |d| d <= period.last_day)
-                && resident.left_on.map_or(true, |d| d >= period.first_day)
+            let lived_here = resident.living_since.is_none_or(|d| d <= period.last_day)
+                && resident.left_on.is_none_or(|d| d >= period.first_day)
                 && household_present(household, period);
             if !lived_here || resident.age_on(period.last_day) < ADULT_AGE {
                 return None;
@@ -785,10 +785,8 @@ fn attribute(
 }
 
 fn household_present(household: &HouseholdFacts, period: &Period) -> bool {
-    household.moved_in_on.map_or(true, |d| d <= period.last_day)
-        && household
-            .moved_out_on
-            .map_or(true, |d| d >= period.first_day)
+    household.moved_in_on.is_none_or(|d| d <= period.last_day)
+        && household.moved_out_on.is_none_or(|d| d >= period.first_day)
 }
 
 fn any_within(sorted_days: &[NaiveDate], first: NaiveDate, last: NaiveDate) -> bool {

@@ -1513,7 +1513,7 @@ async fn current_year(
     let class = memberships
         .iter()
         .rev()
-        .find(|m| m.from_on <= today && m.until_on.map_or(true, |until| until > today))
+        .find(|m| m.from_on <= today && m.until_on.is_none_or(|until| until > today))
         .or(memberships.last())
         .ok_or_else(|| StoreError::Corrupt(format!("pupil {} has no class", pupil.id)))?;
     let class = unit
