@@ -17,10 +17,14 @@ pub enum AuditAction {
     FeedSet,
     PayeeCreate,
     PayeeUpdate,
+    /// A posted transaction reversed; the target is the original transaction.
+    TransactionReverse,
+    /// An unmatched bank transfer resolved from suspense; the target is the bank transaction.
+    SuspenseResolve,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 7] = [
+    pub const ALL: [AuditAction; 9] = [
         AuditAction::UserCreate,
         AuditAction::UserUpdate,
         AuditAction::UserResetPassword,
@@ -28,6 +32,8 @@ impl AuditAction {
         AuditAction::FeedSet,
         AuditAction::PayeeCreate,
         AuditAction::PayeeUpdate,
+        AuditAction::TransactionReverse,
+        AuditAction::SuspenseResolve,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +45,8 @@ impl AuditAction {
             AuditAction::FeedSet => "feed.set",
             AuditAction::PayeeCreate => "payee.create",
             AuditAction::PayeeUpdate => "payee.update",
+            AuditAction::TransactionReverse => "transaction.reverse",
+            AuditAction::SuspenseResolve => "suspense.resolve",
         }
     }
 
@@ -55,6 +63,8 @@ impl AuditAction {
             | AuditAction::UserChangePassword => "user",
             AuditAction::FeedSet => "collection_account",
             AuditAction::PayeeCreate | AuditAction::PayeeUpdate => "payee",
+            AuditAction::TransactionReverse => "transaction",
+            AuditAction::SuspenseResolve => "bank_transaction",
         }
     }
 }

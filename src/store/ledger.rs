@@ -326,7 +326,12 @@ impl<T: Backend + 'static> Store for T {
         unit.apply_and_write(&items, &mut results, false).await?;
         for (index, result) in claimed.iter().zip(results) {
             outcomes[*index] = Some(match result {
-                Ok(()) => SingleOutcome::Posted,
+                Ok(()) => {
+                    if let Some(audit) = writes[*index].audit {
+                        unit.append_audit(audit).await?;
+                    }
+                    SingleOutcome::Posted
+                }
                 Err(rejection) => {
                     // A refused request leaves no key behind: it may be corrected and sent
                     // again with the same key.

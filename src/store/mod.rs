@@ -191,6 +191,8 @@ pub struct SingleWrite<'a> {
     pub transaction: &'a NewTransaction,
     /// Stored with the key if the transaction posts.
     pub response: &'a StoredResponse,
+    /// Appended in the same database transaction if the transaction posts.
+    pub audit: Option<&'a crate::domain::audit::AuditRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

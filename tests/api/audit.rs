@@ -3,6 +3,7 @@
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 use crate::common::{assert_refused_by_the_database, error_code, payee_id, read, Backend, TestApp};
 use crate::webhooks;
@@ -13,6 +14,8 @@ crate::on_both_backends!(
     audit_records_cannot_be_changed_in_the_database,
     feed_changes_are_recorded_without_their_secrets,
     payee_changes_are_recorded_before_and_after,
+    reversals_are_recorded_with_their_request,
+    suspense_resolutions_are_recorded_with_their_request,
 );
 
 async fn trail(app: &TestApp, query: &str) -> Vec<Value> {
@@ -208,4 +211,92 @@ async fn payee_changes_are_recorded_before_and_after(backend: Backend) {
     assert!(trail(&app, &format!("target_id={missing}"))
         .await
         .is_empty());
+}
+
+/// POSTs a money-moving request as the admin with an Idempotency-Key and the x-request-id.
+async fn post_with_request_id(
+    app: &TestApp,
+    path: &str,
+    request_id: &str,
+    body: &Value,
+) -> (StatusCode, Value) {
+    let response = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(&app.admin)
+        .header("Idempotency-Key", Uuid::new_v4().to_string())
+        .header("x-request-id", request_id)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    read(response).await
+}
+
+async fn admin_name(app: &TestApp) -> String {
+    let (_, users) = app.get("/v1/users").await;
+    users["data"][0]["username"].as_str().unwrap().to_owned()
+}
+
+async fn reversals_are_recorded_with_their_request(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    app.create_account("bank", "asset", json!({})).await;
+    app.create_account("vendor", "liability", json!({})).await;
+    let (status, original) = app.transfer("bank", "vendor", "12000").await;
+    assert_eq!(status, StatusCode::CREATED, "{original}");
+    let id = original["id"].as_str().unwrap();
+    let reverse = format!("/v1/transactions/{id}/reverse");
+    let (status, reversal) =
+        post_with_request_id(&app, &reverse, "req-reverse-1", &json!(null)).await;
+    assert_eq!(status, StatusCode::CREATED, "{reversal}");
+    // A refused second reversal leaves no record.
+    let (status, _) = post_with_request_id(&app, &reverse, "req-reverse-2", &json!(null)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    let records = trail(&app, &format!("target_kind=transaction&target_id={id}")).await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["action"], "transaction.reverse");
+    assert_eq!(records[0]["actor"], admin_name(&app).await.as_str());
+    assert_eq!(records[0]["request_id"], "req-reverse-1");
+    assert_eq!(records[0]["before"]["description"], "transfer");
+    assert_eq!(records[0]["after"]["reversed_by"], reversal["id"]);
+}
+
+async fn suspense_resolutions_are_recorded_with_their_request(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (payee, collection) = webhooks::vendor(&app, "V012", "970436", "7788990011").await;
+    webhooks::configure(&app, &collection, "standard", &[webhooks::STANDARD_SECRET]).await;
+    let stray = webhooks::record(&app, "7788990011", "in", 10_000, "tien cho ba Hoa").await;
+    let bank_transaction = stray["id"].as_str().unwrap();
+    let resolve = format!("/v1/reconciliation/unmatched/{bank_transaction}/resolve");
+    let request = json!({ "payee_id": payee["id"], "note": "khách quên ghi mã" });
+    let (status, resolved) = post_with_request_id(&app, &resolve, "req-resolve-1", &request).await;
+    assert_eq!(status, StatusCode::OK, "{resolved}");
+    // Resolving it again is refused and leaves no record.
+    let (status, _) = post_with_request_id(&app, &resolve, "req-resolve-2", &request).await;
+    assert!(status.is_client_error(), "{status}");
+
+    let records = trail(
+        &app,
+        &format!("target_kind=bank_transaction&target_id={bank_transaction}"),
+    )
+    .await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["action"], "suspense.resolve");
+    assert_eq!(records[0]["actor"], admin_name(&app).await.as_str());
+    assert_eq!(records[0]["request_id"], "req-resolve-1");
+    assert_eq!(records[0]["before"]["suspense_amount"], "10000");
+    assert_eq!(records[0]["after"]["action"], "payee");
+    assert_eq!(records[0]["after"]["payee_id"], payee["id"]);
+    assert_eq!(records[0]["after"]["note"], "khách quên ghi mã");
+    assert!(records[0]["after"]["ledger_transaction_id"].is_string());
+    let text = Value::Array(records).to_string();
+    assert!(
+        !text.contains("7788990011"),
+        "no full account number: {text}"
+    );
 }

@@ -483,14 +483,7 @@ impl BankFeedService {
                 .expect("views serialize"),
         };
         let outcome = self
-            .resolve_once(
-                &claim,
-                id,
-                action,
-                note,
-                (caller.user_id, &caller.username),
-                &respond,
-            )
+            .resolve_once(&claim, id, action, note, caller, &respond)
             .await?;
         match outcome {
             Idempotent::Replay(stored) => Ok(Reply {

@@ -3,9 +3,11 @@
 //! write) and resolving money in suspense (gather facts, [`decide_resolution`], post, write).
 //! The store only reads and writes; every decision is a domain function.
 
+use serde_json::json;
 use uuid::Uuid;
 
 use super::{BankFeedError, BankFeedService};
+use crate::domain::audit::AuditAction;
 use crate::domain::bank_feed::matching::{
     self, balance_discrepancy, Credit, MatchFacts, NamedIntent, PayeeMatch, BANK_FEED_USER_ID,
 };
@@ -16,6 +18,7 @@ use crate::domain::bank_feed::resolution::{
 use crate::domain::bank_feed::BankTransaction;
 use crate::domain::payer::PayerAccountHash;
 use crate::domain::settlement::{payee_code_candidates, IntentState};
+use crate::services::auth::Caller;
 use crate::store::bank_feed::{
     DeliveryRecord, Discrepancy, Feed, NewBankRecord, NewResolution, StoredBankTransaction,
 };
@@ -176,7 +179,7 @@ impl BankFeedService {
         bank_transaction_id: Uuid,
         action: ResolutionAction,
         note: &str,
-        by: (Uuid, &str),
+        caller: &Caller,
         respond: ResolutionResponder<'_>,
     ) -> Result<Idempotent<Result<StoredBankTransaction, ResolveRejection>>, BankFeedError> {
         let mut unit = self.store.begin().await?;
@@ -241,11 +244,27 @@ impl BankFeedService {
             payment_intent_id: plan.intent_update.map(|(intent, _, _)| intent),
             payee_id: plan.payee.map(|p| p.payee_id),
             note,
-            resolved_by: by,
+            resolved_by: (caller.user_id, &caller.username),
             resolved_at: now,
             ledger_transaction_id,
             duplicate_of: plan.duplicate_of,
         })
+        .await?;
+        unit.append_audit(&crate::services::audit_record(
+            &self.clock,
+            caller,
+            AuditAction::SuspenseResolve,
+            bank_transaction_id,
+            Some(json!({ "suspense_amount": facts.record.map(|r| r.suspense_amount.to_string()) })),
+            Some(json!({
+                "action": action.as_str(),
+                "payment_intent_id": plan.intent_update.map(|(intent, _, _)| intent),
+                "payee_id": plan.payee.map(|p| p.payee_id),
+                "duplicate_of": plan.duplicate_of,
+                "ledger_transaction_id": ledger_transaction_id,
+                "note": note,
+            })),
+        ))
         .await?;
         let resolved = unit.load_bank_transaction(bank_transaction_id).await?;
         unit.store_key_response(claim, &respond(&resolved)).await?;

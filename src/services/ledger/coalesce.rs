@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
+use crate::domain::audit::AuditRecord;
 use crate::domain::transaction::NewTransaction;
 use crate::store::{
     IdempotencyClaim, SingleOutcome, SingleWrite, Store, StoreError, StoredResponse,
@@ -26,6 +27,8 @@ pub struct Job {
     pub claim: IdempotencyClaim,
     pub transaction: NewTransaction,
     pub response: StoredResponse,
+    /// Written with the transaction when it posts: the change a person made (a reversal).
+    pub audit: Option<AuditRecord>,
     pub reply: oneshot::Sender<Result<SingleOutcome, StoreError>>,
 }
 
@@ -87,6 +90,7 @@ async fn write_round(store: &dyn Store, round: Vec<Job>) {
             claim: &job.claim,
             transaction: &job.transaction,
             response: &job.response,
+            audit: job.audit.as_ref(),
         })
         .collect();
     match store.post_singles(&writes).await {
@@ -105,6 +109,7 @@ async fn write_round(store: &dyn Store, round: Vec<Job>) {
                     claim: &job.claim,
                     transaction: &job.transaction,
                     response: &job.response,
+                    audit: job.audit.as_ref(),
                 };
                 let outcome = store
                     .post_singles(std::slice::from_ref(&alone))

@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -20,6 +21,7 @@ use crate::clock::{to_datetime, Clock};
 use crate::domain::account::{
     Account, AccountCode, AccountFlags, AccountKind, AccountRef, NewAccount,
 };
+use crate::domain::audit::{AuditAction, AuditRecord};
 use crate::domain::money::Currency;
 use crate::domain::transaction::{NewTransaction, Posting, TransactionDraft};
 use crate::services::auth::Caller;
@@ -483,7 +485,7 @@ impl LedgerService {
         request: TransactionRequest,
     ) -> Result<Reply, LedgerError> {
         let transaction = self.prepare(vec![request]).await?.remove(0)?;
-        self.write_one(caller, claim, transaction).await
+        self.write_one(caller, claim, transaction, None).await
     }
 
     #[tracing::instrument(skip_all, fields(user = %caller.username, original = %id))]
@@ -551,15 +553,31 @@ impl LedgerService {
             created_at: now,
             reversal_of: Some(id),
         };
-        self.write_one(caller, claim, NewTransaction::new(draft, postings)?)
-            .await
+        let reversal_id = draft.id;
+        let audit = crate::services::audit_record(
+            &self.clock,
+            caller,
+            AuditAction::TransactionReverse,
+            id,
+            Some(json!({ "reference": original.reference, "description": original.description })),
+            Some(json!({ "reversed_by": reversal_id, "description": draft.description })),
+        );
+        self.write_one(
+            caller,
+            claim,
+            NewTransaction::new(draft, postings)?,
+            Some(audit),
+        )
+        .await
     }
 
+    /// `audit`, if any, is written in the transaction's own database transaction.
     async fn write_one(
         &self,
         caller: &Caller,
         claim: IdempotencyClaim,
         transaction: NewTransaction,
+        audit: Option<AuditRecord>,
     ) -> Result<Reply, LedgerError> {
         let body = serde_json::to_string(&new_view(&transaction)).expect("views serialize");
         let response = StoredResponse { status: 201, body };
@@ -571,6 +589,7 @@ impl LedgerService {
                 claim: claim.clone(),
                 transaction: transaction.clone(),
                 response: response.clone(),
+                audit: audit.clone(),
                 reply,
             };
             if self.singles.submit(job).await.is_err() {
