@@ -204,6 +204,17 @@ async fn cash(app: &TestApp, school_id: &str, pupil: &str, amount: i64, token: &
     receipt
 }
 
+/// A new parent link for the pupil: its id and its token.
+pub(crate) async fn parent_link(app: &TestApp, school: &School, pupil: &str) -> Value {
+    ok(
+        app,
+        &format!("/v1/schools/{}/parent-links", school.id),
+        &json!({"pupil_id": pupil}),
+        StatusCode::CREATED,
+    )
+    .await
+}
+
 async fn get_ok(app: &TestApp, path: &str) -> Value {
     let (status, body) = app.get(path).await;
     assert_eq!(status, StatusCode::OK, "{path}: {body}");
@@ -618,13 +629,7 @@ async fn a_school_user_sees_only_its_school_and_parents_read_by_revocable_token(
     let [meals, ..] = items(&app, &mine).await;
     let run = run(&app, &mine, "Tháng 9/2026", &[&meals]).await;
     post_run(&app, &mine, &run).await;
-    let link = ok(
-        &app,
-        &format!("/v1/schools/{}/parent-links", mine.id),
-        &json!({"pupil_id": pupils[0]}),
-        StatusCode::CREATED,
-    )
-    .await;
+    let link = parent_link(&app, &mine, &pupils[0]).await;
     let token_text = link["token"].as_str().unwrap();
     assert_eq!(token_text.len(), 64, "256 random bits");
     let response = app

@@ -999,7 +999,7 @@ fn form_key(body: &str, id: &str) -> String {
 async fn a_school_office_records_cash_from_its_run_board_and_parents_read_what_is_owed(
     backend: Backend,
 ) {
-    use crate::schools::{items, ok, post_run, pupils, run, school};
+    use crate::schools::{items, ok, parent_link, post_run, pupils, run, school};
     use serde_json::json;
     let Some(app) = TestApp::spawn(backend).await else {
         return;
@@ -1097,13 +1097,7 @@ async fn a_school_office_records_cash_from_its_run_board_and_parents_read_what_i
     assert_eq!(theirs.status, StatusCode::NOT_FOUND);
 
     // The parents' page: no login, what is owed in Vietnamese; revoked, not found.
-    let link = ok(
-        &app,
-        &format!("/v1/schools/{}/parent-links", mine.id),
-        &json!({"pupil_id": pupils[0]}),
-        StatusCode::CREATED,
-    )
-    .await;
+    let link = parent_link(&app, &mine, &pupils[0]).await;
     let parents_path = format!("/app/parents/{}", link["token"].as_str().unwrap());
     let mut parent = Browser::new(&app);
     let owed = parent.get(&parents_path).await;
