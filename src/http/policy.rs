@@ -463,6 +463,24 @@ pub const PAGES: &[RoutePolicy] = &[
         "/app/suspense/{id}/resolve",
         Access::Roles(LEDGER_WRITERS),
     ),
+    // The school office's pages: the roles of the schools API (a school user: its own school
+    // only, another's 404); the parents' page proves itself with the parent link's token.
+    route(
+        "GET",
+        "/app/schools/{school}/runs/{run}",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/app/schools/{school}/runs/{run}/cash",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "GET",
+        "/app/schools/{school}/receipts/{receipt}",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route("GET", "/app/parents/{token}", Access::Public),
 ];
 
 /// Whether `role` may use the route (for the links and forms a page shows).

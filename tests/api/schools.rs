@@ -27,21 +27,21 @@ const INSURANCE: i64 = 884_520;
 const PARENTS_FUND: i64 = 150_000;
 const CLUB: i64 = 100_000;
 
-struct School {
-    id: String,
+pub(crate) struct School {
+    pub(crate) id: String,
     account_number: String,
     year: String,
     class: String,
 }
 
-async fn ok(app: &TestApp, path: &str, body: &Value, expected: StatusCode) -> Value {
+pub(crate) async fn ok(app: &TestApp, path: &str, body: &Value, expected: StatusCode) -> Value {
     let (status, answer) = app.post(path, body).await;
     assert_eq!(status, expected, "{path}: {answer}");
     answer
 }
 
 /// A school collecting into its own account (with a standard feed), a year and class 3A.
-async fn school(app: &TestApp, code: &str, account_number: &str) -> School {
+pub(crate) async fn school(app: &TestApp, code: &str, account_number: &str) -> School {
     let payee = ok(
         app,
         "/v1/payees",
@@ -81,7 +81,7 @@ async fn school(app: &TestApp, code: &str, account_number: &str) -> School {
     }
 }
 
-async fn pupils(app: &TestApp, school: &School, count: usize) -> Vec<String> {
+pub(crate) async fn pupils(app: &TestApp, school: &School, count: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for n in 1..=count {
         let pupil = ok(
@@ -101,7 +101,7 @@ async fn pupils(app: &TestApp, school: &School, count: usize) -> Vec<String> {
 }
 
 /// (meals, insurance, parents fund, club) item ids.
-async fn items(app: &TestApp, school: &School) -> [String; 4] {
+pub(crate) async fn items(app: &TestApp, school: &School) -> [String; 4] {
     let item = |name: &str, fund: &str, mandatory: bool, unit: &str, amount: i64| {
         json!({
             "year_id": school.year, "name": name, "fund": fund, "mandatory": mandatory,
@@ -144,7 +144,7 @@ async fn items(app: &TestApp, school: &School) -> [String; 4] {
     ids.try_into().unwrap()
 }
 
-async fn run(app: &TestApp, school: &School, name: &str, items: &[&String]) -> String {
+pub(crate) async fn run(app: &TestApp, school: &School, name: &str, items: &[&String]) -> String {
     let run = ok(
         app,
         &format!("/v1/schools/{}/runs", school.id),
@@ -158,7 +158,7 @@ async fn run(app: &TestApp, school: &School, name: &str, items: &[&String]) -> S
     run["id"].as_str().unwrap().to_owned()
 }
 
-async fn post_run(app: &TestApp, school: &School, run: &str) -> Value {
+pub(crate) async fn post_run(app: &TestApp, school: &School, run: &str) -> Value {
     ok(
         app,
         &format!("/v1/schools/{}/runs/{run}/post", school.id),
@@ -202,6 +202,17 @@ async fn cash(app: &TestApp, school_id: &str, pupil: &str, amount: i64, token: &
     .await;
     assert_eq!(status, StatusCode::CREATED, "{receipt}");
     receipt
+}
+
+/// A new parent link for the pupil: its id and its token.
+pub(crate) async fn parent_link(app: &TestApp, school: &School, pupil: &str) -> Value {
+    ok(
+        app,
+        &format!("/v1/schools/{}/parent-links", school.id),
+        &json!({"pupil_id": pupil}),
+        StatusCode::CREATED,
+    )
+    .await
 }
 
 async fn get_ok(app: &TestApp, path: &str) -> Value {
@@ -618,13 +629,7 @@ async fn a_school_user_sees_only_its_school_and_parents_read_by_revocable_token(
     let [meals, ..] = items(&app, &mine).await;
     let run = run(&app, &mine, "Tháng 9/2026", &[&meals]).await;
     post_run(&app, &mine, &run).await;
-    let link = ok(
-        &app,
-        &format!("/v1/schools/{}/parent-links", mine.id),
-        &json!({"pupil_id": pupils[0]}),
-        StatusCode::CREATED,
-    )
-    .await;
+    let link = parent_link(&app, &mine, &pupils[0]).await;
     let token_text = link["token"].as_str().unwrap();
     assert_eq!(token_text.len(), 64, "256 random bits");
     let response = app

@@ -29,6 +29,7 @@ crate::on_both_backends!(
     disabling_a_user_or_resetting_their_password_ends_their_browser_sessions,
     staff_see_adoption_by_hamlet_against_the_target,
     staff_resolve_a_suspense_item_from_the_page,
+    a_school_office_records_cash_from_its_run_board_and_parents_read_what_is_owed,
 );
 
 /// A browser without script: keeps its cookies, follows no redirect by itself.
@@ -982,5 +983,145 @@ async fn staff_resolve_a_suspense_item_from_the_page(backend: Backend) {
         stored["resolution"]["note"], "bà Tư bán ở quầy V43",
         "{stored}"
     );
+    app.assert_verified().await;
+}
+
+/// The idempotency key of the form in the page's element with `id`.
+fn form_key(body: &str, id: &str) -> String {
+    body.split(&format!("id=\"{id}\""))
+        .nth(1)
+        .and_then(|form| form.split("name=\"key\" value=\"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form's idempotency key")
+        .to_owned()
+}
+
+async fn a_school_office_records_cash_from_its_run_board_and_parents_read_what_is_owed(
+    backend: Backend,
+) {
+    use crate::schools::{items, ok, parent_link, post_run, pupils, run, school};
+    use serde_json::json;
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let mine = school(&app, "THC", "1900000011").await;
+    let other = school(&app, "THD", "1900000012").await;
+    let pupils = pupils(&app, &mine, 2).await;
+    let [meals, ..] = items(&app, &mine).await;
+    let run = run(&app, &mine, "Tháng 9/2026", &[&meals]).await;
+    post_run(&app, &mine, &run).await;
+    let school_user = new_user(&app, Role::School, Some(mine.id.parse().unwrap())).await;
+    let mut desk = Browser::new(&app);
+    desk.log_in(&school_user, PASSWORD).await;
+
+    let board_path = format!("/app/schools/{}/runs/{run}", mine.id);
+    let board = desk.get(&board_path).await;
+    assert_eq!(board.status, StatusCode::OK, "{}", board.body);
+    let (status, expected) = app
+        .get(&format!("/v1/schools/{}/runs/{run}/status", mine.id))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{expected}");
+    for (id, field) in [
+        ("paid", "paid"),
+        ("partly-paid", "partly_paid"),
+        ("unpaid", "unpaid"),
+    ] {
+        assert!(
+            board
+                .body
+                .contains(&format!("id=\"{id}\">{}<", expected[field])),
+            "{id}: {}",
+            board.body
+        );
+    }
+    assert_eq!(expected["unpaid"], 2);
+    assert!(
+        board.body.contains("id=\"owed\">800.000đ<"),
+        "{}",
+        board.body
+    );
+
+    let key = form_key(&board.body, &format!("pupil-{}", pupils[0]));
+    let cash_path = format!("{board_path}/cash");
+    let fields = |csrf: &str| {
+        vec![
+            ("csrf".to_owned(), csrf.to_owned()),
+            ("key".to_owned(), key.clone()),
+            ("pupil_id".to_owned(), pupils[0].clone()),
+            ("amount".to_owned(), "150000".to_owned()),
+            ("payer_name".to_owned(), "Trần Thị Mẹ".to_owned()),
+        ]
+    };
+    let forged = desk
+        .answer(desk.client.post(app.url(&cash_path)).form(&fields("")[1..]))
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let csrf = desk.csrf();
+    let recorded = desk
+        .answer(desk.client.post(app.url(&cash_path)).form(&fields(&csrf)))
+        .await;
+    assert_eq!(recorded.status, StatusCode::SEE_OTHER, "{}", recorded.body);
+    // A double tap records the cash once and shows the same receipt.
+    let again = desk
+        .answer(desk.client.post(app.url(&cash_path)).form(&fields(&csrf)))
+        .await;
+    assert_eq!(again.location(), recorded.location());
+    let receipt_id = recorded.location().rsplit('/').next().unwrap().to_owned();
+    let (status, stored) = app
+        .get(&format!(
+            "/v1/schools/{}/cash-receipts/{receipt_id}",
+            mine.id
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{stored}");
+    assert_eq!(stored["number"], 1);
+    let receipt = desk.get(recorded.location()).await;
+    assert_eq!(receipt.status, StatusCode::OK, "{}", receipt.body);
+    assert!(receipt.body.contains("Số: 1<"), "{}", receipt.body);
+    let after = desk.get(&board_path).await;
+    assert!(
+        after.body.contains("id=\"partly-paid\">1<"),
+        "{}",
+        after.body
+    );
+    assert!(
+        after.body.contains("id=\"owed\">650.000đ<"),
+        "{}",
+        after.body
+    );
+
+    // Another school's board is not found for this school's user.
+    let theirs = desk
+        .get(&format!("/app/schools/{}/runs/{run}", other.id))
+        .await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
+
+    // The parents' page: no login, what is owed in Vietnamese; revoked, not found.
+    let link = parent_link(&app, &mine, &pupils[0]).await;
+    let parents_path = format!("/app/parents/{}", link["token"].as_str().unwrap());
+    let mut parent = Browser::new(&app);
+    let owed = parent.get(&parents_path).await;
+    assert_eq!(owed.status, StatusCode::OK, "{}", owed.body);
+    assert!(owed.body.contains("<html lang=\"vi\">"));
+    assert!(owed.body.contains("Tiền ăn bán trú"), "{}", owed.body);
+    assert!(
+        owed.body.contains("id=\"total\">250.000đ<"),
+        "{}",
+        owed.body
+    );
+    ok(
+        &app,
+        &format!(
+            "/v1/schools/{}/parent-links/{}/revoke",
+            mine.id,
+            link["id"].as_str().unwrap()
+        ),
+        &json!({}),
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    let revoked = parent.get(&parents_path).await;
+    assert_eq!(revoked.status, StatusCode::NOT_FOUND);
+    assert!(revoked.body.contains(VI.not_found), "{}", revoked.body);
     app.assert_verified().await;
 }

@@ -6,6 +6,7 @@
 
 mod adoption;
 mod assets;
+mod school_office;
 mod session;
 mod stall;
 mod suspense;
@@ -53,7 +54,18 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(resource("/app/payees/{id}/sticker").route(get().to(stall::sticker)))
         .service(resource("/app/adoption").route(get().to(adoption::adoption_page)))
         .service(resource("/app/suspense").route(get().to(suspense::suspense_page)))
-        .service(resource("/app/suspense/{id}/resolve").route(post().to(suspense::resolve)));
+        .service(resource("/app/suspense/{id}/resolve").route(post().to(suspense::resolve)))
+        // The school office's and the parents' pages.
+        .service(resource("/app/schools/{school}/runs/{run}").route(get().to(school_office::board)))
+        .service(
+            resource("/app/schools/{school}/runs/{run}/cash")
+                .route(post().to(school_office::record_cash)),
+        )
+        .service(
+            resource("/app/schools/{school}/receipts/{receipt}")
+                .route(get().to(school_office::receipt)),
+        )
+        .service(resource("/app/parents/{token}").route(get().to(school_office::parents)));
 }
 
 /// The session cookie's token, if the browser sent one.
