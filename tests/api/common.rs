@@ -29,43 +29,99 @@ pub struct TestApp {
     pub state: AppState,
     pub settings: Settings,
     pub admin: String,
-    /// The first instance owns the directory; a sibling borrows it.
+    /// The first instance owns the directory and the database; a sibling borrows them.
     _dir: Option<TempDir>,
+    _database: Option<ScratchDatabase>,
     shutdown: oneshot::Sender<()>,
     server: JoinHandle<std::io::Result<()>>,
 }
 
-/// Makes a fresh PostgreSQL database on the server `TEST_DATABASE_URL` points at.
-pub async fn fresh_postgres_database() -> Option<String> {
-    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-        eprintln!("TEST_DATABASE_URL is not set: PostgreSQL test skipped");
-        return None;
-    };
-    use sqlx::Connection;
-    let mut connection = sqlx::PgConnection::connect(&admin_url)
-        .await
-        .expect("TEST_DATABASE_URL is set but PostgreSQL is not reachable");
-    let name = format!("ml_test_{}", Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut connection)
-        .await
-        .expect("create test database");
-    let (server, _) = admin_url.rsplit_once('/').expect("URL has a database name");
-    Some(format!("{server}/{name}"))
+/// A test's own PostgreSQL database on the server `TEST_DATABASE_URL` points at. It is dropped
+/// when the test ends; a failed test keeps it (its name is printed) for a look.
+pub struct ScratchDatabase {
+    server_url: String,
+    name: String,
 }
 
-pub async fn test_settings(backend: Backend, dir: &TempDir) -> Option<Settings> {
-    let database_url = match backend {
-        Backend::Sqlite => format!("sqlite://{}", dir.path().join("ledger.db").display()),
-        Backend::Postgres => fresh_postgres_database().await?,
+impl ScratchDatabase {
+    async fn create() -> ScratchDatabase {
+        // Only the PostgreSQL variants get here, and they are compiled as ignored without the
+        // variable: reaching this without it (e.g. `--ignored`) must fail, not pass untested.
+        let server_url = std::env::var("TEST_DATABASE_URL")
+            .expect("TEST_DATABASE_URL must be set at run time for the PostgreSQL tests");
+        let name = format!("ml_test_{}", Uuid::new_v4().simple());
+        execute_on_server(&server_url, &format!("CREATE DATABASE {name}")).await;
+        ScratchDatabase { server_url, name }
+    }
+
+    fn url(&self) -> String {
+        let (server, _) = self
+            .server_url
+            .rsplit_once('/')
+            .expect("URL has a database name");
+        format!("{server}/{}", self.name)
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept the failed test's database {}", self.name);
+            return;
+        }
+        // Drop cannot await, and blocking on the test's own runtime is not allowed: a thread
+        // with its own runtime drops the database. FORCE ends the service's pooled connections.
+        let (server_url, statement) = (
+            self.server_url.clone(),
+            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(execute_on_server(&server_url, &statement))
+        })
+        .join()
+        .expect("drop the test database");
+    }
+}
+
+async fn execute_on_server(server_url: &str, statement: &str) {
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(server_url)
+        .await
+        .expect("TEST_DATABASE_URL is set but PostgreSQL is not reachable");
+    sqlx::query(statement)
+        .execute(&mut connection)
+        .await
+        .unwrap_or_else(|e| panic!("{statement}: {e}"));
+}
+
+/// Settings for a test's own database: a SQLite file in `dir`, or a scratch PostgreSQL
+/// database, which lives as long as the returned guard.
+pub async fn test_settings(
+    backend: Backend,
+    dir: &TempDir,
+) -> Option<(Settings, Option<ScratchDatabase>)> {
+    let (database_url, database) = match backend {
+        Backend::Sqlite => (
+            format!("sqlite://{}", dir.path().join("ledger.db").display()),
+            None,
+        ),
+        Backend::Postgres => {
+            let database = ScratchDatabase::create().await;
+            (database.url(), Some(database))
+        }
     };
-    Some(Settings {
+    let settings = Settings {
         database_url,
         listen: "127.0.0.1:0".into(),
         data_dir: PathBuf::from(dir.path()),
         log_filter: "warn".into(),
         ..Settings::default()
-    })
+    };
+    Some((settings, database))
 }
 
 impl TestApp {
@@ -78,9 +134,9 @@ impl TestApp {
         adjust: impl FnOnce(&mut Settings),
     ) -> Option<TestApp> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut settings = test_settings(backend, &dir).await?;
+        let (mut settings, database) = test_settings(backend, &dir).await?;
         adjust(&mut settings);
-        let mut test_app = Self::start(settings, Some(dir)).await;
+        let mut test_app = Self::start(settings, Some(dir), database).await;
         test_app.admin = test_app.token_for(Role::Admin).await;
         Some(test_app)
     }
@@ -88,8 +144,8 @@ impl TestApp {
     /// A fresh service with no user at all, as on first run.
     pub async fn spawn_without_users(backend: Backend) -> Option<TestApp> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let settings = test_settings(backend, &dir).await?;
-        Some(Self::start(settings, Some(dir)).await)
+        let (settings, database) = test_settings(backend, &dir).await?;
+        Some(Self::start(settings, Some(dir), database).await)
     }
 
     /// A second instance on the same database and data directory (so the same signing keys),
@@ -99,12 +155,16 @@ impl TestApp {
             listen: "127.0.0.1:0".into(),
             ..self.settings.clone()
         };
-        let mut sibling = Self::start(settings, None).await;
+        let mut sibling = Self::start(settings, None, None).await;
         sibling.admin = self.admin.clone();
         sibling
     }
 
-    async fn start(settings: Settings, dir: Option<TempDir>) -> TestApp {
+    async fn start(
+        settings: Settings,
+        dir: Option<TempDir>,
+        database: Option<ScratchDatabase>,
+    ) -> TestApp {
         market_ledger::telemetry::init_tracing(&settings);
         let app = Application::build(&settings)
             .await
@@ -122,6 +182,7 @@ impl TestApp {
             settings,
             admin: String::new(),
             _dir: dir,
+            _database: database,
             shutdown,
             server,
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::common::{read, test_settings, Backend, PASSWORD};
+use crate::common::{read, test_settings, Backend, ScratchDatabase, PASSWORD};
 
 crate::on_both_backends!(
     acknowledged_transactions_survive_sigkill,
@@ -53,6 +53,8 @@ impl Drop for Server {
 
 struct Binary {
     env: Vec<(&'static str, String)>,
+    /// The PostgreSQL database the binary runs on, dropped with it.
+    _database: Option<ScratchDatabase>,
 }
 
 impl Binary {
@@ -121,8 +123,9 @@ impl Binary {
 }
 
 async fn binary_for(backend: Backend, dir: &tempfile::TempDir) -> Option<Binary> {
-    let settings = test_settings(backend, dir).await?;
+    let (settings, database) = test_settings(backend, dir).await?;
     Some(Binary {
+        _database: database,
         env: vec![
             ("DATABASE_URL", settings.database_url),
             ("MARKET_LEDGER_DATA_DIR", dir.path().display().to_string()),
