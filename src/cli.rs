@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::config::Settings;
 use crate::domain::user::Role;
 use crate::services::auth::Caller;
+use crate::services::bank_feed::models::{shown_headers, SentDeliveryView};
 use crate::services::ledger::LedgerService;
 use crate::services::users::UserPatchRequest;
 use crate::startup::{auth_service, open_store, Application};
@@ -80,6 +81,14 @@ enum WebhooksCommand {
         /// The transfer memo: a payee code, an intent reference.
         #[arg(long)]
         memo: String,
+        /// sepay, payos, casso or standard: must be the account's feed (the default).
+        #[arg(long)]
+        provider: Option<String>,
+        /// Post the delivery over HTTP to the service at this address (e.g.
+        /// https://ledger.example.vn, through the reverse proxy), as the provider would, instead
+        /// of handing it to the service in this process.
+        #[arg(long)]
+        url: Option<String>,
     },
 }
 
@@ -218,8 +227,19 @@ pub async fn run() -> anyhow::Result<i32> {
                     bin,
                     amount,
                     memo,
+                    provider,
+                    url,
                 },
-        } => send_delivery(settings, &account, bin.as_deref(), amount, memo).await,
+        } => {
+            let transfer = TestTransfer {
+                account,
+                bin,
+                amount,
+                memo,
+                provider,
+            };
+            send_delivery(settings, transfer, url.as_deref()).await
+        }
         Command::Openapi => {
             print!("{}", crate::http::openapi_yaml());
             Ok(0)
@@ -354,24 +374,34 @@ async fn simulate(mut settings: Settings, args: SimulateArgs) -> anyhow::Result<
     Ok(0)
 }
 
-async fn send_delivery(
-    mut settings: Settings,
-    account: &str,
-    bin: Option<&str>,
+/// What `webhooks send` delivers.
+struct TestTransfer {
+    account: String,
+    bin: Option<String>,
     amount: String,
     memo: String,
+    provider: Option<String>,
+}
+
+async fn send_delivery(
+    mut settings: Settings,
+    transfer: TestTransfer,
+    url: Option<&str>,
 ) -> anyhow::Result<i32> {
-    // The delivery goes through the webhook use case in-process; nothing is served.
+    // The delivery is built (and, without --url, processed) in-process; nothing is served.
     settings.listen = "127.0.0.1:0".into();
     let app = Application::build(&settings).await?;
     let state = app.state();
+    let account = transfer.account.as_str();
     let matching: Vec<_> = state
         .bank_feed
         .collection_accounts()
         .await?
         .data
         .into_iter()
-        .filter(|a| a.account_number == account && bin.is_none_or(|b| a.bank_bin == b))
+        .filter(|a| {
+            a.account_number == account && transfer.bin.as_ref().is_none_or(|b| &a.bank_bin == b)
+        })
         .collect();
     let collection = match matching.as_slice() {
         [one] => one.id,
@@ -380,15 +410,58 @@ async fn send_delivery(
     };
     let caller = Caller::system(COMMAND_LINE);
     let request = crate::services::bank_feed::models::SendDeliveryRequest {
-        amount: crate::services::ledger::models::AmountText(amount),
-        memo,
+        amount: crate::services::ledger::models::AmountText(transfer.amount),
+        memo: transfer.memo,
     };
-    let sent = state
+    let delivery = state
         .bank_feed
-        .send_test_delivery(&caller, collection, request)
+        .sign_test_delivery(&caller, collection, request)
         .await?;
-    println!("{}", serde_json::to_string_pretty(&sent)?);
-    Ok(0)
+    if let Some(asked) = transfer.provider {
+        if asked != delivery.provider {
+            anyhow::bail!(
+                "account {account} has a {} feed, not {asked}: its deliveries are signed as {} signs them",
+                delivery.provider,
+                delivery.provider
+            );
+        }
+    }
+    let Some(url) = url else {
+        let answer = state
+            .bank_feed
+            .receive(delivery.provider, &delivery.headers, &delivery.body)
+            .await?;
+        let sent = SentDeliveryView::new(delivery, answer);
+        println!("{}", serde_json::to_string_pretty(&sent)?);
+        return Ok(0);
+    };
+    let endpoint = format!(
+        "{}/v1/webhooks/{}",
+        url.trim_end_matches('/'),
+        delivery.provider
+    );
+    let mut post = reqwest::Client::new().post(&endpoint);
+    for (name, value) in &delivery.headers {
+        post = post.header(name, value);
+    }
+    let response = post
+        .body(delivery.body.clone())
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("POST {endpoint}: {e}"))?;
+    let status = response.status();
+    let answer = response.text().await.unwrap_or_default();
+    let printed = serde_json::json!({
+        "url": endpoint,
+        "provider": delivery.provider,
+        "headers": shown_headers(delivery.headers),
+        "body": serde_json::from_slice::<serde_json::Value>(&delivery.body).unwrap_or_default(),
+        "status": status.as_u16(),
+        "answer": serde_json::from_str::<serde_json::Value>(&answer)
+            .unwrap_or(serde_json::Value::String(answer)),
+    });
+    println!("{}", serde_json::to_string_pretty(&printed)?);
+    Ok(if status.is_success() { 0 } else { 1 })
 }
 
 /// An address a browser on this machine can open: a wildcard listen address is reached on

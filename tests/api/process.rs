@@ -1,19 +1,22 @@
-//! The real binary: acknowledged transactions survive SIGKILL, and `verify` exits 1 on a
-//! corrupted ledger.
+//! The real binary: acknowledged transactions survive SIGKILL, `verify` exits 1 on a
+//! corrupted ledger, `webhooks send` delivers as a provider.
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::common::{read, test_settings, Backend, ScratchDatabase, PASSWORD};
+use crate::common::{
+    create_payee, read, test_settings, vendor, Backend, ScratchDatabase, TestApp, PASSWORD,
+};
 
 crate::on_both_backends!(
     acknowledged_transactions_survive_sigkill,
     sigterm_finishes_requests_in_flight,
     verify_command_fails_on_a_corrupted_ledger,
+    webhooks_send_delivers_as_the_provider_would,
 );
 
 /// A running server process, killed when dropped so a failing test leaves nothing behind.
@@ -408,4 +411,46 @@ async fn verify_command_fails_on_a_corrupted_ledger(backend: Backend) {
     assert!(report.contains("ENTRY_RUNNING_TOTAL_WRONG"), "{report}");
     assert!(report.contains("account till: entry 1"), "{report}");
     assert!(!report.contains("account owed"), "{report}");
+}
+
+/// `webhooks send` signs as the account's feed provider signs; with `--url` it posts the delivery
+/// over HTTP to a running service, as the provider would, and prints the service's answer.
+async fn webhooks_send_delivers_as_the_provider_would(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let payee = create_payee(&app, &vendor("V042", "0123456789")).await;
+    let collection = payee["collection_account"]["id"].as_str().unwrap();
+    crate::webhooks::configure(&app, collection, "payos", &["payos-checksum-key"]).await;
+    let send = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_market-ledger"))
+            .env("DATABASE_URL", &app.settings.database_url)
+            .env("MARKET_LEDGER_DATA_DIR", &app.settings.data_dir)
+            .env("MARKET_LEDGER_LOG", "warn")
+            .args(["webhooks", "send", "--account", "0123456789"])
+            .args(["--amount", "45000", "--memo", "V042 mua che"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+
+    let over_http = send(&["--url", &app.address, "--provider", "payos"]);
+    let stderr = String::from_utf8_lossy(&over_http.stderr);
+    assert!(over_http.status.success(), "{stderr}");
+    let printed: Value = serde_json::from_slice(&over_http.stdout).unwrap();
+    assert_eq!(printed["status"], 200, "{printed}");
+    assert_eq!(printed["url"], format!("{}/v1/webhooks/payos", app.address));
+    assert_eq!(printed["answer"]["success"], true, "{printed}");
+    assert_eq!(app.balance("payee:V042").await, "45000");
+
+    let in_process = send(&[]);
+    assert!(in_process.status.success());
+    assert_eq!(app.balance("payee:V042").await, "90000");
+
+    let wrong_provider = send(&["--provider", "sepay"]);
+    assert!(!wrong_provider.status.success());
+    let stderr = String::from_utf8_lossy(&wrong_provider.stderr);
+    assert!(stderr.contains("has a payos feed, not sepay"), "{stderr}");
+    assert_eq!(app.balance("payee:V042").await, "90000");
+    app.assert_verified().await;
 }

@@ -118,6 +118,23 @@ impl BankFeedService {
         collection_account_id: Uuid,
         request: SendDeliveryRequest,
     ) -> Result<SentDeliveryView, BankFeedError> {
+        let delivery = self
+            .sign_test_delivery(caller, collection_account_id, request)
+            .await?;
+        let answer = self
+            .receive(delivery.provider, &delivery.headers, &delivery.body)
+            .await?;
+        Ok(SentDeliveryView::new(delivery, answer))
+    }
+
+    /// The signed delivery of [`Self::send_test_delivery`], not yet sent: the command line
+    /// posts it over HTTP to check the whole way in (reverse proxy included).
+    pub async fn sign_test_delivery(
+        &self,
+        caller: &Caller,
+        collection_account_id: Uuid,
+        request: SendDeliveryRequest,
+    ) -> Result<bank_feed::sign::Delivery, BankFeedError> {
         let amount = crate::domain::money::Amount::parse(
             &request.amount.0,
             crate::domain::money::Currency::Vnd,
@@ -170,26 +187,7 @@ impl BankFeedService {
             "X-Market-Ledger-Test-Delivery".to_owned(),
             caller.username.clone(),
         ));
-        let answer = self
-            .receive(delivery.provider, &delivery.headers, &delivery.body)
-            .await?;
-        let shown_headers = delivery
-            .headers
-            .into_iter()
-            .map(|(name, value)| {
-                if name.eq_ignore_ascii_case("authorization") {
-                    (name, "Apikey <the configured key>".to_owned())
-                } else {
-                    (name, value)
-                }
-            })
-            .collect();
-        Ok(SentDeliveryView {
-            provider: feed.provider.as_str().to_owned(),
-            headers: shown_headers,
-            body: serde_json::from_slice(&delivery.body).unwrap_or_default(),
-            answer,
-        })
+        Ok(delivery)
     }
 
     /// One webhook delivery, from the exact bytes received. Nothing is stored unless the

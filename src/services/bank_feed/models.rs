@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::clock::to_datetime;
 use crate::domain::bank_feed::resolution::ResolutionAction;
+use crate::domain::bank_feed::sign::Delivery;
 use crate::domain::bank_feed::test_delivery;
 pub use crate::services::ledger::PageQuery;
 use crate::store::bank_feed::{
@@ -417,4 +418,29 @@ pub struct SentDeliveryView {
     #[schema(value_type = Object)]
     pub body: serde_json::Value,
     pub answer: WebhookAck,
+}
+
+impl SentDeliveryView {
+    pub fn new(delivery: Delivery, answer: WebhookAck) -> Self {
+        SentDeliveryView {
+            provider: delivery.provider.to_owned(),
+            headers: shown_headers(delivery.headers),
+            body: serde_json::from_slice(&delivery.body).unwrap_or_default(),
+            answer,
+        }
+    }
+}
+
+/// A delivery's headers fit to print: an `Authorization` credential is the feed's secret.
+pub fn shown_headers(headers: Vec<(String, String)>) -> Vec<(String, String)> {
+    headers
+        .into_iter()
+        .map(|(name, value)| {
+            if name.eq_ignore_ascii_case("authorization") {
+                (name, "Apikey <the configured key>".to_owned())
+            } else {
+                (name, value)
+            }
+        })
+        .collect()
 }
