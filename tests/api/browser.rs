@@ -28,6 +28,15 @@ mod sqlite {
         super::a_vendor_sees_and_hears_a_payment_on_the_stall_page(crate::common::Backend::Sqlite)
             .await
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[cfg_attr(
+        not(chromedriver),
+        ignore = "chromedriver is not installed: apt-get install chromium chromium-driver"
+    )]
+    async fn staff_and_a_school_office_work_their_pages() {
+        super::staff_and_a_school_office_work_their_pages(crate::common::Backend::Sqlite).await
+    }
 }
 
 mod postgres {
@@ -39,6 +48,15 @@ mod postgres {
     async fn a_vendor_sees_and_hears_a_payment_on_the_stall_page() {
         super::a_vendor_sees_and_hears_a_payment_on_the_stall_page(crate::common::Backend::Postgres)
             .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[cfg_attr(
+        not(all(test_database_url, chromedriver)),
+        ignore = "needs TEST_DATABASE_URL and chromedriver (apt-get install chromium chromium-driver)"
+    )]
+    async fn staff_and_a_school_office_work_their_pages() {
+        super::staff_and_a_school_office_work_their_pages(crate::common::Backend::Postgres).await
     }
 }
 
@@ -165,6 +183,28 @@ impl Browser {
     async fn run(&self, script: &str) -> Value {
         self.post("/execute/sync", json!({ "script": script, "args": [] }))
             .await
+    }
+
+    async fn log_in(&self, app: &TestApp, username: &str) {
+        self.goto(&app.url("/app/login")).await;
+        self.type_into("#username", username).await;
+        self.type_into("#password", PASSWORD).await;
+        self.click("form.stack button").await;
+        self.wait_for_url("/app").await;
+    }
+
+    /// Ends the session, as the page's "log out" button does.
+    async fn log_out(&self) {
+        self.click("form[action='/app/logout'] button").await;
+        self.wait_for_url("/app/login").await;
+    }
+
+    async fn text(&self) -> String {
+        self.run("return document.body.innerText;")
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     async fn url(&self) -> String {
@@ -422,4 +462,113 @@ async fn a_vendor_sees_and_hears_a_payment_on_the_stall_page(backend: Backend) {
     assert!(text.as_str().unwrap().contains("Không tìm thấy"), "{text}");
 
     browser.quit().await;
+}
+
+/// The commune staff and a school's accountant at their desks: the adoption dashboard, a
+/// transfer resolved from the suspense queue, cash recorded from the run board with its
+/// receipt, the parents' page.
+async fn staff_and_a_school_office_work_their_pages(backend: Backend) {
+    use crate::schools::{items, parent_link, post_run, pupils, run, school};
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (_, collection) = vendor(&app, "V43", "970436", "5556667778").await;
+    configure(&app, &collection, "standard", &[STANDARD_SECRET]).await;
+    let stray = transfer(
+        "browser-stray",
+        "5556667778",
+        "in",
+        42_000,
+        "tien hang ba Tu",
+        chrono::Utc::now(),
+    );
+    let (status, ack) = send_standard(&app, STANDARD_SECRET, &stray).await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    let staff = new_user(&app, Role::Staff, None).await;
+    let browser = Browser::start().await;
+
+    browser.log_in(&app, &staff).await;
+    browser.goto(&app.url("/app/adoption")).await;
+    browser.screenshots("adoption").await;
+    browser.goto(&app.url("/app/suspense")).await;
+    assert!(browser.text().await.contains("tien hang ba Tu"));
+    browser.screenshots("suspense").await;
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+    // A form posted from the page without its CSRF token is refused.
+    let forged = browser
+        .run(
+            "return fetch(document.querySelector('form[action$=\"/resolve\"]').getAttribute('action'), {method: 'POST', \
+             headers: {'Content-Type': 'application/x-www-form-urlencoded'}, \
+             body: 'action=refund&note=x'}).then(r => r.status);",
+        )
+        .await;
+    assert_eq!(forged, 403);
+    let logged = browser.console_errors().await;
+    assert!(
+        logged.iter().all(|e| e.contains("403 (Forbidden)")),
+        "{logged:?}"
+    );
+    browser
+        .type_into(
+            "form[action$='/resolve'] input[name=note]",
+            "bà Tư bán ở quầy V43",
+        )
+        .await;
+    browser
+        .click("form[action$='/resolve'] button[type=submit]")
+        .await;
+    browser.wait_for_url("done=").await;
+    assert_eq!(app.balance("payee:V43").await, "42000");
+    browser.screenshots("suspense-done").await;
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+    browser.log_out().await;
+
+    let mine = school(&app, "THC", "1900000011").await;
+    let pupils = pupils(&app, &mine, 2).await;
+    let [meals, ..] = items(&app, &mine).await;
+    let run = run(&app, &mine, "Tháng 9/2026", &[&meals]).await;
+    post_run(&app, &mine, &run).await;
+    let accountant = new_user(&app, Role::School, Some(mine.id.parse().unwrap())).await;
+    browser.log_in(&app, &accountant).await;
+    let board = app.url(&format!("/app/schools/{}/runs/{run}", mine.id));
+    browser.goto(&board).await;
+    browser.screenshots("school-board").await;
+    for (number, pupil) in pupils.iter().enumerate() {
+        let row = format!("#pupil-{pupil}");
+        browser
+            .type_into(&format!("{row} input[name=amount]"), "150.000")
+            .await;
+        browser
+            .type_into(&format!("{row} input[name=payer_name]"), "Trần Thị Mẹ")
+            .await;
+        browser.click(&format!("{row} button")).await;
+        browser.wait_for_url("/receipts/").await;
+        // Each receipt prints with the next number of the school's sequence.
+        let receipt = browser.text().await;
+        assert!(
+            receipt.contains(&format!("Số: {}", number + 1)),
+            "{receipt}"
+        );
+        assert!(receipt.contains("150.000"), "{receipt}");
+        if number == 0 {
+            browser.screenshots("receipt").await;
+        }
+        browser.goto(&board).await;
+    }
+    let totals = browser
+        .run("return document.getElementById('partly-paid').textContent;")
+        .await;
+    assert_eq!(totals, "2");
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+    browser.log_out().await;
+
+    let link = parent_link(&app, &mine, &pupils[0]).await;
+    browser
+        .goto(&app.url(&format!("/app/parents/{}", link["token"].as_str().unwrap())))
+        .await;
+    assert!(browser.text().await.contains("Nguyễn Văn Học Sinh 1"));
+    browser.screenshots("parents").await;
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+    browser.quit().await;
+    app.assert_verified().await;
 }

@@ -274,6 +274,16 @@ fn every_payee() -> crate::services::payments::models::PayeeQuery {
     }
 }
 
+/// Đồng as a person types them: Vietnamese group thousands with dots or spaces, bank apps with
+/// commas ("50.000", "50 000", "50,000" are fifty thousand đồng), and đồng have no fraction.
+fn typed_dong(typed: &str) -> String {
+    typed
+        .trim()
+        .chars()
+        .filter(|c| !matches!(c, '.' | ' ' | ',' | '\u{a0}'))
+        .collect()
+}
+
 /// Đồng with a dot between thousands, as Vietnamese write it: 1250000 → "1.250.000".
 pub fn grouped(amount: i64) -> String {
     let digits = amount.unsigned_abs().to_string();
@@ -294,6 +304,13 @@ pub fn grouped(amount: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_amounts_drop_the_thousands_separators() {
+        for typed in ["150000", "150.000", " 150 000 ", "150,000", "150\u{a0}000"] {
+            assert_eq!(typed_dong(typed), "150000", "{typed:?}");
+        }
+    }
 
     #[test]
     fn amounts_are_grouped_by_thousands_with_dots() {

@@ -184,7 +184,7 @@ pub async fn record_cash(
 ) -> HttpResponse {
     let (school, run) = path.into_inner();
     let board = format!("/app/schools/{school}/runs/{run}");
-    let Ok(amount) = form.amount.trim().parse::<i64>() else {
+    let Ok(amount) = super::typed_dong(&form.amount).parse::<i64>() else {
         return see_other(&format!("{board}?error=INVALID_AMOUNT"));
     };
     let claim = crate::store::IdempotencyClaim {

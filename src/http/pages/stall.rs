@@ -169,12 +169,7 @@ pub async fn create_intent(
     PageForm(form): PageForm<SaleForm>,
 ) -> HttpResponse {
     let payee_id = path.into_inner();
-    // Vietnamese write thousands with dots or spaces: "50.000" is fifty thousand đồng.
-    let amount: String = form
-        .amount
-        .chars()
-        .filter(|c| !matches!(c, '.' | ' ' | ',' | '\u{a0}'))
-        .collect();
+    let amount = super::typed_dong(&form.amount);
     let claim = IdempotencyClaim {
         user_id: caller.user_id,
         key: format!("web-sale:{}", form.key),

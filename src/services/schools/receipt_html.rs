@@ -35,8 +35,9 @@ pub fn render(school: &Payee, receipt: &ReceiptRow, pupil: &PupilRow) -> String 
     };
     format!(
         "<!DOCTYPE html>\n<html lang=\"vi\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><link rel=\"icon\" href=\"data:,\">\
 <title>Biên lai số {number} – {school}</title>\
-<style>body{{font-family:serif;max-width:18cm;margin:1cm auto}}h1{{text-align:center;font-size:1.4em}}\
+<style>body{{font-family:serif;max-width:18cm;margin:1cm auto;padding:0 .5em}}h1{{text-align:center;font-size:1.4em}}\
 table{{width:100%;border-collapse:collapse}}td{{padding:.3em 0}}.cancelled{{color:#b00;font-weight:bold;\
 border:2px solid #b00;padding:.5em;text-align:center}}{strike}\
 @media print{{button{{display:none}}}}</style></head><body>\
