@@ -10,6 +10,7 @@ mod browser;
 mod concurrency;
 mod contract;
 mod events;
+mod feed_secrets;
 mod http;
 mod idempotency;
 mod imports;
