@@ -26,5 +26,6 @@ mod statements;
 mod statistics;
 mod transactions;
 mod users;
+mod verify;
 mod web;
 mod webhooks;
