@@ -27,7 +27,8 @@ RUN groupadd --system --gid 10001 ledger \
 COPY --from=builder /out/market-ledger /usr/local/bin/market-ledger
 
 # SQLite by default; set DATABASE_URL=postgres://... for PostgreSQL. /data holds the SQLite
-# file (if used), the generated JWT key file jwt-keys.json and the payer pepper payer-pepper.
+# file (if used), the generated JWT key file jwt-keys.json, the payer pepper payer-pepper and
+# the feed-secret key secret-key.
 ENV MARKET_LEDGER_LISTEN=0.0.0.0:8080 \
     MARKET_LEDGER_DATA_DIR=/data \
     DATABASE_URL=sqlite:///data/market-ledger.db

@@ -187,8 +187,9 @@ pub async fn run() -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Migrate => {
-            open_store(&settings).await?;
-            println!("migrations applied");
+            let store = open_store(&settings).await?;
+            crate::startup::sealed_feed_secrets(&settings, store.as_ref()).await?;
+            println!("migrations applied, feed secrets sealed under the current key");
             Ok(0)
         }
         Command::Verify => {

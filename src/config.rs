@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::domain::sealing::SealingKey;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -41,6 +43,14 @@ pub struct Settings {
     /// `data_dir/payer-pepper` on first start. Changing it makes every stored payer hash
     /// unmatchable: keep it with the database's backups.
     pub pepper: String,
+    /// The key that seals webhook feed secrets at rest: 32 bytes as 64 hex digits or base64.
+    /// When empty, one is generated into `data_dir/secret-key` on first start. Keep it with
+    /// the database's backups: without it the feed secrets must be set again.
+    pub secret_key: String,
+    /// Keys that sealed feed secrets before `secret_key` replaced them, comma-separated: they
+    /// only open. On start (and `market-ledger migrate`) every secret is sealed again under
+    /// `secret_key`, after which these can be removed.
+    pub previous_secret_keys: String,
     /// A web app session of a vendor or school user lasts this long since it was last used
     /// (a market day on the stall's phone).
     pub web_session_payee_seconds: i64,
@@ -67,6 +77,8 @@ impl Default for Settings {
             statistics_min_count: 5,
             adoption_target_percent: 50,
             pepper: String::new(),
+            secret_key: String::new(),
+            previous_secret_keys: String::new(),
             web_session_payee_seconds: 12 * 3600,
             web_session_seconds: 3600,
         }
@@ -94,6 +106,8 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "adoption_target_percent",
     ),
     ("MARKET_LEDGER_PEPPER", "pepper"),
+    ("MARKET_LEDGER_SECRET_KEY", "secret_key"),
+    ("MARKET_LEDGER_PREVIOUS_SECRET_KEYS", "previous_secret_keys"),
     (
         "MARKET_LEDGER_WEB_SESSION_PAYEE_SECONDS",
         "web_session_payee_seconds",
@@ -200,7 +214,24 @@ impl Settings {
             crate::domain::payer::Pepper::new(&self.pepper)
                 .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
+        self.previous_sealing_keys()?;
+        if !self.secret_key.trim().is_empty() {
+            SealingKey::parse(&self.secret_key)
+                .map_err(|e| ConfigError::Invalid(format!("secret_key: {e}")))?;
+        }
         Ok(())
+    }
+
+    /// The keys of `previous_secret_keys`.
+    pub fn previous_sealing_keys(&self) -> Result<Vec<SealingKey>, ConfigError> {
+        self.previous_secret_keys
+            .split(',')
+            .filter(|key| !key.trim().is_empty())
+            .map(|key| {
+                SealingKey::parse(key)
+                    .map_err(|e| ConfigError::Invalid(format!("previous_secret_keys: {e}")))
+            })
+            .collect()
     }
 }
 
@@ -238,6 +269,26 @@ mod tests {
         assert!(Settings::load_from(None, env("short")).is_err());
         // Empty: generated into the data directory at start-up.
         assert_eq!(Settings::load_from(None, |_| None).unwrap().pepper, "");
+    }
+
+    #[test]
+    fn sealing_keys_come_from_the_environment_and_must_be_32_bytes() {
+        let key = "ab".repeat(32);
+        let env = |current: String, previous: &'static str| {
+            move |name: &str| match name {
+                "MARKET_LEDGER_SECRET_KEY" => Some(current.clone()),
+                "MARKET_LEDGER_PREVIOUS_SECRET_KEYS" => Some(previous.to_owned()),
+                _ => None,
+            }
+        };
+        let previous = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=, ";
+        let settings = Settings::load_from(None, env(key.clone(), previous)).unwrap();
+        assert_eq!(settings.secret_key, key);
+        assert_eq!(settings.previous_sealing_keys().unwrap().len(), 1);
+        for (current, previous) in [("ab".repeat(31), ""), (key, "not a key")] {
+            let error = Settings::load_from(None, env(current, previous)).unwrap_err();
+            assert!(error.to_string().contains("32 bytes"), "{error}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use rand::RngCore as _;
 
 use crate::config::Settings;
 use crate::domain::payer::Pepper;
+use crate::domain::sealing::{SealingKey, SealingKeys};
 use crate::http::{self, AppState};
 use crate::services::auth::{AuthService, KeySet, TokenSettings};
 use crate::services::bank_feed::BankFeedService;
@@ -67,14 +68,60 @@ pub fn auth_service(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Resul
 }
 
 /// The configured pepper of payer-account hashes, or the one generated into
-/// `data_dir/payer-pepper` (32 random bytes as hex, mode 0600) on first start.
+/// `data_dir/payer-pepper` on first start.
 pub fn payer_pepper(settings: &Settings) -> anyhow::Result<Pepper> {
     if !settings.pepper.trim().is_empty() {
         return Ok(Pepper::new(&settings.pepper)?);
     }
-    let path = settings.data_dir.join(PEPPER_FILE);
+    let (path, text) = generated_secret(&settings.data_dir, PEPPER_FILE)?;
+    Pepper::new(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// The generated pepper's file name in the data directory.
+pub const PEPPER_FILE: &str = "payer-pepper";
+
+/// The configured key sealing feed secrets and the previous ones, or the key generated into
+/// `data_dir/secret-key` on first start.
+pub fn sealing_keys(settings: &Settings) -> anyhow::Result<SealingKeys> {
+    let current = if settings.secret_key.trim().is_empty() {
+        let (path, text) = generated_secret(&settings.data_dir, SECRET_KEY_FILE)?;
+        SealingKey::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+    } else {
+        SealingKey::parse(&settings.secret_key)?
+    };
+    Ok(SealingKeys::new(current, settings.previous_sealing_keys()?))
+}
+
+/// The generated sealing key's file name in the data directory.
+pub const SECRET_KEY_FILE: &str = "secret-key";
+
+/// The sealing keys, after every feed secret not yet sealed under the current key has been:
+/// a key that does not open them stops the start here, not each webhook later.
+pub async fn sealed_feed_secrets(
+    settings: &Settings,
+    store: &dyn Store,
+) -> anyhow::Result<SealingKeys> {
+    let keys = sealing_keys(settings)?;
+    let resealed = crate::services::bank_feed::secrets::reseal_all(store, &keys).await?;
+    if resealed > 0 {
+        tracing::info!(
+            feeds = resealed,
+            key = keys.current_id(),
+            "feed secrets sealed under the current key"
+        );
+    }
+    Ok(keys)
+}
+
+/// The text of the secret file `name` in `data_dir` (and its path), generated as 32 random
+/// bytes in hex (mode 0600) when missing.
+fn generated_secret(
+    data_dir: &std::path::Path,
+    name: &str,
+) -> anyhow::Result<(std::path::PathBuf, String)> {
+    let path = data_dir.join(name);
     if !path.exists() {
-        std::fs::create_dir_all(&settings.data_dir)?;
+        std::fs::create_dir_all(data_dir)?;
         let mut secret = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut secret);
         let mut options = std::fs::OpenOptions::new();
@@ -90,11 +137,8 @@ pub fn payer_pepper(settings: &Settings) -> anyhow::Result<Pepper> {
     }
     let text =
         std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Pepper::new(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    Ok((path, text))
 }
-
-/// The generated pepper's file name in the data directory.
-pub const PEPPER_FILE: &str = "payer-pepper";
 
 impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
@@ -102,6 +146,7 @@ impl Application {
         let store = open_store(settings).await?;
         let auth = auth_service(settings, store.clone())?.with_clock(clock.clone());
         let pepper = payer_pepper(settings)?;
+        let sealing = sealed_feed_secrets(settings, store.as_ref()).await?;
         let listener = TcpListener::bind(&settings.listen)?;
         let events = PaymentEvents::connect(&settings.database_url).await?;
         let state = AppState {
@@ -116,7 +161,7 @@ impl Application {
                     target_percent: settings.adoption_target_percent,
                 },
             ),
-            bank_feed: BankFeedService::new(store.clone(), events.clone(), clock.clone())
+            bank_feed: BankFeedService::new(store.clone(), events.clone(), clock.clone(), sealing)
                 .with_pepper(pepper.clone()),
             payers: PayerService::new(store.clone(), clock.clone(), pepper),
             schools: SchoolService::new(store.clone(), clock.clone()),
@@ -266,5 +311,32 @@ mod tests {
             ..settings
         };
         assert_ne!(account.hash(&payer_pepper(&configured).unwrap()), first);
+    }
+
+    #[test]
+    fn the_sealing_key_is_generated_once_and_kept_unless_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            data_dir: dir.path().join("data"),
+            ..Settings::default()
+        };
+        let first = sealing_keys(&settings).unwrap().current_id().to_owned();
+        let stored = std::fs::read_to_string(settings.data_dir.join(SECRET_KEY_FILE)).unwrap();
+        assert_eq!(stored.len(), 64, "32 random bytes as hex");
+        assert_ne!(
+            stored,
+            std::fs::read_to_string(settings.data_dir.join(PEPPER_FILE)).unwrap_or_default()
+        );
+        assert_eq!(sealing_keys(&settings).unwrap().current_id(), first);
+        let configured = Settings {
+            secret_key: hex::encode([3u8; 32]),
+            ..settings
+        };
+        let keys = sealing_keys(&configured).unwrap();
+        assert_ne!(keys.current_id(), first);
+        assert_eq!(
+            keys.current_id(),
+            SealingKey::parse(&"03".repeat(32)).unwrap().id()
+        );
     }
 }

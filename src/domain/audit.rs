@@ -21,10 +21,23 @@ pub enum AuditAction {
     TransactionReverse,
     /// An unmatched bank transfer resolved from suspense; the target is the bank transaction.
     SuspenseResolve,
+    /// A resident's consent decision recorded; the target is the resident.
+    ConsentRecord,
+    /// A payer account linked to a resident or household; the target is the account's hash.
+    PayerAccountLink,
+    PayerAccountUnlink,
+    /// A resident's own bank account registered (and linked to them); the target is its hash.
+    PayerAccountRegister,
+    PaymentIntentCancel,
+    /// A school cash receipt cancelled; the target is the receipt.
+    SchoolReceiptCancel,
+    /// A parent's read-only link to a pupil's fees created or revoked; the target is the link.
+    ParentLinkCreate,
+    ParentLinkRevoke,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 9] = [
+    pub const ALL: [AuditAction; 17] = [
         AuditAction::UserCreate,
         AuditAction::UserUpdate,
         AuditAction::UserResetPassword,
@@ -34,6 +47,14 @@ impl AuditAction {
         AuditAction::PayeeUpdate,
         AuditAction::TransactionReverse,
         AuditAction::SuspenseResolve,
+        AuditAction::ConsentRecord,
+        AuditAction::PayerAccountLink,
+        AuditAction::PayerAccountUnlink,
+        AuditAction::PayerAccountRegister,
+        AuditAction::PaymentIntentCancel,
+        AuditAction::SchoolReceiptCancel,
+        AuditAction::ParentLinkCreate,
+        AuditAction::ParentLinkRevoke,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +68,14 @@ impl AuditAction {
             AuditAction::PayeeUpdate => "payee.update",
             AuditAction::TransactionReverse => "transaction.reverse",
             AuditAction::SuspenseResolve => "suspense.resolve",
+            AuditAction::ConsentRecord => "consent.record",
+            AuditAction::PayerAccountLink => "payer_account.link",
+            AuditAction::PayerAccountUnlink => "payer_account.unlink",
+            AuditAction::PayerAccountRegister => "payer_account.register",
+            AuditAction::PaymentIntentCancel => "payment_intent.cancel",
+            AuditAction::SchoolReceiptCancel => "school_receipt.cancel",
+            AuditAction::ParentLinkCreate => "parent_link.create",
+            AuditAction::ParentLinkRevoke => "parent_link.revoke",
         }
     }
 
@@ -65,6 +94,13 @@ impl AuditAction {
             AuditAction::PayeeCreate | AuditAction::PayeeUpdate => "payee",
             AuditAction::TransactionReverse => "transaction",
             AuditAction::SuspenseResolve => "bank_transaction",
+            AuditAction::ConsentRecord => "resident",
+            AuditAction::PayerAccountLink
+            | AuditAction::PayerAccountUnlink
+            | AuditAction::PayerAccountRegister => "payer_account",
+            AuditAction::PaymentIntentCancel => "payment_intent",
+            AuditAction::SchoolReceiptCancel => "school_receipt",
+            AuditAction::ParentLinkCreate | AuditAction::ParentLinkRevoke => "parent_link",
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod payer;
 pub mod reference;
 pub mod registry;
 pub mod schools;
+pub mod sealing;
 pub mod settlement;
 pub mod statement;
 pub mod statistics;

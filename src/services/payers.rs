@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::clock::{to_datetime, Clock};
+use crate::domain::audit::{AuditAction, AuditRecord};
 use crate::domain::money::{Amount, AmountError, Currency};
 use crate::domain::payer::{PayerAccount, PayerAccountHash, Pepper};
 use crate::domain::user::Role;
@@ -24,7 +25,7 @@ use crate::services::paging::{self, PageError};
 use crate::services::PublicError;
 use crate::store::statistics::PersonalDataAccess;
 use crate::store::{
-    CashPayment, IdempotencyClaim, PayerAccountFilter, PayerAccountRecord, PayerLinkAudit, Store,
+    AuditFilter, CashPayment, IdempotencyClaim, PayerAccountFilter, PayerAccountRecord, Store,
     StoreError, StoredResponse, UnitOfWork,
 };
 
@@ -232,17 +233,34 @@ pub struct PayerLinkAuditView {
     pub at: DateTime<Utc>,
 }
 
-impl From<PayerLinkAudit> for PayerLinkAuditView {
-    fn from(audit: PayerLinkAudit) -> Self {
+/// A link, unlink or registration as the audit trail holds it: an unlink's `before` names whom
+/// the account was linked to, a link's `after` whom it is linked to now, with the reason.
+impl From<AuditRecord> for PayerLinkAuditView {
+    fn from(record: AuditRecord) -> Self {
+        let unlinked = record.action == AuditAction::PayerAccountUnlink;
+        let link = if unlinked {
+            &record.before
+        } else {
+            &record.after
+        };
+        let id_of = |field: &str| {
+            link.as_ref()
+                .and_then(|link| link[field].as_str())
+                .and_then(|id| Uuid::parse_str(id).ok())
+        };
+        let reason = record
+            .after
+            .as_ref()
+            .and_then(|after| after["reason"].as_str());
         Self {
-            id: audit.id,
-            account_hash: audit.account_hash,
-            action: audit.action,
-            resident_id: audit.resident_id,
-            household_id: audit.household_id,
-            actor: audit.actor,
-            reason: audit.reason,
-            at: to_datetime(audit.at),
+            id: record.id,
+            account_hash: record.target_id.clone(),
+            action: if unlinked { "unlink" } else { "link" }.to_owned(),
+            resident_id: id_of("resident_id"),
+            household_id: id_of("household_id"),
+            actor: record.actor.username,
+            reason: reason.unwrap_or_default().to_owned(),
+            at: to_datetime(record.recorded_at),
         }
     }
 }
@@ -251,6 +269,15 @@ impl From<PayerLinkAudit> for PayerLinkAuditView {
 pub struct PayerLinkAuditList {
     /// Oldest first.
     pub data: Vec<PayerLinkAuditView>,
+}
+
+/// A change of a payer account's link: to or from (resident, household).
+#[derive(Clone, Copy)]
+enum LinkChange<'a> {
+    Link((Option<Uuid>, Option<Uuid>)),
+    Unlink((Option<Uuid>, Option<Uuid>)),
+    /// A resident's own account registered and linked to them.
+    Register((Option<Uuid>, Option<Uuid>), &'a PayerAccount),
 }
 
 /// Who pays: exactly one of a resident and a household.
@@ -465,9 +492,17 @@ impl PayerService {
                 })
                 .await?;
         }
-        let rows = self.store.payer_link_audit(hash.as_str()).await?;
+        let records = self
+            .store
+            .list_audit(&AuditFilter {
+                target_kind: Some(AuditAction::PayerAccountLink.target_kind().to_owned()),
+                target_id: Some(hash.to_string()),
+                limit: u32::MAX,
+                ..AuditFilter::default()
+            })
+            .await?;
         Ok(PayerLinkAuditList {
-            data: rows.into_iter().map(Into::into).collect(),
+            data: records.into_iter().map(Into::into).collect(),
         })
     }
 
@@ -499,43 +534,49 @@ impl PayerService {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Sets or clears the account's link, with its audit record: `before` the link it replaces
+    /// and `after` the new one, the reason, and for a registration the bank and last four
+    /// digits (never the number).
     async fn write_link(
         &self,
         unit: &mut UnitOfWork<'_>,
         caller: &Caller,
         hash: &PayerAccountHash,
-        action: &str,
-        resident_id: Option<Uuid>,
-        household_id: Option<Uuid>,
+        change: LinkChange<'_>,
         reason: String,
     ) -> Result<(), PayerError> {
         let now = self.clock.now_micros();
-        let linked = action == "link";
-        let (set_resident, set_household) = if linked {
-            (resident_id, household_id)
-        } else {
-            (None, None)
+        let link = |(resident_id, household_id): (Option<Uuid>, Option<Uuid>)| serde_json::json!({ "resident_id": resident_id, "household_id": household_id });
+        let unlinked = (None, None);
+        let (action, before, set) = match change {
+            LinkChange::Link(to) => (AuditAction::PayerAccountLink, unlinked, to),
+            LinkChange::Register(to, _) => (AuditAction::PayerAccountRegister, unlinked, to),
+            LinkChange::Unlink(from) => (AuditAction::PayerAccountUnlink, from, unlinked),
         };
+        let linked = set != unlinked;
         unit.set_payer_link(
             hash.as_str(),
-            set_resident,
-            set_household,
+            set.0,
+            set.1,
             linked.then_some(now),
             linked.then_some(caller.username.as_str()),
         )
         .await?;
-        unit.insert_payer_link_audit(&PayerLinkAudit {
-            id: self.clock.new_id(),
-            account_hash: hash.to_string(),
-            action: action.to_owned(),
-            resident_id,
-            household_id,
-            actor: caller.username.clone(),
-            reason,
-            at: now,
-        })
-        .await?;
+        let mut after = link(set);
+        after["reason"] = reason.into();
+        if let LinkChange::Register(_, account) = change {
+            after["bank_bin"] = account.bank_bin.clone().into();
+            after["account_last4"] = account.last4().into();
+        }
+        let audit = crate::services::audit_record(
+            &self.clock,
+            caller,
+            action,
+            hash,
+            Some(link(before)),
+            Some(after),
+        );
+        unit.append_audit(&audit).await?;
         Ok(())
     }
 
@@ -564,16 +605,9 @@ impl PayerService {
         }
         self.check_link_target(&mut unit, request.resident_id, request.household_id)
             .await?;
-        self.write_link(
-            &mut unit,
-            caller,
-            &hash,
-            "link",
-            request.resident_id,
-            request.household_id,
-            reason,
-        )
-        .await?;
+        let to = (request.resident_id, request.household_id);
+        self.write_link(&mut unit, caller, &hash, LinkChange::Link(to), reason)
+            .await?;
         unit.commit().await?;
         tracing::info!(account_hash = %hash, "payer account linked");
         self.view(&hash).await
@@ -595,17 +629,9 @@ impl PayerService {
         if (resident_id, household_id) == (None, None) {
             return Err(PayerError::NotLinked);
         }
-        // The audit row names whom it was linked to.
-        self.write_link(
-            &mut unit,
-            caller,
-            &hash,
-            "unlink",
-            resident_id,
-            household_id,
-            reason,
-        )
-        .await?;
+        let from = (resident_id, household_id);
+        self.write_link(&mut unit, caller, &hash, LinkChange::Unlink(from), reason)
+            .await?;
         unit.commit().await?;
         tracing::info!(account_hash = %hash, "payer account unlinked");
         self.view(&hash).await
@@ -639,16 +665,9 @@ impl PayerService {
                     .await?
             }
         }
-        self.write_link(
-            &mut unit,
-            caller,
-            &hash,
-            "link",
-            Some(resident_id),
-            None,
-            reason,
-        )
-        .await?;
+        let change = LinkChange::Register((Some(resident_id), None), &account);
+        self.write_link(&mut unit, caller, &hash, change, reason)
+            .await?;
         unit.commit().await?;
         tracing::info!(account_hash = %hash, "resident bank account registered");
         self.view(&hash).await

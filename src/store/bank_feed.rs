@@ -31,7 +31,38 @@ pub struct Feed {
     pub account_number: String,
     pub ledger_account_id: Uuid,
     pub provider: Provider,
-    pub secrets: Vec<String>,
+    pub secrets: StoredSecrets,
+}
+
+/// A feed's secrets as stored: sealed under the key `key_id` names (see `domain::sealing`),
+/// or readable when written before secrets were sealed (no key id).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct StoredSecrets {
+    pub key_id: Option<String>,
+    pub values: Vec<String>,
+}
+
+impl std::fmt::Debug for StoredSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} secrets under key {:?}",
+            self.values.len(),
+            self.key_id
+        )
+    }
+}
+
+impl StoredSecrets {
+    fn parse(json: &str, key_id: Option<String>) -> StoreResult<Self> {
+        let values = serde_json::from_str(json)
+            .map_err(|e| StoreError::Corrupt(format!("feed secrets: {e}")))?;
+        Ok(Self { key_id, values })
+    }
+
+    fn json(&self) -> String {
+        serde_json::to_string(&self.values).expect("strings serialize")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -120,14 +151,14 @@ pub trait BankFeedStore {
     /// Opens a write transaction for a use case that reads, decides and writes in one.
     async fn begin(&self) -> StoreResult<UnitOfWork<'_>>;
     async fn list_collection_accounts(&self) -> StoreResult<Vec<CollectionAccountSummary>>;
-    /// Sets the provider and secrets (a JSON array) of a collection account, with the audit
+    /// Sets the provider and secrets of a collection account, with the audit
     /// record of the change (its `before` is filled here: the provider it replaces); false when
     /// there is no such account.
     async fn set_feed(
         &self,
         collection_account_id: Uuid,
         provider: Provider,
-        secrets_json: &str,
+        secrets: &StoredSecrets,
         audit: AuditRecord,
     ) -> StoreResult<bool>;
     async fn feeds(&self, provider: Provider) -> StoreResult<Vec<Feed>>;
@@ -293,6 +324,8 @@ pub struct NewResolution<'a> {
     pub duplicate_of: Option<Uuid>,
 }
 
+type FeedRow = (Uuid, String, String, Uuid, String, Option<String>);
+
 type CollectionAccountRow = (
     Uuid,
     String,
@@ -312,7 +345,7 @@ fn collection_account_summary(
     let feed = match (provider, secrets, at) {
         (Some(provider), Some(secrets), Some(updated_at)) => Some(FeedSummary {
             provider: Provider::parse(&provider).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            secret_count: parse_secrets(&secrets)?.len(),
+            secret_count: StoredSecrets::parse(&secrets, None)?.values.len(),
             updated_at,
         }),
         _ => None,
@@ -357,7 +390,7 @@ impl<T: Backend> BankFeedStore for T {
         &self,
         collection_account_id: Uuid,
         provider: Provider,
-        secrets_json: &str,
+        secrets: &StoredSecrets,
         mut audit: AuditRecord,
     ) -> StoreResult<bool> {
         let mut unit = self.begin_unit().await?;
@@ -376,17 +409,20 @@ impl<T: Backend> BankFeedStore for T {
         audit.before = replaced.map(|(provider,)| serde_json::json!({ "provider": provider }));
         let (now, by) = (audit.recorded_at, audit.actor.user_id);
         let sql = "INSERT INTO bank_feeds \
-                   (collection_account_id, provider, secrets, updated_at, updated_by) \
-                   VALUES ($1, $2, $3, $4, $5) \
+                   (collection_account_id, provider, secrets, secrets_key_id, updated_at, \
+                    updated_by) \
+                   VALUES ($1, $2, $3, $4, $5, $6) \
                    ON CONFLICT (collection_account_id) DO UPDATE SET \
                      provider = excluded.provider, secrets = excluded.secrets, \
+                     secrets_key_id = excluded.secrets_key_id, \
                      updated_at = excluded.updated_at, updated_by = excluded.updated_by";
         execute!(
             unit,
             sql,
             collection_account_id,
             provider.as_str(),
-            secrets_json,
+            secrets.json(),
+            &secrets.key_id,
             now,
             by
         )?;
@@ -396,21 +432,21 @@ impl<T: Backend> BankFeedStore for T {
     }
 
     async fn feeds(&self, provider: Provider) -> StoreResult<Vec<Feed>> {
-        let sql = "SELECT c.id, c.bank_bin, c.account_number, c.ledger_account_id, f.secrets \
+        let sql = "SELECT c.id, c.bank_bin, c.account_number, c.ledger_account_id, f.secrets, \
+                     f.secrets_key_id \
                    FROM bank_feeds f JOIN collection_accounts c ON c.id = f.collection_account_id \
                    WHERE f.provider = $1";
-        let rows: Vec<(Uuid, String, String, Uuid, String)> =
-            pool_rows!(self, fetch_all, sql, provider.as_str())?;
+        let rows: Vec<FeedRow> = pool_rows!(self, fetch_all, sql, provider.as_str())?;
         rows.into_iter()
             .map(
-                |(id, bank_bin, account_number, ledger_account_id, secrets)| {
+                |(id, bank_bin, account_number, ledger_account_id, secrets, key_id)| {
                     Ok(Feed {
                         collection_account_id: id,
                         bank_bin,
                         account_number,
                         ledger_account_id,
                         provider,
-                        secrets: parse_secrets(&secrets)?,
+                        secrets: StoredSecrets::parse(&secrets, key_id)?,
                     })
                 },
             )
@@ -554,6 +590,42 @@ fn delivery_record(row: DeliveryRow) -> StoreResult<DeliveryRecord> {
 
 /// The bank-feed reads and writes of a use case's database transaction.
 impl UnitOfWork<'_> {
+    /// The secrets of every feed not sealed under `key_id` (readable, or under an older key),
+    /// locked until this transaction ends.
+    pub async fn feed_secrets_not_under(
+        &mut self,
+        key_id: &str,
+    ) -> StoreResult<Vec<(Uuid, StoredSecrets)>> {
+        let sql = format!(
+            "SELECT collection_account_id, secrets, secrets_key_id FROM bank_feeds \
+             WHERE secrets_key_id IS NULL OR secrets_key_id <> $1 \
+             ORDER BY collection_account_id{}",
+            self.row_lock()
+        );
+        let rows: Vec<(Uuid, String, Option<String>)> = tx_rows!(self, fetch_all, &sql, key_id)?;
+        rows.into_iter()
+            .map(|(id, json, key_id)| Ok((id, StoredSecrets::parse(&json, key_id)?)))
+            .collect()
+    }
+
+    /// Replaces a feed's secrets with the same secrets sealed again.
+    pub async fn reseal_feed_secrets(
+        &mut self,
+        collection_account_id: Uuid,
+        secrets: &StoredSecrets,
+    ) -> StoreResult<()> {
+        let sql = "UPDATE bank_feeds SET secrets = $1, secrets_key_id = $2 \
+                   WHERE collection_account_id = $3";
+        execute!(
+            self,
+            sql,
+            secrets.json(),
+            &secrets.key_id,
+            collection_account_id
+        )?;
+        Ok(())
+    }
+
     pub async fn insert_delivery(&mut self, delivery: &DeliveryRecord) -> StoreResult<()> {
         let sql = "INSERT INTO webhook_deliveries (id, provider, collection_account_id, \
                      received_at, headers, body, provider_transaction_ids, outcome) \
@@ -961,11 +1033,6 @@ pub fn statement_transaction_id(
         direction.as_str(),
         bank_reference.trim()
     )
-}
-
-/// Secrets as stored: a JSON array of strings.
-pub(super) fn parse_secrets(json: &str) -> StoreResult<Vec<String>> {
-    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("feed secrets: {e}")))
 }
 
 /// Headers stored with a delivery: everything except credentials.

@@ -368,11 +368,22 @@ impl<T: Backend + 'static> Store for T {
             fetch_one,
             "SELECT (SELECT COUNT(*) FROM transactions), (SELECT COUNT(*) FROM accounts)"
         )?;
+        // The ledger's totals pass i64 long before any account's does, and SQLite's SUM fails
+        // past i64 instead of widening: each amount is summed as its high and low 32 bits,
+        // neither sum near i64 below two billion entries, and the halves joined in i128.
         let sql = "SELECT \
-                     CAST(COALESCE(SUM(CASE WHEN is_debit THEN amount ELSE 0 END), 0) AS TEXT), \
-                     CAST(COALESCE(SUM(CASE WHEN is_debit THEN 0 ELSE amount END), 0) AS TEXT) \
-                   FROM entries";
-        let (total_debits, total_credits): (String, String) = tx_rows!(unit, fetch_one, sql)?;
+             CAST(COALESCE(SUM(CASE WHEN is_debit THEN amount / 4294967296 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN is_debit THEN amount % 4294967296 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN is_debit THEN NULL ELSE amount / 4294967296 END), 0) \
+               AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN is_debit THEN NULL ELSE amount % 4294967296 END), 0) \
+               AS BIGINT) \
+           FROM entries";
+        let (debits_high, debits_low, credits_high, credits_low): (i64, i64, i64, i64) =
+            tx_rows!(unit, fetch_one, sql)?;
+        let joined = |high: i64, low: i64| ((i128::from(high) << 32) + i128::from(low)).to_string();
+        let total_debits = joined(debits_high, debits_low);
+        let total_credits = joined(credits_high, credits_low);
         if total_debits != total_credits {
             violations.push(Violation {
                 kind: "LEDGER_UNBALANCED",
@@ -803,6 +814,26 @@ impl UnitOfWork<'_> {
         violations.extend(broken.into_iter().map(|(code,)| Violation {
             kind: "ACCOUNT_FLAG_BROKEN",
             detail: format!("account {code} breaks its balance flag"),
+        }));
+        // A flag holds after every transaction, as posting checks it on the transaction's net
+        // effect: the last entry each transaction wrote on a guarded account carries totals
+        // within the flag. Entries before it, in the same transaction, may pass outside.
+        let sql = "SELECT a.code, CAST(e.account_seq AS BIGINT) FROM entries e \
+                   JOIN accounts a ON a.id = e.account_id \
+                   WHERE ((a.debits_must_not_exceed_credits AND e.debits_after > e.credits_after) \
+                       OR (a.credits_must_not_exceed_debits AND e.credits_after > e.debits_after)) \
+                     AND NOT EXISTS (SELECT 1 FROM entries later \
+                       WHERE later.account_id = e.account_id \
+                         AND later.transaction_id = e.transaction_id \
+                         AND later.account_seq > e.account_seq) \
+                   ORDER BY a.code, e.account_seq";
+        let broken_after: Vec<(String, i64)> = tx_rows!(self, fetch_all, sql)?;
+        violations.extend(broken_after.into_iter().map(|(code, seq)| Violation {
+            kind: "ENTRY_FLAG_BROKEN",
+            detail: format!(
+                "account {code}: after entry {seq}, the last of its transaction, the totals \
+                 break the account's balance flag"
+            ),
         }));
         Ok(violations)
     }

@@ -31,7 +31,7 @@ pub mod statistics;
 mod users;
 pub mod web;
 
-pub use payers::{CashPayment, PayerAccountFilter, PayerAccountRecord, PayerLinkAudit, PayerStore};
+pub use payers::{CashPayment, PayerAccountFilter, PayerAccountRecord, PayerStore};
 pub use payments::{
     IntentFilter, IntentInsert, NewPayee, PayeeChanges, PayeeFilter, PayeeRejection, PaymentStore,
 };

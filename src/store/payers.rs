@@ -76,31 +76,6 @@ pub struct PayerAccountFilter {
     pub limit: u32,
 }
 
-/// One link or unlink, as written to the audit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PayerLinkAudit {
-    pub id: Uuid,
-    pub account_hash: String,
-    /// `link` or `unlink`.
-    pub action: String,
-    pub resident_id: Option<Uuid>,
-    pub household_id: Option<Uuid>,
-    pub actor: String,
-    pub reason: String,
-    pub at: i64,
-}
-
-type AuditRow = (
-    Uuid,
-    String,
-    String,
-    Option<Uuid>,
-    Option<Uuid>,
-    String,
-    String,
-    i64,
-);
-
 /// Cash a payee recorded. Never posted to the ledger.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct CashPayment {
@@ -127,8 +102,6 @@ pub trait PayerStore {
         filter: &PayerAccountFilter,
     ) -> StoreResult<Vec<PayerAccountRecord>>;
     async fn payer_account(&self, account_hash: &str) -> StoreResult<Option<PayerAccountRecord>>;
-    /// Every link and unlink of the account, oldest first.
-    async fn payer_link_audit(&self, account_hash: &str) -> StoreResult<Vec<PayerLinkAudit>>;
     /// The payee's cash payments, newest first (by occurred_at, then id), after the cursor.
     async fn list_cash_payments(
         &self,
@@ -163,29 +136,6 @@ impl<T: Backend> PayerStore for T {
         let sql = format!("{PAYER_ACCOUNT_SELECT} WHERE p.account_hash = $1");
         let row: Option<PayerAccountRow> = pool_rows!(self, fetch_optional, &sql, account_hash)?;
         Ok(row.map(payer_account_record))
-    }
-
-    async fn payer_link_audit(&self, account_hash: &str) -> StoreResult<Vec<PayerLinkAudit>> {
-        let sql = "SELECT id, account_hash, action, resident_id, household_id, actor, reason, at \
-                   FROM payer_link_audit WHERE account_hash = $1 ORDER BY at, id";
-        let rows: Vec<AuditRow> = pool_rows!(self, fetch_all, sql, account_hash)?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, account_hash, action, resident_id, household_id, actor, reason, at)| {
-                    PayerLinkAudit {
-                        id,
-                        account_hash,
-                        action,
-                        resident_id,
-                        household_id,
-                        actor,
-                        reason,
-                        at,
-                    }
-                },
-            )
-            .collect())
     }
 
     async fn list_cash_payments(
@@ -294,25 +244,6 @@ impl UnitOfWork<'_> {
             "INSERT INTO payer_accounts (account_hash, last4) VALUES ($1, $2)",
             account_hash,
             last4
-        )?;
-        Ok(())
-    }
-
-    pub async fn insert_payer_link_audit(&mut self, audit: &PayerLinkAudit) -> StoreResult<()> {
-        let sql = "INSERT INTO payer_link_audit \
-                     (id, account_hash, action, resident_id, household_id, actor, reason, at) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-        execute!(
-            self,
-            sql,
-            audit.id,
-            &audit.account_hash,
-            &audit.action,
-            audit.resident_id,
-            audit.household_id,
-            &audit.actor,
-            &audit.reason,
-            audit.at
         )?;
         Ok(())
     }

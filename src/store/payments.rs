@@ -118,7 +118,14 @@ pub trait PaymentStore: Send + Sync + 'static {
     async fn intent(&self, id: Uuid) -> StoreResult<Option<PaymentIntent>>;
     async fn list_intents(&self, filter: &IntentFilter) -> StoreResult<Vec<PaymentIntent>>;
     /// Cancels the intent if it is still pending at `now`; returns it as it is afterwards.
-    async fn cancel_intent(&self, id: Uuid, now: i64) -> StoreResult<Option<PaymentIntent>>;
+    /// Cancels the intent if it is still pending, writing `audit` with the change in the same
+    /// transaction; the intent as it is after.
+    async fn cancel_intent(
+        &self,
+        id: Uuid,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> StoreResult<Option<PaymentIntent>>;
     /// Writes `expired` on pending intents whose time is up; returns how many.
     async fn expire_intents(&self, now: i64) -> StoreResult<u64>;
 }
@@ -526,18 +533,22 @@ impl<T: Backend + 'static> PaymentStore for T {
         rows.into_iter().map(IntentRow::into_domain).collect()
     }
 
-    async fn cancel_intent(&self, id: Uuid, now: i64) -> StoreResult<Option<PaymentIntent>> {
+    async fn cancel_intent(
+        &self,
+        id: Uuid,
+        now: i64,
+        audit: &AuditRecord,
+    ) -> StoreResult<Option<PaymentIntent>> {
         // One conditional statement: a payment or the expiry sweep racing with the cancel
-        // either lands first (and the cancel changes nothing) or finds it cancelled; no lock
-        // is held across round trips.
+        // either lands first (and the cancel changes nothing, so nothing is recorded) or finds
+        // it cancelled.
+        let mut unit = self.begin_unit().await?;
         let sql = "UPDATE payment_intents SET status = 'cancelled', cancelled_at = $2 \
                    WHERE id = $1 AND status = 'pending' AND expires_at > $2";
-        on_pool!(self, |pool| sqlx::query(sql)
-            .bind(id)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+        if execute!(unit, sql, id, now)? == 1 {
+            unit.append_audit(audit).await?;
+        }
+        unit.commit().await?;
         self.intent(id).await
     }
 

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::common::{assert_refused_by_the_database, error_code, payee_id, read, Backend, TestApp};
-use crate::webhooks;
+use crate::{schools, webhooks};
 use market_ledger::domain::user::Role;
 
 crate::on_both_backends!(
@@ -16,6 +16,7 @@ crate::on_both_backends!(
     payee_changes_are_recorded_before_and_after,
     reversals_are_recorded_with_their_request,
     suspense_resolutions_are_recorded_with_their_request,
+    registry_payer_intent_and_school_changes_are_recorded,
 );
 
 async fn trail(app: &TestApp, query: &str) -> Vec<Value> {
@@ -298,5 +299,150 @@ async fn suspense_resolutions_are_recorded_with_their_request(backend: Backend) 
     assert!(
         !text.contains("7788990011"),
         "no full account number: {text}"
+    );
+}
+
+/// The one record of `action`, checked for its actor and request id.
+async fn only_record(app: &TestApp, action: &str, target_id: &str, request_id: &str) -> Value {
+    let records = trail(app, &format!("action={action}&target_id={target_id}")).await;
+    assert_eq!(records.len(), 1, "{action}: {records:?}");
+    assert_eq!(records[0]["actor"], admin_name(app).await.as_str());
+    assert_eq!(records[0]["request_id"], request_id, "{action}");
+    records[0].clone()
+}
+
+async fn registry_payer_intent_and_school_changes_are_recorded(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let post = |path: String, request_id: &'static str, body: Value| {
+        let app = &app;
+        async move { post_with_request_id(app, &path, request_id, &body).await }
+    };
+    let (status, _) = post(
+        "/v1/hamlets".into(),
+        "req-hamlet",
+        json!({"code": "KC", "name": "Khe Cốc", "valid_from": "2020-01-01"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, household) = post(
+        "/v1/households".into(),
+        "req-household",
+        json!({"code": "HH001", "hamlet_code": "KC", "address": "Xóm Khe Cốc"}),
+    )
+    .await;
+    let (_, resident) = post(
+        "/v1/residents".into(),
+        "req-resident",
+        json!({"code": "R001", "household_id": household["id"],
+               "full_name": "Nguyễn Văn A", "birth_year": 1980}),
+    )
+    .await;
+    let resident_id = resident["id"].as_str().unwrap().to_owned();
+
+    let consents = format!("/v1/residents/{resident_id}/consents");
+    let consent = json!({"given": true, "effective_on": "2020-01-01"});
+    let (status, _) = post(consents, "req-consent", consent).await;
+    assert!(status.is_success());
+    let record = only_record(&app, "consent.record", &resident_id, "req-consent").await;
+    assert_eq!(record["target_kind"], "resident");
+    assert_eq!(
+        record["after"],
+        json!({"given": true, "effective_on": "2020-01-01"})
+    );
+
+    // A registration, then an unlink and a link of the same account: one record each.
+    let register = format!("/v1/residents/{resident_id}/bank-accounts");
+    let account = json!({"bank_bin": "970436", "account_number": "0451001536775",
+                         "reason": "tự khai"});
+    let (status, own) = post(register, "req-register", account).await;
+    assert_eq!(status, StatusCode::OK, "{own}");
+    let hash = own["account_hash"].as_str().unwrap().to_owned();
+    let record = only_record(&app, "payer_account.register", &hash, "req-register").await;
+    assert_eq!(record["target_kind"], "payer_account");
+    assert_eq!(record["after"]["resident_id"], resident_id.as_str());
+    assert_eq!(record["after"]["bank_bin"], "970436");
+    assert_eq!(record["after"]["account_last4"], "6775");
+    let unlink = format!("/v1/payer-accounts/{hash}/unlink");
+    let (status, _) = post(unlink, "req-unlink", json!({"reason": "nhầm người"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let record = only_record(&app, "payer_account.unlink", &hash, "req-unlink").await;
+    assert_eq!(record["before"]["resident_id"], resident_id.as_str());
+    assert_eq!(record["after"]["reason"], "nhầm người");
+    let link = format!("/v1/payer-accounts/{hash}/link");
+    let body = json!({"household_id": household["id"], "reason": "cả hộ dùng"});
+    let (status, _) = post(link, "req-link", body).await;
+    assert_eq!(status, StatusCode::OK);
+    let record = only_record(&app, "payer_account.link", &hash, "req-link").await;
+    assert_eq!(record["after"]["household_id"], household["id"]);
+    // The account's own history is read from the same records.
+    let (_, history) = app.get(&format!("/v1/payer-accounts/{hash}/audit")).await;
+    let history = history["data"].as_array().unwrap();
+    let actions: Vec<&str> = history
+        .iter()
+        .map(|h| h["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["link", "unlink", "link"]);
+    assert_eq!(history[0]["resident_id"], resident_id.as_str());
+    assert_eq!(history[1]["resident_id"], resident_id.as_str());
+    assert_eq!(history[2]["household_id"], household["id"]);
+    assert_eq!(history[2]["reason"], "cả hộ dùng");
+
+    // Cancelling an intent is recorded once; cancelling it again changes nothing.
+    let payee = payee_id(&app, "V013", "1122334455").await;
+    let intent = crate::common::pending_intent(&app, &payee, "45000").await;
+    let intent_id = intent["id"].as_str().unwrap().to_owned();
+    let cancel = format!("/v1/payment-intents/{intent_id}/cancel");
+    for request_id in ["req-cancel-1", "req-cancel-2"] {
+        let (status, body) = post(cancel.clone(), request_id, json!(null)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let record = only_record(&app, "payment_intent.cancel", &intent_id, "req-cancel-1").await;
+    assert_eq!(record["before"]["status"], "pending");
+    assert_eq!(record["after"]["status"], "cancelled");
+    assert_eq!(record["after"]["amount"], "45000");
+
+    // A school's cash receipt cancelled, and a parent link created and revoked.
+    let school = schools::school(&app, "TH01", "5566778899").await;
+    let pupil = schools::pupils(&app, &school, 1).await.remove(0);
+    let (status, receipt) = read(
+        app.post_idempotent(
+            &format!("/v1/schools/{}/cash-receipts", school.id),
+            &Uuid::new_v4().to_string(),
+            &json!({"pupil_id": pupil, "amount": 30000, "payer_name": "Trần Thị Mẹ"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{receipt}");
+    let receipt_id = receipt["id"].as_str().unwrap().to_owned();
+    let cancel = format!(
+        "/v1/schools/{}/cash-receipts/{receipt_id}/cancel",
+        school.id
+    );
+    let (status, body) = post(cancel, "req-receipt", json!({"reason": "Ghi nhầm"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let record = only_record(&app, "school_receipt.cancel", &receipt_id, "req-receipt").await;
+    assert_eq!(record["before"]["cancelled"], false);
+    assert_eq!(record["after"]["cancelled"], true);
+    assert_eq!(record["after"]["reason"], "Ghi nhầm");
+    assert_eq!(record["after"]["amount"], "30000");
+    assert!(record["after"]["ledger_transaction_id"].is_string());
+    let parents = format!("/v1/schools/{}/parent-links", school.id);
+    let (status, created) = post(parents, "req-parent", json!({"pupil_id": pupil})).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let link_id = created["id"].as_str().unwrap().to_owned();
+    let record = only_record(&app, "parent_link.create", &link_id, "req-parent").await;
+    assert_eq!(record["after"]["pupil_id"], pupil.as_str());
+    let revoke = format!("/v1/schools/{}/parent-links/{link_id}/revoke", school.id);
+    let (status, _) = post(revoke, "req-revoke", json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    only_record(&app, "parent_link.revoke", &link_id, "req-revoke").await;
+    let text = Value::Array(trail(&app, "limit=500").await).to_string();
+    assert!(!text.contains("0451001536775"), "no account number: {text}");
+    assert!(
+        !text.contains(created["token"].as_str().unwrap()),
+        "no parent token"
     );
 }

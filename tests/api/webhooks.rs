@@ -171,7 +171,7 @@ fn standard_signature(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> St
     format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()))
 }
 
-fn standard_headers(
+pub(crate) fn standard_headers(
     secret: &str,
     id: &str,
     timestamp: i64,

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod models;
 mod record;
+pub mod secrets;
 pub mod statement;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::domain::bank_feed::resolution::ResolutionAction;
 use crate::domain::bank_feed::test_delivery::TestDelivery;
 use crate::domain::bank_feed::{self, Direction, ParseError, Provider, Secret, VerifyError};
 use crate::domain::payer::Pepper;
+use crate::domain::sealing::SealingKeys;
 use crate::domain::user::Role;
 use crate::services::auth::Caller;
 use crate::services::events::{PaymentEvents, PaymentReceived};
@@ -40,14 +42,22 @@ pub struct BankFeedService {
     clock: Clock,
     /// Keys the payer-account hash written with each transaction.
     pepper: Pepper,
+    /// Seal and open the feed secrets.
+    sealing: SealingKeys,
 }
 
 impl BankFeedService {
-    pub fn new(store: Arc<dyn Store>, events: PaymentEvents, clock: Clock) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        events: PaymentEvents,
+        clock: Clock,
+        sealing: SealingKeys,
+    ) -> Self {
         Self {
             store,
             events,
             clock,
+            sealing,
             // Replaced by the configured one at start-up (`with_pepper`).
             pepper: Pepper::new(&format!("{:032x}", rand::random::<u128>()))
                 .expect("32 characters"),
@@ -58,6 +68,12 @@ impl BankFeedService {
     pub fn with_pepper(mut self, pepper: Pepper) -> Self {
         self.pepper = pepper;
         self
+    }
+
+    /// The provider's feeds with their secrets opened.
+    async fn feeds(&self, provider: Provider) -> Result<Vec<Feed>, BankFeedError> {
+        let feeds = self.store.feeds(provider).await?;
+        Ok(secrets::opened(&self.sealing, feeds))
     }
 
     pub async fn collection_accounts(&self) -> Result<CollectionAccountList, BankFeedError> {
@@ -84,7 +100,7 @@ impl BankFeedService {
             .iter()
             .map(|s| Secret::new(provider, s).map(|_| s.trim().to_owned()))
             .collect::<Result<_, _>>()?;
-        let json = serde_json::to_string(&secrets).expect("strings serialize");
+        let sealed = secrets::seal(&self.sealing, id, &secrets);
         // The secrets themselves never go into the trail, only how many there are.
         let audit = crate::services::audit_record(
             &self.clock,
@@ -94,7 +110,7 @@ impl BankFeedService {
             None,
             Some(serde_json::json!({ "provider": provider.as_str(), "secrets": secrets.len() })),
         );
-        if !self.store.set_feed(id, provider, &json, audit).await? {
+        if !self.store.set_feed(id, provider, &sealed, audit).await? {
             return Err(BankFeedError::CollectionAccountNotFound(id));
         }
         tracing::info!(collection_account = %id, "bank feed configured");
@@ -157,7 +173,7 @@ impl BankFeedService {
         }
         let mut configured = None;
         for provider in Provider::ALL {
-            let feeds = self.store.feeds(provider).await?;
+            let feeds = self.feeds(provider).await?;
             if let Some(feed) = feeds
                 .into_iter()
                 .find(|f| f.collection_account_id == collection_account_id)
@@ -169,7 +185,7 @@ impl BankFeedService {
         let feed = configured.ok_or(BankFeedError::FeedNotConfigured(collection_account_id))?;
         let secret = Secret::new(
             feed.provider,
-            feed.secrets.first().map_or("", String::as_str),
+            feed.secrets.values.first().map_or("", String::as_str),
         )?;
         let now = self.clock.now();
         let transfer = bank_feed::sign::Transfer {
@@ -202,7 +218,7 @@ impl BankFeedService {
     ) -> Result<WebhookAck, BankFeedError> {
         let provider = Provider::parse(provider)?;
         let now = self.clock.now();
-        let feeds = self.store.feeds(provider).await?;
+        let feeds = self.feeds(provider).await?;
         let verified = verified_feeds(provider, &feeds, headers, body, now)?;
 
         let mut delivery = DeliveryRecord {
@@ -518,6 +534,7 @@ fn verified_feeds<'a>(
     for feed in feeds {
         let secrets: Vec<Secret> = feed
             .secrets
+            .values
             .iter()
             .filter_map(|s| Secret::new(provider, s).ok())
             .collect();

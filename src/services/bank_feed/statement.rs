@@ -196,7 +196,7 @@ impl BankFeedService {
             account_number: account.account_number.clone(),
             ledger_account_id: account.ledger_account_id,
             provider: Provider::Standard,
-            secrets: Vec::new(),
+            secrets: Default::default(),
         };
         for (index, (line, transaction)) in to_record.iter().enumerate() {
             // The delivery row is written with the first line, in its database transaction;

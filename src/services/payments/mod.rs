@@ -428,11 +428,25 @@ impl PaymentService {
         caller: &Caller,
         id: Uuid,
     ) -> Result<IntentView, PaymentError> {
-        self.visible_intent(caller, id).await?;
+        let pending = self.visible_intent(caller, id).await?;
         let now = self.clock.now_micros();
+        let state = |status: &str| {
+            serde_json::json!({
+                "payee_id": pending.payee_id, "reference": pending.reference.as_str(),
+                "amount": pending.amount.to_string(), "status": status,
+            })
+        };
+        let audit = crate::services::audit_record(
+            &self.clock,
+            caller,
+            AuditAction::PaymentIntentCancel,
+            id,
+            Some(state("pending")),
+            Some(state("cancelled")),
+        );
         let intent = self
             .store
-            .cancel_intent(id, now)
+            .cancel_intent(id, now, &audit)
             .await?
             .ok_or(PaymentError::IntentNotFound(id))?;
         match intent.status(now) {

@@ -16,6 +16,7 @@ pub use error::RegistryError;
 use models::*;
 
 use crate::clock::Clock;
+use crate::domain::audit::AuditAction;
 use crate::domain::registry::{
     self, birth_year, check_birth_date, check_head, check_household_dates, day_in_vietnam,
     parse_address, parse_date, parse_phone, residence, search_key, without_head, Code, Consent,
@@ -388,6 +389,19 @@ impl RegistryService {
         }
         unit.append_consent(self.clock.new_id(), resident_id, &consent)
             .await?;
+        let after = serde_json::json!({
+            "given": consent.state.given,
+            "effective_on": consent.state.effective_on.to_string(),
+        });
+        unit.append_audit(&crate::services::audit_record(
+            &self.clock,
+            caller,
+            AuditAction::ConsentRecord,
+            resident_id,
+            None,
+            Some(after),
+        ))
+        .await?;
         unit.commit().await?;
         Ok(ConsentView::from(&consent))
     }

@@ -23,6 +23,7 @@ use models::*;
 
 use crate::clock::{to_rfc3339, Clock};
 use crate::domain::account::AccountKind;
+use crate::domain::audit::AuditAction;
 use crate::domain::intent::MAX_EXPIRES_IN_SECONDS;
 use crate::domain::payee::{bounded_text, parse_phone, Payee, PayeeKind};
 use crate::domain::registry::import::LineError;
@@ -1357,6 +1358,24 @@ impl SchoolService {
         unit.cancel_payment(receipt.payment_id, now).await?;
         unit.mark_receipt_cancelled(receipt_id, (&caller.username, &reason), transaction_id, now)
             .await?;
+        let receipt_state = |cancelled: bool| {
+            serde_json::json!({
+                "school_id": school_id, "number": receipt.number, "pupil_id": receipt.pupil_id,
+                "amount": receipt.amount.to_string(), "cancelled": cancelled,
+            })
+        };
+        let mut after = receipt_state(true);
+        after["reason"] = reason.clone().into();
+        after["ledger_transaction_id"] = transaction_id.to_string().into();
+        unit.append_audit(&crate::services::audit_record(
+            &self.clock,
+            caller,
+            AuditAction::SchoolReceiptCancel,
+            receipt_id,
+            Some(receipt_state(false)),
+            Some(after),
+        ))
+        .await?;
         unit.commit().await?;
         receipt.cancelled_at = Some(now);
         receipt.cancelled_by = Some(caller.username.clone());
@@ -1386,6 +1405,17 @@ impl SchoolService {
             self.clock.now_micros(),
         )
         .await?;
+        // The token is a credential: the trail names the link and pupil, never the token.
+        let after = serde_json::json!({ "school_id": school_id, "pupil_id": request.pupil_id });
+        unit.append_audit(&crate::services::audit_record(
+            &self.clock,
+            caller,
+            AuditAction::ParentLinkCreate,
+            id,
+            None,
+            Some(after),
+        ))
+        .await?;
         unit.commit().await?;
         Ok(ParentLinkView {
             id,
@@ -1408,6 +1438,15 @@ impl SchoolService {
         {
             return Err(SchoolError::LinkNotFound);
         }
+        unit.append_audit(&crate::services::audit_record(
+            &self.clock,
+            caller,
+            AuditAction::ParentLinkRevoke,
+            link_id,
+            Some(serde_json::json!({ "school_id": school_id, "revoked": false })),
+            Some(serde_json::json!({ "school_id": school_id, "revoked": true })),
+        ))
+        .await?;
         unit.commit().await?;
         Ok(())
     }
