@@ -411,7 +411,11 @@ fn school_routes(config: &mut web::ServiceConfig) {
             resource("/v1/schools/{school}/parent-links/{link}/revoke")
                 .route(post().to(schools::revoke_parent_link)),
         )
-        .service(resource("/v1/parent-links/{token}").route(get().to(schools::parent_view)));
+        .service(resource("/v1/parent-links/{token}").route(get().to(schools::parent_view)))
+        .service(
+            resource("/v1/households/{id}/payment-request")
+                .route(post().to(schools::household_payment_request)),
+        );
 }
 
 /// Gives every request an id (the caller's `x-request-id`, or a new one), runs it in a span

@@ -49,6 +49,7 @@ use super::{
         schools::post_run, schools::run_status, schools::balances, schools::record_cash,
         schools::get_receipt, schools::receipt_html, schools::cancel_receipt,
         schools::create_parent_link, schools::revoke_parent_link, schools::parent_view,
+        schools::household_payment_request,
         payments::list_received_payments, payments::payee_summary,
         users::change_own_password, users::list_users, users::create_user, users::get_user,
         users::update_user, users::reset_password, users::audit_trail,

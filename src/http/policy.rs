@@ -418,6 +418,12 @@ pub const ROUTES: &[RoutePolicy] = &[
         Access::Roles(SCHOOL_KEEPERS),
     ),
     route("GET", "/v1/parent-links/{token}", Access::Public),
+    // A household's QR across schools: the registry's households, so commune staff only.
+    route(
+        "POST",
+        "/v1/households/{id}/payment-request",
+        Access::Roles(REGISTRY_KEEPERS),
+    ),
     // The web app's block: a payee's own money (vendors and schools read their own only).
     route("GET", "/v1/payees/{id}/payments", Access::Roles(EVERYONE)),
     route("GET", "/v1/payees/{id}/summary", Access::Roles(EVERYONE)),

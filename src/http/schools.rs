@@ -462,3 +462,23 @@ pub async fn parent_view(
     })
     .await
 }
+
+#[utoipa::path(post, path = "/v1/households/{id}/payment-request", tag = "schools",
+    description = "One VietQR for a household: the sum of the open charges of every pupil naming it, at every school; the money is split across the charges by the documented rule (oldest due first, mandatory before optional) and each school posts only its own pupils' lines. The schools owing must collect into one bank account.",
+    params(("id" = Uuid, Path, description = "the registry household's id")),
+    security(("bearer" = [])),
+    responses((status = 201, body = HouseholdPaymentView),
+        (status = 404, description = "HOUSEHOLD_NOT_FOUND", body = ErrorEnvelope),
+        (status = 409, description = "HOUSEHOLD_NOTHING_OWING (no open charge), HOUSEHOLD_SCHOOLS_COLLECT_APART (the schools owing collect into different bank accounts)", body = ErrorEnvelope)))]
+pub async fn household_payment_request(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ApiPath(household): ApiPath<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    answer(&state, StatusCode::CREATED, move |s| async move {
+        s.schools
+            .household_payment_request(&caller, household)
+            .await
+    })
+    .await
+}

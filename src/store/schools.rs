@@ -144,6 +144,37 @@ pub struct PupilRunTotals {
     pub paid: i64,
 }
 
+/// A pupil naming a household, with the school's payee code, payee ledger account and the
+/// bank collection account the school's QR codes send money to.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HouseholdPupilRow {
+    #[sqlx(flatten)]
+    pub pupil: PupilRow,
+    pub school_code: String,
+    pub school_account_id: Uuid,
+    pub collection_account_id: Uuid,
+}
+
+/// A household QR: the intent, the household it pays for, the school payee it names and the
+/// collection account the money lands in.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HouseholdIntentRow {
+    pub household_id: Uuid,
+    pub household_code: String,
+    pub payee_id: Uuid,
+    pub collection_account_id: Uuid,
+}
+
+/// The household QR a parent's page shows: still open for payment.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OpenHouseholdIntentRow {
+    pub id: Uuid,
+    pub reference: String,
+    pub amount: i64,
+    pub paid_amount: i64,
+    pub qr_payload: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewPupil<'a> {
     pub id: Uuid,
@@ -699,14 +730,83 @@ impl UnitOfWork<'_> {
         Ok(found.map(|(id,)| id))
     }
 
+    /// The household's code; None when there is no such household.
+    pub async fn household_code(&mut self, id: Uuid) -> StoreResult<Option<String>> {
+        let sql = "SELECT code FROM households WHERE id = $1";
+        let found: Option<(String,)> = tx_rows!(self, fetch_optional, sql, id)?;
+        Ok(found.map(|(code,)| code))
+    }
+
+    /// Every pupil naming the household, at every school, by school code then pupil code.
+    pub async fn household_pupils(
+        &mut self,
+        household_id: Uuid,
+    ) -> StoreResult<Vec<HouseholdPupilRow>> {
+        let sql = "SELECT p.id, p.school_id, p.code, p.full_name, p.household_id, \
+                   p.guardian_name, p.guardian_phone, p.receivable_account_id, \
+                   s.code AS school_code, s.ledger_account_id AS school_account_id, \
+                   s.collection_account_id \
+                   FROM pupils p JOIN payees s ON s.id = p.school_id \
+                   WHERE p.household_id = $1 ORDER BY s.code, p.code";
+        Ok(tx_rows!(self, fetch_all, sql, household_id)?)
+    }
+
+    pub async fn insert_household_intent(
+        &mut self,
+        intent_id: Uuid,
+        household_id: Uuid,
+        now: i64,
+    ) -> StoreResult<()> {
+        let sql = "INSERT INTO household_payment_intents (intent_id, household_id, created_at) \
+                   VALUES ($1, $2, $3)";
+        execute!(self, sql, intent_id, household_id, now)?;
+        Ok(())
+    }
+
+    /// The household an intent collects for, when it is a household QR.
+    pub async fn household_of_intent(
+        &mut self,
+        intent_id: Uuid,
+    ) -> StoreResult<Option<HouseholdIntentRow>> {
+        let sql = "SELECT h.household_id, hh.code AS household_code, i.payee_id, \
+                   i.collection_account_id FROM household_payment_intents h \
+                   JOIN payment_intents i ON i.id = h.intent_id \
+                   JOIN households hh ON hh.id = h.household_id WHERE h.intent_id = $1";
+        Ok(tx_rows!(self, fetch_optional, sql, intent_id)?)
+    }
+
+    /// The household's newest QR that still takes payment at `now` (pending or partly paid,
+    /// not cancelled or expired).
+    pub async fn open_household_intent(
+        &mut self,
+        household_id: Uuid,
+        now: i64,
+    ) -> StoreResult<Option<OpenHouseholdIntentRow>> {
+        let sql = "SELECT i.id, i.reference, i.amount, i.paid_amount, i.qr_payload \
+                   FROM household_payment_intents h JOIN payment_intents i ON i.id = h.intent_id \
+                   WHERE h.household_id = $1 AND i.status IN ('pending', 'partially_paid') \
+                   AND i.cancelled_at IS NULL AND i.expires_at > $2 \
+                   ORDER BY h.created_at DESC, i.id DESC LIMIT 1";
+        Ok(tx_rows!(self, fetch_optional, sql, household_id, now)?)
+    }
+
     /// The pupil's charges that are not fully paid, locked.
     pub async fn lock_open_charges(&mut self, pupil_id: Uuid) -> StoreResult<Vec<OpenCharge>> {
+        self.open_charges(pupil_id, true).await
+    }
+
+    /// The pupil's charges that are not fully paid, for reading.
+    pub async fn pupil_open_charges(&mut self, pupil_id: Uuid) -> StoreResult<Vec<OpenCharge>> {
+        self.open_charges(pupil_id, false).await
+    }
+
+    async fn open_charges(&mut self, pupil_id: Uuid, lock: bool) -> StoreResult<Vec<OpenCharge>> {
         let sql = format!(
             "SELECT c.id, r.due_on, i.mandatory, c.created_at, i.fund, c.amount - c.paid \
              FROM school_charges c JOIN collection_runs r ON r.id = c.run_id \
              JOIN fee_items i ON i.id = c.fee_item_id \
              WHERE c.pupil_id = $1 AND c.paid < c.amount ORDER BY c.id{}",
-            if self.row_lock().is_empty() {
+            if !lock || self.row_lock().is_empty() {
                 ""
             } else {
                 " FOR UPDATE OF c"

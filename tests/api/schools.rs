@@ -19,6 +19,7 @@ crate::on_both_backends!(
     credit_pays_the_next_run_and_preview_posts_nothing,
     a_roster_imports_all_or_nothing_after_a_dry_run,
     money_staff_take_from_suspense_to_a_pupils_intent_pays_the_pupil,
+    a_household_qr_needs_one_bank_account_and_commune_staff,
 );
 
 const MEALS_PER_DAY: i64 = 20_000;
@@ -84,20 +85,48 @@ pub(crate) async fn school(app: &TestApp, code: &str, account_number: &str) -> S
 pub(crate) async fn pupils(app: &TestApp, school: &School, count: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for n in 1..=count {
-        let pupil = ok(
-            app,
-            &format!("/v1/schools/{}/pupils", school.id),
-            &json!({
-                "code": format!("HS{n:02}"), "full_name": format!("Nguyễn Văn Học Sinh {n}"),
-                "class_id": school.class, "joined_on": "2026-09-05",
-                "guardian_name": "Nguyễn Thị Phụ Huynh", "guardian_phone": "0912345678"
-            }),
-            StatusCode::CREATED,
-        )
-        .await;
-        ids.push(pupil["id"].as_str().unwrap().to_owned());
+        ids.push(pupil(app, school, n, None).await);
     }
     ids
+}
+
+/// Pupil `HS<n>` in class 3A, of the registry household `household` when given.
+async fn pupil(app: &TestApp, school: &School, n: usize, household: Option<&str>) -> String {
+    let mut body = json!({
+        "code": format!("HS{n:02}"), "full_name": format!("Nguyễn Văn Học Sinh {n}"),
+        "class_id": school.class, "joined_on": "2026-09-05",
+        "guardian_name": "Nguyễn Thị Phụ Huynh", "guardian_phone": "0912345678"
+    });
+    if let Some(household) = household {
+        body["household_id"] = json!(household);
+    }
+    let pupil = ok(
+        app,
+        &format!("/v1/schools/{}/pupils", school.id),
+        &body,
+        StatusCode::CREATED,
+    )
+    .await;
+    pupil["id"].as_str().unwrap().to_owned()
+}
+
+/// A registry household (and its hamlet) with this code.
+async fn household(app: &TestApp, code: &str) -> String {
+    let (status, _) = app
+        .post(
+            "/v1/hamlets",
+            &json!({"code": "TT", "name": "Xóm Tức Tranh", "valid_from": "2020-01-01"}),
+        )
+        .await;
+    assert!(status == StatusCode::CREATED || status == StatusCode::CONFLICT);
+    let household = ok(
+        app,
+        "/v1/households",
+        &json!({"code": code, "hamlet_code": "TT", "address": format!("Nhà {code}")}),
+        StatusCode::CREATED,
+    )
+    .await;
+    household["id"].as_str().unwrap().to_owned()
 }
 
 /// (meals, insurance, parents fund, club) item ids.
@@ -226,7 +255,15 @@ async fn a_class_run_paid_online_in_part_and_in_cash_agrees_with_the_ledger(back
         return;
     };
     let school = school(&app, "THTT", "1900123456").await;
-    let pupils = pupils(&app, &school, 40).await;
+    // Pupils 36 and 37 are siblings of a pupil of a second school collecting into the same
+    // bank account; their household pays all three through one QR.
+    let family = household(&app, "HTT01").await;
+    let siblings = 36..38;
+    let mut pupils = Vec::new();
+    for n in 0..40 {
+        let household = siblings.contains(&n).then_some(family.as_str());
+        pupils.push(pupil(&app, &school, n + 1, household).await);
+    }
     let [meals, insurance, parents, club] = items(&app, &school).await;
     let enrol = ok(
         &app,
@@ -349,14 +386,102 @@ async fn a_class_run_paid_online_in_part_and_in_cash_agrees_with_the_ledger(back
         .collect();
     assert_eq!(numbers, vec![1, 2, 3]);
 
-    // Replaying a delivered webhook changes nothing.
+    // The second school: the siblings' brother, owing the mandatory items of its own run,
+    // posted after the first school's.
+    let second = crate::schools::school(&app, "THCS", &school.account_number).await;
+    let brother = pupil(&app, &second, 1, Some(&family)).await;
+    let [meals2, insurance2, parents2, _] = items(&app, &second).await;
+    let run2 = crate::schools::run(
+        &app,
+        &second,
+        "Tháng 9/2026",
+        &[&meals2, &insurance2, &parents2],
+    )
+    .await;
+    post_run(&app, &second, &run2).await;
+    let brother_owes = meals_full + INSURANCE + PARENTS_FUND;
+    let request = ok(
+        &app,
+        &format!("/v1/households/{family}/payment-request"),
+        &json!({}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let family_owes = total(36) + total(37) + brother_owes;
+    assert_eq!(request["amount"], family_owes, "{request}");
+    assert_eq!(
+        request["payee_id"],
+        school.id.as_str(),
+        "the first charge's school"
+    );
+    assert_eq!(request["lines"].as_array().unwrap().len(), 3, "{request}");
+    let link = parent_link(&app, &school, &pupils[36]).await;
+    let parents_page = format!("/v1/parent-links/{}", link["token"].as_str().unwrap());
+    let page = get_ok(&app, &parents_page).await;
+    assert_eq!(page["household_payment"]["amount"], family_owes, "{page}");
+    assert_eq!(
+        page["household_payment"]["qr_payload"],
+        request["qr_payload"]
+    );
+    // The household pays in two transfers: the first pays pupil 36 in full and 400.000 đ of
+    // pupil 37's meals (same due day, all mandatory, posted together: in posting order); the
+    // second the rest of pupil 37, then the brother (his run was posted later), and 5.000 đ
+    // more, the credit of pupil 36 (the household's first pupil at the school the QR names).
+    let intent = request["intent_id"].as_str().unwrap();
+    let household_payment = pay_online(&app, &school, intent, total(36) + meals_full).await;
+    let page = get_ok(&app, &parents_page).await;
+    assert_eq!(
+        page["household_payment"]["remaining"],
+        family_owes - total(36) - meals_full
+    );
+    let brother_statement = format!("/v1/schools/{}/pupils/{brother}/statement", second.id);
+    assert_eq!(
+        get_ok(&app, &brother_statement).await["balance"],
+        brother_owes
+    );
+    pay_online(
+        &app,
+        &school,
+        intent,
+        family_owes - total(36) - meals_full + 5_000,
+    )
+    .await;
+    assert_eq!(
+        get_ok(&app, &parents_page).await["household_payment"],
+        Value::Null
+    );
+    // Each school sees its own lines only: the brother's school his payment, the first school
+    // its pupils'; a school user of the first school cannot read the brother.
+    let brother_seen = get_ok(&app, &brother_statement).await;
+    assert_eq!(brother_seen["balance"], 0);
+    assert_eq!(brother_seen["payments"].as_array().unwrap().len(), 1);
+    assert_eq!(brother_seen["payments"][0]["amount"], brother_owes);
+    let (status, refused) = app.get_as(&brother_statement, &school_token).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{refused}");
+    let second_balances = get_ok(&app, &format!("/v1/schools/{}/balances", second.id)).await;
+    assert_eq!(second_balances["uncollected"], 0);
+    assert_eq!(second_balances["funds"][0]["balance"], meals_full);
+    let (status, refused) = app
+        .post(
+            &format!("/v1/households/{family}/payment-request"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(error_code(&refused), "HOUSEHOLD_NOTHING_OWING");
+
+    // Replaying delivered webhooks changes nothing.
     let count = app.transaction_count().await;
+    let (status, ack) = send_standard(&app, STANDARD_SECRET, &household_payment).await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    assert_eq!(ack["transactions"][0]["duplicate"], true, "{ack}");
+    assert_eq!(app.transaction_count().await, count);
     let (status, ack) = send_standard(&app, STANDARD_SECRET, &first_payment.unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{ack}");
     assert_eq!(ack["transactions"][0]["duplicate"], true, "{ack}");
     assert_eq!(app.transaction_count().await, count);
 
-    // Class status: 28 paid, 5 partly, 7 unpaid.
+    // Class status: 30 paid (two through the household QR), 5 partly, 5 unpaid.
     let status = get_ok(
         &app,
         &format!(
@@ -366,10 +491,11 @@ async fn a_class_run_paid_online_in_part_and_in_cash_agrees_with_the_ledger(back
     )
     .await;
     assert_eq!(status["pupils"], 40);
-    assert_eq!(status["paid"], 28);
+    assert_eq!(status["paid"], 30);
     assert_eq!(status["partly_paid"], 5);
-    assert_eq!(status["unpaid"], 7);
-    let paid_total: i64 = (0..25).chain(30..33).map(total).sum::<i64>() + 5 * 500_000;
+    assert_eq!(status["unpaid"], 5);
+    let full_payers = || (0..25).chain(30..33).chain(siblings.clone());
+    let paid_total: i64 = full_payers().map(total).sum::<i64>() + 5 * 500_000;
     assert_eq!(status["charged_total"], all_owed);
     assert_eq!(status["paid_total"], paid_total);
     assert_eq!(status["owing_total"], all_owed - paid_total);
@@ -390,7 +516,6 @@ async fn a_class_run_paid_online_in_part_and_in_cash_agrees_with_the_ledger(back
 
     // Fund balances by the split rule: a partial 500.000 đ pays meals (400.000) first, then
     // 100.000 of insurance (both mandatory, meals posted first); the club (optional) last.
-    let full_payers = || (0..25).chain(30..33);
     let school_fund: i64 =
         full_payers().map(|n| owed(n).0 + owed(n).3).sum::<i64>() + 5 * meals_full;
     let pass_through: i64 = full_payers().map(|n| owed(n).1).sum::<i64>() + 5 * 100_000;
@@ -417,13 +542,14 @@ async fn a_class_run_paid_online_in_part_and_in_cash_agrees_with_the_ledger(back
         paid_total,
         "every đồng paid against a charge is in exactly one fund"
     );
-    // The bank holds what came in online: the funds' online part and the overpayment.
+    // The bank (both schools') holds what came in online: the funds' online part, the
+    // brother's and the two overpayments.
     let bank = app
         .balance(&format!("bank:970422:{}", school.account_number))
         .await;
     assert_eq!(
         bank.parse::<i64>().unwrap(),
-        paid_total - cash_on_hand + 10_000
+        paid_total - cash_on_hand + brother_owes + 10_000 + 5_000
     );
 
     // Statements.
@@ -450,6 +576,17 @@ async fn a_class_run_paid_online_in_part_and_in_cash_agrees_with_the_ledger(back
     assert_eq!(by_cash["balance"], 0);
     let unpaid = statement(39).await;
     assert_eq!(unpaid["balance"], total(39));
+    let family_credit = statement(36).await;
+    assert_eq!(family_credit["balance"], -5_000);
+    assert_eq!(family_credit["credit"], 5_000);
+    let family_second = statement(37).await;
+    assert_eq!(family_second["balance"], 0);
+    assert_eq!(family_second["paid_total"], total(37));
+    assert_eq!(
+        family_second["payments"].as_array().unwrap().len(),
+        2,
+        "{family_second}"
+    );
     app.assert_verified().await;
 
     // Cancelling the third receipt keeps its number, shows it cancelled, and takes the cash
@@ -517,8 +654,8 @@ async fn a_class_run_paid_online_in_part_and_in_cash_agrees_with_the_ledger(back
         &format!("/v1/schools/{}/runs/{run}/status", school.id),
     )
     .await;
-    assert_eq!(status["paid"], 27);
-    assert_eq!(status["unpaid"], 8);
+    assert_eq!(status["paid"], 29);
+    assert_eq!(status["unpaid"], 6);
     app.assert_verified().await;
 }
 
@@ -851,4 +988,39 @@ async fn money_staff_take_from_suspense_to_a_pupils_intent_pays_the_pupil(backen
     let balances = get_ok(&app, &format!("/v1/schools/{}/balances", school.id)).await;
     assert_eq!(balances["uncollected"], 0);
     app.assert_verified().await;
+}
+
+async fn a_household_qr_needs_one_bank_account_and_commune_staff(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let family = household(&app, "HTT02").await;
+    let path = format!("/v1/households/{family}/payment-request");
+    let (status, refused) = app.post(&path, &json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(error_code(&refused), "HOUSEHOLD_NOTHING_OWING");
+    let mut schools = Vec::new();
+    for (code, account) in [("THA", "1900111111"), ("THB", "1900222222")] {
+        let school = school(&app, code, account).await;
+        pupil(&app, &school, 1, Some(&family)).await;
+        let [meals, ..] = items(&app, &school).await;
+        let run = run(&app, &school, "Tháng 9/2026", &[&meals]).await;
+        post_run(&app, &school, &run).await;
+        schools.push(school);
+    }
+    let (status, refused) = app.post(&path, &json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(error_code(&refused), "HOUSEHOLD_SCHOOLS_COLLECT_APART");
+    let school_token = token_for_payee(&app, Role::School, &schools[0].id).await;
+    let (status, _) = app.post_as(&path, &json!({}), &school_token).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let unknown = Uuid::new_v4();
+    let (status, refused) = app
+        .post(
+            &format!("/v1/households/{unknown}/payment-request"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{refused}");
+    assert_eq!(error_code(&refused), "HOUSEHOLD_NOT_FOUND");
 }

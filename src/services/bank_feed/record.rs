@@ -130,9 +130,9 @@ impl BankFeedService {
         {
             unit.record_intent_payment(*intent_id, paid_amount, status)
                 .await?;
-            // A school pupil's payment settles the pupil's charges in this same transaction.
+            // A school pupil's or household's payment settles the charges in this same transaction.
             if let Some(credit) = plan.credit(bank) {
-                crate::services::schools::settle_pupil_intent(
+                crate::services::schools::settle_school_intent(
                     &mut unit,
                     &self.clock,
                     *intent_id,
@@ -228,7 +228,7 @@ impl BankFeedService {
                 .filter(|(_, credit, _)| plan.payee.is_some_and(|p| p.ledger_account_id == *credit))
                 .map(|(_, _, amount)| amount)
                 .sum();
-            crate::services::schools::settle_pupil_intent(
+            crate::services::schools::settle_school_intent(
                 &mut unit,
                 &self.clock,
                 intent_id,
@@ -345,7 +345,10 @@ async fn match_facts(
                     collection_account_id: intent.collection_account_id,
                     payee,
                     state: IntentState {
-                        keeps_overpayment: unit.pupil_of_intent(intent.id).await?.is_some(),
+                        keeps_overpayment: crate::services::schools::is_school_intent(
+                            unit, intent.id,
+                        )
+                        .await?,
                         amount: intent.amount,
                         paid_amount: intent.paid_amount,
                         stored_status: intent.stored_status,

@@ -24,6 +24,12 @@ pub enum SchoolError {
     ReceiptCancelled(i64),
     #[error("liên kết không tồn tại hoặc đã bị thu hồi")]
     LinkNotFound,
+    #[error("không tìm thấy hộ gia đình {0}")]
+    HouseholdNotFound(uuid::Uuid),
+    #[error("các con của hộ không còn khoản thu nào phải nộp")]
+    HouseholdNothingOwing,
+    #[error("các trường của các con thu vào những tài khoản ngân hàng khác nhau: một mã QR chỉ chuyển vào một tài khoản, hãy dùng mã QR của từng học sinh")]
+    HouseholdSchoolsCollectApart,
     #[error("khóa Idempotency-Key này đã dùng cho một yêu cầu khác")]
     IdempotencyKeyReused,
     #[error("một yêu cầu với khóa Idempotency-Key này đang được xử lý")]
@@ -52,8 +58,13 @@ impl PublicError for SchoolError {
     fn status(&self) -> u16 {
         use SchoolError::*;
         match self {
-            SchoolNotFound(_) | NotFound { .. } | LinkNotFound => 404,
-            Taken { .. } | RunPosted | ReceiptCancelled(_) | IdempotencyKeyInProgress => 409,
+            SchoolNotFound(_) | NotFound { .. } | LinkNotFound | HouseholdNotFound(_) => 404,
+            Taken { .. }
+            | RunPosted
+            | ReceiptCancelled(_)
+            | IdempotencyKeyInProgress
+            | HouseholdNothingOwing
+            | HouseholdSchoolsCollectApart => 409,
             Invalid(_) | Run(_) | IdempotencyKeyReused => 422,
             Store(store) => store.status(),
         }
@@ -65,6 +76,9 @@ impl PublicError for SchoolError {
             SchoolNotFound(_) => "SCHOOL_NOT_FOUND",
             NotFound { .. } => "SCHOOL_RECORD_NOT_FOUND",
             LinkNotFound => "PARENT_LINK_NOT_FOUND",
+            HouseholdNotFound(_) => "HOUSEHOLD_NOT_FOUND",
+            HouseholdNothingOwing => "HOUSEHOLD_NOTHING_OWING",
+            HouseholdSchoolsCollectApart => "HOUSEHOLD_SCHOOLS_COLLECT_APART",
             Taken { .. } => "SCHOOL_RECORD_TAKEN",
             RunPosted => "RUN_ALREADY_POSTED",
             ReceiptCancelled(_) => "RECEIPT_CANCELLED",

@@ -24,7 +24,7 @@ use models::*;
 use crate::clock::{to_rfc3339, Clock};
 use crate::domain::account::AccountKind;
 use crate::domain::audit::AuditAction;
-use crate::domain::intent::MAX_EXPIRES_IN_SECONDS;
+use crate::domain::intent::{PaymentIntent, MAX_EXPIRES_IN_SECONDS};
 use crate::domain::payee::{bounded_text, parse_phone, Payee, PayeeKind};
 use crate::domain::registry::import::LineError;
 use crate::domain::schools::roster::parse_roster;
@@ -38,8 +38,8 @@ use crate::services::ledger::Reply;
 use crate::services::payments::draft_intent;
 use crate::services::registry::import::ImportError;
 use crate::store::schools::{
-    ClassRow, FeeItemRow, NewCharge, NewPupil, NewSchoolPayment, PupilRow, ReceiptRow, RunRow,
-    YearRow,
+    ClassRow, FeeItemRow, HouseholdIntentRow, HouseholdPupilRow, NewCharge, NewPupil,
+    NewSchoolPayment, PupilRow, ReceiptRow, RunRow, YearRow,
 };
 use crate::store::{IdempotencyClaim, Store, StoreError, StoredResponse, UnitOfWork};
 
@@ -172,16 +172,7 @@ async fn settle_pupil(
         || format!("Dùng tiền thừa của học sinh {}", pupil.code),
         |m| m.description.clone(),
     );
-    let transaction = school_transaction(transaction_id, &description, &legs, now)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    // Receivables and the school's accounts carry no balance rule, so this always fits.
-    if unit
-        .post_first_that_fits(std::slice::from_ref(&transaction), SCHOOL_USER_ID)
-        .await?
-        .is_none()
-    {
-        return Err(StoreError::Corrupt("a school posting did not fit".into()));
-    }
+    post_school_transaction(unit, transaction_id, &description, &legs, now).await?;
     let payment_id = match money {
         Some(money) => {
             let id = clock.new_id();
@@ -211,6 +202,28 @@ async fn settle_pupil(
     Ok(Some(payment_id))
 }
 
+/// Posts one school ledger transaction of these legs in the caller's database transaction.
+async fn post_school_transaction(
+    unit: &mut UnitOfWork<'_>,
+    id: Uuid,
+    description: &str,
+    legs: &[(Uuid, Uuid, i64)],
+    now: i64,
+) -> Result<(), StoreError> {
+    let transaction = school_transaction(id, description, legs, now)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    // Receivables and the school's accounts carry no balance rule, so this always fits.
+    match unit
+        .post_first_that_fits(std::slice::from_ref(&transaction), SCHOOL_USER_ID)
+        .await?
+    {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Corrupt(format!(
+            "a school posting did not fit: {description}"
+        ))),
+    }
+}
+
 /// Makes the school's money-moving use cases (run posting, payments, cash, cancellations) take
 /// turns, before any account lock they take, so that a pupil's credit is read by one at a
 /// time. They all post to the school's `uncollected` account anyway, so nothing runs slower.
@@ -218,16 +231,19 @@ async fn serialize_school(unit: &mut UnitOfWork<'_>, school_id: Uuid) -> Result<
     unit.serialize_on(&format!("school:{school_id}")).await
 }
 
-/// The bank feed's hook: when a transfer paid a school run's pupil intent, the money the
-/// school's payee account received (`credited`) settles the pupil's charges, in the bank
-/// feed's own database transaction. Any other intent is left alone.
-pub async fn settle_pupil_intent(
+/// The bank feed's hook: when a transfer paid a school run's pupil intent or a household QR,
+/// the money the school's payee account received (`credited`) settles the charges, in the
+/// bank feed's own database transaction. Any other intent is left alone.
+pub async fn settle_school_intent(
     unit: &mut UnitOfWork<'_>,
     clock: &Clock,
     intent_id: Uuid,
     credited: i64,
     bank_transaction_id: Uuid,
 ) -> Result<(), StoreError> {
+    if let Some(household) = unit.household_of_intent(intent_id).await? {
+        return settle_household(unit, clock, &household, credited, bank_transaction_id).await;
+    }
     let Some(pupil_id) = unit.pupil_of_intent(intent_id).await? else {
         return Ok(());
     };
@@ -249,6 +265,140 @@ pub async fn settle_pupil_intent(
         description: format!("Chuyển khoản cho học sinh {}", pupil.code),
     };
     settle_pupil(unit, clock, &accounts, &pupil, Some(money)).await?;
+    Ok(())
+}
+
+/// Whether the intent is a school run's pupil intent or a household QR: money paid on it
+/// beyond its amount is kept as a pupil's credit, not parked in suspense.
+pub async fn is_school_intent(
+    unit: &mut UnitOfWork<'_>,
+    intent_id: Uuid,
+) -> Result<bool, StoreError> {
+    Ok(unit.pupil_of_intent(intent_id).await?.is_some()
+        || unit.household_of_intent(intent_id).await?.is_some())
+}
+
+/// The pupils a household QR pays for: those naming the household at the schools that
+/// collect into the QR's bank account (always including the school the QR names).
+async fn household_qr_pupils(
+    unit: &mut UnitOfWork<'_>,
+    household: &HouseholdIntentRow,
+) -> Result<Vec<HouseholdPupilRow>, StoreError> {
+    Ok(unit
+        .household_pupils(household.household_id)
+        .await?
+        .into_iter()
+        .filter(|p| {
+            p.collection_account_id == household.collection_account_id
+                || p.pupil.school_id == household.payee_id
+        })
+        .collect())
+}
+
+/// Money a household QR brought in (`credited` to the payee account of the school the QR
+/// names) pays the open charges of all the household's pupils at every school sharing the
+/// QR's bank account, by the one split rule across them all (`domain::schools::allocate`);
+/// what is left over is the credit of the household's first pupil (by pupil code) at the
+/// school the QR names. One ledger transaction: the named school's payee account is debited
+/// the whole amount, each pupil's receivable credited with what it got, and each school's
+/// uncollected debited and funds credited for what its charges were paid. Each school gets
+/// one payment row per pupil of its own, so it sees only its own lines.
+async fn settle_household(
+    unit: &mut UnitOfWork<'_>,
+    clock: &Clock,
+    household: &HouseholdIntentRow,
+    credited: i64,
+    bank_transaction_id: Uuid,
+) -> Result<(), StoreError> {
+    let now = clock.now_micros();
+    let pupils = household_qr_pupils(unit, household).await?;
+    let mut schools: Vec<(Uuid, String)> = pupils
+        .iter()
+        .map(|p| (p.pupil.school_id, p.school_code.clone()))
+        .collect();
+    // Always in school id order, so two households' payments never wait on each other.
+    schools.sort();
+    schools.dedup();
+    let mut accounts = HashMap::new();
+    for (school_id, code) in &schools {
+        serialize_school(unit, *school_id).await?;
+        accounts.insert(*school_id, SchoolAccounts::ensure(unit, code, now).await?);
+    }
+    let mut open = Vec::new();
+    let mut owner = HashMap::new();
+    for p in &pupils {
+        for charge in unit.lock_open_charges(p.pupil.id).await? {
+            owner.insert(charge.id, (p.pupil.id, charge.fund));
+            open.push(charge);
+        }
+    }
+    let (paid, left) = allocate(&open, credited);
+    let credit_pupil = pupils
+        .iter()
+        .find(|p| p.pupil.school_id == household.payee_id)
+        .ok_or_else(|| StoreError::Corrupt("a household QR's school has no pupil".into()))?;
+    let payee_account = credit_pupil.school_account_id;
+    let mut legs = Vec::new();
+    let mut received = Vec::new();
+    for p in &pupils {
+        let mine: Vec<(Uuid, i64)> = paid
+            .iter()
+            .filter(|(charge, _)| owner[charge].0 == p.pupil.id)
+            .copied()
+            .collect();
+        let extra = if p.pupil.id == credit_pupil.pupil.id {
+            left
+        } else {
+            0
+        };
+        let amount = mine.iter().map(|(_, a)| a).sum::<i64>() + extra;
+        if amount == 0 {
+            continue;
+        }
+        let school = &accounts[&p.pupil.school_id];
+        legs.push((payee_account, p.pupil.receivable_account_id, amount));
+        legs.extend(fund_legs(
+            &mine,
+            |charge| owner[&charge].1,
+            school.uncollected,
+            |fund| school.fund(fund),
+        ));
+        received.push((p, amount, mine));
+    }
+    assert_eq!(
+        received.iter().map(|(_, amount, _)| amount).sum::<i64>(),
+        credited.max(0),
+        "a household payment hands each pupil exactly the money that came in"
+    );
+    if legs.is_empty() {
+        return Ok(());
+    }
+    let transaction_id = clock.new_id();
+    let description = format!(
+        "Chuyển khoản của hộ {} cho {} học sinh",
+        household.household_code,
+        received.len()
+    );
+    post_school_transaction(unit, transaction_id, &description, &legs, now).await?;
+    for (p, amount, mine) in received {
+        let id = clock.new_id();
+        unit.insert_school_payment(
+            &NewSchoolPayment {
+                id,
+                school_id: p.pupil.school_id,
+                pupil_id: p.pupil.id,
+                cash: false,
+                amount,
+                ledger_transaction_id: transaction_id,
+                bank_transaction_id: Some(bank_transaction_id),
+                receipt_id: None,
+            },
+            now,
+        )
+        .await?;
+        unit.insert_allocations(id, &mine, transaction_id, now)
+            .await?;
+    }
     Ok(())
 }
 
@@ -1046,10 +1196,17 @@ impl SchoolService {
                 .map(|c| c.outstanding)
                 .sum();
             if owing > 0 {
+                let description = format!("{} – {} ({})", run.name, pupil.full_name, pupil.code);
                 let intent = self
-                    .insert_pupil_intent(&mut unit, &school, &run, pupil, owing, caller.user_id)
+                    .insert_school_intent(
+                        &mut unit,
+                        &school,
+                        (owing, &description),
+                        caller.user_id,
+                        pupil.household_id,
+                    )
                     .await?;
-                unit.insert_run_intent(run_id, pupil.id, intent).await?;
+                unit.insert_run_intent(run_id, pupil.id, intent.id).await?;
             }
         }
         unit.mark_run_posted(run_id, now).await?;
@@ -1066,19 +1223,17 @@ impl SchoolService {
         Ok(posted)
     }
 
-    async fn insert_pupil_intent(
+    /// A pending VietQR intent of `amount` into the school's collection account, naming the
+    /// household as payer when known; a reference already taken is drawn again.
+    async fn insert_school_intent(
         &self,
         unit: &mut UnitOfWork<'_>,
         school: &Payee,
-        run: &RunRow,
-        pupil: &PupilRow,
-        amount: i64,
+        (amount, description): (i64, &str),
         created_by: Uuid,
-    ) -> Result<Uuid, SchoolError> {
-        let description: String = format!("{} – {} ({})", run.name, pupil.full_name, pupil.code)
-            .chars()
-            .take(200)
-            .collect();
+        household_id: Option<Uuid>,
+    ) -> Result<PaymentIntent, SchoolError> {
+        let description: String = description.chars().take(200).collect();
         let now = self.clock.now_micros();
         let expires_at = now + i64::from(MAX_EXPIRES_IN_SECONDS) * 1_000_000;
         for _ in 0..MAX_DRAWS {
@@ -1088,14 +1243,93 @@ impl SchoolService {
                 (amount, Some(description.clone())),
                 (now, expires_at),
                 created_by,
-                (None, pupil.household_id),
+                (None, household_id),
             )
             .map_err(|e| StoreError::Corrupt(format!("school {}: {e}", school.id)))?;
             if unit.insert_intent(&intent).await? {
-                return Ok(intent.id);
+                return Ok(intent);
             }
         }
         Err(StoreError::WriteConflict.into())
+    }
+
+    /// One QR for a household: the sum of the open charges of every pupil naming it, at every
+    /// school. The schools owing must collect into one bank account (the QR can name only
+    /// one); the QR names the school whose charge the split rule pays first, and its payer is
+    /// the household. Money arriving on it is split as `settle_household` says.
+    pub async fn household_payment_request(
+        &self,
+        caller: &Caller,
+        household_id: Uuid,
+    ) -> Result<HouseholdPaymentView, SchoolError> {
+        if caller.role.is_payee_bound() {
+            return Err(SchoolError::HouseholdNotFound(household_id));
+        }
+        let mut unit = self.store.school_snapshot().await?;
+        let household_code = unit
+            .household_code(household_id)
+            .await?
+            .ok_or(SchoolError::HouseholdNotFound(household_id))?;
+        let mut owing = Vec::new();
+        for p in unit.household_pupils(household_id).await? {
+            let open = unit.pupil_open_charges(p.pupil.id).await?;
+            if !open.is_empty() {
+                owing.push((p, open));
+            }
+        }
+        unit.rollback().await?;
+        let accounts: std::collections::BTreeSet<Uuid> =
+            owing.iter().map(|(p, _)| p.collection_account_id).collect();
+        if accounts.len() > 1 {
+            return Err(SchoolError::HouseholdSchoolsCollectApart);
+        }
+        let all: Vec<_> = owing.iter().flat_map(|(_, open)| open.clone()).collect();
+        let total: i64 = all.iter().map(|c| c.outstanding).sum();
+        let (order, _) = allocate(&all, total);
+        let Some((first_charge, _)) = order.first() else {
+            return Err(SchoolError::HouseholdNothingOwing);
+        };
+        let (lead, _) = owing
+            .iter()
+            .find(|(_, open)| open.iter().any(|c| c.id == *first_charge))
+            .expect("every charge belongs to a pupil");
+        let school = self
+            .store
+            .payee(lead.pupil.school_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("pupil {} has no school", lead.pupil.id)))?;
+        let mut unit = self.store.begin().await?;
+        let intent = self
+            .insert_school_intent(
+                &mut unit,
+                &school,
+                (total, &format!("Các khoản thu của hộ {household_code}")),
+                caller.user_id,
+                Some(household_id),
+            )
+            .await?;
+        unit.insert_household_intent(intent.id, household_id, intent.created_at)
+            .await?;
+        unit.commit().await?;
+        Ok(HouseholdPaymentView {
+            intent_id: intent.id,
+            household_id,
+            payee_id: intent.payee_id,
+            reference: intent.reference,
+            amount: intent.amount,
+            qr_payload: intent.qr_payload,
+            expires_at: to_rfc3339(intent.expires_at),
+            lines: owing
+                .into_iter()
+                .map(|(p, open)| HouseholdPupilOwing {
+                    school_id: p.pupil.school_id,
+                    pupil_id: p.pupil.id,
+                    pupil_code: p.pupil.code,
+                    full_name: p.pupil.full_name,
+                    owing: open.iter().map(|c| c.outstanding).sum(),
+                })
+                .collect(),
+        })
     }
 
     /// Who paid a run, all, partly or not, with totals; of one class or the whole run.
@@ -1341,20 +1575,8 @@ impl SchoolService {
             legs.push((accounts.fund(fund), accounts.uncollected, amount));
         }
         let transaction_id = self.clock.new_id();
-        let transaction = school_transaction(
-            transaction_id,
-            &format!("Hủy biên lai số {}: {reason}", receipt.number),
-            &legs,
-            now,
-        )
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        if unit
-            .post_first_that_fits(std::slice::from_ref(&transaction), SCHOOL_USER_ID)
-            .await?
-            .is_none()
-        {
-            return Err(StoreError::Corrupt("a receipt cancellation did not fit".into()).into());
-        }
+        let description = format!("Hủy biên lai số {}: {reason}", receipt.number);
+        post_school_transaction(&mut unit, transaction_id, &description, &legs, now).await?;
         unit.cancel_payment(receipt.payment_id, now).await?;
         unit.mark_receipt_cancelled(receipt_id, (&caller.username, &reason), transaction_id, now)
             .await?;
@@ -1463,6 +1685,18 @@ impl SchoolService {
             .ok_or_else(|| StoreError::Corrupt(format!("link names no pupil {pupil_id}")))?;
         let charges = unit.pupil_charges(pupil_id).await?;
         let credit = unit.pupil_credit(pupil_id).await?;
+        let household_payment = match pupil.household_id {
+            Some(household) => unit
+                .open_household_intent(household, self.clock.now_micros())
+                .await?
+                .map(|qr| HouseholdQrView {
+                    reference: qr.reference,
+                    amount: qr.amount,
+                    remaining: (qr.amount - qr.paid_amount).max(0),
+                    qr_payload: qr.qr_payload,
+                }),
+            None => None,
+        };
         unit.rollback().await?;
         let school = self
             .store
@@ -1485,6 +1719,7 @@ impl SchoolService {
             owing_total: open_charges.iter().map(|c| c.owing).sum(),
             open_charges,
             credit,
+            household_payment,
         })
     }
 }

@@ -386,6 +386,46 @@ pub struct ParentView {
     pub open_charges: Vec<ParentOpenCharge>,
     pub owing_total: i64,
     pub credit: i64,
+    /// The pupil's household's newest QR still open for payment, which pays all its
+    /// children's open charges at every school in one transfer; null when there is none.
+    pub household_payment: Option<HouseholdQrView>,
+}
+
+/// A household QR as a parent's page shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HouseholdQrView {
+    pub reference: String,
+    /// What the QR asks for, in đồng.
+    pub amount: i64,
+    /// What is still to pay on it (less when it was paid in part).
+    pub remaining: i64,
+    /// The VietQR payload (EMVCo text) to draw as a QR code.
+    pub qr_payload: String,
+}
+
+/// A household's QR for all its children's open charges at every school.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HouseholdPaymentView {
+    pub intent_id: Uuid,
+    pub household_id: Uuid,
+    /// The school payee the intent names: the school whose charge the split rule pays first.
+    pub payee_id: Uuid,
+    pub reference: String,
+    /// The sum of the open charges below, in đồng.
+    pub amount: i64,
+    pub qr_payload: String,
+    pub expires_at: String,
+    /// What each pupil owes, by school code then pupil code.
+    pub lines: Vec<HouseholdPupilOwing>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HouseholdPupilOwing {
+    pub school_id: Uuid,
+    pub pupil_id: Uuid,
+    pub pupil_code: String,
+    pub full_name: String,
+    pub owing: i64,
 }
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
