@@ -469,6 +469,9 @@ pub const PAGES: &[RoutePolicy] = &[
         "/app/suspense/{id}/resolve",
         Access::Roles(LEDGER_WRITERS),
     ),
+    route("GET", "/app/discrepancies", Access::Roles(LEDGER_READERS)),
+    route("GET", "/app/statements", Access::Roles(LEDGER_WRITERS)),
+    route("POST", "/app/statements", Access::Roles(LEDGER_WRITERS)),
     // The school office's pages: the roles of the schools API (a school user: its own school
     // only, another's 404); the parents' page proves itself with the parent link's token.
     route(

@@ -29,6 +29,8 @@ crate::on_both_backends!(
     disabling_a_user_or_resetting_their_password_ends_their_browser_sessions,
     staff_see_adoption_by_hamlet_against_the_target,
     staff_resolve_a_suspense_item_from_the_page,
+    staff_read_where_the_bank_balance_differs_from_the_ledger,
+    staff_check_a_bank_statement_and_record_its_missing_lines_once_confirmed,
     a_school_office_records_cash_from_its_run_board_and_parents_read_what_is_owed,
 );
 
@@ -608,10 +610,9 @@ async fn vietnamese_pages_show_no_english(backend: Backend) {
     let mut office = Browser::new(&app);
     office.log_in(&staff_name, PASSWORD).await;
     pages.push(("/app".to_owned(), office.get("/app").await));
-    pages.push((
-        "/app/adoption".to_owned(),
-        office.get("/app/adoption").await,
-    ));
+    for path in ["/app/adoption", "/app/discrepancies", "/app/statements"] {
+        pages.push((path.to_owned(), office.get(path).await));
+    }
 
     for (path, answer) in &pages {
         assert!(answer.body.contains("<html lang=\"vi\">"), "{path}");
@@ -982,6 +983,215 @@ async fn staff_resolve_a_suspense_item_from_the_page(backend: Backend) {
     assert_eq!(
         stored["resolution"]["note"], "bà Tư bán ở quầy V43",
         "{stored}"
+    );
+    app.assert_verified().await;
+}
+
+async fn staff_read_where_the_bank_balance_differs_from_the_ledger(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (payee, collection) = vendor(&app, "V44", "970436", "6667778889").await;
+    configure(&app, &collection, "standard", &[STANDARD_SECRET]).await;
+    let staff_name = new_user(&app, Role::Staff, None).await;
+    let vendor_name = new_user(&app, Role::Vendor, Some(id_of(&payee))).await;
+    let mut office = Browser::new(&app);
+    office.log_in(&staff_name, PASSWORD).await;
+    assert!(office
+        .get("/app")
+        .await
+        .body
+        .contains("href=\"/app/discrepancies\""));
+    let none_yet = office.get("/app/discrepancies").await;
+    assert_eq!(none_yet.status, StatusCode::OK, "{}", none_yet.body);
+    assert!(none_yet.body.contains(VI.discrepancies_empty));
+
+    // The bank says 1,250,000 after a 35,000 transfer the ledger holds alone.
+    let mut body = transfer(
+        &Uuid::new_v4().to_string(),
+        "6667778889",
+        "in",
+        35_000,
+        "V44 rau",
+        chrono::Utc::now(),
+    );
+    body["data"]["running_balance"] = 1_250_000.into();
+    let (status, ack) = send_standard(&app, STANDARD_SECRET, &body).await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    let (_, found) = app.get("/v1/reconciliation/discrepancies").await;
+    let id = found["data"][0]["id"].as_str().expect("a discrepancy");
+
+    let shown = office.get("/app/discrepancies").await;
+    let text = visible_text(&shown.body);
+    assert!(
+        shown.body.contains(&format!("id=\"discrepancy-{id}\"")),
+        "{}",
+        shown.body
+    );
+    for expected in [
+        "NGUYEN VAN A · 6667778889",
+        "1.250.000đ",
+        "35.000đ",
+        "1.215.000đ",
+        VI.difference,
+    ] {
+        assert!(text.contains(expected), "{expected}: {text}");
+    }
+    assert!(!text.contains(VI.discrepancies_empty));
+
+    let mut stall_phone = Browser::new(&app);
+    stall_phone.log_in(&vendor_name, PASSWORD).await;
+    let refused = stall_phone.get("/app/discrepancies").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(!refused.body.contains("1.250.000"));
+}
+
+async fn staff_check_a_bank_statement_and_record_its_missing_lines_once_confirmed(
+    backend: Backend,
+) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (_, collection) = vendor(&app, "V45", "970436", "7778889990").await;
+    configure(&app, &collection, "standard", &[STANDARD_SECRET]).await;
+    let mut known = transfer(
+        "st-1",
+        "7778889990",
+        "in",
+        50_000,
+        "V45 rau cai",
+        "2025-03-01T08:30:00+07:00".parse().unwrap(),
+    );
+    known["data"]["reference"] = "FT25060AAA1".into();
+    let (status, ack) = send_standard(&app, STANDARD_SECRET, &known).await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    assert_eq!(app.balance("payee:V45").await, "50000");
+    let staff_name = new_user(&app, Role::Staff, None).await;
+    let auditor_name = new_user(&app, Role::Auditor, None).await;
+    let mut office = Browser::new(&app);
+    office.log_in(&staff_name, PASSWORD).await;
+    assert!(office
+        .get("/app")
+        .await
+        .body
+        .contains("href=\"/app/statements\""));
+    let blank = office.get("/app/statements").await;
+    assert_eq!(blank.status, StatusCode::OK, "{}", blank.body);
+    assert!(blank.body.contains(&collection), "{}", blank.body);
+
+    let statement = "date,direction,amount,description,bank_reference,running_balance\n\
+        2025-03-01 08:30:00,in,50000,V45 rau cai,FT25060AAA1,\n\
+        2025-03-01 14:00:00,in,\"70,000\",V45 ban ca,FT25060DDD4,120000\n";
+    let csrf = office.csrf();
+    let fields = |extra: &[(&'static str, &'static str)]| {
+        let mut fields = vec![
+            ("csrf", csrf.clone()),
+            ("account", collection.clone()),
+            ("from", "2025-03-01".to_owned()),
+            ("to", "2025-03-01".to_owned()),
+            ("csv", statement.to_owned()),
+        ];
+        fields.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        fields
+    };
+    let compared = office
+        .answer(
+            office
+                .client
+                .post(app.url("/app/statements"))
+                .form(&fields(&[])),
+        )
+        .await;
+    assert_eq!(compared.status, StatusCode::OK, "{}", compared.body);
+    let text = visible_text(&compared.body);
+    for expected in [
+        VI.missing_webhooks,
+        "V45 ban ca",
+        "+70.000đ",
+        VI.matched_by_reference,
+        "120.000đ",
+    ] {
+        assert!(text.contains(expected), "{expected}: {text}");
+    }
+    // The statement's closing balance less the ledger's.
+    assert!(
+        compared.body.contains(&format!(
+            "<th scope=\"row\">{}</th><td>70.000đ</td>",
+            VI.difference
+        )),
+        "{}",
+        compared.body
+    );
+    assert!(compared.body.contains("id=\"ingest\""), "{}", compared.body);
+    assert_eq!(
+        app.balance("payee:V45").await,
+        "50000",
+        "comparing records nothing"
+    );
+
+    // Asking to record without ticking the confirmation only compares again.
+    let unconfirmed = office
+        .answer(
+            office
+                .client
+                .post(app.url("/app/statements"))
+                .form(&fields(&[("ingest", "1")])),
+        )
+        .await;
+    assert_eq!(unconfirmed.status, StatusCode::OK);
+    assert_eq!(app.balance("payee:V45").await, "50000");
+    let confirmed = office
+        .answer(
+            office
+                .client
+                .post(app.url("/app/statements"))
+                .form(&fields(&[("ingest", "1"), ("confirm", "1")])),
+        )
+        .await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
+    assert!(
+        confirmed.body.contains("id=\"ingested\""),
+        "{}",
+        confirmed.body
+    );
+    assert!(!confirmed.body.contains("id=\"ingest\""));
+    assert_eq!(app.balance("payee:V45").await, "120000");
+
+    // A line outside the dates: a sentence, nothing recorded.
+    let mut outside = fields(&[]);
+    outside[3].1 = "2025-02-28".to_owned();
+    outside[2].1 = "2025-02-27".to_owned();
+    let refused = office
+        .answer(
+            office
+                .client
+                .post(app.url("/app/statements"))
+                .form(&outside),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.body.contains(VI.statement_invalid),
+        "{}",
+        refused.body
+    );
+    // Without the CSRF token: refused before anything is compared.
+    let forged = office
+        .answer(
+            office
+                .client
+                .post(app.url("/app/statements"))
+                .form(&fields(&[("ingest", "1"), ("confirm", "1")])[1..]),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+    // Auditors read the ledger but may not record money: no page.
+    let mut auditor = Browser::new(&app);
+    auditor.log_in(&auditor_name, PASSWORD).await;
+    assert_eq!(
+        auditor.get("/app/statements").await.status,
+        StatusCode::FORBIDDEN
     );
     app.assert_verified().await;
 }

@@ -6,9 +6,11 @@
 
 mod adoption;
 mod assets;
+mod discrepancies;
 mod school_office;
 mod session;
 mod stall;
+mod statements;
 mod suspense;
 pub mod texts;
 
@@ -55,6 +57,12 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(resource("/app/adoption").route(get().to(adoption::adoption_page)))
         .service(resource("/app/suspense").route(get().to(suspense::suspense_page)))
         .service(resource("/app/suspense/{id}/resolve").route(post().to(suspense::resolve)))
+        .service(resource("/app/discrepancies").route(get().to(discrepancies::discrepancies_page)))
+        .service(
+            resource("/app/statements")
+                .route(get().to(statements::statements_page))
+                .route(post().to(statements::compare)),
+        )
         // The school office's and the parents' pages.
         .service(resource("/app/schools/{school}/runs/{run}").route(get().to(school_office::board)))
         .service(
@@ -299,6 +307,14 @@ pub fn grouped(amount: i64) -> String {
     } else {
         out
     }
+}
+
+/// An amount the services write as a decimal string of đồng, grouped like [`grouped`].
+pub fn grouped_text(amount: &str) -> String {
+    amount
+        .parse::<i64>()
+        .map(grouped)
+        .unwrap_or_else(|_| amount.to_owned())
 }
 
 #[cfg(test)]

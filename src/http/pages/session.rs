@@ -244,6 +244,8 @@ pub async fn home(
                 staff_pages: [
                     ("/app/adoption", frame.t.adoption_title),
                     ("/app/suspense", frame.t.suspense_title),
+                    ("/app/discrepancies", frame.t.discrepancies_title),
+                    ("/app/statements", frame.t.statements_title),
                 ]
                 .into_iter()
                 .filter(|(path, _)| {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{grouped, page, see_other, Frame, PageForm};
+use super::{grouped_text, page, see_other, Frame, PageForm};
 use crate::domain::statistics::period::vietnam_local;
 use crate::http::error::ApiError;
 use crate::http::policy::may;
@@ -59,11 +59,7 @@ fn waiting(view: &BankTransactionView) -> Waiting {
             .format("%d/%m %H:%M")
             .to_string(),
         direction_in: view.direction == "in",
-        amount: view
-            .suspense_amount
-            .parse::<i64>()
-            .map(grouped)
-            .unwrap_or_else(|_| view.suspense_amount.clone()),
+        amount: grouped_text(&view.suspense_amount),
         memo: view.description.clone(),
         flags: view.flags.join(", "),
         key: Uuid::new_v4().to_string(),
