@@ -100,8 +100,30 @@ async fn read_json<T: DeserializeOwned>(
     if holds_nul(&value) {
         return Err(nul_refused());
     }
-    let typed = serde_json::from_slice(bytes).map_err(classify)?;
+    let typed =
+        serde_json::from_value(whole_numbers_as_integers(value.clone())).map_err(classify)?;
     Ok((typed, value))
+}
+
+/// JSON has one number type: `38.0` is the integer 38 (JSON Schema agrees), but serde refuses
+/// it where an integer is expected. Whole numbers a double holds exactly become integers.
+fn whole_numbers_as_integers(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    match value {
+        Value::Number(number) => match number.as_f64() {
+            Some(float) if number.is_f64() && float.fract() == 0.0 && float.abs() <= EXACT => {
+                Value::from(float as i64)
+            }
+            _ => Value::Number(number),
+        },
+        Value::Array(items) => items.into_iter().map(whole_numbers_as_integers).collect(),
+        Value::Object(fields) => fields
+            .into_iter()
+            .map(|(key, value)| (key, whole_numbers_as_integers(value)))
+            .collect(),
+        other => other,
+    }
 }
 
 /// A NUL character is never meaningful in this API's text, and PostgreSQL cannot store it.
@@ -293,7 +315,20 @@ impl FromRequest for RawBody {
 
 #[cfg(test)]
 mod tests {
-    use super::canonical_json;
+    use super::{canonical_json, whole_numbers_as_integers};
+
+    #[test]
+    fn whole_floats_read_as_integers() {
+        let value: serde_json::Value =
+            serde_json::from_str(r#"{"count":38.0,"items":[-2.0,1.5],"big":1e300}"#).unwrap();
+        let normalized = whole_numbers_as_integers(value);
+        assert_eq!(normalized["count"], serde_json::json!(38));
+        assert!(normalized["count"].is_i64());
+        assert_eq!(normalized["items"], serde_json::json!([-2, 1.5]));
+        assert!(normalized["big"].is_f64());
+        let count: u32 = serde_json::from_value(normalized["count"].clone()).unwrap();
+        assert_eq!(count, 38);
+    }
 
     #[test]
     fn canonical_json_ignores_key_order() {

@@ -1,6 +1,7 @@
 //! Thin handlers for the spreadsheet imports: the registry's residents and the door-to-door
 //! survey, each as CSV, dry run first.
 
+use actix_web::http::StatusCode;
 use actix_web::web;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -14,6 +15,19 @@ use crate::services::ErrorEnvelope;
 
 /// Largest import file: 100,000 residents of about 150 bytes each.
 pub const MAX_IMPORT_BYTES: usize = 16 * 1024 * 1024;
+
+/// A request without a file is a mistake in the request, not a file with bad lines, so it is
+/// refused even on a dry run.
+fn require_file(body: &[u8]) -> Result<(), ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "IMPORT_EMPTY",
+            "send the CSV file as the request body",
+        ));
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -29,13 +43,14 @@ pub struct ImportQuery {
     security(("bearer" = [])),
     responses((status = 200, description = "what the import did (or, on a dry run, would do), with every bad line", body = ImportSummary),
         (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
-        (status = 422, description = "IMPORT_INVALID: the file has bad lines (`details.errors`: line, field, problem); nothing was written", body = ErrorEnvelope)))]
+        (status = 422, description = "IMPORT_EMPTY: no file was sent; IMPORT_INVALID: the file has bad lines (`details.errors`: line, field, problem); nothing was written", body = ErrorEnvelope)))]
 pub async fn import_residents(
     state: web::Data<AppState>,
     caller: Caller,
     ApiQuery(query): ApiQuery<ImportQuery>,
     RawBody(body): RawBody,
 ) -> Result<web::Json<ImportSummary>, ApiError> {
+    require_file(&body)?;
     let apply = !query.dry_run.unwrap_or(true);
     Ok(web::Json(
         state
@@ -49,12 +64,13 @@ pub async fn import_residents(
     security(("bearer" = [])),
     responses((status = 200, description = "what the import did (or, on a dry run, would do), with every bad line", body = ImportSummary),
         (status = 413, description = "PAYLOAD_TOO_LARGE", body = ErrorEnvelope),
-        (status = 422, description = "IMPORT_INVALID: the file has bad lines (`details.errors`); nothing was written", body = ErrorEnvelope)))]
+        (status = 422, description = "IMPORT_EMPTY: no file was sent; IMPORT_INVALID: the file has bad lines (`details.errors`); nothing was written", body = ErrorEnvelope)))]
 pub async fn import_survey(
     state: web::Data<AppState>,
     ApiQuery(query): ApiQuery<ImportQuery>,
     RawBody(body): RawBody,
 ) -> Result<web::Json<ImportSummary>, ApiError> {
+    require_file(&body)?;
     let apply = !query.dry_run.unwrap_or(true);
     Ok(web::Json(
         state

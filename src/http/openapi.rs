@@ -5,7 +5,7 @@
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::request_body::RequestBody;
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::schema::{Schema, SchemaType, Type};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::OpenApi;
 
@@ -98,6 +98,7 @@ impl utoipa::Modify for SharedErrors {
             ];
             for operation in operations.into_iter().flatten() {
                 add_shared_errors(path, operation);
+                describe_cursor(operation);
             }
         }
     }
@@ -189,6 +190,28 @@ fn add_shared_errors(path: &str, operation: &mut Operation) {
             .responses
             .entry(status.to_owned())
             .or_insert_with(|| error_response(description));
+    }
+}
+
+/// Every list reads its `cursor` the same way (the paging service), so its shape is stated
+/// once: URL-safe base64 without padding, as the previous page's `next_cursor` gave it.
+fn describe_cursor(operation: &mut Operation) {
+    let cursor = operation
+        .parameters
+        .iter_mut()
+        .flatten()
+        .find(|p| p.name == "cursor" && matches!(p.parameter_in, ParameterIn::Query));
+    if let Some(cursor) = cursor {
+        cursor.description = Some(
+            "the `next_cursor` of the previous page, exactly as this API returned it".to_owned(),
+        );
+        cursor.schema = Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .pattern(Some("^[A-Za-z0-9_-]+$"))
+                .into(),
+        );
     }
 }
 

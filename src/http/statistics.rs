@@ -28,10 +28,10 @@ pub struct AdoptionQuery {
     #[param(pattern = "^(month|quarter|year|rolling12)$")]
     pub period: Option<String>,
     /// First month of the range, `YYYY-MM`; default: this month
-    #[param(pattern = "^[0-9]{4}-[0-9]{2}$")]
+    #[param(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]
     pub from: Option<String>,
     /// Last month of the range, `YYYY-MM`; default: `from`
-    #[param(pattern = "^[0-9]{4}-[0-9]{2}$")]
+    #[param(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]
     pub to: Option<String>,
     /// total (default), hamlet, gender, age_band or payee_kind
     #[param(pattern = "^(total|hamlet|gender|age_band|payee_kind)$")]

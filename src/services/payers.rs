@@ -197,6 +197,7 @@ pub struct LinkRequest {
     pub household_id: Option<Uuid>,
     /// Why staff link it (1 to 500 characters), kept in the audit.
     #[schema(example = "bà Lan đưa sổ tiết kiệm, số tài khoản khớp")]
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub reason: String,
 }
 
@@ -204,6 +205,7 @@ pub struct LinkRequest {
 #[serde(deny_unknown_fields)]
 pub struct UnlinkRequest {
     /// Why (1 to 500 characters), kept in the audit.
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub reason: String,
 }
 
@@ -211,11 +213,13 @@ pub struct UnlinkRequest {
 #[serde(deny_unknown_fields)]
 pub struct ResidentBankAccountRequest {
     /// The bank's 6-digit BIN (NAPAS id), e.g. 970415.
-    #[schema(example = "970415")]
+    #[schema(example = "970415", pattern = "^[0-9]{6}$")]
     pub bank_bin: String,
-    /// Digits; only its hash and last four digits are kept.
+    /// 4 to 19 digits; only its hash and last four digits are kept.
+    #[schema(pattern = "^[0-9]{4,19}$")]
     pub account_number: String,
     /// Why (1 to 500 characters), kept in the audit.
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub reason: String,
 }
 
@@ -340,6 +344,7 @@ pub struct CashPaymentRequest {
     /// `payment_count` payments.
     pub amount: AmountText,
     /// How many payments `amount` sums, 1 to 100 000; default 1.
+    #[schema(minimum = 1, maximum = 100_000)]
     pub payment_count: Option<u32>,
     /// When the cash was received; default now. At most 5 minutes in the future.
     pub occurred_at: Option<DateTime<Utc>>,

@@ -58,10 +58,10 @@ pub struct UserList {
 #[serde(deny_unknown_fields)]
 pub struct NewUserRequest {
     /// 3 to 64 lowercase letters, digits, '.', '_' or '-'.
-    #[schema(example = "hoa.vendor")]
+    #[schema(example = "hoa.vendor", pattern = "^[a-z0-9._-]{3,64}$")]
     pub username: String,
     /// admin, staff, auditor, vendor or school.
-    #[schema(example = "vendor")]
+    #[schema(example = "vendor", pattern = "^(admin|staff|auditor|vendor|school)$")]
     pub role: String,
     /// Required for vendor and school users, refused for the others.
     pub payee_id: Option<Uuid>,
@@ -70,6 +70,7 @@ pub struct NewUserRequest {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatchRequest {
+    #[schema(pattern = "^(admin|staff|auditor|vendor|school)$")]
     pub role: Option<String>,
     /// `null` unbinds (for a role that acts for no payee).
     #[serde(default, deserialize_with = "present")]
@@ -92,6 +93,7 @@ pub struct TemporaryPassword {
 pub struct PasswordChangeRequest {
     pub current_password: String,
     /// At least 12 characters, not a commonly used password.
+    #[schema(min_length = 12)]
     pub new_password: String,
 }
 

@@ -374,6 +374,16 @@ async fn imports_are_for_registry_keepers_and_bounded(backend: Backend) {
         let (status, body) = import_as(&app, path, APPLY, huge.clone(), &app.admin).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {body}");
         assert_eq!(error_code(&body), "PAYLOAD_TOO_LARGE");
+        // No file at all is a mistake in the request, refused even on a dry run.
+        for (query, empty) in [("", Vec::new()), (APPLY, b" \r\n".to_vec())] {
+            let (status, body) = import_as(&app, path, query, empty, &app.admin).await;
+            assert_eq!(
+                status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{path}{query}: {body}"
+            );
+            assert_eq!(error_code(&body), "IMPORT_EMPTY");
+        }
     }
     assert!(residents(&app, "").await.is_empty());
 }

@@ -75,7 +75,7 @@ pub struct CollectionAccountList {
 #[serde(deny_unknown_fields)]
 pub struct FeedRequest {
     /// sepay, payos, casso or standard
-    #[schema(example = "sepay")]
+    #[schema(example = "sepay", pattern = "^(sepay|payos|casso|standard)$")]
     pub provider: String,
     /// One secret, or two while rotating (deliveries signed with either are accepted). SePay:
     /// the API key (`Authorization: Apikey ...`) or the HMAC secret; payOS: the checksum key;

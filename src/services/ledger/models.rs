@@ -158,7 +158,7 @@ pub struct EntryPage {
 
 /// A decimal amount; a JSON string is preferred ("50000"), a JSON integer is accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-#[schema(value_type = String, example = "50000")]
+#[schema(value_type = String, example = "50000", pattern = "^(0|[1-9][0-9]*)(\\.[0-9]+)?$")]
 pub struct AmountText(pub String);
 
 impl<'de> Deserialize<'de> for AmountText {

@@ -47,6 +47,7 @@ pub struct HamletMergeRequest {
 #[into_params(parameter_in = Query)]
 pub struct HamletQuery {
     /// Only the hamlets that existed on this day (`YYYY-MM-DD`).
+    #[param(format = Date)]
     pub on: Option<String>,
 }
 
@@ -179,17 +180,19 @@ pub struct NewResidentRequest {
     pub full_name: String,
     #[schema(example = 1985)]
     pub birth_year: i32,
-    #[schema(example = "1985-04-30")]
+    #[schema(example = "1985-04-30", format = Date)]
     pub birth_date: Option<String>,
     /// female, male, other or unknown (also Nữ, Nam, Khác); unknown when absent.
-    #[schema(example = "male")]
+    #[schema(example = "male", pattern = "^(female|male|other|unknown)$")]
     pub gender: Option<String>,
     #[schema(example = "0912345678")]
     pub phone: Option<String>,
     /// living (default), moved_away or deceased; the last two need `left_on`.
-    #[schema(example = "living")]
+    #[schema(example = "living", pattern = "^(living|moved_away|deceased)$")]
     pub status: Option<String>,
+    #[schema(format = Date)]
     pub living_since: Option<String>,
+    #[schema(format = Date)]
     pub left_on: Option<String>,
 }
 
@@ -203,11 +206,13 @@ pub struct ResidentPatchRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, nullable)]
     pub birth_date: Option<Option<String>>,
+    #[schema(pattern = "^(female|male|other|unknown)$")]
     pub gender: Option<String>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, nullable)]
     pub phone: Option<Option<String>>,
     /// moved_away and deceased need `left_on` (here or already recorded); living clears it.
+    #[schema(pattern = "^(living|moved_away|deceased)$")]
     pub status: Option<String>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, nullable)]

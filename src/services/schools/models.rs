@@ -339,6 +339,8 @@ pub struct ReceiptView {
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct CancelReceiptRequest {
+    /// Why (1 to 500 characters), kept with the receipt.
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub reason: String,
 }
 
