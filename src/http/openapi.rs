@@ -55,7 +55,7 @@ use super::{
         users::update_user, users::reset_password, users::audit_trail,
     ),
     components(schemas(crate::services::events::PaymentReceived)),
-    modifiers(&BearerAuth, &SharedErrors),
+    modifiers(&BearerAuth, &SharedErrors, &UuidPattern),
     tags((name = "operations"), (name = "auth"), (name = "ledger"), (name = "payees"),
         (name = "payment intents"), (name = "bank feed"), (name = "reconciliation"),
         (name = "payers"), (name = "registry"), (name = "statistics"), (name = "schools"),
@@ -190,6 +190,65 @@ fn add_shared_errors(path: &str, operation: &mut Operation) {
             .responses
             .entry(status.to_owned())
             .or_insert_with(|| error_response(description));
+    }
+}
+
+/// A `format: uuid` is only advisory in JSON Schema, so a client (or a fuzzer) may send ""
+/// where the service reads a UUID and refuses anything else: every UUID states its shape.
+struct UuidPattern;
+
+const UUID_PATTERN: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+impl utoipa::Modify for UuidPattern {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.schemas.values_mut().for_each(pattern_uuids);
+        }
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    parameter.schema.iter_mut().for_each(pattern_uuids);
+                }
+                let bodies = operation.request_body.iter_mut();
+                for content in bodies.flat_map(|body| body.content.values_mut()) {
+                    content.schema.iter_mut().for_each(pattern_uuids);
+                }
+            }
+        }
+    }
+}
+
+fn pattern_uuids(schema: &mut RefOr<Schema>) {
+    use utoipa::openapi::schema::{ArrayItems, KnownFormat, SchemaFormat};
+    let RefOr::T(schema) = schema else {
+        return;
+    };
+    match schema {
+        Schema::Object(object) => {
+            if object.format == Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))
+                && object.pattern.is_none()
+            {
+                object.pattern = Some(UUID_PATTERN.to_owned());
+            }
+            object.properties.values_mut().for_each(pattern_uuids);
+        }
+        Schema::Array(array) => {
+            if let ArrayItems::RefOrSchema(items) = &mut array.items {
+                pattern_uuids(items);
+            }
+        }
+        Schema::OneOf(one_of) => one_of.items.iter_mut().for_each(pattern_uuids),
+        Schema::AllOf(all_of) => all_of.items.iter_mut().for_each(pattern_uuids),
+        Schema::AnyOf(any_of) => any_of.items.iter_mut().for_each(pattern_uuids),
+        _ => {}
     }
 }
 
