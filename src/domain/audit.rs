@@ -83,6 +83,18 @@ impl AuditAction {
         Self::ALL.into_iter().find(|a| a.as_str() == text)
     }
 
+    /// Whether the record's before and after say whose a payer's bank account is: with the bank
+    /// transactions' payer hashes, that is which resident paid, individual-level data that only
+    /// admins read.
+    pub fn names_a_payer(self) -> bool {
+        matches!(
+            self,
+            AuditAction::PayerAccountLink
+                | AuditAction::PayerAccountUnlink
+                | AuditAction::PayerAccountRegister
+        )
+    }
+
     /// The kind of thing the action changes.
     pub fn target_kind(self) -> &'static str {
         match self {

@@ -115,11 +115,12 @@ pub async fn change_own_password(
         (status = 400, description = "INVALID_CURSOR, INVALID_LIMIT, UNKNOWN_AUDIT_ACTION", body = ErrorEnvelope)))]
 pub async fn audit_trail(
     state: web::Data<AppState>,
+    caller: Caller,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<web::Json<AuditPage>, ApiError> {
     Ok(web::Json(
         state
-            .run(move |s| async move { s.auth.audit_trail(query).await })
+            .run(move |s| async move { s.auth.audit_trail(&caller, query).await })
             .await?,
     ))
 }

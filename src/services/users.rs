@@ -351,8 +351,13 @@ impl From<AuditRecord> for AuditView {
 }
 
 impl AuthService {
-    /// The audit trail, oldest first.
-    pub async fn audit_trail(&self, query: AuditQuery) -> Result<AuditPage, AuthError> {
+    /// The audit trail, oldest first. For anyone but an admin, the before and after of a
+    /// record that names a payer are left out (`null`): whose account it is stays with admins.
+    pub async fn audit_trail(
+        &self,
+        caller: &Caller,
+        query: AuditQuery,
+    ) -> Result<AuditPage, AuthError> {
         let limit = paging::limit(query.limit)?;
         let after = paging::read_cursor(query.cursor.as_deref(), paging::time_and_id)?;
         let action = query
@@ -374,8 +379,18 @@ impl AuthService {
         let next_cursor = paging::next_cursor(&records, limit, |r| {
             paging::time_and_id_key(r.recorded_at, r.id)
         });
+        let may_see_payers = caller.role == Role::Admin;
         Ok(AuditPage {
-            data: records.into_iter().map(AuditView::from).collect(),
+            data: records
+                .into_iter()
+                .map(|mut record| {
+                    if record.action.names_a_payer() && !may_see_payers {
+                        record.before = None;
+                        record.after = None;
+                    }
+                    AuditView::from(record)
+                })
+                .collect(),
             next_cursor,
         })
     }

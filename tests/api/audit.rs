@@ -388,6 +388,24 @@ async fn registry_payer_intent_and_school_changes_are_recorded(backend: Backend)
     assert_eq!(history[1]["resident_id"], resident_id.as_str());
     assert_eq!(history[2]["household_id"], household["id"]);
     assert_eq!(history[2]["reason"], "cả hộ dùng");
+    // An auditor reads that the account was linked, not to whom: whose account it is says
+    // which resident paid, individual-level data for admins only.
+    let auditor = app.token_for(Role::Auditor).await;
+    let response = app
+        .client
+        .get(app.url(&format!("/v1/audit?target_id={hash}")))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap();
+    let (status, seen) = read(response).await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    let seen = seen["data"].as_array().unwrap();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    for record in seen {
+        assert_eq!(record["before"], Value::Null, "{record}");
+        assert_eq!(record["after"], Value::Null, "{record}");
+    }
 
     // Cancelling an intent is recorded once; cancelling it again changes nothing.
     let payee = payee_id(&app, "V013", "1122334455").await;
