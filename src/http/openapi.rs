@@ -88,18 +88,9 @@ struct SharedErrors;
 
 impl utoipa::Modify for SharedErrors {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for (path, item) in openapi.paths.paths.iter_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ];
-            for operation in operations.into_iter().flatten() {
-                add_shared_errors(path, operation);
-                describe_cursor(operation);
-            }
+        for (path, operation) in operations(openapi) {
+            add_shared_errors(path, operation);
+            describe_cursor(operation);
         }
     }
 }
@@ -205,25 +196,34 @@ impl utoipa::Modify for UuidPattern {
         if let Some(components) = openapi.components.as_mut() {
             components.schemas.values_mut().for_each(pattern_uuids);
         }
-        for item in openapi.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ];
-            for operation in operations.into_iter().flatten() {
-                for parameter in operation.parameters.iter_mut().flatten() {
-                    parameter.schema.iter_mut().for_each(pattern_uuids);
-                }
-                let bodies = operation.request_body.iter_mut();
-                for content in bodies.flat_map(|body| body.content.values_mut()) {
-                    content.schema.iter_mut().for_each(pattern_uuids);
-                }
+        for (_, operation) in operations(openapi) {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                parameter.schema.iter_mut().for_each(pattern_uuids);
+            }
+            let bodies = operation.request_body.iter_mut();
+            for content in bodies.flat_map(|body| body.content.values_mut()) {
+                content.schema.iter_mut().for_each(pattern_uuids);
             }
         }
     }
+}
+
+/// Every operation of the document, with its path.
+fn operations(
+    openapi: &mut utoipa::openapi::OpenApi,
+) -> impl Iterator<Item = (&String, &mut Operation)> {
+    openapi.paths.paths.iter_mut().flat_map(|(path, item)| {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        .map(move |operation| (path, operation))
+    })
 }
 
 fn pattern_uuids(schema: &mut RefOr<Schema>) {
