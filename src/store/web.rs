@@ -151,14 +151,24 @@ impl<T: Backend> WebStore for T {
         &self,
         filter: &ReceivedFilter,
     ) -> StoreResult<Vec<ReceivedPayment>> {
-        // Incoming money matched to the payee, less any part parked in suspense.
-        let sql = "SELECT b.id AS bank_transaction_id, b.amount - b.suspense_amount AS amount, \
-                     b.description AS memo, b.payment_intent_id, i.reference, b.occurred_at \
+        // Incoming money matched to the payee, less any part parked in suspense, plus what
+        // staff later took out of suspense for the payee (to it or to one of its intents).
+        let sql = "SELECT b.id AS bank_transaction_id, \
+                     CASE WHEN b.payee_id = $1 AND b.matched_as IN ('intent', 'payee') \
+                          THEN b.amount - b.suspense_amount ELSE 0 END \
+                     + CASE WHEN r.id IS NULL THEN 0 ELSE b.suspense_amount END AS amount, \
+                     b.description AS memo, \
+                     COALESCE(b.payment_intent_id, r.payment_intent_id) AS payment_intent_id, \
+                     COALESCE(i.reference, ri.reference) AS reference, b.occurred_at \
                    FROM bank_transactions b \
+                   LEFT JOIN suspense_resolutions r ON r.bank_transaction_id = b.id \
+                     AND r.action IN ('intent', 'payee') AND r.payee_id = $1 \
                    LEFT JOIN payment_intents i ON i.id = b.payment_intent_id \
-                   WHERE b.payee_id = $1 AND b.direction = 'in' \
-                     AND b.matched_as IN ('intent', 'payee') AND b.amount > b.suspense_amount \
-                     AND b.id > $2 AND b.occurred_at >= $3 \
+                   LEFT JOIN payment_intents ri ON ri.id = r.payment_intent_id \
+                   WHERE b.direction = 'in' AND b.id > $2 AND b.occurred_at >= $3 \
+                     AND ((b.payee_id = $1 AND b.matched_as IN ('intent', 'payee') \
+                           AND b.amount > b.suspense_amount) \
+                          OR r.id IS NOT NULL) \
                    ORDER BY b.id LIMIT $4";
         Ok(pool_rows!(
             self,

@@ -971,6 +971,11 @@ async fn staff_resolve_a_suspense_item_from_the_page(backend: Backend) {
     assert_eq!(again.location(), format!("/app/suspense?done={item}"));
 
     assert_eq!(app.balance("payee:V43").await, "42000");
+    // The vendor's list of payments shows the money staff gave it, as the balance does.
+    let (status, received) = app.get(&format!("/v1/payees/{payee_id}/payments")).await;
+    assert_eq!(status, StatusCode::OK, "{received}");
+    assert_eq!(received["data"][0]["amount"], "42000", "{received}");
+    assert_eq!(received["data"][0]["bank_transaction_id"], item.as_str());
     let after = office.get(done.location()).await;
     assert!(after.body.contains(VI.suspense_done), "{}", after.body);
     assert!(
