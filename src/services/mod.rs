@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod bank_feed;
 pub mod events;
+pub mod group_commit;
 pub mod ledger;
 pub mod paging;
 pub mod payers;
