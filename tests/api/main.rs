@@ -28,4 +28,5 @@ mod transactions;
 mod users;
 mod verify;
 mod web;
+mod webhook_groups;
 mod webhooks;
