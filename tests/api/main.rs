@@ -14,6 +14,7 @@ mod feed_secrets;
 mod http;
 mod idempotency;
 mod imports;
+mod instances;
 mod intents;
 mod payees;
 mod payers;
