@@ -12,6 +12,7 @@ pub mod payments;
 pub mod policy;
 pub mod registry;
 pub mod routes;
+pub mod school_corrections;
 pub mod schools;
 pub mod sse;
 pub mod statistics;
@@ -415,6 +416,37 @@ fn school_routes(config: &mut web::ServiceConfig) {
         .service(
             resource("/v1/households/{id}/payment-request")
                 .route(post().to(schools::household_payment_request)),
+        )
+        .configure(school_correction_routes);
+}
+
+/// Corrections of posted runs, refunds and household links (`http/school_corrections.rs`).
+fn school_correction_routes(config: &mut web::ServiceConfig) {
+    use school_corrections as corrections;
+    use web::post;
+    config
+        .service(
+            resource("/v1/schools/{school}/runs/{run}/reverse")
+                .route(post().to(corrections::reverse_run)),
+        )
+        .service(
+            resource("/v1/schools/{school}/adjustments")
+                .route(post().to(corrections::adjust_charge)),
+        )
+        .service(
+            resource("/v1/schools/{school}/refunds").route(post().to(corrections::refund_credit)),
+        )
+        .service(
+            resource("/v1/schools/{school}/household-links")
+                .route(post().to(corrections::create_household_link)),
+        )
+        .service(
+            resource("/v1/schools/{school}/household-links/{link}/revoke")
+                .route(post().to(corrections::revoke_household_link)),
+        )
+        .service(
+            resource("/v1/household-links/{token}")
+                .route(get().to(corrections::household_parent_view)),
         );
 }
 

@@ -418,6 +418,33 @@ pub const ROUTES: &[RoutePolicy] = &[
         Access::Roles(SCHOOL_KEEPERS),
     ),
     route("GET", "/v1/parent-links/{token}", Access::Public),
+    // Corrections of posted runs, refunds and household links: the school's keepers.
+    route(
+        "POST",
+        "/v1/schools/{school}/runs/{run}/reverse",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/schools/{school}/adjustments",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/schools/{school}/refunds",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/schools/{school}/household-links",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/schools/{school}/household-links/{link}/revoke",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route("GET", "/v1/household-links/{token}", Access::Public),
     // A household's QR across schools: the registry's households, so commune staff only.
     route(
         "POST",

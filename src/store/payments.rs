@@ -606,6 +606,13 @@ impl UnitOfWork<'_> {
         row.map(PayeeRow::into_domain).transpose()
     }
 
+    /// The payee as this unit of work sees it, without a lock.
+    pub async fn payee_in_unit(&mut self, id: Uuid) -> StoreResult<Option<Payee>> {
+        let sql = format!("SELECT {PAYEE_COLUMNS} FROM {PAYEE_FROM} WHERE p.id = $1");
+        let row: Option<PayeeRow> = tx_rows!(self, fetch_optional, &sql, id)?;
+        row.map(PayeeRow::into_domain).transpose()
+    }
+
     /// Finds the collection account for this bank account, or creates it and its asset
     /// account. A registered account must carry the same holder name.
     async fn ensure_collection_account(

@@ -21,6 +21,7 @@ mod payers;
 mod process;
 mod qr;
 mod registry;
+mod school_corrections;
 mod schools;
 mod simulation;
 mod statements;
