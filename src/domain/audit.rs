@@ -34,10 +34,13 @@ pub enum AuditAction {
     /// A parent's read-only link to a pupil's fees created or revoked; the target is the link.
     ParentLinkCreate,
     ParentLinkRevoke,
+    /// A market board link created or revoked; the target is the link.
+    BoardLinkCreate,
+    BoardLinkRevoke,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 17] = [
+    pub const ALL: [AuditAction; 19] = [
         AuditAction::UserCreate,
         AuditAction::UserUpdate,
         AuditAction::UserResetPassword,
@@ -55,6 +58,8 @@ impl AuditAction {
         AuditAction::SchoolReceiptCancel,
         AuditAction::ParentLinkCreate,
         AuditAction::ParentLinkRevoke,
+        AuditAction::BoardLinkCreate,
+        AuditAction::BoardLinkRevoke,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +81,8 @@ impl AuditAction {
             AuditAction::SchoolReceiptCancel => "school_receipt.cancel",
             AuditAction::ParentLinkCreate => "parent_link.create",
             AuditAction::ParentLinkRevoke => "parent_link.revoke",
+            AuditAction::BoardLinkCreate => "board_link.create",
+            AuditAction::BoardLinkRevoke => "board_link.revoke",
         }
     }
 
@@ -113,6 +120,7 @@ impl AuditAction {
             AuditAction::PaymentIntentCancel => "payment_intent",
             AuditAction::SchoolReceiptCancel => "school_receipt",
             AuditAction::ParentLinkCreate | AuditAction::ParentLinkRevoke => "parent_link",
+            AuditAction::BoardLinkCreate | AuditAction::BoardLinkRevoke => "board_link",
         }
     }
 }

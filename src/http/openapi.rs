@@ -10,7 +10,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::OpenApi;
 
 use super::{
-    bank_feed, events, imports, payers, payments, registry, routes, schools, statistics, users,
+    bank_feed, board_links, events, imports, payers, payments, registry, routes, schools,
+    statistics, users,
 };
 
 #[derive(OpenApi)]
@@ -51,6 +52,8 @@ use super::{
         schools::create_parent_link, schools::revoke_parent_link, schools::parent_view,
         schools::household_payment_request,
         payments::list_received_payments, payments::payee_summary,
+        board_links::create_board_link, board_links::list_board_links,
+        board_links::revoke_board_link,
         users::change_own_password, users::list_users, users::create_user, users::get_user,
         users::update_user, users::reset_password, users::audit_trail,
     ),

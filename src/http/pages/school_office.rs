@@ -153,7 +153,7 @@ pub async fn board(
         unpaid: status.unpaid,
         collected: grouped(status.paid_total),
         owed: grouped(status.owing_total),
-        paid_percent: status.paid_percent.clone(),
+        paid_percent: super::local_decimal(frame.t, &status.paid_percent),
         classes: by_class
             .into_iter()
             .map(|(name, pupils)| class_line(&frame, name.to_owned(), &pupils))
