@@ -494,6 +494,11 @@ pub const PAGES: &[RoutePolicy] = &[
     ),
     route(
         "GET",
+        "/app/schools/{school}/runs/{run}/slips",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "GET",
         "/app/schools/{school}/receipts/{receipt}",
         Access::Roles(SCHOOL_KEEPERS),
     ),

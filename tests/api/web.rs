@@ -582,13 +582,8 @@ fn sentences(catalogue: &str) -> Vec<String> {
         .collect()
 }
 
-async fn vietnamese_pages_show_no_english(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
-        return;
-    };
-    let (payee, _) = paid_vendor(&app).await;
-    let vendor_name = new_user(&app, Role::Vendor, Some(id_of(&payee))).await;
-    let staff_name = new_user(&app, Role::Staff, None).await;
+/// Each page is in Vietnamese and shows no sentence of the English catalogue.
+fn assert_no_english(pages: &[(String, Answer)]) {
     let vietnamese = sentences(&format!("{VI:?}"));
     // English sentences the Vietnamese catalogue does not also use (its link to English).
     let english: Vec<String> = sentences(&format!("{EN:?}"))
@@ -596,6 +591,25 @@ async fn vietnamese_pages_show_no_english(backend: Backend) {
         .filter(|text| text.chars().count() > 3 && !vietnamese.contains(text))
         .collect();
     assert!(english.len() > 30, "{english:?}");
+    for (path, answer) in pages {
+        assert!(answer.body.contains("<html lang=\"vi\">"), "{path}");
+        let text = visible_text(&answer.body);
+        for sentence in &english {
+            assert!(
+                !text.contains(sentence.as_str()),
+                "{path} shows English {sentence:?} in Vietnamese:\n{text}"
+            );
+        }
+    }
+}
+
+async fn vietnamese_pages_show_no_english(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (payee, _) = paid_vendor(&app).await;
+    let vendor_name = new_user(&app, Role::Vendor, Some(id_of(&payee))).await;
+    let staff_name = new_user(&app, Role::Staff, None).await;
 
     let mut vendor_phone = Browser::new(&app);
     let login = vendor_phone.get("/app/login").await;
@@ -637,16 +651,7 @@ async fn vietnamese_pages_show_no_english(backend: Backend) {
     let mut screen = Browser::new(&app);
     pages.push((board.clone(), screen.get(&board).await));
 
-    for (path, answer) in &pages {
-        assert!(answer.body.contains("<html lang=\"vi\">"), "{path}");
-        let text = visible_text(&answer.body);
-        for sentence in &english {
-            assert!(
-                !text.contains(sentence.as_str()),
-                "{path} shows English {sentence:?} in Vietnamese:\n{text}"
-            );
-        }
-    }
+    assert_no_english(&pages);
     let stall_text = visible_text(&pages[1].1.body);
     for sentence in [VI.static_qr, VI.today_takings, VI.sound_on, VI.last_days] {
         assert!(stall_text.contains(sentence), "{sentence}");
@@ -1263,6 +1268,56 @@ async fn a_school_office_records_cash_from_its_run_board_and_parents_read_what_i
         "{}",
         board.body
     );
+    // Vietnamese write a decimal comma.
+    assert!(
+        board.body.contains("id=\"paid-percent\">0,0%<"),
+        "{}",
+        board.body
+    );
+    // The school's home lists its runs; the board links the sheet of QR slips.
+    let home = desk.get("/app").await;
+    assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+    assert!(
+        home.body.contains(&format!("href=\"{board_path}\"")),
+        "{}",
+        home.body
+    );
+    let slips_path = format!("{board_path}/slips");
+    assert!(board.body.contains(&format!("href=\"{slips_path}\"")));
+    let slips = desk.get(&slips_path).await;
+    assert_eq!(slips.status, StatusCode::OK, "{}", slips.body);
+    assert_eq!(
+        slips.body.matches("class=\"slip\"").count(),
+        2,
+        "{}",
+        slips.body
+    );
+    let (_, intents) = app
+        .get(&format!("/v1/payees/{}/payment-intents?limit=100", mine.id))
+        .await;
+    let intents = intents["data"].as_array().expect("the run's intents");
+    assert_eq!(intents.len(), 2, "{intents:?}");
+    for intent in intents {
+        let reference = intent["reference"].as_str().unwrap();
+        assert!(
+            slips.body.contains(reference),
+            "{reference}: {}",
+            slips.body
+        );
+    }
+    assert!(slips.body.contains("400.000đ"), "{}", slips.body);
+    assert!(slips.body.contains("/qr.svg"), "{}", slips.body);
+    assert_eq!(
+        desk.get(&format!("/app/schools/{}/runs/{run}/slips", other.id))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let mut vietnamese_pages = vec![
+        ("/app".to_owned(), home),
+        (board_path.clone(), desk.get(&board_path).await),
+        (slips_path, slips),
+    ];
 
     let key = form_key(&board.body, &format!("pupil-{}", pupils[0]));
     let cash_path = format!("{board_path}/cash");
@@ -1325,6 +1380,8 @@ async fn a_school_office_records_cash_from_its_run_board_and_parents_read_what_i
     let mut parent = Browser::new(&app);
     let owed = parent.get(&parents_path).await;
     assert_eq!(owed.status, StatusCode::OK, "{}", owed.body);
+    vietnamese_pages.push((parents_path.clone(), parent.get(&parents_path).await));
+    assert_no_english(&vietnamese_pages);
     assert!(owed.body.contains("<html lang=\"vi\">"));
     assert!(owed.body.contains("Tiền ăn bán trú"), "{}", owed.body);
     assert!(

@@ -10,6 +10,7 @@ mod board;
 mod discrepancies;
 mod school_office;
 mod session;
+mod slips;
 mod stall;
 mod statements;
 mod suspense;
@@ -71,6 +72,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
             resource("/app/schools/{school}/runs/{run}/cash")
                 .route(post().to(school_office::record_cash)),
         )
+        .service(resource("/app/schools/{school}/runs/{run}/slips").route(get().to(slips::slips)))
         .service(
             resource("/app/schools/{school}/receipts/{receipt}")
                 .route(get().to(school_office::receipt)),

@@ -9,6 +9,7 @@
 mod error;
 pub mod models;
 mod receipt_html;
+mod slips;
 
 use std::collections::HashMap;
 use std::sync::Arc;
