@@ -40,10 +40,13 @@ pub enum AuditAction {
     SchoolChargeAdjust,
     /// A pupil's credit paid back; the target is the pupil.
     SchoolCreditRefund,
+    /// A market board link created or revoked; the target is the link.
+    BoardLinkCreate,
+    BoardLinkRevoke,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 20] = [
+    pub const ALL: [AuditAction; 22] = [
         AuditAction::UserCreate,
         AuditAction::UserUpdate,
         AuditAction::UserResetPassword,
@@ -64,6 +67,8 @@ impl AuditAction {
         AuditAction::SchoolRunReverse,
         AuditAction::SchoolChargeAdjust,
         AuditAction::SchoolCreditRefund,
+        AuditAction::BoardLinkCreate,
+        AuditAction::BoardLinkRevoke,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +93,8 @@ impl AuditAction {
             AuditAction::SchoolRunReverse => "school_run.reverse",
             AuditAction::SchoolChargeAdjust => "school_charge.adjust",
             AuditAction::SchoolCreditRefund => "school_credit.refund",
+            AuditAction::BoardLinkCreate => "board_link.create",
+            AuditAction::BoardLinkRevoke => "board_link.revoke",
         }
     }
 
@@ -128,6 +135,7 @@ impl AuditAction {
             AuditAction::SchoolRunReverse => "school_run",
             AuditAction::SchoolChargeAdjust => "school_charge",
             AuditAction::SchoolCreditRefund => "pupil",
+            AuditAction::BoardLinkCreate | AuditAction::BoardLinkRevoke => "board_link",
         }
     }
 }

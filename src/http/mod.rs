@@ -1,6 +1,7 @@
 //! HTTP: routes, extractors, access policy and the error mapping.
 
 pub mod bank_feed;
+pub mod board_links;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -310,6 +311,15 @@ fn routes(config: &mut web::ServiceConfig) {
             resource("/v1/payees/{id}/payments").route(get().to(payments::list_received_payments)),
         )
         .service(resource("/v1/payees/{id}/summary").route(get().to(payments::payee_summary)))
+        .service(
+            resource("/v1/board-links")
+                .route(get().to(board_links::list_board_links))
+                .route(post().to(board_links::create_board_link)),
+        )
+        .service(
+            resource("/v1/board-links/{id}/revoke")
+                .route(post().to(board_links::revoke_board_link)),
+        )
         .configure(pages::routes)
         .configure(school_routes)
         // User administration and the audit trail.

@@ -10,8 +10,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::OpenApi;
 
 use super::{
-    bank_feed, events, imports, payers, payments, registry, routes, school_corrections, schools,
-    statistics, users,
+    bank_feed, board_links, events, imports, payers, payments, registry, routes,
+    school_corrections, schools, statistics, users,
 };
 
 #[derive(OpenApi)]
@@ -55,6 +55,8 @@ use super::{
         school_corrections::refund_credit, school_corrections::create_household_link,
         school_corrections::revoke_household_link, school_corrections::household_parent_view,
         payments::list_received_payments, payments::payee_summary,
+        board_links::create_board_link, board_links::list_board_links,
+        board_links::revoke_board_link,
         users::change_own_password, users::list_users, users::create_user, users::get_user,
         users::update_user, users::reset_password, users::audit_trail,
     ),

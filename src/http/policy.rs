@@ -456,6 +456,14 @@ pub const ROUTES: &[RoutePolicy] = &[
     route("GET", "/v1/payees/{id}/summary", Access::Roles(EVERYONE)),
     // User administration and the audit trail.
     route("POST", OWN_PASSWORD_PATH, Access::Roles(EVERYONE)),
+    // Market board links: commune staff.
+    route("GET", "/v1/board-links", Access::Roles(LEDGER_WRITERS)),
+    route("POST", "/v1/board-links", Access::Roles(LEDGER_WRITERS)),
+    route(
+        "POST",
+        "/v1/board-links/{id}/revoke",
+        Access::Roles(LEDGER_WRITERS),
+    ),
     route("GET", "/v1/users", Access::Roles(USER_ADMINS)),
     route("POST", "/v1/users", Access::Roles(USER_ADMINS)),
     route("GET", "/v1/users/{username}", Access::Roles(USER_ADMINS)),
@@ -513,10 +521,34 @@ pub const PAGES: &[RoutePolicy] = &[
     ),
     route(
         "GET",
+        "/app/schools/{school}/runs/{run}/slips",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "GET",
         "/app/schools/{school}/receipts/{receipt}",
         Access::Roles(SCHOOL_KEEPERS),
     ),
     route("GET", "/app/parents/{token}", Access::Public),
+    // User administration: admins, as `/v1/users`.
+    route("GET", "/app/users", Access::Roles(USER_ADMINS)),
+    route("POST", "/app/users", Access::Roles(USER_ADMINS)),
+    route("POST", "/app/users/{username}", Access::Roles(USER_ADMINS)),
+    route(
+        "POST",
+        "/app/users/{username}/reset-password",
+        Access::Roles(USER_ADMINS),
+    ),
+    // The market hall's board proves itself with its link's token; staff manage the links.
+    route("GET", "/app/board/{token}", Access::Public),
+    route("GET", "/app/board/{token}/events", Access::Public),
+    route("GET", "/app/board-links", Access::Roles(LEDGER_WRITERS)),
+    route("POST", "/app/board-links", Access::Roles(LEDGER_WRITERS)),
+    route(
+        "POST",
+        "/app/board-links/{id}/revoke",
+        Access::Roles(LEDGER_WRITERS),
+    ),
 ];
 
 /// Whether `role` may use the route (for the links and forms a page shows).

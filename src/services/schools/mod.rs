@@ -10,6 +10,7 @@ pub mod corrections;
 mod error;
 pub mod models;
 mod receipt_html;
+mod slips;
 
 use std::collections::HashMap;
 use std::sync::Arc;
