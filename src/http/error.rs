@@ -66,7 +66,10 @@ impl<E: PublicError> From<E> for ApiError {
     fn from(error: E) -> Self {
         let status =
             StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if status.is_server_error() {
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Expected for a few seconds of every failover: not a bug, but worth seeing.
+            tracing::warn!(error = %error, code = error.code(), "request failed; retryable");
+        } else if status.is_server_error() {
             tracing::error!(error = %error, code = error.code(), "request failed");
         }
         let mut body = ErrorBody::from(&error);
