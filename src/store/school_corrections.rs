@@ -6,6 +6,29 @@ use uuid::Uuid;
 
 use super::{StoreResult, UnitOfWork};
 
+/// A parent's read-only link: to one pupil, or to a household's pupils at one school.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    Pupil,
+    Household,
+}
+
+impl LinkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::Pupil => "pupil",
+            LinkKind::Household => "household",
+        }
+    }
+
+    fn table(self) -> &'static str {
+        match self {
+            LinkKind::Pupil => "school_parent_links",
+            LinkKind::Household => "school_household_links",
+        }
+    }
+}
+
 /// A charge as a correction needs it, with its fund and its run's school.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CorrectableCharge {
@@ -279,16 +302,20 @@ impl UnitOfWork<'_> {
         Ok(())
     }
 
-    /// Revokes the school's household link; false when it has no such link still in force.
-    pub async fn revoke_household_link(
+    /// Revokes the school's link of this kind; false when it has no such link in force.
+    pub async fn revoke_link(
         &mut self,
+        kind: LinkKind,
         school_id: Uuid,
         id: Uuid,
         now: i64,
     ) -> StoreResult<bool> {
-        let sql = "UPDATE school_household_links SET revoked_at = $3 \
-                   WHERE id = $1 AND school_id = $2 AND revoked_at IS NULL";
-        Ok(execute!(self, sql, id, school_id, now)? == 1)
+        let sql = format!(
+            "UPDATE {} SET revoked_at = $3 \
+             WHERE id = $1 AND school_id = $2 AND revoked_at IS NULL",
+            kind.table()
+        );
+        Ok(execute!(self, &sql, id, school_id, now)? == 1)
     }
 
     /// (school, household) of a household link in force.

@@ -1065,18 +1065,6 @@ impl UnitOfWork<'_> {
         Ok(())
     }
 
-    /// Revokes the school's link; false when it has no such link still in force.
-    pub async fn revoke_parent_link(
-        &mut self,
-        school_id: Uuid,
-        id: Uuid,
-        now: i64,
-    ) -> StoreResult<bool> {
-        let sql = "UPDATE school_parent_links SET revoked_at = $3 \
-                   WHERE id = $1 AND school_id = $2 AND revoked_at IS NULL";
-        Ok(execute!(self, sql, id, school_id, now)? == 1)
-    }
-
     /// The pupil a link in force names.
     pub async fn parent_link_pupil(&mut self, token_hash: &str) -> StoreResult<Option<Uuid>> {
         let sql = "SELECT pupil_id FROM school_parent_links \

@@ -69,6 +69,7 @@ fn status_text(frame: &Frame, status: &str) -> &'static str {
     match status {
         "paid" => frame.t.paid,
         "partly_paid" => frame.t.partly_paid,
+        "reversed" => frame.t.reversed,
         _ => frame.t.unpaid,
     }
 }

@@ -33,7 +33,7 @@ use crate::domain::payee::Payee;
 use crate::domain::schools::Fund;
 use crate::services::auth::Caller;
 use crate::services::ledger::Reply;
-use crate::store::school_corrections::CorrectionRow;
+use crate::store::school_corrections::{CorrectionRow, LinkKind};
 use crate::store::schools::{PupilRow, RunRow};
 use crate::store::{IdempotencyClaim, StoreError, StoredResponse, UnitOfWork};
 
@@ -328,24 +328,40 @@ async fn reverse_pupil(
     })
 }
 
-/// A unit of work holding the claimed idempotency key, or the answer an earlier request with
-/// the key was given.
-enum Claimed<'a> {
-    Fresh(UnitOfWork<'a>),
-    Earlier(Reply),
-}
-
 impl SchoolService {
-    async fn claim<'a>(&'a self, claim: &IdempotencyClaim) -> Result<Claimed<'a>, SchoolError> {
+    /// The school (when the caller may act for it) and a unit of work that holds the claimed
+    /// key and the school's turn for moving money; or the answer an earlier request with the
+    /// key was given.
+    async fn begin_correction(
+        &self,
+        caller: &Caller,
+        claim: &IdempotencyClaim,
+        school_id: Uuid,
+    ) -> Result<Result<(Payee, UnitOfWork<'_>), Reply>, SchoolError> {
+        let school = self.school(caller, school_id).await?;
         if let Some(reply) = crate::services::earlier_answer(self.store.as_ref(), claim).await? {
-            return Ok(Claimed::Earlier(reply));
+            return Ok(Err(reply));
         }
         let mut unit = self.store.begin().await?;
         if let Some(earlier) = unit.claim_key(claim, None, self.clock.now_micros()).await? {
             unit.rollback().await?;
-            return Ok(Claimed::Earlier(Reply::replay(earlier?)));
+            return Ok(Err(Reply::replay(earlier?)));
         }
-        Ok(Claimed::Fresh(unit))
+        serialize_school(&mut unit, school_id).await?;
+        Ok(Ok((school, unit)))
+    }
+
+    /// The school's run, locked, when it is posted.
+    async fn posted_run_row(
+        unit: &mut UnitOfWork<'_>,
+        school_id: Uuid,
+        run_id: Uuid,
+    ) -> Result<RunRow, SchoolError> {
+        let run = Self::run_of(unit, school_id, run_id, true).await?;
+        if run.posted_at.is_none() {
+            return Err(SchoolError::RunNotPosted);
+        }
+        Ok(run)
     }
 
     /// Keeps `view` as the key's answer and commits.
@@ -378,17 +394,12 @@ impl SchoolService {
         request: ReverseRunRequest,
     ) -> Result<Reply, SchoolError> {
         let reason = text("reason", &request.reason, REASON_MAX_CHARS)?;
-        let school = self.school(caller, school_id).await?;
-        let mut unit = match self.claim(&claim).await? {
-            Claimed::Earlier(reply) => return Ok(reply),
-            Claimed::Fresh(unit) => unit,
+        let (school, mut unit) = match self.begin_correction(caller, &claim, school_id).await? {
+            Ok(started) => started,
+            Err(reply) => return Ok(reply),
         };
         let now = self.clock.now_micros();
-        serialize_school(&mut unit, school_id).await?;
-        let mut run = Self::run_of(&mut unit, school_id, run_id, true).await?;
-        if run.posted_at.is_none() {
-            return Err(SchoolError::RunNotPosted);
-        }
+        let mut run = Self::posted_run_row(&mut unit, school_id, run_id).await?;
         let accounts = SchoolAccounts::ensure(&mut unit, &school.code, now).await?;
         let pupils = match request.pupil_id {
             Some(pupil_id) => {
@@ -498,17 +509,12 @@ impl SchoolService {
                     .into(),
             ));
         }
-        let school = self.school(caller, school_id).await?;
-        let mut unit = match self.claim(&claim).await? {
-            Claimed::Earlier(reply) => return Ok(reply),
-            Claimed::Fresh(unit) => unit,
+        let (school, mut unit) = match self.begin_correction(caller, &claim, school_id).await? {
+            Ok(started) => started,
+            Err(reply) => return Ok(reply),
         };
         let now = self.clock.now_micros();
-        serialize_school(&mut unit, school_id).await?;
-        let run = Self::run_of(&mut unit, school_id, request.run_id, true).await?;
-        if run.posted_at.is_none() {
-            return Err(SchoolError::RunNotPosted);
-        }
+        let run = Self::posted_run_row(&mut unit, school_id, request.run_id).await?;
         let pupil = Self::pupil_of(&mut unit, school_id, request.pupil_id).await?;
         let charge = unit
             .lock_charge_of(run.id, pupil.id, request.fee_item_id)
@@ -632,13 +638,11 @@ impl SchoolService {
             "bank_transfer" => false,
             _ => return Err(SchoolError::invalid("method must be cash or bank_transfer")),
         };
-        let school = self.school(caller, school_id).await?;
-        let mut unit = match self.claim(&claim).await? {
-            Claimed::Earlier(reply) => return Ok(reply),
-            Claimed::Fresh(unit) => unit,
+        let (school, mut unit) = match self.begin_correction(caller, &claim, school_id).await? {
+            Ok(started) => started,
+            Err(reply) => return Ok(reply),
         };
         let now = self.clock.now_micros();
-        serialize_school(&mut unit, school_id).await?;
         let pupil = Self::pupil_of(&mut unit, school_id, request.pupil_id).await?;
         let credit = unit.pupil_credit(pupil.id).await?;
         if request.amount > credit {
@@ -760,21 +764,33 @@ impl SchoolService {
         school_id: Uuid,
         link_id: Uuid,
     ) -> Result<(), SchoolError> {
+        self.revoke_link(caller, school_id, (LinkKind::Household, link_id))
+            .await
+    }
+
+    /// Revokes one of the school's parent links (a pupil's or a household's), audited.
+    pub(super) async fn revoke_link(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+        (kind, link_id): (LinkKind, Uuid),
+    ) -> Result<(), SchoolError> {
         self.school(caller, school_id).await?;
         let mut unit = self.store.begin().await?;
         if !unit
-            .revoke_household_link(school_id, link_id, self.clock.now_micros())
+            .revoke_link(kind, school_id, link_id, self.clock.now_micros())
             .await?
         {
             return Err(SchoolError::LinkNotFound);
         }
+        let state = |revoked: bool| json!({ "school_id": school_id, "link": kind.as_str(), "revoked": revoked });
         unit.append_audit(&crate::services::audit_record(
             &self.clock,
             caller,
             AuditAction::ParentLinkRevoke,
             link_id,
-            Some(json!({ "school_id": school_id, "household": true, "revoked": false })),
-            Some(json!({ "school_id": school_id, "household": true, "revoked": true })),
+            Some(state(false)),
+            Some(state(true)),
         ))
         .await?;
         unit.commit().await?;

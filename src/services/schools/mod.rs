@@ -1650,25 +1650,12 @@ impl SchoolService {
         school_id: Uuid,
         link_id: Uuid,
     ) -> Result<(), SchoolError> {
-        self.school(caller, school_id).await?;
-        let mut unit = self.store.begin().await?;
-        if !unit
-            .revoke_parent_link(school_id, link_id, self.clock.now_micros())
-            .await?
-        {
-            return Err(SchoolError::LinkNotFound);
-        }
-        unit.append_audit(&crate::services::audit_record(
-            &self.clock,
+        self.revoke_link(
             caller,
-            AuditAction::ParentLinkRevoke,
-            link_id,
-            Some(serde_json::json!({ "school_id": school_id, "revoked": false })),
-            Some(serde_json::json!({ "school_id": school_id, "revoked": true })),
-        ))
-        .await?;
-        unit.commit().await?;
-        Ok(())
+            school_id,
+            (crate::store::school_corrections::LinkKind::Pupil, link_id),
+        )
+        .await
     }
 
     /// What a parent's link shows: the pupil's open charges, nothing else.
