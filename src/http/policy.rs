@@ -489,6 +489,14 @@ pub const PAGES: &[RoutePolicy] = &[
     route("POST", "/app/setup", Access::Public),
     route("POST", "/app/logout", Access::Roles(EVERYONE)),
     route("GET", "/app", Access::Roles(EVERYONE)),
+    // Onboarding a payee: the roles of `POST /v1/payees`.
+    route("GET", "/app/payees/new", Access::Roles(LEDGER_WRITERS)),
+    route("POST", "/app/payees/new", Access::Roles(LEDGER_WRITERS)),
+    route(
+        "POST",
+        "/app/payees/new/scan",
+        Access::Roles(LEDGER_WRITERS),
+    ),
     route("GET", "/app/payees/{id}", Access::Roles(PAYMENT_LISTENERS)),
     route(
         "POST",

@@ -37,6 +37,18 @@ mod sqlite {
     async fn staff_and_a_school_office_work_their_pages() {
         super::staff_and_a_school_office_work_their_pages(crate::common::Backend::Sqlite).await
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[cfg_attr(
+        not(chromedriver),
+        ignore = "chromedriver is not installed: apt-get install chromium chromium-driver"
+    )]
+    async fn the_market_board_speaks_and_onboarding_reads_a_qr_picture() {
+        super::the_market_board_speaks_and_onboarding_reads_a_qr_picture(
+            crate::common::Backend::Sqlite,
+        )
+        .await
+    }
 }
 
 mod postgres {
@@ -571,4 +583,87 @@ async fn staff_and_a_school_office_work_their_pages(backend: Backend) {
     assert_eq!(browser.console_errors().await, Vec::<String>::new());
     browser.quit().await;
     app.assert_verified().await;
+}
+
+async fn the_market_board_speaks_and_onboarding_reads_a_qr_picture(backend: Backend) {
+    use market_ledger::services::payments::qr_image::{render, ImageFormat};
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (status, payee) = app
+        .post(
+            "/v1/payees",
+            &json!({
+                "kind": "vendor", "code": "V12", "name": "Cô Lan", "stall": "12",
+                "collection_account": {
+                    "bank_bin": "970436", "account_number": "1212343456",
+                    "holder_name": "TRAN THI LAN"
+                }
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{payee}");
+    let collection = payee["collection_account"]["id"].as_str().unwrap();
+    configure(&app, collection, "standard", &[STANDARD_SECRET]).await;
+    let (status, link) = app
+        .post("/v1/board-links", &json!({ "label": "Cổng chợ" }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{link}");
+    let browser = Browser::start().await;
+
+    // The hall's screen: a signed payment is said once, within a second, by stall and amount.
+    browser.goto(&app.url(link["url"].as_str().unwrap())).await;
+    assert_eq!(browser.run(SPEECH_HOOK).await, true);
+    browser.click("#sound").await;
+    pay_by_static_qr(&app, "board-1", 35_000, "ND:CT DEN:0815 V12 mua rau").await;
+    let sent = Instant::now();
+    loop {
+        let spoken = browser.run("return window.spoken;").await;
+        if !spoken.as_array().unwrap().is_empty() {
+            assert!(
+                sent.elapsed() < Duration::from_secs(1),
+                "{:?}",
+                sent.elapsed()
+            );
+            break;
+        }
+        assert!(sent.elapsed() < Duration::from_secs(2), "nothing was said");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        browser.run("return window.spoken;").await,
+        json!(["Quầy 12 đã nhận ba mươi lăm nghìn đồng"])
+    );
+    assert_eq!(
+        browser
+            .run("return document.getElementById('announce').textContent;")
+            .await,
+        "Quầy 12 đã nhận 35.000đ"
+    );
+    browser.screenshots("board").await;
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+
+    // Onboarding: the bank details come from a picture of the bank app's QR.
+    let acb = "00020101021138530010A0000007270123000697041601092576788590208QRIBFTTA53037045802VN6304AE9F";
+    let picture = std::env::temp_dir().join(format!("ml-qr-{}.png", std::process::id()));
+    std::fs::write(&picture, render(acb, ImageFormat::Png, 600).bytes).unwrap();
+    let staff = new_user(&app, Role::Staff, None).await;
+    browser.log_in(&app, &staff).await;
+    browser.goto(&app.url("/app/payees/new")).await;
+    browser.screenshots("onboard").await;
+    browser
+        .type_into("#qr-file", picture.to_str().unwrap())
+        .await;
+    browser.wait_for_url("/app/payees/new/scan").await;
+    let filled = browser
+        .run("return [document.getElementById('bank_bin').value, document.getElementById('account_number').value];")
+        .await;
+    assert_eq!(filled, json!(["970416", "257678859"]));
+    browser.screenshots("onboard-scanned").await;
+    browser.goto(&app.url("/app/board-links")).await;
+    browser.screenshots("board-links").await;
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+    let _ = std::fs::remove_file(&picture);
+    browser.quit().await;
 }

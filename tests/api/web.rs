@@ -35,6 +35,7 @@ crate::on_both_backends!(
     a_payment_taken_out_of_suspense_reaches_a_reconnecting_stall_stream,
     the_market_board_announces_each_stall_and_stops_when_its_link_is_revoked,
     an_admin_manages_users_from_the_users_page,
+    staff_onboard_a_vendor_from_a_picture_of_its_bank_qr,
 );
 
 /// A browser without script: keeps its cookies, follows no redirect by itself.
@@ -632,6 +633,7 @@ async fn vietnamese_pages_show_no_english(backend: Backend) {
         "/app/discrepancies",
         "/app/statements",
         "/app/board-links",
+        "/app/payees/new",
     ] {
         pages.push((path.to_owned(), office.get(path).await));
     }
@@ -1799,4 +1801,155 @@ async fn an_admin_manages_users_from_the_users_page(backend: Backend) {
         .await;
     let explained = admin.get(last.location()).await;
     assert!(explained.body.contains(VI.last_admin), "{}", explained.body);
+}
+
+async fn staff_onboard_a_vendor_from_a_picture_of_its_bank_qr(backend: Backend) {
+    use base64::Engine as _;
+    use market_ledger::services::payments::qr_image::{render, ImageFormat};
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    // A static ACB code from the shared VietQR vectors (`xuannghia-acb-static`).
+    let acb = "00020101021138530010A0000007270123000697041601092576788590208QRIBFTTA53037045802VN6304AE9F";
+    if let Ok(text) = std::fs::read_to_string("/work/shared/vectors/vietqr.json") {
+        let vectors: Value = serde_json::from_str(&text).unwrap();
+        let vector = vectors["vectors"]
+            .as_array()
+            .and_then(|all| all.iter().find(|v| v["id"] == "xuannghia-acb-static"))
+            .expect("the vector");
+        assert_eq!(vector["payload"], acb);
+    }
+    let mut office = staff_browser_linking_to(&app, "/app/payees/new").await;
+    let blank = office.get("/app/payees/new").await;
+    assert_eq!(blank.status, StatusCode::OK, "{}", blank.body);
+    let code = blank
+        .body
+        .split("id=\"code\" name=\"code\" maxlength=\"16\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a code drawn with the page")
+        .to_owned();
+    assert!(code.starts_with('V'), "{code}");
+    let csrf = office.csrf();
+    let filled = |body: &str| {
+        body.contains("<option value=\"970416\" selected>")
+            && body.contains("id=\"account_number\" name=\"account_number\" inputmode=\"numeric\" required maxlength=\"19\" value=\"257678859\"")
+    };
+
+    // Pasted.
+    let pasted = office
+        .post_form(
+            "/app/payees/new/scan",
+            &[
+                ("csrf", &csrf),
+                ("payload", acb),
+                ("name", "Bà Hoa"),
+                ("code", &code),
+            ],
+        )
+        .await;
+    assert_eq!(pasted.status, StatusCode::OK, "{}", pasted.body);
+    assert!(filled(&pasted.body), "{}", pasted.body);
+    assert!(
+        pasted.body.contains("value=\"Bà Hoa\""),
+        "the typed name is kept"
+    );
+    // A picture: our own renderer's PNG, sent as the page's script sends it.
+    let picture = render(acb, ImageFormat::Png, 600);
+    let data_url = format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(&picture.bytes)
+    );
+    let scanned = office
+        .post_form(
+            "/app/payees/new/scan",
+            &[("csrf", &csrf), ("qr_image", &data_url), ("payload", "")],
+        )
+        .await;
+    assert_eq!(scanned.status, StatusCode::OK, "{}", scanned.body);
+    assert!(filled(&scanned.body), "{}", scanned.body);
+    assert!(scanned.body.contains(VI.qr_read_check));
+    // No code in the picture, or not a VietQR code: said so.
+    let nothing = office
+        .post_form(
+            "/app/payees/new/scan",
+            &[("csrf", &csrf), ("qr_image", "data:image/png;base64,AAAA")],
+        )
+        .await;
+    assert_eq!(nothing.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(nothing.body.contains(VI.qr_not_found), "{}", nothing.body);
+    let foreign = office
+        .post_form(
+            "/app/payees/new/scan",
+            &[("csrf", &csrf), ("payload", "hello")],
+        )
+        .await;
+    assert!(foreign.body.contains(VI.qr_unreadable), "{}", foreign.body);
+    // Without the CSRF token: refused.
+    let forged = office
+        .post_form("/app/payees/new/scan", &[("payload", acb)])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+    // Saved: to the sticker; the same form again (a double tap) makes no second payee.
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("kind", "vendor"),
+        ("name", "Bà Hoa, quầy chè"),
+        ("code", code.as_str()),
+        ("stall", "12"),
+        ("hamlet", ""),
+        ("phone", ""),
+        ("bank_bin", "970416"),
+        ("account_number", "257678859"),
+        ("holder_name", "Nguyễn Thị Hoa"),
+    ];
+    let saved = office.post_form("/app/payees/new", &fields).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    assert!(
+        saved.location().ends_with("/sticker"),
+        "{}",
+        saved.location()
+    );
+    let again = office.post_form("/app/payees/new", &fields).await;
+    assert_eq!(again.location(), saved.location());
+    let sticker = office.get(saved.location()).await;
+    assert_eq!(sticker.status, StatusCode::OK);
+    assert!(sticker.body.contains(&code), "{}", sticker.body);
+    let (_, payees) = app.get("/v1/payees?limit=500").await;
+    let made: Vec<&Value> = payees["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["code"] == code.as_str())
+        .collect();
+    assert_eq!(made.len(), 1);
+    assert_eq!(
+        made[0]["collection_account"]["holder_name"],
+        "NGUYEN THI HOA"
+    );
+    // A bad account number: the form comes back with why, nothing made.
+    let mut wrong = fields;
+    wrong[3] = ("code", "V9ZZ");
+    wrong[8] = ("account_number", "12");
+    let refused = office.post_form("/app/payees/new", &wrong).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains(VI.onboard_invalid),
+        "{}",
+        refused.body
+    );
+    // Auditors may not onboard.
+    let auditor_name = new_user(&app, Role::Auditor, None).await;
+    let mut auditor = Browser::new(&app);
+    auditor.log_in(&auditor_name, PASSWORD).await;
+    assert_eq!(
+        auditor.get("/app/payees/new").await.status,
+        StatusCode::FORBIDDEN
+    );
 }

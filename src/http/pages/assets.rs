@@ -21,6 +21,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../../static/live.js"),
     ),
     (
+        "onboard.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../static/onboard.js"),
+    ),
+    (
         "chime.wav",
         "audio/wav",
         include_bytes!("../../../static/chime.wav"),

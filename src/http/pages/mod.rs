@@ -8,6 +8,7 @@ mod adoption;
 mod assets;
 mod board;
 mod discrepancies;
+mod onboard;
 mod school_office;
 mod session;
 mod slips;
@@ -54,6 +55,17 @@ pub fn routes(config: &mut web::ServiceConfig) {
         )
         .service(resource("/app/logout").route(post().to(session::log_out)))
         .service(resource("/app").route(get().to(session::home)))
+        // Onboarding first: "new" is not a payee's id.
+        .service(
+            resource("/app/payees/new")
+                .route(get().to(onboard::new_payee))
+                .route(post().to(onboard::create)),
+        )
+        .service(
+            resource("/app/payees/new/scan")
+                .app_data(web::PayloadConfig::new(onboard::MAX_SCAN_FORM_BYTES))
+                .route(post().to(onboard::scan)),
+        )
         .service(resource("/app/payees/{id}").route(get().to(stall::stall_page)))
         .service(resource("/app/payees/{id}/intents").route(post().to(stall::create_intent)))
         .service(resource("/app/payees/{id}/sticker").route(get().to(stall::sticker)))

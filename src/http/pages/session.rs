@@ -274,6 +274,7 @@ pub async fn home(
                     ("/app/suspense", frame.t.suspense_title),
                     ("/app/discrepancies", frame.t.discrepancies_title),
                     ("/app/statements", frame.t.statements_title),
+                    ("/app/payees/new", frame.t.onboard_title),
                     ("/app/board-links", frame.t.board_links_title),
                     ("/app/users", frame.t.users_title),
                 ]

@@ -6,6 +6,7 @@
 mod error;
 pub mod models;
 pub mod qr_image;
+pub mod qr_scan;
 pub mod received;
 
 use crate::domain::audit::AuditAction;
