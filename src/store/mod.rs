@@ -25,6 +25,7 @@ mod payments;
 mod postgres;
 pub mod registry;
 mod rows;
+pub mod school_io;
 pub mod schools;
 mod sqlite;
 pub mod statistics;

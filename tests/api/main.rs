@@ -20,6 +20,7 @@ mod payers;
 mod process;
 mod qr;
 mod registry;
+mod school_files;
 mod schools;
 mod simulation;
 mod statements;

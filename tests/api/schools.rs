@@ -31,8 +31,8 @@ const CLUB: i64 = 100_000;
 pub(crate) struct School {
     pub(crate) id: String,
     account_number: String,
-    year: String,
-    class: String,
+    pub(crate) year: String,
+    pub(crate) class: String,
 }
 
 pub(crate) async fn ok(app: &TestApp, path: &str, body: &Value, expected: StatusCode) -> Value {
@@ -198,7 +198,7 @@ pub(crate) async fn post_run(app: &TestApp, school: &School, run: &str) -> Value
 }
 
 /// Pays `amount` into the school's account with the intent's reference in a bank memo.
-async fn pay_online(app: &TestApp, school: &School, intent: &str, amount: i64) -> Value {
+pub(crate) async fn pay_online(app: &TestApp, school: &School, intent: &str, amount: i64) -> Value {
     let (status, intent) = app.get(&format!("/v1/payment-intents/{intent}")).await;
     assert_eq!(status, StatusCode::OK, "{intent}");
     let memo = format!(
@@ -218,7 +218,13 @@ async fn pay_online(app: &TestApp, school: &School, intent: &str, amount: i64) -
     body
 }
 
-async fn cash(app: &TestApp, school_id: &str, pupil: &str, amount: i64, token: &str) -> Value {
+pub(crate) async fn cash(
+    app: &TestApp,
+    school_id: &str,
+    pupil: &str,
+    amount: i64,
+    token: &str,
+) -> Value {
     let (status, receipt) = read(
         app.post_idempotent_as(
             &format!("/v1/schools/{school_id}/cash-receipts"),

@@ -34,6 +34,9 @@ pub enum SchoolError {
     IdempotencyKeyReused,
     #[error("một yêu cầu với khóa Idempotency-Key này đang được xử lý")]
     IdempotencyKeyInProgress,
+    /// A document (PDF, workbook) could not be made from data that were read fine: a bug.
+    #[error("không tạo được tệp: {0}")]
+    Render(String),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -66,6 +69,7 @@ impl PublicError for SchoolError {
             | HouseholdNothingOwing
             | HouseholdSchoolsCollectApart => 409,
             Invalid(_) | Run(_) | IdempotencyKeyReused => 422,
+            Render(_) => 500,
             Store(store) => store.status(),
         }
     }
@@ -87,6 +91,7 @@ impl PublicError for SchoolError {
             Run(RunError::AmountOverflow) => "AMOUNT_TOO_LARGE",
             IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             IdempotencyKeyInProgress => "IDEMPOTENCY_KEY_IN_PROGRESS",
+            Render(_) => "INTERNAL",
             Store(store) => store.code(),
         }
     }

@@ -7,8 +7,12 @@
 //! The ledger says who owes what: each pupil has a receivable account (see `domain::schools`).
 
 mod error;
+pub mod exports;
 pub mod models;
 mod receipt_html;
+mod receipt_pdf;
+pub mod reminder_sender;
+pub mod reminders;
 
 use std::collections::HashMap;
 use std::sync::Arc;
