@@ -220,6 +220,9 @@ hot_tps=$(field "$PG_HOT" transfers_per_s)
 single_ratio=$(ratio "$single_tps" "$PGBENCH_TPS")
 batch_ratio=$(ratio "$batch_tps" "$PGBENCH_TPS")
 hot_ratio=$(ratio "$hot_tps" "$single_tps")
+# Signed webhooks against single transfers of the same run, same clients and duration.
+pg_webhook_ratio=$(ratio "$(field "$PG_WEBHOOKS" transfers_per_s)" "$single_tps")
+sqlite_webhook_ratio=$(ratio "$(field "$SQLITE_WEBHOOKS" transfers_per_s)" "$(field "$SQLITE_SINGLE" transfers_per_s)")
 
 cat <<EOF
 
@@ -235,8 +238,10 @@ backend=sqlite $SQLITE_SINGLE
 backend=sqlite $SQLITE_BATCH
 backend=sqlite $SQLITE_WEBHOOKS
 backend=sqlite verify=$SQLITE_VERIFY
-ratios single_over_pgbench=$single_ratio batch_over_pgbench=$batch_ratio hot_over_cold=$hot_ratio
+ratios single_over_pgbench=$single_ratio batch_over_pgbench=$batch_ratio hot_over_cold=$hot_ratio postgres_webhooks_over_single=$pg_webhook_ratio sqlite_webhooks_over_single=$sqlite_webhook_ratio
 bar single >= 0.6x tpcb-like: $single_ratio $(bar "$single_ratio" 0.6)
 bar batch  >= 2x tpcb-like:   $batch_ratio $(bar "$batch_ratio" 2)
 bar hot    >= 0.5x cold:      $hot_ratio $(bar "$hot_ratio" 0.5)
+bar webhooks >= 0.8x single (postgres): $pg_webhook_ratio $(bar "$pg_webhook_ratio" 0.8)
+bar webhooks >= 0.8x single (sqlite):   $sqlite_webhook_ratio $(bar "$sqlite_webhook_ratio" 0.8)
 EOF

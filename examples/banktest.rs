@@ -29,8 +29,17 @@
 //!
 //! It prints one `key=value` line (`requests=... acknowledged=... refused=... unknown=...
 //! reads=... kills=... violations=...`) and exits 1 when there is any violation.
+//!
+//! With `--servers URL,URL` it runs against instances already running (the high-availability
+//! cluster of `deploy/ha/`, whose admin `bank-test-admin` must exist) and kills nothing itself:
+//! `bench/failover.sh` kills the PostgreSQL primary meanwhile. Clients are spread over the
+//! instances; every attempt's answer is counted (a 5xx other than 503 is a violation), the
+//! longest stretch without any acknowledged write is the unavailability window, and with
+//! webhooks a phone on each instance's live event stream (which, when told it may have missed
+//! events, fetches the payee's payments again and reconnects with `Last-Event-ID`) must know
+//! every payment the ledger holds.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,7 +55,7 @@ use feed::StandardFeed;
 
 const USAGE: &str = "usage: banktest --binary PATH --database-url URL --data-dir DIR \
 [--seconds N] [--clients N] [--accounts N] [--kill-every MIN-MAX] [--seed N] \
-[--workload transfers|webhooks]";
+[--workload transfers|webhooks] | --servers URL[,URL...] [same options]";
 const ADMIN: &str = "bank-test-admin";
 const PASSWORD: &str = "bank test admin password";
 const OPENING_BALANCE: i64 = 1_000_000;
@@ -56,6 +65,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const SETTLE: Duration = Duration::from_secs(15);
 
 struct Options {
+    /// Instances already running (no server is started or killed); empty: start `binary`.
+    servers: Vec<String>,
     binary: String,
     database_url: String,
     data_dir: String,
@@ -78,6 +89,7 @@ enum Workload {
 
 fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options {
+        servers: Vec::new(),
         binary: String::new(),
         database_url: String::new(),
         data_dir: String::new(),
@@ -96,6 +108,12 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
         };
         match flag.as_str() {
             "--binary" => options.binary = value,
+            "--servers" => {
+                options.servers = value
+                    .split(',')
+                    .map(|url| url.trim_end_matches('/').to_owned())
+                    .collect()
+            }
             "--database-url" => options.database_url = value,
             "--data-dir" => options.data_dir = value,
             "--seconds" => options.seconds = number(&value)?,
@@ -116,8 +134,11 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
             _ => return Err(format!("unknown option {flag}")),
         }
     }
-    if options.binary.is_empty() || options.database_url.is_empty() || options.data_dir.is_empty() {
-        return Err("--binary, --database-url and --data-dir are required".into());
+    let own_server = !options.binary.is_empty()
+        && !options.database_url.is_empty()
+        && !options.data_dir.is_empty();
+    if options.servers.is_empty() && !own_server {
+        return Err("--binary, --database-url and --data-dir (or --servers) are required".into());
     }
     if options.workload == Workload::Webhooks {
         options.accounts = 2;
@@ -148,6 +169,21 @@ struct Transfer {
     amount: i64,
     attempts: u32,
     outcome: Outcome,
+    /// Each attempt: when it was answered (since the run started) and how.
+    answers: Vec<(Duration, Answer)>,
+}
+
+/// How one attempt was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Acknowledged,
+    Refused,
+    /// 503: the database is away; the client retries.
+    Unavailable,
+    /// Any other 5xx: a bug.
+    ServerError(u16),
+    /// No answer (connection refused or lost, timeout).
+    Nothing,
 }
 
 /// One consistent read of every account's balance.
@@ -232,6 +268,7 @@ impl Drop for Server {
     }
 }
 
+#[derive(Clone)]
 struct Api {
     http: reqwest::Client,
     base: String,
@@ -239,7 +276,7 @@ struct Api {
     /// The accounts the model follows, by id or code, in model order.
     tracked: Vec<String>,
     /// With webhooks: the feed the aggregator delivers to.
-    feed: Option<StandardFeed>,
+    feed: Option<Arc<StandardFeed>>,
 }
 
 impl Api {
@@ -317,7 +354,12 @@ fn transfer_body(transfer: &Transfer) -> Value {
 
 /// Sends one transfer (or delivery) and retries it with the same key (or delivery id and
 /// body) until it gets a definite answer or the settle time after the run is over.
-async fn settle_transfer(api: &Api, mut transfer: Transfer, give_up: Instant) -> Transfer {
+async fn settle_transfer(
+    api: &Api,
+    mut transfer: Transfer,
+    started: Instant,
+    give_up: Instant,
+) -> Transfer {
     let body = match &api.feed {
         None => transfer_body(&transfer).to_string(),
         Some(feed) => feed.incoming_transfer(&transfer.key, transfer.amount),
@@ -333,7 +375,16 @@ async fn settle_transfer(api: &Api, mut transfer: Transfer, give_up: Instant) ->
                 .body(body.clone()),
             Some(feed) => feed.deliver(&api.http, &api.base, &transfer.key, &body),
         };
-        match api.send(request).await {
+        let sent = api.send(request).await;
+        let answer = match &sent {
+            Ok((status, _)) if status.is_success() => Answer::Acknowledged,
+            Ok((status, _)) if status.as_u16() == 503 => Answer::Unavailable,
+            Ok((status, _)) if status.is_server_error() => Answer::ServerError(status.as_u16()),
+            Ok(_) => Answer::Refused,
+            Err(_) => Answer::Nothing,
+        };
+        transfer.answers.push((started.elapsed(), answer));
+        match sent {
             Ok((status, _)) if status.is_success() => {
                 transfer.outcome = Outcome::Acknowledged;
                 return transfer;
@@ -362,6 +413,7 @@ async fn run_client(
     options: Arc<Options>,
     history: Arc<Mutex<History>>,
     seed: u64,
+    started: Instant,
     until: Instant,
 ) {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -383,8 +435,9 @@ async fn run_client(
                 amount: rng.gen_range(1..=OPENING_BALANCE / 4),
                 attempts: 0,
                 outcome: Outcome::Unknown,
+                answers: Vec::new(),
             };
-            let settled = settle_transfer(&api, transfer, until + SETTLE).await;
+            let settled = settle_transfer(&api, transfer, started, until + SETTLE).await;
             history.lock().unwrap().transfers.push(settled);
         } else if roll < 0.97 {
             if let Ok(balances) = api.balances().await {
@@ -592,24 +645,189 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// What one instance's live event stream announced.
+#[derive(Default)]
+struct Heard {
+    /// Announced by the stream, live or in a catch-up.
+    payments: HashSet<String>,
+    /// Read from the payee's payment list after a `lagged` (what the API asks a client to do)
+    /// and never announced.
+    fetched: HashSet<String>,
+    /// The last payment id, sent as `Last-Event-ID` when the stream is opened again.
+    last: Option<String>,
+    lagged: u32,
+}
+
+/// Listens to the payee's live events on one instance as a phone would: when told it may have
+/// missed events (`lagged`), it fetches the payee's payments again; when told so, or when the
+/// stream ends, it opens the stream again with `Last-Event-ID`, and the instance first sends
+/// the payments recorded after that one.
+async fn watch_events(api: Arc<Api>, payee: String, heard: Arc<Mutex<Heard>>) {
+    use futures::StreamExt;
+    loop {
+        let mut request = api
+            .http
+            .get(format!("{}/v1/payees/{payee}/events", api.base))
+            .bearer_auth(&api.token);
+        if let Some(last) = heard.lock().unwrap().last.clone() {
+            request = request.header("Last-Event-ID", last);
+        }
+        if let Ok(response) = request.send().await {
+            let mut body = response.bytes_stream();
+            let mut buffer = String::new();
+            'stream: while let Some(Ok(chunk)) = body.next().await {
+                buffer.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buffer.find("\n\n") {
+                    let frame: String = buffer.drain(..end + 2).collect();
+                    let field = |name: &str| {
+                        frame
+                            .lines()
+                            .find_map(|line| line.strip_prefix(name))
+                            .map(|value| value.trim_start().to_owned())
+                    };
+                    match field("event:").as_deref() {
+                        Some("payment_received") => {
+                            if let Some(id) = field("id:") {
+                                let mut heard = heard.lock().unwrap();
+                                heard.payments.insert(id.clone());
+                                heard.last = Some(id);
+                            }
+                        }
+                        Some("lagged") => {
+                            heard.lock().unwrap().lagged += 1;
+                            if let Ok(listed) = received_payments(&api, &payee).await {
+                                let mut heard = heard.lock().unwrap();
+                                let missed: Vec<String> = listed
+                                    .into_iter()
+                                    .filter(|id| !heard.payments.contains(id))
+                                    .collect();
+                                heard.fetched.extend(missed);
+                            }
+                            break 'stream;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The bank transaction ids of every payment the payee received.
+async fn received_payments(api: &Api, payee: &str) -> Result<Vec<String>, String> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(cursor) => format!("/v1/payees/{payee}/payments?limit=500&cursor={cursor}"),
+            None => format!("/v1/payees/{payee}/payments?limit=500"),
+        };
+        let (status, page) = api.get(&path).await?;
+        if !status.is_success() {
+            return Err(format!("listing payments: {status} {page}"));
+        }
+        for payment in page["data"].as_array().ok_or("no data")? {
+            if let Some(id) = payment["bank_transaction_id"].as_str() {
+                ids.push(id.to_owned());
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return Ok(ids),
+        }
+    }
+}
+
+/// The id of the payee with `code` (a fresh database holds few).
+async fn payee_id(api: &Api, code: &str) -> Result<String, String> {
+    let (status, page) = api.get("/v1/payees?limit=500").await?;
+    if !status.is_success() {
+        return Err(format!("listing payees: {status} {page}"));
+    }
+    page["data"]
+        .as_array()
+        .and_then(|payees| payees.iter().find(|payee| payee["code"] == code))
+        .and_then(|payee| payee["id"].as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("payee {code} not found"))
+}
+
+/// Attempts by answer, the longest stretch without an acknowledged write, and the span of
+/// failed attempts, over every attempt of the run.
+struct Availability {
+    attempts: usize,
+    unavailable: usize,
+    server_errors: usize,
+    no_answer: usize,
+    longest_write_gap: Duration,
+    failing: Option<(Duration, Duration)>,
+}
+
+fn availability(transfers: &[Transfer]) -> Availability {
+    let answers: Vec<(Duration, Answer)> = transfers
+        .iter()
+        .flat_map(|t| t.answers.iter().copied())
+        .collect();
+    let count = |wanted: fn(&Answer) -> bool| answers.iter().filter(|(_, a)| wanted(a)).count();
+    let mut acknowledged: Vec<Duration> = answers
+        .iter()
+        .filter(|(_, answer)| *answer == Answer::Acknowledged)
+        .map(|(at, _)| *at)
+        .collect();
+    acknowledged.sort();
+    let longest_write_gap = acknowledged
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .max()
+        .unwrap_or_default();
+    let failed = answers.iter().filter(|(_, answer)| {
+        matches!(
+            answer,
+            Answer::Unavailable | Answer::ServerError(_) | Answer::Nothing
+        )
+    });
+    let failing = failed
+        .clone()
+        .map(|(at, _)| *at)
+        .min()
+        .zip(failed.map(|(at, _)| *at).max());
+    Availability {
+        attempts: answers.len(),
+        unavailable: count(|a| *a == Answer::Unavailable),
+        server_errors: count(|a| matches!(a, Answer::ServerError(_))),
+        no_answer: count(|a| *a == Answer::Nothing),
+        longest_write_gap,
+        failing,
+    }
+}
+
 async fn run(options: Options) -> Result<bool, String> {
     let options = Arc::new(options);
     let http = reqwest::Client::new();
-    let mut server = Server {
-        options: options.clone(),
-        port: free_port(),
-        child: None,
+    let mut server = None;
+    let bases = if options.servers.is_empty() {
+        let mut own = Server {
+            options: options.clone(),
+            port: free_port(),
+            child: None,
+        };
+        own.create_admin()?;
+        own.start(&http).await?;
+        let base = format!("http://127.0.0.1:{}", own.port);
+        server = Some(own);
+        vec![base]
+    } else {
+        options.servers.clone()
     };
-    server.create_admin()?;
-    server.start(&http).await?;
-    let base = format!("http://127.0.0.1:{}", server.port);
     let mut api = Api {
-        token: login(&http, &base).await?,
+        token: login(&http, &bases[0]).await?,
         http,
-        base,
+        base: bases[0].clone(),
         tracked: Vec::new(),
         feed: None,
     };
+    let mut payee = None;
     match options.workload {
         Workload::Transfers => api.tracked = open_accounts(&api, options.accounts).await?,
         Workload::Webhooks => {
@@ -618,10 +836,33 @@ async fn run(options: Options) -> Result<bool, String> {
                 feed.bank_account_id.clone(),
                 feed.payee_account_code.clone(),
             ];
-            api.feed = Some(feed);
+            payee = Some(payee_id(&api, &feed.payee_code).await?);
+            api.feed = Some(Arc::new(feed));
         }
     }
-    let api = Arc::new(api);
+    let apis: Vec<Arc<Api>> = bases
+        .iter()
+        .map(|base| {
+            Arc::new(Api {
+                base: base.clone(),
+                ..api.clone()
+            })
+        })
+        .collect();
+    let api = apis[0].clone();
+    // Live events are watched on the cluster's instances (on one own server, the crashes
+    // would end every stream anyway).
+    let watchers: Vec<(Arc<Mutex<Heard>>, tokio::task::JoinHandle<()>)> = match &payee {
+        Some(payee) if server.is_none() => apis
+            .iter()
+            .map(|api| {
+                let heard = Arc::new(Mutex::new(Heard::default()));
+                let task = tokio::spawn(watch_events(api.clone(), payee.clone(), heard.clone()));
+                (heard, task)
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
 
     let history = Arc::new(Mutex::new(History::default()));
     let started = Instant::now();
@@ -629,10 +870,11 @@ async fn run(options: Options) -> Result<bool, String> {
     let clients: Vec<_> = (0..options.clients)
         .map(|index| {
             tokio::spawn(run_client(
-                api.clone(),
+                apis[index % apis.len()].clone(),
                 options.clone(),
                 history.clone(),
                 options.seed.wrapping_add(index as u64),
+                started,
                 until,
             ))
         })
@@ -640,30 +882,62 @@ async fn run(options: Options) -> Result<bool, String> {
 
     let mut chaos = StdRng::seed_from_u64(options.seed ^ 0x5eed);
     let mut kills = 0;
-    loop {
-        let pause =
-            Duration::from_secs(chaos.gen_range(options.kill_every.0..=options.kill_every.1));
-        if Instant::now() + pause >= until {
-            break;
+    if let Some(server) = server.as_mut() {
+        loop {
+            let pause =
+                Duration::from_secs(chaos.gen_range(options.kill_every.0..=options.kill_every.1));
+            if Instant::now() + pause >= until {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            server.kill();
+            kills += 1;
+            server.start(&api.http).await?;
         }
-        tokio::time::sleep(pause).await;
-        server.kill();
-        kills += 1;
-        server.start(&api.http).await?;
     }
     for client in clients {
         client.await.map_err(|e| format!("a client failed: {e}"))?;
     }
-    // One last crash once every client has settled, then the ledger is read back.
-    server.kill();
-    kills += 1;
-    server.start(&api.http).await?;
+    if let Some(server) = server.as_mut() {
+        // One last crash once every client has settled, then the ledger is read back.
+        server.kill();
+        kills += 1;
+        server.start(&api.http).await?;
+    }
 
     let in_ledger = ledger_transfers(&api).await?;
     let final_balances = api.balances().await?;
     let (_, report) = api.get("/v1/ledger/verify").await?;
+    // Every payment the ledger holds, announced on every instance's stream (live, or in the
+    // catch-up after a reconnection).
+    let posted: usize = in_ledger.values().sum();
+    let mut heard_counts = Vec::new();
+    let mut stream_violations = Vec::new();
+    for (index, (heard, task)) in watchers.iter().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let known = |heard: &Heard| heard.payments.union(&heard.fetched).count();
+        while known(&heard.lock().unwrap()) < posted && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        task.abort();
+        let heard = heard.lock().unwrap();
+        if known(&heard) != posted {
+            stream_violations.push(format!(
+                "the phone on {} knows {} payments of the {posted} posted ({} announced)",
+                apis[index].base,
+                known(&heard),
+                heard.payments.len()
+            ));
+        }
+        heard_counts.push(format!(
+            "{}+{}/{}",
+            heard.payments.len(),
+            heard.fetched.len(),
+            heard.lagged
+        ));
+    }
     let history = history.lock().unwrap();
-    let violations = check(
+    let mut violations = check(
         &history,
         options.workload,
         options.accounts,
@@ -671,6 +945,14 @@ async fn run(options: Options) -> Result<bool, String> {
         &final_balances,
         report["ok"] == true,
     );
+    violations.extend(stream_violations);
+    let figures = availability(&history.transfers);
+    if figures.server_errors > 0 {
+        violations.push(format!(
+            "{} attempts were answered with a 5xx other than 503",
+            figures.server_errors
+        ));
+    }
     for violation in violations.iter().take(20) {
         eprintln!("banktest: VIOLATION {violation}");
     }
@@ -692,9 +974,28 @@ async fn run(options: Options) -> Result<bool, String> {
                 }
                 codes
             });
+    let mut cluster_figures = String::new();
+    if server.is_none() {
+        let (failing_from, failing_to) = figures
+            .failing
+            .map(|(from, to)| (from.as_secs_f64(), to.as_secs_f64()))
+            .unwrap_or_default();
+        cluster_figures = format!(
+            " instances={} attempts={} answered_503={} answered_other_5xx={} no_answer={} \
+             longest_write_gap_s={:.2} failing_from_s={failing_from:.2} \
+             failing_to_s={failing_to:.2} events_announced+fetched/lagged={}",
+            apis.len(),
+            figures.attempts,
+            figures.unavailable,
+            figures.server_errors,
+            figures.no_answer,
+            figures.longest_write_gap.as_secs_f64(),
+            heard_counts.join(","),
+        );
+    }
     println!(
         "workload={:?} seconds={} clients={} accounts={} seed={} transfers={} acknowledged={} refused={} \
-         unknown={} retried={} reads={} verifies={} kills={} violations={} refusal_codes={:?}",
+         unknown={} retried={} reads={} verifies={} kills={} violations={} refusal_codes={:?}{cluster_figures}",
         options.workload,
         started.elapsed().as_secs(),
         options.clients,
@@ -745,6 +1046,7 @@ mod tests {
             amount: 10,
             attempts: 1,
             outcome,
+            answers: Vec::new(),
         }
     }
 

@@ -16,6 +16,13 @@ pub fn to_rfc3339(micros: i64) -> String {
     to_datetime(micros).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+/// The smallest time-ordered id (UUIDv7) of the millisecond `micros` falls in: every id made
+/// at or after that millisecond is greater, so it reads "from this time on" in id order.
+pub fn first_id_at(micros: i64) -> uuid::Uuid {
+    let millis = (micros.max(0) / 1_000) as u64;
+    uuid::Builder::from_unix_timestamp_millis(millis, &[0; 10]).into_uuid()
+}
+
 /// The one clock the services read: the time they record, judge expiry and signature windows
 /// by, and stamp new ids (UUIDv7) with. It reads the system time plus an offset; tests move
 /// it (every clone together) instead of writing times into the database.

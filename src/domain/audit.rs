@@ -34,10 +34,19 @@ pub enum AuditAction {
     /// A parent's read-only link to a pupil's fees created or revoked; the target is the link.
     ParentLinkCreate,
     ParentLinkRevoke,
+    /// A posted school run reversed, whole or for one pupil; the target is the run.
+    SchoolRunReverse,
+    /// A posted school charge adjusted by a signed amount; the target is the charge.
+    SchoolChargeAdjust,
+    /// A pupil's credit paid back; the target is the pupil.
+    SchoolCreditRefund,
+    /// A market board link created or revoked; the target is the link.
+    BoardLinkCreate,
+    BoardLinkRevoke,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 17] = [
+    pub const ALL: [AuditAction; 22] = [
         AuditAction::UserCreate,
         AuditAction::UserUpdate,
         AuditAction::UserResetPassword,
@@ -55,6 +64,11 @@ impl AuditAction {
         AuditAction::SchoolReceiptCancel,
         AuditAction::ParentLinkCreate,
         AuditAction::ParentLinkRevoke,
+        AuditAction::SchoolRunReverse,
+        AuditAction::SchoolChargeAdjust,
+        AuditAction::SchoolCreditRefund,
+        AuditAction::BoardLinkCreate,
+        AuditAction::BoardLinkRevoke,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +90,11 @@ impl AuditAction {
             AuditAction::SchoolReceiptCancel => "school_receipt.cancel",
             AuditAction::ParentLinkCreate => "parent_link.create",
             AuditAction::ParentLinkRevoke => "parent_link.revoke",
+            AuditAction::SchoolRunReverse => "school_run.reverse",
+            AuditAction::SchoolChargeAdjust => "school_charge.adjust",
+            AuditAction::SchoolCreditRefund => "school_credit.refund",
+            AuditAction::BoardLinkCreate => "board_link.create",
+            AuditAction::BoardLinkRevoke => "board_link.revoke",
         }
     }
 
@@ -113,6 +132,10 @@ impl AuditAction {
             AuditAction::PaymentIntentCancel => "payment_intent",
             AuditAction::SchoolReceiptCancel => "school_receipt",
             AuditAction::ParentLinkCreate | AuditAction::ParentLinkRevoke => "parent_link",
+            AuditAction::SchoolRunReverse => "school_run",
+            AuditAction::SchoolChargeAdjust => "school_charge",
+            AuditAction::SchoolCreditRefund => "pupil",
+            AuditAction::BoardLinkCreate | AuditAction::BoardLinkRevoke => "board_link",
         }
     }
 }

@@ -48,6 +48,23 @@ pub fn grouped_dong(amount: i64) -> String {
     }
 }
 
+/// The market board's name for a stall: a stall written as a bare number ("12") is "Quầy 12",
+/// one written with its own word ("Sạp 5") stays as written, and a payee without a stall goes
+/// by its code ("Quầy V042").
+pub fn stall_label(stall: Option<&str>, code: &str) -> String {
+    match stall.map(str::trim).filter(|stall| !stall.is_empty()) {
+        Some(stall) if !stall.starts_with(|c: char| c.is_ascii_digit()) => stall.to_owned(),
+        Some(number) => format!("Quầy {number}"),
+        None => format!("Quầy {code}"),
+    }
+}
+
+/// What the market hall's board says when a stall is paid: "Quầy 12 đã nhận ba mươi lăm nghìn
+/// đồng" (the stall and the amount, never the payer).
+pub fn board_announcement(stall_label: &str, amount: u64) -> String {
+    format!("{stall_label} đã nhận {} đồng", number_words(amount))
+}
+
 /// Appends the words of `number` (> 0). `leading` is false when a bigger part was read before
 /// it, which makes its hundreds spoken even when they are zero.
 fn push_words(number: u64, leading: bool, words: &mut Vec<&'static str>) {
@@ -109,6 +126,18 @@ mod tests {
 
     use super::*;
     use unicode_normalization::UnicodeNormalization;
+
+    #[test]
+    fn the_board_names_the_stall_and_the_amount_only() {
+        assert_eq!(stall_label(Some("12"), "V042"), "Quầy 12");
+        assert_eq!(stall_label(Some(" Sạp 5 "), "V042"), "Sạp 5");
+        assert_eq!(stall_label(Some(" "), "V042"), "Quầy V042");
+        assert_eq!(stall_label(None, "V042"), "Quầy V042");
+        assert_eq!(
+            board_announcement("Quầy 12", 35_000),
+            "Quầy 12 đã nhận ba mươi lăm nghìn đồng"
+        );
+    }
 
     #[track_caller]
     fn reads(number: u64, expected: &str) {

@@ -7,6 +7,10 @@ use actix_web::{HttpResponse, ResponseError};
 
 use crate::services::{ErrorBody, ErrorEnvelope, PublicError};
 
+/// A failover moves the primary within a few seconds; a client waiting this long between
+/// retries does not flood the instance that answered.
+const RETRY_UNAVAILABLE_AFTER_SECONDS: i64 = 1;
+
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
@@ -62,15 +66,29 @@ impl<E: PublicError> From<E> for ApiError {
     fn from(error: E) -> Self {
         let status =
             StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if status.is_server_error() {
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Expected for a few seconds of every failover: not a bug, but worth seeing.
+            tracing::warn!(error = %error, code = error.code(), "request failed; retryable");
+        } else if status.is_server_error() {
             tracing::error!(error = %error, code = error.code(), "request failed");
         }
-        let retry_after_seconds = error
-            .details()
+        let mut body = ErrorBody::from(&error);
+        let mut retry_after_seconds = body
+            .details
+            .as_ref()
             .and_then(|d| d.get("retry_after_seconds").and_then(|v| v.as_i64()));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Every 503 is a database that is briefly away (a failover, a restart, a full
+            // pool): say so to the client's retry logic in the body and the header alike.
+            retry_after_seconds = retry_after_seconds.or(Some(RETRY_UNAVAILABLE_AFTER_SECONDS));
+            body.details = Some(serde_json::json!({
+                "retryable": true,
+                "retry_after_seconds": retry_after_seconds,
+            }));
+        }
         Self {
             status,
-            body: ErrorBody::from(&error),
+            body,
             retry_after_seconds,
         }
     }

@@ -1,7 +1,7 @@
 //! Live payment notifications as Server-Sent Events: the vendor's phone sees "paid" seconds
 //! after the customer's transfer lands.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderMap};
@@ -20,11 +20,12 @@ use super::extract::ApiPath;
 use super::sse::{self, Event};
 use super::AppState;
 use crate::clock::to_datetime;
-use crate::domain::number_words::received_announcement;
+use crate::domain::number_words::{board_announcement, received_announcement, stall_label};
 use crate::services::auth::Caller;
 use crate::services::events::PaymentReceived;
+use crate::services::web::board::BOARD_RECHECK;
 use crate::services::ErrorEnvelope;
-use crate::store::web::ReceivedPayment;
+use crate::store::web::Credit;
 
 /// A comment line this often keeps proxies and phone networks from closing an idle stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -43,7 +44,8 @@ pub const LAGGED: &str = "lagged";
 
 /// What one open stream listens to.
 struct Listening {
-    payee_id: Uuid,
+    /// The payee whose payments are sent; `None` for the market board, which hears them all.
+    payee_id: Option<Uuid>,
     events: broadcast::Receiver<PaymentReceived>,
     gaps: watch::Receiver<u64>,
     closing: watch::Receiver<bool>,
@@ -55,9 +57,24 @@ struct Listening {
     caught_up: HashSet<Uuid>,
 }
 
+/// What a stream heard: a payment for it, or a frame to send as it is.
+enum Heard {
+    Payment(PaymentReceived),
+    Frame(Event),
+}
+
 impl Listening {
-    /// The next event for this payee, or `None` when the stream should end.
+    /// The next event for this stream, or `None` when the stream should end.
     async fn next(&mut self) -> Option<Event> {
+        match self.heard().await? {
+            Heard::Payment(event) => Some(payment_event(&event, event.bank_transaction_id)),
+            Heard::Frame(frame) => Some(frame),
+        }
+    }
+
+    /// The next payment for this stream (or a `lagged` notice), or `None` when it should end.
+    /// Cancel-safe: a payment is taken off the channel only when it is returned.
+    async fn heard(&mut self) -> Option<Heard> {
         let until = self.until;
         let token_expiry = async move {
             match until {
@@ -73,14 +90,16 @@ impl Listening {
                 _ = self.closing.wait_for(|closing| *closing) => return None,
                 _ = &mut token_expiry => return None,
                 received = self.events.recv() => match received {
-                    Ok(event) if event.payee_id == self.payee_id
+                    Ok(event) if self.payee_id.is_none_or(|payee| payee == event.payee_id)
                         && !self.caught_up.contains(&event.bank_transaction_id) =>
                     {
-                        return Some(payment_event(&event));
+                        return Some(Heard::Payment(event));
                     }
                     Ok(_) => continue,
                     Err(RecvError::Lagged(missed)) => {
-                        return Some(lagged(json!({ "reason": "slow_reader", "missed": missed })))
+                        return Some(Heard::Frame(lagged(
+                            json!({ "reason": "slow_reader", "missed": missed }),
+                        )))
                     }
                     Err(RecvError::Closed) => return None,
                 },
@@ -88,7 +107,7 @@ impl Listening {
                     if changed.is_err() {
                         return None;
                     }
-                    return Some(lagged(json!({ "reason": "connection_lost" })));
+                    return Some(Heard::Frame(lagged(json!({ "reason": "connection_lost" }))));
                 }
             }
         }
@@ -103,7 +122,8 @@ struct Announced<'a> {
     announcement: String,
 }
 
-fn payment_event(event: &PaymentReceived) -> Event {
+/// The event for a payment; `id` is what the client sends back as `Last-Event-ID`.
+fn payment_event(event: &PaymentReceived, id: Uuid) -> Event {
     let announcement = match event.amount.parse::<u64>() {
         Ok(amount) => received_announcement(amount),
         Err(_) => String::new(),
@@ -114,7 +134,7 @@ fn payment_event(event: &PaymentReceived) -> Event {
     };
     match Event::default()
         .event(PAYMENT_RECEIVED)
-        .id(&event.bank_transaction_id.to_string())
+        .id(&id.to_string())
         .json_data(&announced)
     {
         Ok(sse) => sse,
@@ -125,17 +145,23 @@ fn payment_event(event: &PaymentReceived) -> Event {
     }
 }
 
-/// A payment read back from the ledger for a reconnecting client, as the live event was.
-fn missed_event(payee_id: Uuid, payment: &ReceivedPayment) -> Event {
-    payment_event(&PaymentReceived {
-        payee_id,
-        bank_transaction_id: payment.bank_transaction_id,
-        payment_intent_id: payment.payment_intent_id,
-        reference: payment.reference.clone(),
-        amount: payment.amount.to_string(),
+/// A credit read back from the ledger, as its live event was.
+pub fn credit_event(credit: &Credit) -> PaymentReceived {
+    PaymentReceived {
+        payee_id: credit.payee_id,
+        bank_transaction_id: credit.bank_transaction_id,
+        payment_intent_id: credit.payment_intent_id,
+        reference: credit.reference.clone(),
+        amount: credit.amount.to_string(),
         status: None,
-        occurred_at: to_datetime(payment.occurred_at).to_rfc3339(),
-    })
+        occurred_at: to_datetime(credit.occurred_at).to_rfc3339(),
+    }
+}
+
+/// A payment read back from the ledger for a reconnecting client: its id is the credit's, so
+/// the next reconnection goes on after it (a suspense resolution is later than its transfer).
+fn missed_event(credit: &Credit) -> Event {
+    payment_event(&credit_event(credit), credit.credit_id)
 }
 
 /// Events may have been missed: the client should fetch the payee's intents again.
@@ -169,7 +195,7 @@ pub async fn payee_events(
 ) -> Result<HttpResponse, ApiError> {
     // Subscribed before the check, so an event published while it runs is not missed.
     let mut listening = Listening {
-        payee_id: id,
+        payee_id: Some(id),
         events: state.events.subscribe(),
         gaps: state.events.gaps(),
         closing: state.events.closing(),
@@ -185,7 +211,7 @@ pub async fn payee_events(
             match last_seen {
                 Some(last) => {
                     s.payments
-                        .received_after(&caller, id, Some(last), MAX_CATCH_UP)
+                        .credits_after(&caller, id, last, MAX_CATCH_UP)
                         .await
                 }
                 None => Ok(Vec::new()),
@@ -194,13 +220,187 @@ pub async fn payee_events(
         .await?;
     tracing::debug!(payee_id = %id, %user, missed = missed.len(), "event stream opened");
     listening.caught_up = missed.iter().map(|p| p.bank_transaction_id).collect();
-    let catch_up: Vec<Event> = missed.iter().map(|p| missed_event(id, p)).collect();
+    let catch_up: Vec<Event> = missed.iter().map(missed_event).collect();
     let mut response = sse::response(stream_of(catch_up, listening), KEEP_ALIVE);
     response.headers_mut().insert(
         header::HeaderName::from_static(X_ACCEL_BUFFERING),
         header::HeaderValue::from_static("no"),
     );
     Ok(response)
+}
+
+/// The market board's frame for a payment: the stall and the amount, never the payer.
+#[derive(Serialize)]
+struct BoardAnnounced<'a> {
+    bank_transaction_id: Uuid,
+    stall: &'a str,
+    amount: &'a str,
+    /// What the board says aloud: "Quầy 12 đã nhận ba mươi lăm nghìn đồng".
+    announcement: String,
+    occurred_at: &'a str,
+}
+
+/// Sent to a board whose link was revoked, just before its stream ends.
+pub const REVOKED: &str = "revoked";
+
+/// The market board's stream: every payee's payments, each named by its stall, for as long
+/// as the board's link stands.
+struct BoardListening {
+    listening: Listening,
+    state: web::Data<AppState>,
+    token: String,
+    /// Stall labels by payee, read once each.
+    stalls: HashMap<Uuid, String>,
+    revocations: watch::Receiver<u64>,
+    recheck: tokio::time::Interval,
+    revoked: bool,
+}
+
+impl BoardListening {
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if self.revoked {
+                return None;
+            }
+            let heard = tokio::select! {
+                biased;
+                changed = self.revocations.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                    None
+                }
+                _ = self.recheck.tick() => None,
+                heard = self.listening.heard() => Some(heard?),
+            };
+            match heard {
+                Some(Heard::Payment(payment)) => {
+                    return Some(self.event(&payment, payment.bank_transaction_id).await)
+                }
+                Some(Heard::Frame(frame)) => return Some(frame),
+                None if !self.link_stands().await => {
+                    self.revoked = true;
+                    return Some(Event::default().event(REVOKED).data("{}"));
+                }
+                None => continue,
+            }
+        }
+    }
+
+    /// False only once the link is known to be revoked (a failed check is tried again).
+    async fn link_stands(&self) -> bool {
+        let token = self.token.clone();
+        let checked = self
+            .state
+            .run(move |s| async move { s.web.board_link(&token).await })
+            .await;
+        match checked {
+            Ok(_) => true,
+            Err(refused) => refused.status() != actix_web::http::StatusCode::NOT_FOUND,
+        }
+    }
+
+    async fn stall(&mut self, payee_id: Uuid) -> String {
+        if let Some(label) = self.stalls.get(&payee_id) {
+            return label.clone();
+        }
+        let payee = self
+            .state
+            .run(move |s| async move { s.store.payee(payee_id).await })
+            .await;
+        match payee {
+            Ok(Some(payee)) => {
+                let label = stall_label(payee.details.stall.as_deref(), &payee.code);
+                self.stalls.insert(payee_id, label.clone());
+                label
+            }
+            // Not kept: read again for the next payment.
+            _ => stall_label(None, "?"),
+        }
+    }
+
+    async fn event(&mut self, payment: &PaymentReceived, id: Uuid) -> Event {
+        let stall = self.stall(payment.payee_id).await;
+        let announced = BoardAnnounced {
+            bank_transaction_id: payment.bank_transaction_id,
+            stall: &stall,
+            amount: &payment.amount,
+            announcement: payment
+                .amount
+                .parse::<u64>()
+                .map(|amount| board_announcement(&stall, amount))
+                .unwrap_or_default(),
+            occurred_at: &payment.occurred_at,
+        };
+        Event::default()
+            .event(PAYMENT_RECEIVED)
+            .id(&id.to_string())
+            .json_data(&announced)
+            .unwrap_or_else(|_| lagged(json!({ "reason": "unreadable_event" })))
+    }
+}
+
+/// `GET /app/board/{token}/events`: the market board's live stream, opened with the board
+/// link's token (no login); after a reconnection with `Last-Event-ID` it first sends what
+/// was credited since (at most 500). An unknown or revoked link: 404; revoking the link ends
+/// an open stream with a `revoked` event.
+pub async fn board_events(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    request: HttpRequest,
+) -> HttpResponse {
+    let token = path.into_inner();
+    let listening = Listening {
+        payee_id: None,
+        events: state.events.subscribe(),
+        gaps: state.events.gaps(),
+        closing: state.events.closing(),
+        until: None,
+        caught_up: HashSet::new(),
+    };
+    let mut recheck = tokio::time::interval(BOARD_RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut board = BoardListening {
+        listening,
+        revocations: state.web.board_revocations(),
+        state: state.clone(),
+        token: token.clone(),
+        stalls: HashMap::new(),
+        recheck,
+        revoked: false,
+    };
+    let last_seen = last_event_id(request.headers());
+    let missed = state
+        .run(move |s| async move {
+            s.web.board_link(&token).await?;
+            match last_seen {
+                Some(last) => s.web.market_credits_after(last, MAX_CATCH_UP).await,
+                None => Ok(Vec::new()),
+            }
+        })
+        .await;
+    let missed = match missed {
+        Ok(missed) => missed,
+        Err(refused) => return super::pages::refusal(&request, &refused),
+    };
+    board.listening.caught_up = missed.iter().map(|c| c.bank_transaction_id).collect();
+    let mut catch_up = Vec::with_capacity(missed.len());
+    for credit in &missed {
+        catch_up.push(board.event(&credit_event(credit), credit.credit_id).await);
+    }
+    let hello = Event::default().comment("listening").retry(CLIENT_RETRY);
+    let events = stream::once(async move { hello })
+        .chain(stream::iter(catch_up))
+        .chain(stream::unfold(board, |mut board| async move {
+            let event = board.next().await?;
+            Some((event, board))
+        }));
+    let mut response = sse::response(events, KEEP_ALIVE);
+    response.headers_mut().insert(
+        header::HeaderName::from_static(X_ACCEL_BUFFERING),
+        header::HeaderValue::from_static("no"),
+    );
+    response
 }
 
 /// When the bearer token (already verified by the access policy layer) expires.
@@ -277,7 +477,7 @@ mod tests {
         let gaps = watch::Sender::new(0);
         let closing = watch::Sender::new(false);
         let listening = Listening {
-            payee_id,
+            payee_id: Some(payee_id),
             events,
             gaps: gaps.subscribe(),
             closing: closing.subscribe(),

@@ -1,6 +1,7 @@
 //! HTTP: routes, extractors, access policy and the error mapping.
 
 pub mod bank_feed;
+pub mod board_links;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -12,6 +13,7 @@ pub mod payments;
 pub mod policy;
 pub mod registry;
 pub mod routes;
+pub mod school_corrections;
 pub mod school_files;
 pub mod schools;
 pub mod sse;
@@ -312,6 +314,15 @@ fn routes(config: &mut web::ServiceConfig) {
             resource("/v1/payees/{id}/payments").route(get().to(payments::list_received_payments)),
         )
         .service(resource("/v1/payees/{id}/summary").route(get().to(payments::payee_summary)))
+        .service(
+            resource("/v1/board-links")
+                .route(get().to(board_links::list_board_links))
+                .route(post().to(board_links::create_board_link)),
+        )
+        .service(
+            resource("/v1/board-links/{id}/revoke")
+                .route(post().to(board_links::revoke_board_link)),
+        )
         .configure(pages::routes)
         .configure(school_routes)
         // User administration and the audit trail.
@@ -438,6 +449,37 @@ fn school_routes(config: &mut web::ServiceConfig) {
         .service(
             resource("/v1/households/{id}/payment-request")
                 .route(post().to(schools::household_payment_request)),
+        )
+        .configure(school_correction_routes);
+}
+
+/// Corrections of posted runs, refunds and household links (`http/school_corrections.rs`).
+fn school_correction_routes(config: &mut web::ServiceConfig) {
+    use school_corrections as corrections;
+    use web::post;
+    config
+        .service(
+            resource("/v1/schools/{school}/runs/{run}/reverse")
+                .route(post().to(corrections::reverse_run)),
+        )
+        .service(
+            resource("/v1/schools/{school}/adjustments")
+                .route(post().to(corrections::adjust_charge)),
+        )
+        .service(
+            resource("/v1/schools/{school}/refunds").route(post().to(corrections::refund_credit)),
+        )
+        .service(
+            resource("/v1/schools/{school}/household-links")
+                .route(post().to(corrections::create_household_link)),
+        )
+        .service(
+            resource("/v1/schools/{school}/household-links/{link}/revoke")
+                .route(post().to(corrections::revoke_household_link)),
+        )
+        .service(
+            resource("/v1/household-links/{token}")
+                .route(get().to(corrections::household_parent_view)),
         );
 }
 

@@ -10,8 +10,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::OpenApi;
 
 use super::{
-    bank_feed, events, imports, payers, payments, registry, routes, school_files, schools,
-    statistics, users,
+    bank_feed, board_links, events, imports, payers, payments, registry, routes,
+    school_corrections, school_files, schools, statistics, users,
 };
 
 #[derive(OpenApi)]
@@ -51,9 +51,14 @@ use super::{
         schools::get_receipt, schools::receipt_html, schools::cancel_receipt,
         schools::create_parent_link, schools::revoke_parent_link, schools::parent_view,
         schools::household_payment_request,
+        school_corrections::reverse_run, school_corrections::adjust_charge,
+        school_corrections::refund_credit, school_corrections::create_household_link,
+        school_corrections::revoke_household_link, school_corrections::household_parent_view,
         school_files::export_run_csv, school_files::export_run_xlsx, school_files::receipt_pdf,
         school_files::preview_reminders, school_files::send_reminders,
         payments::list_received_payments, payments::payee_summary,
+        board_links::create_board_link, board_links::list_board_links,
+        board_links::revoke_board_link,
         users::change_own_password, users::list_users, users::create_user, users::get_user,
         users::update_user, users::reset_password, users::audit_trail,
     ),

@@ -446,6 +446,33 @@ pub const ROUTES: &[RoutePolicy] = &[
         Access::Roles(SCHOOL_KEEPERS),
     ),
     route("GET", "/v1/parent-links/{token}", Access::Public),
+    // Corrections of posted runs, refunds and household links: the school's keepers.
+    route(
+        "POST",
+        "/v1/schools/{school}/runs/{run}/reverse",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/schools/{school}/adjustments",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/schools/{school}/refunds",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/schools/{school}/household-links",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/schools/{school}/household-links/{link}/revoke",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route("GET", "/v1/household-links/{token}", Access::Public),
     // A household's QR across schools: the registry's households, so commune staff only.
     route(
         "POST",
@@ -457,6 +484,14 @@ pub const ROUTES: &[RoutePolicy] = &[
     route("GET", "/v1/payees/{id}/summary", Access::Roles(EVERYONE)),
     // User administration and the audit trail.
     route("POST", OWN_PASSWORD_PATH, Access::Roles(EVERYONE)),
+    // Market board links: commune staff.
+    route("GET", "/v1/board-links", Access::Roles(LEDGER_WRITERS)),
+    route("POST", "/v1/board-links", Access::Roles(LEDGER_WRITERS)),
+    route(
+        "POST",
+        "/v1/board-links/{id}/revoke",
+        Access::Roles(LEDGER_WRITERS),
+    ),
     route("GET", "/v1/users", Access::Roles(USER_ADMINS)),
     route("POST", "/v1/users", Access::Roles(USER_ADMINS)),
     route("GET", "/v1/users/{username}", Access::Roles(USER_ADMINS)),
@@ -514,10 +549,34 @@ pub const PAGES: &[RoutePolicy] = &[
     ),
     route(
         "GET",
+        "/app/schools/{school}/runs/{run}/slips",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "GET",
         "/app/schools/{school}/receipts/{receipt}",
         Access::Roles(SCHOOL_KEEPERS),
     ),
     route("GET", "/app/parents/{token}", Access::Public),
+    // User administration: admins, as `/v1/users`.
+    route("GET", "/app/users", Access::Roles(USER_ADMINS)),
+    route("POST", "/app/users", Access::Roles(USER_ADMINS)),
+    route("POST", "/app/users/{username}", Access::Roles(USER_ADMINS)),
+    route(
+        "POST",
+        "/app/users/{username}/reset-password",
+        Access::Roles(USER_ADMINS),
+    ),
+    // The market hall's board proves itself with its link's token; staff manage the links.
+    route("GET", "/app/board/{token}", Access::Public),
+    route("GET", "/app/board/{token}/events", Access::Public),
+    route("GET", "/app/board-links", Access::Roles(LEDGER_WRITERS)),
+    route("POST", "/app/board-links", Access::Roles(LEDGER_WRITERS)),
+    route(
+        "POST",
+        "/app/board-links/{id}/revoke",
+        Access::Roles(LEDGER_WRITERS),
+    ),
 ];
 
 /// Whether `role` may use the route (for the links and forms a page shows).

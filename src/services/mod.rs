@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod bank_feed;
 pub mod events;
+pub mod group_commit;
 pub mod ledger;
 pub mod paging;
 pub mod payers;
@@ -50,7 +51,11 @@ pub trait PublicError: std::fmt::Display {
     }
     /// What the client sees; internal failures are not described.
     fn public_message(&self) -> String {
-        if self.status() >= 500 {
+        if self.status() == 503 {
+            "the database is briefly unavailable (a failover or a restart); send the same \
+             request again after Retry-After, with the same Idempotency-Key"
+                .into()
+        } else if self.status() >= 500 {
             "the service failed to handle this request; it has been logged".into()
         } else {
             self.to_string()

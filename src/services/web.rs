@@ -2,6 +2,8 @@
 //! one-time setup link that creates the first admin without the command line. Passwords are
 //! checked by the same throttled path as API logins ([`AuthService::check_password`]).
 
+pub mod board;
+
 use std::sync::{Arc, Mutex};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -53,6 +55,8 @@ pub struct WebService {
     clock: Clock,
     /// The first-run setup token, while no admin exists and it has not been used.
     setup_token: Arc<Mutex<Option<String>>>,
+    /// Counts market board links revoked here: open boards check theirs when it changes.
+    board_revocations: tokio::sync::watch::Sender<u64>,
 }
 
 /// A fresh unguessable token: 32 random bytes, URL-safe.
@@ -68,7 +72,7 @@ fn is_setup_token(held: &Option<String>, token: &str) -> bool {
         .is_some_and(|held| bool::from(held.as_bytes().ct_eq(token.as_bytes())))
 }
 
-/// What the database keeps of a session token.
+/// What the database keeps of a session (or market board) token.
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
@@ -86,6 +90,7 @@ impl WebService {
             settings,
             clock,
             setup_token: Arc::new(Mutex::new(None)),
+            board_revocations: tokio::sync::watch::Sender::new(0),
         }
     }
 

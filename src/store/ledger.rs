@@ -671,7 +671,7 @@ impl UnitOfWork<'_> {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let (_account_gates, mut accounts) = self.gate_and_lock(&account_ids).await?;
+        let (_account_gates, mut accounts) = self.gate_and_lock(&account_ids, true).await?;
         let mut accepted = Vec::with_capacity(items.len());
         let mut entries = Vec::with_capacity(items.len() * 2);
         for (item, result) in items.iter().zip(results.iter_mut()) {
@@ -694,16 +694,21 @@ impl UnitOfWork<'_> {
         Ok(true)
     }
 
-    /// Queues at the account gate, then locks the accounts (ids in order); every one must
-    /// exist. The gates are held for as long as the caller keeps them.
+    /// Queues at the account gate (when `gated`), then locks the accounts (ids in order);
+    /// every one must exist. The gates are held for as long as the caller keeps them.
     pub(super) async fn gate_and_lock(
         &mut self,
         account_ids: &[Uuid],
+        gated: bool,
     ) -> StoreResult<(
         Vec<tokio::sync::OwnedMutexGuard<()>>,
         HashMap<Uuid, LockedAccount>,
     )> {
-        let gates = self.gate_accounts(account_ids).await;
+        let gates = if gated {
+            self.gate_accounts(account_ids).await
+        } else {
+            Vec::new()
+        };
         let accounts = self.lock_accounts(account_ids).await?;
         if accounts.len() != account_ids.len() {
             return Err(StoreError::Corrupt(

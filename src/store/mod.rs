@@ -25,6 +25,7 @@ mod payments;
 mod postgres;
 pub mod registry;
 mod rows;
+pub mod school_corrections;
 pub mod school_io;
 pub mod schools;
 mod sqlite;
@@ -68,8 +69,10 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// True when the database itself is unreachable or overloaded, or gave up waiting for a
-    /// lock, not when a query is wrong: the request changed nothing and may be sent again.
+    /// True when the database itself is unreachable, overloaded, shutting down, read-only (a
+    /// replica, or a primary being demoted during a failover), or gave up waiting for a lock;
+    /// not when a query is wrong. The request may be sent again: with its Idempotency-Key, a
+    /// retry after a commit whose answer was lost replays the stored response.
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Database(
@@ -86,6 +89,9 @@ impl StoreError {
                         .is_ok_and(|code| SQLITE_GAVE_UP_WAITING.contains(&(code & 0xff)))
                 } else {
                     POSTGRES_GAVE_UP_WAITING.contains(&code.as_ref())
+                        || POSTGRES_NOT_SERVING_WRITES.contains(&code.as_ref())
+                        // Class 08: connection exceptions.
+                        || code.starts_with("08")
                 }
             }
             _ => false,
@@ -95,6 +101,11 @@ impl StoreError {
 
 /// deadlock_detected, serialization_failure, lock_not_available.
 const POSTGRES_GAVE_UP_WAITING: [&str; 3] = ["40P01", "40001", "55P03"];
+/// read_only_sql_transaction (a replica, or a demoted primary, answered a write),
+/// too_many_connections, admin_shutdown, crash_shutdown, cannot_connect_now (starting up or
+/// in recovery), database_dropped.
+const POSTGRES_NOT_SERVING_WRITES: [&str; 6] =
+    ["25006", "53300", "57P01", "57P02", "57P03", "57P04"];
 /// SQLITE_BUSY, SQLITE_LOCKED.
 const SQLITE_GAVE_UP_WAITING: [i32; 2] = [5, 6];
 

@@ -14,11 +14,18 @@ use super::{is_postgres_url, StoreResult};
 
 /// The PostgreSQL notification channel every instance listens on.
 pub const CHANNEL: &str = "market_ledger_payment_received";
-/// A publish that cannot reach the database within this time is given up (and logged).
+/// One attempt to send a notification waits this long for the database.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
-/// Reconnection attempts of the listener wait this long at first, doubling up to the maximum.
+/// A notification is sent again until this long after the payment: a failover (the primary
+/// gone, its replica promoted behind the proxy) takes a few seconds, and a notification lost
+/// in it would leave the phones unaware of a payment the ledger holds. (A connection lost
+/// just after the database took a notification sends it twice: at least once, not exactly.)
+const PUBLISH_GIVE_UP_AFTER: Duration = Duration::from_secs(30);
+/// Reconnection attempts (of the listener, and of a publish) wait this long at first,
+/// doubling up to the maximum: short enough that live events resume within seconds of a new
+/// primary answering.
 const RECONNECT_FIRST_WAIT: Duration = Duration::from_millis(250);
-const RECONNECT_MAX_WAIT: Duration = Duration::from_secs(30);
+const RECONNECT_MAX_WAIT: Duration = Duration::from_secs(5);
 
 /// Hands a received payload to this process's listeners.
 pub type Deliver = Arc<dyn Fn(&str) + Send + Sync>;
@@ -86,24 +93,35 @@ impl Notifier {
         // slow database would otherwise hold a provider's webhook past its timeout).
         let pool = pool.clone();
         tokio::spawn(async move {
-            let sent = tokio::time::timeout(
-                PUBLISH_TIMEOUT,
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(CHANNEL)
-                    .bind(&payload)
-                    .execute(&pool),
-            )
-            .await;
-            let failure = match sent {
-                Ok(Ok(_)) => return,
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => format!("no answer within {PUBLISH_TIMEOUT:?}"),
-            };
-            tracing::warn!(
-                error = %failure,
-                payload = %payload,
-                "notification not sent; live listeners will not hear of it"
-            );
+            let give_up = tokio::time::Instant::now() + PUBLISH_GIVE_UP_AFTER;
+            let mut wait = RECONNECT_FIRST_WAIT;
+            loop {
+                let sent = tokio::time::timeout(
+                    PUBLISH_TIMEOUT,
+                    sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(CHANNEL)
+                        .bind(&payload)
+                        .execute(&pool),
+                )
+                .await;
+                let failure = match sent {
+                    Ok(Ok(_)) => return,
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => format!("no answer within {PUBLISH_TIMEOUT:?}"),
+                };
+                if tokio::time::Instant::now() + wait >= give_up {
+                    tracing::warn!(
+                        error = %failure,
+                        payload = %payload,
+                        "notification not sent; live listeners will not hear of it"
+                    );
+                    return;
+                }
+                tracing::info!(error = %failure, retry_in_ms = wait.as_millis() as u64,
+                    "notification not sent yet; trying again");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(RECONNECT_MAX_WAIT);
+            }
         });
     }
 }

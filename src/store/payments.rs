@@ -126,8 +126,10 @@ pub trait PaymentStore: Send + Sync + 'static {
         now: i64,
         audit: &AuditRecord,
     ) -> StoreResult<Option<PaymentIntent>>;
-    /// Writes `expired` on pending intents whose time is up; returns how many.
-    async fn expire_intents(&self, now: i64) -> StoreResult<u64>;
+    /// Writes `expired` on pending intents whose time is up; returns the ids it changed. One
+    /// conditional statement: sweeps racing on several instances each get their own intents,
+    /// none twice.
+    async fn expire_intents(&self, now: i64) -> StoreResult<Vec<Uuid>>;
 }
 
 pub(super) const PAYEE_COLUMNS: &str = "p.id, p.code, p.kind, p.name, p.hamlet, p.stall, \
@@ -552,14 +554,11 @@ impl<T: Backend + 'static> PaymentStore for T {
         self.intent(id).await
     }
 
-    async fn expire_intents(&self, now: i64) -> StoreResult<u64> {
+    async fn expire_intents(&self, now: i64) -> StoreResult<Vec<Uuid>> {
         let sql = "UPDATE payment_intents SET status = 'expired' \
-                   WHERE status = 'pending' AND expires_at <= $1";
-        Ok(on_pool!(self, |pool| sqlx::query(sql)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected()))?)
+                   WHERE status = 'pending' AND expires_at <= $1 RETURNING id";
+        let expired: Vec<(Uuid,)> = pool_rows!(self, fetch_all, sql, now)?;
+        Ok(expired.into_iter().map(|(id,)| id).collect())
     }
 }
 
@@ -603,6 +602,13 @@ impl UnitOfWork<'_> {
             "SELECT {PAYEE_COLUMNS} FROM {PAYEE_FROM} WHERE p.id = $1{}",
             self.row_lock()
         );
+        let row: Option<PayeeRow> = tx_rows!(self, fetch_optional, &sql, id)?;
+        row.map(PayeeRow::into_domain).transpose()
+    }
+
+    /// The payee as this unit of work sees it, without a lock.
+    pub async fn payee_in_unit(&mut self, id: Uuid) -> StoreResult<Option<Payee>> {
+        let sql = format!("SELECT {PAYEE_COLUMNS} FROM {PAYEE_FROM} WHERE p.id = $1");
         let row: Option<PayeeRow> = tx_rows!(self, fetch_optional, &sql, id)?;
         row.map(PayeeRow::into_domain).transpose()
     }

@@ -48,7 +48,8 @@ pub struct ReminderClaim<'a> {
 }
 
 impl UnitOfWork<'_> {
-    /// The run's charges not fully paid (of one class, when given), by pupil code and item.
+    /// The run's standing charges not fully paid (of one class, when given), by pupil code and
+    /// item.
     pub async fn open_run_charges(
         &mut self,
         run_id: Uuid,
@@ -65,7 +66,8 @@ impl UnitOfWork<'_> {
                    ON ri.run_id = c.run_id AND ri.pupil_id = c.pupil_id \
                    LEFT JOIN payment_intents pi ON pi.id = ri.intent_id \
                    LEFT JOIN collection_accounts ca ON ca.id = pi.collection_account_id \
-                   WHERE c.run_id = $1 AND ($2 IS NULL OR c.class_id = $2) AND c.paid < c.amount \
+                   WHERE c.run_id = $1 AND ($2 IS NULL OR c.class_id = $2) AND c.reversed_at IS NULL \
+                   AND c.paid < c.amount \
                    ORDER BY p.code, i.created_at, i.id";
         Ok(tx_rows!(self, fetch_all, sql, run_id, class_id)?)
     }

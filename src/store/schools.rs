@@ -82,6 +82,8 @@ pub struct RunRow {
     pub due_on: NaiveDate,
     pub school_days: Option<i32>,
     pub posted_at: Option<i64>,
+    /// When the whole run was reversed.
+    pub reversed_at: Option<i64>,
 }
 
 /// A charge as stored, with its run's name and due day and its item's name.
@@ -102,6 +104,8 @@ pub struct ChargeRow {
     pub amount: i64,
     pub paid: i64,
     pub created_at: i64,
+    /// When it was reversed: it owes nothing since.
+    pub reversed_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -142,6 +146,8 @@ pub struct PupilRunTotals {
     pub class_id: Uuid,
     pub charged: i64,
     pub paid: i64,
+    /// Every charge of the pupil in the run is reversed.
+    pub reversed: bool,
 }
 
 /// A pupil naming a household, with the school's payee code, payee ledger account and the
@@ -217,7 +223,7 @@ pub struct NewSchoolPayment {
 
 const CHARGE_COLUMNS: &str = "c.id, c.run_id, r.name AS run_name, r.due_on, c.pupil_id, \
      c.class_id, c.fee_item_id, i.name AS item_name, i.fund, i.mandatory, c.gross, \
-     c.exemption, c.amount, c.paid, c.created_at \
+     c.exemption, c.amount, c.paid, c.created_at, c.reversed_at \
      FROM school_charges c JOIN collection_runs r ON r.id = c.run_id \
      JOIN fee_items i ON i.id = c.fee_item_id";
 
@@ -568,7 +574,7 @@ impl UnitOfWork<'_> {
     /// The run; `lock` keeps it locked to the end of the unit (posting it).
     pub async fn run(&mut self, id: Uuid, lock: bool) -> StoreResult<Option<RunRow>> {
         let sql = format!(
-            "SELECT id, school_id, year_id, name, due_on, school_days, posted_at \
+            "SELECT id, school_id, year_id, name, due_on, school_days, posted_at, reversed_at \
              FROM collection_runs WHERE id = $1{}",
             if lock { self.row_lock() } else { "" }
         );
@@ -576,8 +582,8 @@ impl UnitOfWork<'_> {
     }
 
     pub async fn runs(&mut self, school_id: Uuid) -> StoreResult<Vec<RunRow>> {
-        let sql = "SELECT id, school_id, year_id, name, due_on, school_days, posted_at \
-                   FROM collection_runs WHERE school_id = $1 ORDER BY due_on, created_at, id";
+        let sql = "SELECT id, school_id, year_id, name, due_on, school_days, posted_at, \
+                   reversed_at FROM collection_runs WHERE school_id = $1 ORDER BY due_on, created_at, id";
         Ok(tx_rows!(self, fetch_all, sql, school_id)?)
     }
 
@@ -723,9 +729,11 @@ impl UnitOfWork<'_> {
         Ok(tx_rows!(self, fetch_all, sql, run_id)?)
     }
 
-    /// The pupil an intent collects for, when it is a school run's.
+    /// The pupil an intent collects for, when it is a school run's (or was, before a
+    /// correction replaced it: money sent to it is still the pupil's).
     pub async fn pupil_of_intent(&mut self, intent_id: Uuid) -> StoreResult<Option<Uuid>> {
-        let sql = "SELECT pupil_id FROM school_run_intents WHERE intent_id = $1";
+        let sql = "SELECT pupil_id FROM school_run_intents WHERE intent_id = $1 \
+                   UNION SELECT pupil_id FROM school_superseded_intents WHERE intent_id = $1";
         let found: Option<(Uuid,)> = tx_rows!(self, fetch_optional, sql, intent_id)?;
         Ok(found.map(|(id,)| id))
     }
@@ -805,7 +813,8 @@ impl UnitOfWork<'_> {
             "SELECT c.id, r.due_on, i.mandatory, c.created_at, i.fund, c.amount - c.paid \
              FROM school_charges c JOIN collection_runs r ON r.id = c.run_id \
              JOIN fee_items i ON i.id = c.fee_item_id \
-             WHERE c.pupil_id = $1 AND c.paid < c.amount ORDER BY c.id{}",
+             WHERE c.pupil_id = $1 AND c.paid < c.amount AND c.reversed_at IS NULL \
+             ORDER BY c.id{}",
             if !lock || self.row_lock().is_empty() {
                 ""
             } else {
@@ -829,11 +838,13 @@ impl UnitOfWork<'_> {
             .collect()
     }
 
-    /// Money received for the pupil and not (or no longer) allocated to a charge.
+    /// Money received for the pupil and not (or no longer) allocated to a charge, nor
+    /// refunded.
     pub async fn pupil_credit(&mut self, pupil_id: Uuid) -> StoreResult<i64> {
         let sql = "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM school_payments \
                    WHERE pupil_id = $1 AND cancelled_at IS NULL";
-        let (received,): (i64,) = tx_rows!(self, fetch_one, sql, pupil_id)?;
+        let (paid_in,): (i64,) = tx_rows!(self, fetch_one, sql, pupil_id)?;
+        let received = paid_in - self.pupil_refunded(pupil_id).await?;
         let sql = "SELECT CAST(COALESCE(SUM(a.amount), 0) AS BIGINT) FROM school_allocations a \
                    JOIN school_charges c ON c.id = a.charge_id \
                    WHERE c.pupil_id = $1 AND a.cancelled_at IS NULL";
@@ -1032,8 +1043,10 @@ impl UnitOfWork<'_> {
         class_id: Option<Uuid>,
     ) -> StoreResult<Vec<PupilRunTotals>> {
         let sql = "SELECT p.id AS pupil_id, p.code, p.full_name, c.class_id, \
-                   CAST(SUM(c.amount) AS BIGINT) AS charged, CAST(SUM(c.paid) AS BIGINT) AS paid \
-                   FROM school_charges c JOIN pupils p ON p.id = c.pupil_id \
+                   CAST(SUM(CASE WHEN c.reversed_at IS NULL THEN c.amount ELSE 0 END) AS BIGINT) \
+                   AS charged, CAST(SUM(c.paid) AS BIGINT) AS paid, \
+                   CAST(MIN(CASE WHEN c.reversed_at IS NULL THEN 0 ELSE 1 END) AS BIGINT) = 1 \
+                   AS reversed FROM school_charges c JOIN pupils p ON p.id = c.pupil_id \
                    WHERE c.run_id = $1 AND ($2 IS NULL OR c.class_id = $2) \
                    GROUP BY p.id, p.code, p.full_name, c.class_id ORDER BY c.class_id, p.code";
         Ok(tx_rows!(self, fetch_all, sql, run_id, class_id)?)

@@ -150,13 +150,35 @@ impl UnitOfWork<'_> {
         candidates: &[NewTransaction],
         created_by: Uuid,
     ) -> StoreResult<Option<usize>> {
+        self.post_first_fitting(candidates, created_by, true).await
+    }
+
+    /// [`Self::post_first_that_fits`] without waiting at the in-process account gate, for a
+    /// unit of work that may already hold account rows from an earlier posting (a group of
+    /// bank-feed deliveries): waiting at the gate while holding rows that the gate's holder
+    /// waits for would be a deadlock neither the gate nor the database sees. Row locks alone
+    /// still order the writers, and the database detects any cycle among them.
+    pub async fn post_first_that_fits_ungated(
+        &mut self,
+        candidates: &[NewTransaction],
+        created_by: Uuid,
+    ) -> StoreResult<Option<usize>> {
+        self.post_first_fitting(candidates, created_by, false).await
+    }
+
+    async fn post_first_fitting(
+        &mut self,
+        candidates: &[NewTransaction],
+        created_by: Uuid,
+        gated: bool,
+    ) -> StoreResult<Option<usize>> {
         let account_ids: Vec<Uuid> = candidates
             .iter()
             .flat_map(|t| t.account_ids())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let (_account_gates, mut accounts) = self.gate_and_lock(&account_ids).await?;
+        let (_account_gates, mut accounts) = self.gate_and_lock(&account_ids, gated).await?;
         for (index, candidate) in candidates.iter().enumerate() {
             let Ok(entries) = apply(&mut accounts, candidate) else {
                 continue;

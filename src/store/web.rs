@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::rows::{prefixed_user_columns, UserRow};
-use super::{Backend, StoreResult};
+use super::{Backend, StoreResult, UnitOfWork};
 use crate::domain::user::User;
 
 /// A browser session as written at login. Only the token's hash is kept.
@@ -59,6 +59,31 @@ pub struct ReceivedFilter {
     pub limit: u32,
 }
 
+/// One crediting of a payee, in the order the ledger made them: money a transfer brought
+/// straight to the payee (its id is the bank transaction's), or money staff later took out of
+/// suspense for it (its id is the resolution's, made when staff resolved it). What a live
+/// stream that lost its connection missed.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Credit {
+    pub credit_id: Uuid,
+    pub payee_id: Uuid,
+    pub bank_transaction_id: Uuid,
+    pub amount: i64,
+    pub payment_intent_id: Option<Uuid>,
+    pub reference: Option<String>,
+    pub occurred_at: i64,
+}
+
+/// A market board link as stored (its token only as a hash).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct BoardLinkRow {
+    pub id: Uuid,
+    pub label: String,
+    pub created_by_username: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
 #[async_trait]
 pub trait WebStore {
     async fn create_web_session(&self, session: &NewWebSession) -> StoreResult<()>;
@@ -75,6 +100,18 @@ pub trait WebStore {
     async fn revoke_web_session(&self, token_hash: &str, now: i64) -> StoreResult<bool>;
     async fn received_payments(&self, filter: &ReceivedFilter)
         -> StoreResult<Vec<ReceivedPayment>>;
+    /// At most `limit` credits made after credit `after` (ids are time-ordered), to `payee`
+    /// or, with `None`, to every payee; oldest first.
+    async fn credits_after(
+        &self,
+        payee: Option<Uuid>,
+        after: Uuid,
+        limit: u32,
+    ) -> StoreResult<Vec<Credit>>;
+    /// Every market board link, newest first.
+    async fn board_links(&self) -> StoreResult<Vec<BoardLinkRow>>;
+    /// The link in force whose token hashes to `token_hash`.
+    async fn live_board_link(&self, token_hash: &str) -> StoreResult<Option<Uuid>>;
 }
 
 #[async_trait]
@@ -147,6 +184,55 @@ impl<T: Backend> WebStore for T {
         Ok(changed > 0)
     }
 
+    async fn credits_after(
+        &self,
+        payee: Option<Uuid>,
+        after: Uuid,
+        limit: u32,
+    ) -> StoreResult<Vec<Credit>> {
+        // A transfer partly parked in suspense and later resolved to the payee is two credits,
+        // each announced when it was made.
+        let sql = "SELECT * FROM ( \
+                     SELECT b.id AS credit_id, b.payee_id AS payee_id, \
+                       b.id AS bank_transaction_id, b.amount - b.suspense_amount AS amount, \
+                       b.payment_intent_id AS payment_intent_id, i.reference AS reference, \
+                       b.occurred_at AS occurred_at \
+                     FROM bank_transactions b \
+                     LEFT JOIN payment_intents i ON i.id = b.payment_intent_id \
+                     WHERE b.direction = 'in' AND b.matched_as IN ('intent', 'payee') \
+                       AND b.amount > b.suspense_amount AND b.id > $2 \
+                       AND ($1 IS NULL OR b.payee_id = $1) \
+                     UNION ALL \
+                     SELECT r.id, COALESCE(r.payee_id, ri.payee_id), b.id, b.suspense_amount, \
+                       r.payment_intent_id, ri.reference, b.occurred_at \
+                     FROM suspense_resolutions r \
+                     JOIN bank_transactions b ON b.id = r.bank_transaction_id \
+                     LEFT JOIN payment_intents ri ON ri.id = r.payment_intent_id \
+                     WHERE b.direction = 'in' AND r.action IN ('intent', 'payee') \
+                       AND r.id > $2 AND ($1 IS NULL OR COALESCE(r.payee_id, ri.payee_id) = $1) \
+                   ) credits ORDER BY credit_id LIMIT $3";
+        Ok(pool_rows!(
+            self,
+            fetch_all,
+            sql,
+            payee,
+            after,
+            i64::from(limit)
+        )?)
+    }
+
+    async fn board_links(&self) -> StoreResult<Vec<BoardLinkRow>> {
+        let sql = "SELECT id, label, created_by_username, created_at, revoked_at \
+                   FROM market_board_links ORDER BY id DESC";
+        Ok(pool_rows!(self, fetch_all, sql)?)
+    }
+
+    async fn live_board_link(&self, token_hash: &str) -> StoreResult<Option<Uuid>> {
+        let sql = "SELECT id FROM market_board_links WHERE token_hash = $1 AND revoked_at IS NULL";
+        let found: Option<(Uuid,)> = pool_rows!(self, fetch_optional, sql, token_hash)?;
+        Ok(found.map(|(id,)| id))
+    }
+
     async fn received_payments(
         &self,
         filter: &ReceivedFilter,
@@ -179,5 +265,35 @@ impl<T: Backend> WebStore for T {
             filter.occurred_from.unwrap_or(i64::MIN),
             i64::from(filter.limit)
         )?)
+    }
+}
+
+/// Market board links are written with their audit record, in one transaction.
+impl UnitOfWork<'_> {
+    pub async fn insert_board_link(
+        &mut self,
+        link: &BoardLinkRow,
+        token_hash: &str,
+    ) -> StoreResult<()> {
+        let sql = "INSERT INTO market_board_links \
+                   (id, label, token_hash, created_by_username, created_at, revoked_at) \
+                   VALUES ($1, $2, $3, $4, $5, NULL)";
+        execute!(
+            self,
+            sql,
+            link.id,
+            &link.label,
+            token_hash,
+            &link.created_by_username,
+            link.created_at
+        )?;
+        Ok(())
+    }
+
+    /// Revokes a link; false when no such link is still in force.
+    pub async fn revoke_board_link(&mut self, id: Uuid, now: i64) -> StoreResult<bool> {
+        let sql = "UPDATE market_board_links SET revoked_at = $2 \
+                   WHERE id = $1 AND revoked_at IS NULL";
+        Ok(execute!(self, sql, id, now)? == 1)
     }
 }

@@ -61,14 +61,14 @@ fn events_path(payee: Uuid) -> String {
 
 /// One SSE frame with an event name or data (comments and keep-alives are skipped).
 #[derive(Debug, Default)]
-struct Frame {
-    event: Option<String>,
+pub(crate) struct Frame {
+    pub(crate) event: Option<String>,
     id: Option<String>,
     data: String,
 }
 
 impl Frame {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.data).unwrap_or_else(|e| panic!("{e}: {self:?}"))
     }
 }
@@ -83,7 +83,7 @@ enum Next {
 }
 
 /// A minimal SSE reader over reqwest's byte stream.
-struct EventStream {
+pub(crate) struct EventStream {
     body: Pin<Box<dyn Stream<Item = reqwest::Result<actix_web::web::Bytes>> + Send>>,
     buffer: String,
 }
@@ -91,7 +91,7 @@ struct EventStream {
 impl EventStream {
     /// Opens the stream; the server subscribes before it answers, so once this returns every
     /// event published from then on is delivered.
-    async fn open(app: &TestApp, payee: Uuid, token: &str) -> EventStream {
+    pub(crate) async fn open(app: &TestApp, payee: Uuid, token: &str) -> EventStream {
         let response = app
             .client
             .get(app.url(&events_path(payee)))
@@ -142,7 +142,7 @@ impl EventStream {
     }
 
     /// The next frame, which must arrive within `within`.
-    async fn expect(&mut self, within: Duration) -> Frame {
+    pub(crate) async fn expect(&mut self, within: Duration) -> Frame {
         match self.next(within).await {
             Next::Frame(frame) => frame,
             other => panic!("expected an event within {within:?}, got {other:?}"),

@@ -277,8 +277,14 @@ async fn expiry_is_never_stale_and_the_sweep_writes_it(backend: Backend) {
     );
 
     // The sweep writes what readers already saw, once.
-    assert_eq!(app.state.payments.expire_intents().await.unwrap(), 1);
-    assert_eq!(app.state.payments.expire_intents().await.unwrap(), 0);
+    assert_eq!(app.state.payments.expire_intents().await.unwrap().len(), 1);
+    assert!(app
+        .state
+        .payments
+        .expire_intents()
+        .await
+        .unwrap()
+        .is_empty());
     let (_, after) = app.get(&format!("{list}?status=expired")).await;
     assert_eq!(ids(&after), [old["id"].clone()]);
     let (_, fresh_now) = app

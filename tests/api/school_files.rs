@@ -141,13 +141,13 @@ async fn a_run_exports_as_csv_and_xlsx_with_vietnamese_names_amounts_and_totals(
     assert_eq!(
         lines,
         vec![
-            "Lớp,Mã học sinh,Họ và tên,Tiền ăn bán trú,Bảo hiểm y tế (thu hộ),Miễn giảm,Phải nộp,Đã nộp trực tuyến,Đã nộp tiền mặt,Còn nợ,Trạng thái".to_owned(),
-            format!("3A,HS01,Nguyễn Văn Học Sinh 1,{MEALS},{INSURANCE},{},{},100000,0,{first_owed},Nộp một phần", MEALS / 2, whole - MEALS / 2),
-            format!("3A,HS02,Nguyễn Văn Học Sinh 2,{MEALS},{INSURANCE},0,{whole},0,{whole},0,Đã nộp đủ"),
-            format!("3A,HS03,Nguyễn Văn Học Sinh 3,{MEALS},{INSURANCE},0,{whole},0,0,{whole},Chưa nộp"),
-            format!("3B,HS09,Lê Thị Ánh Tuyết,{MEALS},{INSURANCE},0,{whole},0,0,{whole},Chưa nộp"),
+            "Lớp,Mã học sinh,Họ và tên,Tiền ăn bán trú,Bảo hiểm y tế (thu hộ),Miễn giảm,Điều chỉnh,Phải nộp,Đã nộp trực tuyến,Đã nộp tiền mặt,Còn nợ,Trạng thái".to_owned(),
+            format!("3A,HS01,Nguyễn Văn Học Sinh 1,{MEALS},{INSURANCE},{},0,{},100000,0,{first_owed},Nộp một phần", MEALS / 2, whole - MEALS / 2),
+            format!("3A,HS02,Nguyễn Văn Học Sinh 2,{MEALS},{INSURANCE},0,0,{whole},0,{whole},0,Đã nộp đủ"),
+            format!("3A,HS03,Nguyễn Văn Học Sinh 3,{MEALS},{INSURANCE},0,0,{whole},0,0,{whole},Chưa nộp"),
+            format!("3B,HS09,Lê Thị Ánh Tuyết,{MEALS},{INSURANCE},0,0,{whole},0,0,{whole},Chưa nộp"),
             format!(
-                "Tổng cộng,,,{},{},{},{},100000,{whole},{},",
+                "Tổng cộng,,,{},{},{},0,{},100000,{whole},{},",
                 4 * MEALS,
                 4 * INSURANCE,
                 MEALS / 2,
@@ -182,12 +182,12 @@ async fn a_run_exports_as_csv_and_xlsx_with_vietnamese_names_amounts_and_totals(
     assert_eq!(text(&rows[0][4]), "Bảo hiểm y tế (thu hộ)");
     assert_eq!(text(&rows[1][2]), "Nguyễn Văn Học Sinh 1");
     assert_eq!(number(&rows[1][5]), MEALS / 2);
-    assert_eq!(number(&rows[1][7]), 100_000);
-    assert_eq!(number(&rows[2][8]), whole);
-    assert_eq!(text(&rows[3][10]), "Chưa nộp");
+    assert_eq!(number(&rows[1][8]), 100_000);
+    assert_eq!(number(&rows[2][9]), whole);
+    assert_eq!(text(&rows[3][11]), "Chưa nộp");
     assert_eq!(text(&rows[4][0]), "Tổng cộng");
     assert_eq!(number(&rows[4][3]), 3 * MEALS);
-    assert_eq!(number(&rows[4][9]), first_owed + whole);
+    assert_eq!(number(&rows[4][10]), first_owed + whole);
 
     let (_, _, class_csv) = download(
         &app,

@@ -22,10 +22,10 @@ crate::on_both_backends!(
     a_household_qr_needs_one_bank_account_and_commune_staff,
 );
 
-const MEALS_PER_DAY: i64 = 20_000;
-const SCHOOL_DAYS: i64 = 20;
+pub(crate) const MEALS_PER_DAY: i64 = 20_000;
+pub(crate) const SCHOOL_DAYS: i64 = 20;
 const INSURANCE: i64 = 884_520;
-const PARENTS_FUND: i64 = 150_000;
+pub(crate) const PARENTS_FUND: i64 = 150_000;
 const CLUB: i64 = 100_000;
 
 pub(crate) struct School {
@@ -91,7 +91,12 @@ pub(crate) async fn pupils(app: &TestApp, school: &School, count: usize) -> Vec<
 }
 
 /// Pupil `HS<n>` in class 3A, of the registry household `household` when given.
-async fn pupil(app: &TestApp, school: &School, n: usize, household: Option<&str>) -> String {
+pub(crate) async fn pupil(
+    app: &TestApp,
+    school: &School,
+    n: usize,
+    household: Option<&str>,
+) -> String {
     let mut body = json!({
         "code": format!("HS{n:02}"), "full_name": format!("Nguyễn Văn Học Sinh {n}"),
         "class_id": school.class, "joined_on": "2026-09-05",
@@ -111,7 +116,7 @@ async fn pupil(app: &TestApp, school: &School, n: usize, household: Option<&str>
 }
 
 /// A registry household (and its hamlet) with this code.
-async fn household(app: &TestApp, code: &str) -> String {
+pub(crate) async fn household(app: &TestApp, code: &str) -> String {
     let (status, _) = app
         .post(
             "/v1/hamlets",
@@ -250,7 +255,7 @@ pub(crate) async fn parent_link(app: &TestApp, school: &School, pupil: &str) -> 
     .await
 }
 
-async fn get_ok(app: &TestApp, path: &str) -> Value {
+pub(crate) async fn get_ok(app: &TestApp, path: &str) -> Value {
     let (status, body) = app.get(path).await;
     assert_eq!(status, StatusCode::OK, "{path}: {body}");
     body
@@ -767,7 +772,7 @@ async fn a_school_user_sees_only_its_school_and_parents_read_by_revocable_token(
     assert!(body["error"]["message"]
         .as_str()
         .unwrap()
-        .contains("phần trăm"));
+        .contains("percent"));
 
     let [meals, ..] = items(&app, &mine).await;
     let run = run(&app, &mine, "Tháng 9/2026", &[&meals]).await;

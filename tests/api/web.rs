@@ -32,6 +32,9 @@ crate::on_both_backends!(
     staff_read_where_the_bank_balance_differs_from_the_ledger,
     staff_check_a_bank_statement_and_record_its_missing_lines_once_confirmed,
     a_school_office_records_cash_from_its_run_board_and_parents_read_what_is_owed,
+    a_payment_taken_out_of_suspense_reaches_a_reconnecting_stall_stream,
+    the_market_board_announces_each_stall_and_stops_when_its_link_is_revoked,
+    an_admin_manages_users_from_the_users_page,
 );
 
 /// A browser without script: keeps its cookies, follows no redirect by itself.
@@ -579,13 +582,8 @@ fn sentences(catalogue: &str) -> Vec<String> {
         .collect()
 }
 
-async fn vietnamese_pages_show_no_english(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
-        return;
-    };
-    let (payee, _) = paid_vendor(&app).await;
-    let vendor_name = new_user(&app, Role::Vendor, Some(id_of(&payee))).await;
-    let staff_name = new_user(&app, Role::Staff, None).await;
+/// Each page is in Vietnamese and shows no sentence of the English catalogue.
+fn assert_no_english(pages: &[(String, Answer)]) {
     let vietnamese = sentences(&format!("{VI:?}"));
     // English sentences the Vietnamese catalogue does not also use (its link to English).
     let english: Vec<String> = sentences(&format!("{EN:?}"))
@@ -593,6 +591,25 @@ async fn vietnamese_pages_show_no_english(backend: Backend) {
         .filter(|text| text.chars().count() > 3 && !vietnamese.contains(text))
         .collect();
     assert!(english.len() > 30, "{english:?}");
+    for (path, answer) in pages {
+        assert!(answer.body.contains("<html lang=\"vi\">"), "{path}");
+        let text = visible_text(&answer.body);
+        for sentence in &english {
+            assert!(
+                !text.contains(sentence.as_str()),
+                "{path} shows English {sentence:?} in Vietnamese:\n{text}"
+            );
+        }
+    }
+}
+
+async fn vietnamese_pages_show_no_english(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (payee, _) = paid_vendor(&app).await;
+    let vendor_name = new_user(&app, Role::Vendor, Some(id_of(&payee))).await;
+    let staff_name = new_user(&app, Role::Staff, None).await;
 
     let mut vendor_phone = Browser::new(&app);
     let login = vendor_phone.get("/app/login").await;
@@ -610,20 +627,31 @@ async fn vietnamese_pages_show_no_english(backend: Backend) {
     let mut office = Browser::new(&app);
     office.log_in(&staff_name, PASSWORD).await;
     pages.push(("/app".to_owned(), office.get("/app").await));
-    for path in ["/app/adoption", "/app/discrepancies", "/app/statements"] {
+    for path in [
+        "/app/adoption",
+        "/app/discrepancies",
+        "/app/statements",
+        "/app/board-links",
+    ] {
         pages.push((path.to_owned(), office.get(path).await));
     }
+    let admin_name = new_user(&app, Role::Admin, None).await;
+    let mut admin = Browser::new(&app);
+    admin.log_in(&admin_name, PASSWORD).await;
+    pages.push(("/app/users".to_owned(), admin.get("/app/users").await));
+    // The market hall's screen and a parents' phone: no login.
+    let (status, link) = app
+        .post(
+            "/v1/board-links",
+            &serde_json::json!({ "label": "Cổng chợ" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{link}");
+    let board = link["url"].as_str().unwrap().to_owned();
+    let mut screen = Browser::new(&app);
+    pages.push((board.clone(), screen.get(&board).await));
 
-    for (path, answer) in &pages {
-        assert!(answer.body.contains("<html lang=\"vi\">"), "{path}");
-        let text = visible_text(&answer.body);
-        for sentence in &english {
-            assert!(
-                !text.contains(sentence.as_str()),
-                "{path} shows English {sentence:?} in Vietnamese:\n{text}"
-            );
-        }
-    }
+    assert_no_english(&pages);
     let stall_text = visible_text(&pages[1].1.body);
     for sentence in [VI.static_qr, VI.today_takings, VI.sound_on, VI.last_days] {
         assert!(stall_text.contains(sentence), "{sentence}");
@@ -639,7 +667,7 @@ async fn vietnamese_pages_show_no_english(backend: Backend) {
 
     // The first page on a slow phone: HTML, CSS and script well under 100 KB.
     let mut first_page = pages[0].1.body.len();
-    for asset in ["/app/static/app.css", "/app/static/stall.js"] {
+    for asset in ["/app/static/app.css", "/app/static/live.js"] {
         let answer = vendor_phone.get(asset).await;
         assert_eq!(answer.status, StatusCode::OK, "{asset}");
         assert!(answer.headers["cache-control"]
@@ -875,16 +903,8 @@ async fn staff_resolve_a_suspense_item_from_the_page(backend: Backend) {
     let stray = record(&app, "5556667778", "in", 42_000, "tien hang ba Tu").await;
     assert_eq!(stray["matched_as"], "suspense", "{stray}");
     let item = stray["id"].as_str().unwrap().to_owned();
-    let staff_name = new_user(&app, Role::Staff, None).await;
     let auditor_name = new_user(&app, Role::Auditor, None).await;
-
-    let mut office = Browser::new(&app);
-    office.log_in(&staff_name, PASSWORD).await;
-    assert!(office
-        .get("/app")
-        .await
-        .body
-        .contains("href=\"/app/suspense\""));
+    let mut office = staff_browser_linking_to(&app, "/app/suspense").await;
     let queue = office.get("/app/suspense").await;
     assert_eq!(queue.status, StatusCode::OK, "{}", queue.body);
     assert!(
@@ -894,14 +914,7 @@ async fn staff_resolve_a_suspense_item_from_the_page(backend: Backend) {
     );
     assert!(queue.body.contains("tien hang ba Tu"), "{}", queue.body);
     assert!(queue.body.contains("42.000đ"), "{}", queue.body);
-    let key = queue
-        .body
-        .split(&format!("id=\"item-{item}\""))
-        .nth(1)
-        .and_then(|form| form.split("name=\"key\" value=\"").nth(1))
-        .and_then(|rest| rest.split('"').next())
-        .expect("the form's idempotency key")
-        .to_owned();
+    let key = form_key(&queue.body, &format!("item-{item}"));
     let resolve = format!("/app/suspense/{item}/resolve");
     let payee_id = id_of(&payee).to_string();
     let fields = |csrf: &str| {
@@ -1255,6 +1268,56 @@ async fn a_school_office_records_cash_from_its_run_board_and_parents_read_what_i
         "{}",
         board.body
     );
+    // Vietnamese write a decimal comma.
+    assert!(
+        board.body.contains("id=\"paid-percent\">0,0%<"),
+        "{}",
+        board.body
+    );
+    // The school's home lists its runs; the board links the sheet of QR slips.
+    let home = desk.get("/app").await;
+    assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+    assert!(
+        home.body.contains(&format!("href=\"{board_path}\"")),
+        "{}",
+        home.body
+    );
+    let slips_path = format!("{board_path}/slips");
+    assert!(board.body.contains(&format!("href=\"{slips_path}\"")));
+    let slips = desk.get(&slips_path).await;
+    assert_eq!(slips.status, StatusCode::OK, "{}", slips.body);
+    assert_eq!(
+        slips.body.matches("class=\"slip\"").count(),
+        2,
+        "{}",
+        slips.body
+    );
+    let (_, intents) = app
+        .get(&format!("/v1/payees/{}/payment-intents?limit=100", mine.id))
+        .await;
+    let intents = intents["data"].as_array().expect("the run's intents");
+    assert_eq!(intents.len(), 2, "{intents:?}");
+    for intent in intents {
+        let reference = intent["reference"].as_str().unwrap();
+        assert!(
+            slips.body.contains(reference),
+            "{reference}: {}",
+            slips.body
+        );
+    }
+    assert!(slips.body.contains("400.000đ"), "{}", slips.body);
+    assert!(slips.body.contains("/qr.svg"), "{}", slips.body);
+    assert_eq!(
+        desk.get(&format!("/app/schools/{}/runs/{run}/slips", other.id))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let mut vietnamese_pages = vec![
+        ("/app".to_owned(), home),
+        (board_path.clone(), desk.get(&board_path).await),
+        (slips_path, slips),
+    ];
 
     let key = form_key(&board.body, &format!("pupil-{}", pupils[0]));
     let cash_path = format!("{board_path}/cash");
@@ -1317,6 +1380,8 @@ async fn a_school_office_records_cash_from_its_run_board_and_parents_read_what_i
     let mut parent = Browser::new(&app);
     let owed = parent.get(&parents_path).await;
     assert_eq!(owed.status, StatusCode::OK, "{}", owed.body);
+    vietnamese_pages.push((parents_path.clone(), parent.get(&parents_path).await));
+    assert_no_english(&vietnamese_pages);
     assert!(owed.body.contains("<html lang=\"vi\">"));
     assert!(owed.body.contains("Tiền ăn bán trú"), "{}", owed.body);
     assert!(
@@ -1339,4 +1404,399 @@ async fn a_school_office_records_cash_from_its_run_board_and_parents_read_what_i
     assert_eq!(revoked.status, StatusCode::NOT_FOUND);
     assert!(revoked.body.contains(VI.not_found), "{}", revoked.body);
     app.assert_verified().await;
+}
+
+/// A new staff member's browser, signed in, whose home page links to `page`.
+async fn staff_browser_linking_to<'a>(app: &'a TestApp, page: &str) -> Browser<'a> {
+    let staff_name = new_user(app, Role::Staff, None).await;
+    let mut office = Browser::new(app);
+    office.log_in(&staff_name, PASSWORD).await;
+    let home = office.get("/app").await;
+    assert!(
+        home.body.contains(&format!("href=\"{page}\"")),
+        "{}",
+        home.body
+    );
+    office
+}
+
+/// Reads an open event stream until `done` says the text read so far is enough, or `within`
+/// passes; the text read.
+async fn read_stream(
+    response: &mut reqwest::Response,
+    within: Duration,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + within;
+    while !done(&text) {
+        match tokio::time::timeout_at(deadline, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => break,
+        }
+    }
+    text
+}
+
+/// The `payment_received` frames of a stream's text: (id, data).
+fn payment_frames(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter(|frame| frame.contains("event: payment_received"))
+        .map(|frame| {
+            let field = |name: &str| {
+                frame
+                    .lines()
+                    .find_map(|line| line.strip_prefix(&format!("{name}: ")))
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            (field("id"), serde_json::from_str(&field("data")).unwrap())
+        })
+        .collect()
+}
+
+async fn a_payment_taken_out_of_suspense_reaches_a_reconnecting_stall_stream(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (payee, _) = paid_vendor(&app).await;
+    // A transfer that names nobody waits in suspense; then a payment the phone hears live.
+    let stray = record(&app, "3334445556", "in", 42_000, "tien hang").await;
+    assert_eq!(stray["matched_as"], "suspense", "{stray}");
+    let heard = record(&app, "3334445556", "in", 20_000, "ND:CT DEN:0815 V31 rau").await;
+    assert_eq!(heard["matched_as"], "payee", "{heard}");
+    // Staff give the earlier transfer to the vendor while the phone is offline.
+    let resolve = format!(
+        "/v1/reconciliation/unmatched/{}/resolve",
+        stray["id"].as_str().unwrap()
+    );
+    let request = serde_json::json!({ "payee_id": id_of(&payee), "note": "khách quên mã" });
+    let (status, resolved) =
+        read(app.post_idempotent(&resolve, "web-replay", &request).await).await;
+    assert_eq!(status, StatusCode::OK, "{resolved}");
+
+    let phone = token_for_payee(&app, Role::Vendor, id_of(&payee)).await;
+    let mut response = app
+        .client
+        .get(app.url(&format!("/v1/payees/{}/events", id_of(&payee))))
+        .bearer_auth(&phone)
+        .header("Last-Event-ID", heard["id"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = read_stream(&mut response, Duration::from_secs(2), |_| false).await;
+    let frames = payment_frames(&text);
+    assert_eq!(frames.len(), 1, "only the resolution, once: {text}");
+    let (resolution_id, data) = &frames[0];
+    assert_eq!(data["bank_transaction_id"], stray["id"], "{text}");
+    assert_eq!(data["amount"], "42000");
+    assert_eq!(data["announcement"], "Đã nhận bốn mươi hai nghìn đồng");
+    // Reconnecting after it sends nothing again.
+    let mut again = app
+        .client
+        .get(app.url(&format!("/v1/payees/{}/events", id_of(&payee))))
+        .bearer_auth(&phone)
+        .header("Last-Event-ID", resolution_id)
+        .send()
+        .await
+        .unwrap();
+    let text = read_stream(&mut again, Duration::from_millis(800), |_| false).await;
+    assert!(payment_frames(&text).is_empty(), "{text}");
+}
+
+/// Creates a payee whose stall is written `stall`, with the standard feed configured.
+async fn stall_vendor(app: &TestApp, code: &str, stall: &str, account_number: &str) -> Value {
+    let (status, payee) = app
+        .post(
+            "/v1/payees",
+            &serde_json::json!({
+                "kind": "vendor", "code": code, "name": format!("Cô {code}"), "stall": stall,
+                "collection_account": {
+                    "bank_bin": "970436", "account_number": account_number,
+                    "holder_name": "TRAN THI C"
+                }
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{payee}");
+    let collection = payee["collection_account"]["id"].as_str().unwrap();
+    configure(app, collection, "standard", &[STANDARD_SECRET]).await;
+    payee
+}
+
+async fn the_market_board_announces_each_stall_and_stops_when_its_link_is_revoked(
+    backend: Backend,
+) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    stall_vendor(&app, "V61", "12", "6100000001").await;
+    stall_vendor(&app, "V62", "Sạp cá 3", "6200000002").await;
+    let mut office = staff_browser_linking_to(&app, "/app/board-links").await;
+    let links = office.get("/app/board-links").await;
+    assert_eq!(links.status, StatusCode::OK, "{}", links.body);
+    // Without the CSRF token: refused, nothing made.
+    let forged = office
+        .post_form("/app/board-links", &[("label", "Cổng chợ")])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let csrf = office.csrf();
+    let created = office
+        .post_form(
+            "/app/board-links",
+            &[("csrf", &csrf), ("label", "Cổng chợ")],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let board = created
+        .body
+        .split("id=\"board-url\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("the new link's address")
+        .to_owned();
+    assert!(board.starts_with("/app/board/"), "{board}");
+    let token = board.trim_start_matches("/app/board/");
+    assert_eq!(token.len(), 64, "256 bits in hex");
+    // The API lists it, without its token.
+    let (status, listed) = app.get("/v1/board-links").await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed["data"][0]["label"], "Cổng chợ");
+    assert!(!listed.to_string().contains(token));
+    let link_id = listed["data"][0]["id"].as_str().unwrap().to_owned();
+
+    // The hall's screen: no login.
+    let mut screen = Browser::new(&app);
+    let page = screen.get(&board).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("<html lang=\"vi\">"));
+    assert!(visible_text(&page.body).contains(VI.market_board_title));
+    let open_stream = |last: Option<String>| {
+        let mut request = app.client.get(app.url(&format!("{board}/events")));
+        if let Some(last) = last {
+            request = request.header("Last-Event-ID", last);
+        }
+        request.send()
+    };
+    let mut stream = open_stream(None).await.unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    record(
+        &app,
+        "6100000001",
+        "in",
+        35_000,
+        "ND:CT V61 NGUYEN VAN B chuyen",
+    )
+    .await;
+    let text = read_stream(&mut stream, Duration::from_secs(2), |text| {
+        text.contains("event: payment_received")
+    })
+    .await;
+    let frames = payment_frames(&text);
+    assert_eq!(frames.len(), 1, "{text}");
+    let (first_id, data) = &frames[0];
+    assert_eq!(data["stall"], "Quầy 12");
+    assert_eq!(data["amount"], "35000");
+    assert_eq!(
+        data["announcement"],
+        "Quầy 12 đã nhận ba mươi lăm nghìn đồng"
+    );
+    // Never the payer, the memo or the payee's own details.
+    for private in ["NGUYEN", "memo", "payee_id", "reference"] {
+        assert!(!text.contains(private), "{private} in {text}");
+    }
+    drop(stream);
+
+    // Paid while the screen was offline: the reconnection brings it, once.
+    record(&app, "6200000002", "in", 120_000, "ND:CT V62 ca").await;
+    let mut stream = open_stream(Some(first_id.clone())).await.unwrap();
+    let text = read_stream(&mut stream, Duration::from_secs(1), |text| {
+        text.contains("event: payment_received")
+    })
+    .await;
+    let frames = payment_frames(&text);
+    assert_eq!(frames.len(), 1, "{text}");
+    assert_eq!(frames[0].1["stall"], "Sạp cá 3");
+    assert_eq!(
+        frames[0].1["announcement"],
+        "Sạp cá 3 đã nhận một trăm hai mươi nghìn đồng"
+    );
+    // The page lists today's payments by stall.
+    let page = screen.get(&board).await;
+    assert!(
+        page.body.contains("Quầy 12 đã nhận 35.000đ"),
+        "{}",
+        page.body
+    );
+
+    // Revoked from the staff page: the open stream ends at once, the page is gone.
+    let revoke = format!("/app/board-links/{link_id}/revoke");
+    let forged = office.post_form(&revoke, &[]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let revoked = office.post_form(&revoke, &[("csrf", &csrf)]).await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.body);
+    let text = read_stream(&mut stream, Duration::from_secs(1), |text| {
+        text.contains("event: revoked")
+    })
+    .await;
+    assert!(text.contains("event: revoked"), "{text}");
+    let ended = tokio::time::timeout(Duration::from_secs(1), stream.chunk()).await;
+    assert!(matches!(ended, Ok(Ok(None))), "the stream ended: {ended:?}");
+    assert_eq!(screen.get(&board).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        open_stream(None).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    let listed = office.get("/app/board-links").await;
+    assert!(listed.body.contains(VI.board_link_is_revoked));
+    // Revoking twice: not found.
+    let (status, _) = app
+        .post(
+            &format!("/v1/board-links/{link_id}/revoke"),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+async fn an_admin_manages_users_from_the_users_page(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (payee, _) = vendor(&app, "V71", "970436", "7100000001").await;
+    let admin_name = new_user(&app, Role::Admin, None).await;
+    let staff_name = new_user(&app, Role::Staff, None).await;
+    let mut admin = Browser::new(&app);
+    admin.log_in(&admin_name, PASSWORD).await;
+    assert!(admin.get("/app").await.body.contains("href=\"/app/users\""));
+    let list = admin.get("/app/users").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert!(list.body.contains(&format!("id=\"user-{staff_name}\"")));
+    assert!(visible_text(&list.body).contains(VI.role_staff));
+    let mut staff = Browser::new(&app);
+    staff.log_in(&staff_name, PASSWORD).await;
+    assert_eq!(staff.get("/app/users").await.status, StatusCode::FORBIDDEN);
+
+    // A form without its CSRF token: refused.
+    let forged = admin
+        .post_form(
+            "/app/users",
+            &[("username", "lan.staff"), ("role", "staff")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let csrf = admin.csrf();
+    // A vendor needs a stall: back to the list with why.
+    let refused = admin
+        .post_form(
+            "/app/users",
+            &[
+                ("csrf", &csrf),
+                ("username", "hoa.vendor"),
+                ("role", "vendor"),
+                ("payee_id", ""),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::SEE_OTHER);
+    let explained = admin.get(refused.location()).await;
+    assert!(
+        explained.body.contains(VI.payee_role_mismatch),
+        "{}",
+        explained.body
+    );
+    let payee_id = id_of(&payee).to_string();
+    let created = admin
+        .post_form(
+            "/app/users",
+            &[
+                ("csrf", &csrf),
+                ("username", "hoa.vendor"),
+                ("role", "vendor"),
+                ("payee_id", &payee_id),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let temporary = |body: &str| {
+        body.split("id=\"temporary-password\">")
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .expect("the temporary password")
+            .to_owned()
+    };
+    let password = temporary(&created.body);
+    assert_eq!(app.login("hoa.vendor", &password).await.0, StatusCode::OK);
+    // Shown once: the list does not show it again.
+    assert!(!admin.get("/app/users").await.body.contains(&password));
+
+    // Disabled: no more logins; enabled again.
+    let change = "/app/users/hoa.vendor";
+    let disabled = admin
+        .post_form(change, &[("csrf", &csrf), ("change", "disable")])
+        .await;
+    assert_eq!(disabled.status, StatusCode::SEE_OTHER, "{}", disabled.body);
+    assert!(admin
+        .get(disabled.location())
+        .await
+        .body
+        .contains(VI.user_disabled));
+    assert_ne!(app.login("hoa.vendor", &password).await.0, StatusCode::OK);
+    admin
+        .post_form(change, &[("csrf", &csrf), ("change", "enable")])
+        .await;
+    // A reset makes a new one-time password.
+    let reset = admin
+        .post_form(&format!("{change}/reset-password"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(reset.status, StatusCode::CREATED, "{}", reset.body);
+    let new_password = temporary(&reset.body);
+    assert_ne!(new_password, password);
+    assert_eq!(
+        app.login("hoa.vendor", &new_password).await.0,
+        StatusCode::OK
+    );
+    // The role changes through the same rules: staff take no stall.
+    let moved = admin
+        .post_form(
+            change,
+            &[
+                ("csrf", &csrf),
+                ("change", "role"),
+                ("role", "staff"),
+                ("payee_id", ""),
+            ],
+        )
+        .await;
+    assert_eq!(moved.location(), "/app/users?done=hoa.vendor");
+    let (_, user) = app.get("/v1/users/hoa.vendor").await;
+    assert_eq!(user["role"], "staff");
+
+    // The last enabled admin cannot be demoted: every other admin first becomes staff.
+    let (_, users) = app.get("/v1/users").await;
+    for other in users["data"].as_array().unwrap() {
+        let name = other["username"].as_str().unwrap();
+        if other["role"] == "admin" && name != admin_name {
+            admin
+                .post_form(
+                    &format!("/app/users/{name}"),
+                    &[
+                        ("csrf", &csrf),
+                        ("change", "role"),
+                        ("role", "staff"),
+                        ("payee_id", ""),
+                    ],
+                )
+                .await;
+        }
+    }
+    let last = admin
+        .post_form(
+            &format!("/app/users/{admin_name}"),
+            &[("csrf", &csrf), ("change", "disable")],
+        )
+        .await;
+    let explained = admin.get(last.location()).await;
+    assert!(explained.body.contains(VI.last_admin), "{}", explained.body);
 }

@@ -141,9 +141,9 @@ pub struct ChargeLine {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RunError {
-    #[error("khoản thu “{0}” tính theo ngày học: đợt thu cần số ngày học (school_days)")]
+    #[error("fee item \"{0}\" is charged per school day: the run needs school_days")]
     SchoolDaysRequired(String),
-    #[error("số tiền của đợt thu quá lớn")]
+    #[error("the run's amounts are too large")]
     AmountOverflow,
 }
 

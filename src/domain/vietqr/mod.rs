@@ -61,6 +61,8 @@ pub const CURRENCY_VND: &str = "704";
 pub const COUNTRY_VN: &str = "VN";
 /// Longest amount tag 54 may hold.
 pub const AMOUNT_MAX_DIGITS: usize = 13;
+/// The largest amount tag 54 can hold: 13 nines.
+pub const MAX_QR_AMOUNT: i64 = 9_999_999_999_999;
 /// Longest consumer (account or card) id NAPAS allows in tag 38.01.01.
 pub const ACCOUNT_MAX_LEN: usize = 19;
 

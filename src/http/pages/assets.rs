@@ -16,9 +16,9 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../../static/app.css"),
     ),
     (
-        "stall.js",
+        "live.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../../static/stall.js"),
+        include_bytes!("../../../static/live.js"),
     ),
     (
         "chime.wav",

@@ -6,13 +6,16 @@
 
 mod adoption;
 mod assets;
+mod board;
 mod discrepancies;
 mod school_office;
 mod session;
+mod slips;
 mod stall;
 mod statements;
 mod suspense;
 pub mod texts;
+mod users;
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::Payload;
@@ -69,11 +72,37 @@ pub fn routes(config: &mut web::ServiceConfig) {
             resource("/app/schools/{school}/runs/{run}/cash")
                 .route(post().to(school_office::record_cash)),
         )
+        .service(resource("/app/schools/{school}/runs/{run}/slips").route(get().to(slips::slips)))
         .service(
             resource("/app/schools/{school}/receipts/{receipt}")
                 .route(get().to(school_office::receipt)),
         )
-        .service(resource("/app/parents/{token}").route(get().to(school_office::parents)));
+        .service(resource("/app/parents/{token}").route(get().to(school_office::parents)))
+        // User administration (admins).
+        .service(
+            resource("/app/users")
+                .route(get().to(users::users))
+                .route(post().to(users::create_user)),
+        )
+        .service(resource("/app/users/{username}").route(post().to(users::change_user)))
+        .service(
+            resource("/app/users/{username}/reset-password")
+                .route(post().to(users::reset_password)),
+        )
+        // The market hall's board, opened with its link's token, and the staff's page of links.
+        .service(resource("/app/board/{token}").route(get().to(board::board_page)))
+        .service(
+            resource("/app/board/{token}/events")
+                .route(get().to(crate::http::events::board_events)),
+        )
+        .service(
+            resource("/app/board-links")
+                .route(get().to(board::board_links_page))
+                .route(post().to(board::create_board_link)),
+        )
+        .service(
+            resource("/app/board-links/{id}/revoke").route(post().to(board::revoke_board_link)),
+        );
 }
 
 /// The session cookie's token, if the browser sent one.
@@ -297,6 +326,12 @@ pub fn grouped(amount: i64) -> String {
     crate::domain::number_words::grouped_dong(amount)
 }
 
+/// A figure with a decimal point as the services write it ("41.7%"), as the page's readers
+/// write it: Vietnamese with a decimal comma ("41,7%"), English as it is.
+pub fn local_decimal(t: &Texts, figure: &str) -> String {
+    figure.replace('.', t.decimal_separator)
+}
+
 /// An amount the services write as a decimal string of đồng, grouped like [`grouped`].
 pub fn grouped_text(amount: &str) -> String {
     amount
@@ -324,6 +359,13 @@ mod tests {
         assert_eq!(grouped(35_000), "35.000");
         assert_eq!(grouped(1_250_000), "1.250.000");
         assert_eq!(grouped(-50_000), "-50.000");
+    }
+
+    #[test]
+    fn vietnamese_pages_write_a_decimal_comma() {
+        assert_eq!(local_decimal(&VI, "0.0"), "0,0");
+        assert_eq!(local_decimal(&VI, "41.7%"), "41,7%");
+        assert_eq!(local_decimal(&EN, "41.7%"), "41.7%");
     }
 
     #[test]

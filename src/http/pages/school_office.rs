@@ -23,6 +23,7 @@ use crate::services::schools::models::{
 
 /// One class's line on the board.
 pub struct ClassLine {
+    pub id: Uuid,
     pub name: String,
     pub paid: usize,
     pub partly_paid: usize,
@@ -72,10 +73,11 @@ fn status_text(frame: &Frame, status: &str) -> &'static str {
     }
 }
 
-fn class_line(frame: &Frame, name: String, pupils: &[&PupilStatus]) -> ClassLine {
+fn class_line(frame: &Frame, (name, id): (&str, Uuid), pupils: &[&PupilStatus]) -> ClassLine {
     let count = |status: &str| pupils.iter().filter(|p| p.status == status).count();
     ClassLine {
-        name,
+        id,
+        name: name.to_owned(),
         paid: count("paid"),
         partly_paid: count("partly_paid"),
         unpaid: count("unpaid"),
@@ -130,13 +132,16 @@ pub async fn board(
     let frame = Frame::new(&request);
     let class_names: BTreeMap<Uuid, String> =
         classes.data.into_iter().map(|c| (c.id, c.name)).collect();
-    let mut by_class: BTreeMap<&str, Vec<&PupilStatus>> = BTreeMap::new();
+    let mut by_class: BTreeMap<(&str, Uuid), Vec<&PupilStatus>> = BTreeMap::new();
     for pupil in &status.data {
         let name = class_names
             .get(&pupil.class_id)
             .map(String::as_str)
             .unwrap_or_default();
-        by_class.entry(name).or_default().push(pupil);
+        by_class
+            .entry((name, pupil.class_id))
+            .or_default()
+            .push(pupil);
     }
     let body = BoardPage {
         f: &frame,
@@ -153,10 +158,10 @@ pub async fn board(
         unpaid: status.unpaid,
         collected: grouped(status.paid_total),
         owed: grouped(status.owing_total),
-        paid_percent: status.paid_percent.clone(),
+        paid_percent: super::local_decimal(frame.t, &status.paid_percent),
         classes: by_class
             .into_iter()
-            .map(|(name, pupils)| class_line(&frame, name.to_owned(), &pupils))
+            .map(|(class, pupils)| class_line(&frame, class, &pupils))
             .collect(),
         error: query
             .error

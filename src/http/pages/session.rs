@@ -7,6 +7,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{message, page, private_cookie, see_other, Frame, PageForm, SESSION_COOKIE};
+use crate::domain::user::Role;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::services::auth::Caller;
@@ -218,40 +219,70 @@ struct HomePage<'a> {
     payees: &'a [PayeeView],
     /// The commune staff's pages this caller's role may open: link and name.
     staff_pages: Vec<(&'static str, &'static str)>,
+    /// A school office's fee runs: link to the run board and the run's name.
+    runs: Vec<(String, String)>,
 }
 
-/// `/app`: vendors and schools go straight to their payee's page; staff see every payee.
+/// `/app`: vendors go straight to their stall page; a school office sees its page and its
+/// fee runs; staff see every payee and their pages.
 pub async fn home(
     request: HttpRequest,
     caller: Caller,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if let Some(payee) = caller.payee_id {
-        return see_other(&format!("/app/payees/{payee}"));
+    let school = (caller.role == Role::School)
+        .then_some(caller.payee_id)
+        .flatten();
+    match caller.payee_id {
+        Some(payee) if school.is_none() => return see_other(&format!("/app/payees/{payee}")),
+        _ => {}
     }
     let username = caller.username.clone();
     let role = caller.role;
     let listed = state
-        .run(move |s| async move { s.payments.list_payees(&caller, super::every_payee()).await })
+        .run(move |s| async move {
+            match school {
+                Some(school) => {
+                    let payee = s.payments.payee(&caller, school).await?;
+                    let runs = s.schools.list_runs(&caller, school).await?;
+                    let links = runs
+                        .data
+                        .into_iter()
+                        .map(|run| (format!("/app/schools/{school}/runs/{}", run.id), run.name))
+                        .collect();
+                    Ok::<_, ApiError>((vec![payee], links))
+                }
+                None => {
+                    let payees = s
+                        .payments
+                        .list_payees(&caller, super::every_payee())
+                        .await?;
+                    Ok((payees.data, Vec::new()))
+                }
+            }
+        })
         .await;
     match listed {
-        Ok(payees) => {
+        Ok((payees, runs)) => {
             let frame = Frame::new(&request);
             let body = HomePage {
                 f: &frame,
                 username: &username,
-                payees: &payees.data,
+                payees: &payees,
                 staff_pages: [
                     ("/app/adoption", frame.t.adoption_title),
                     ("/app/suspense", frame.t.suspense_title),
                     ("/app/discrepancies", frame.t.discrepancies_title),
                     ("/app/statements", frame.t.statements_title),
+                    ("/app/board-links", frame.t.board_links_title),
+                    ("/app/users", frame.t.users_title),
                 ]
                 .into_iter()
                 .filter(|(path, _)| {
                     crate::http::policy::may(role, &actix_web::http::Method::GET, path)
                 })
                 .collect(),
+                runs,
             };
             page(&request, &frame, StatusCode::OK, &body)
         }

@@ -2,6 +2,8 @@
 //! post, notify), and staff reconciliation of money in suspense.
 
 pub mod error;
+mod feed_cache;
+mod group;
 pub mod models;
 mod record;
 pub mod secrets;
@@ -27,7 +29,11 @@ use crate::services::{paging, PublicError};
 use crate::store::bank_feed::{DeliveryRecord, Feed, StoredBankTransaction};
 use crate::store::{IdempotencyClaim, Idempotent, Store, StoredResponse};
 pub use error::BankFeedError;
+use feed_cache::FeedCache;
+pub use feed_cache::FEED_CACHE_LIFETIME;
+use group::Deliveries;
 use models::*;
+use record::{Arrival, Recorder};
 pub use record::{IngestOutcome, ResolutionResponder};
 
 /// The largest webhook body accepted; real ones are a few hundred bytes (a Casso batch a few
@@ -40,40 +46,60 @@ pub struct BankFeedService {
     store: Arc<dyn Store>,
     events: PaymentEvents,
     clock: Clock,
-    /// Keys the payer-account hash written with each transaction.
-    pepper: Pepper,
+    /// Records bank transactions (and keys their payer-account hashes).
+    recorder: Recorder,
+    /// The group-commit writer of webhook deliveries.
+    deliveries: Deliveries,
     /// Seal and open the feed secrets.
     sealing: SealingKeys,
+    feeds: Arc<FeedCache>,
 }
 
 impl BankFeedService {
+    /// Must be called within a Tokio runtime: it starts the group-commit writer of deliveries.
     pub fn new(
         store: Arc<dyn Store>,
         events: PaymentEvents,
         clock: Clock,
         sealing: SealingKeys,
     ) -> Self {
+        let recorder = Recorder {
+            store: store.clone(),
+            clock: clock.clone(),
+            // Replaced by the configured one at start-up (`with_pepper`).
+            pepper: Pepper::new(&format!("{:032x}", rand::random::<u128>()))
+                .expect("32 characters"),
+        };
         Self {
             store,
             events,
             clock,
+            deliveries: group::start(recorder.clone()),
+            recorder,
             sealing,
-            // Replaced by the configured one at start-up (`with_pepper`).
-            pepper: Pepper::new(&format!("{:032x}", rand::random::<u128>()))
-                .expect("32 characters"),
+            feeds: Arc::default(),
         }
     }
 
     /// Uses `pepper` for payer-account hashes.
     pub fn with_pepper(mut self, pepper: Pepper) -> Self {
-        self.pepper = pepper;
+        self.recorder.pepper = pepper;
+        // The writer started by `new` stops when its queue, replaced here, is dropped.
+        self.deliveries = group::start(self.recorder.clone());
         self
     }
 
-    /// The provider's feeds with their secrets opened.
-    async fn feeds(&self, provider: Provider) -> Result<Vec<Feed>, BankFeedError> {
-        let feeds = self.store.feeds(provider).await?;
-        Ok(secrets::opened(&self.sealing, feeds))
+    /// The provider's feeds with their secrets opened; read again at most every
+    /// [`FEED_CACHE_LIFETIME`], or at once after a change on this instance.
+    async fn feeds(&self, provider: Provider) -> Result<Arc<[Feed]>, BankFeedError> {
+        let generation = match self.feeds.get(provider) {
+            Ok(feeds) => return Ok(feeds),
+            Err(generation) => generation,
+        };
+        let feeds: Arc<[Feed]> =
+            secrets::opened(&self.sealing, self.store.feeds(provider).await?).into();
+        self.feeds.put(provider, generation, feeds.clone());
+        Ok(feeds)
     }
 
     pub async fn collection_accounts(&self) -> Result<CollectionAccountList, BankFeedError> {
@@ -110,7 +136,9 @@ impl BankFeedService {
             None,
             Some(serde_json::json!({ "provider": provider.as_str(), "secrets": secrets.len() })),
         );
-        if !self.store.set_feed(id, provider, &sealed, audit).await? {
+        let changed = self.store.set_feed(id, provider, &sealed, audit).await?;
+        self.feeds.clear();
+        if !changed {
             return Err(BankFeedError::CollectionAccountNotFound(id));
         }
         tracing::info!(collection_account = %id, "bank feed configured");
@@ -175,10 +203,10 @@ impl BankFeedService {
         for provider in Provider::ALL {
             let feeds = self.feeds(provider).await?;
             if let Some(feed) = feeds
-                .into_iter()
+                .iter()
                 .find(|f| f.collection_account_id == collection_account_id)
             {
-                configured = Some(feed);
+                configured = Some(feed.clone());
                 break;
             }
         }
@@ -320,11 +348,20 @@ impl BankFeedService {
         }
         delivery.collection_account_id = targets.first().map(|f| f.collection_account_id);
 
+        let delivery = Arc::new(delivery);
         let mut acknowledged = Vec::with_capacity(transactions.len());
-        for (index, (transaction, feed)) in transactions.iter().zip(targets).enumerate() {
-            let outcome = self
-                .ingest(&delivery, index == 0, feed, transaction)
-                .await?;
+        for (index, (transaction, feed)) in transactions.into_iter().zip(targets).enumerate() {
+            let arrival = Arrival {
+                delivery: delivery.clone(),
+                insert_delivery: index == 0,
+                feed: feed.clone(),
+                bank: transaction,
+            };
+            // Recorded in a group with the deliveries arriving meanwhile; each transaction of
+            // this delivery waits for the one before, as it would in its own transaction.
+            let outcome = self.deliveries.write(arrival).await.map_err(|stopped| {
+                BankFeedError::Store(crate::store::StoreError::Corrupt(stopped.to_string()))
+            })??;
             self.after_ingest(&outcome).await;
             acknowledged.push(WebhookAckItem {
                 id: outcome.transaction.id,

@@ -3,10 +3,13 @@
 //! write) and resolving money in suspense (gather facts, [`decide_resolution`], post, write).
 //! The store only reads and writes; every decision is a domain function.
 
+use std::sync::Arc;
+
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{BankFeedError, BankFeedService};
+use crate::clock::Clock;
 use crate::domain::audit::AuditAction;
 use crate::domain::bank_feed::matching::{
     self, balance_discrepancy, Credit, MatchFacts, NamedIntent, PayeeMatch, BANK_FEED_USER_ID,
@@ -16,13 +19,13 @@ use crate::domain::bank_feed::resolution::{
     decide_resolution, IntentToPay, ResolutionAction, ResolutionFacts, ResolveRejection,
 };
 use crate::domain::bank_feed::BankTransaction;
-use crate::domain::payer::PayerAccountHash;
+use crate::domain::payer::{PayerAccountHash, Pepper};
 use crate::domain::settlement::{payee_code_candidates, IntentState};
 use crate::services::auth::Caller;
 use crate::store::bank_feed::{
     DeliveryRecord, Discrepancy, Feed, NewBankRecord, NewResolution, StoredBankTransaction,
 };
-use crate::store::{IdempotencyClaim, Idempotent, StoreError, StoredResponse, UnitOfWork};
+use crate::store::{IdempotencyClaim, Idempotent, Store, StoreError, StoredResponse, UnitOfWork};
 
 /// What recording one bank transaction did.
 #[derive(Debug, Clone)]
@@ -38,24 +41,79 @@ pub struct IngestOutcome {
 pub type ResolutionResponder<'a> =
     &'a (dyn Fn(&StoredBankTransaction) -> StoredResponse + Send + Sync);
 
-impl BankFeedService {
-    /// Records the bank transaction (once per provider id), matches it and posts it, all in one
-    /// database transaction; `delivery` is stored in the same one when `insert_delivery` (the
-    /// first transaction of a delivery or statement).
+/// What recording a bank transaction needs: shared by the service (statement lines) and the
+/// group-commit writer of webhook deliveries (`group.rs`).
+#[derive(Clone)]
+pub(super) struct Recorder {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) clock: Clock,
+    /// Keys the payer-account hash written with each transaction.
+    pub(super) pepper: Pepper,
+}
+
+/// One bank transaction of a webhook delivery, to record.
+pub(super) struct Arrival {
+    pub(super) delivery: Arc<DeliveryRecord>,
+    /// Whether the delivery row is stored with this transaction (the first of its delivery).
+    pub(super) insert_delivery: bool,
+    pub(super) feed: Feed,
+    pub(super) bank: BankTransaction,
+}
+
+impl Arrival {
+    pub(super) fn parts(&self) -> Transfer<'_> {
+        Transfer {
+            delivery: &self.delivery,
+            insert_delivery: self.insert_delivery,
+            feed: &self.feed,
+            bank: &self.bank,
+        }
+    }
+}
+
+/// A bank transaction to record, and the delivery (or statement) that brought it.
+#[derive(Clone, Copy)]
+pub(super) struct Transfer<'a> {
+    pub(super) delivery: &'a DeliveryRecord,
+    /// Whether the delivery row is stored with this transaction (the first of its delivery).
+    pub(super) insert_delivery: bool,
+    pub(super) feed: &'a Feed,
+    pub(super) bank: &'a BankTransaction,
+}
+
+impl Recorder {
+    /// Records the bank transaction in a database transaction of its own.
     pub(super) async fn ingest(
         &self,
-        delivery: &DeliveryRecord,
-        insert_delivery: bool,
-        feed: &Feed,
-        bank: &BankTransaction,
+        transfer: Transfer<'_>,
     ) -> Result<IngestOutcome, BankFeedError> {
         let mut unit = self.store.begin().await?;
+        let outcome = self.record(&mut unit, transfer).await?;
+        unit.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Records the bank transaction (once per provider id), matches it and posts it, in
+    /// `unit`; the delivery is stored in the same one when `insert_delivery`. Sees what
+    /// earlier records of the same unit wrote (a copy of the same transfer earlier in a group
+    /// is a duplicate here, as it would be after its commit). On an error the caller must
+    /// roll `unit` back.
+    pub(super) async fn record(
+        &self,
+        unit: &mut UnitOfWork<'_>,
+        transfer: Transfer<'_>,
+    ) -> Result<IngestOutcome, BankFeedError> {
+        let Transfer {
+            delivery,
+            insert_delivery,
+            feed,
+            bank,
+        } = transfer;
         let now = self.clock.now_micros();
         if insert_delivery {
             unit.insert_delivery(delivery).await?;
         }
-        if let Some(twin) = reference_twin(&mut unit, feed, bank).await? {
-            unit.commit().await?;
+        if let Some(twin) = reference_twin(unit, feed, bank).await? {
             return Ok(duplicate(twin));
         }
         let id = self.clock.new_id();
@@ -77,7 +135,6 @@ impl BankFeedService {
             let existing = unit
                 .bank_transaction_by_provider_id(bank.provider, &bank.provider_transaction_id)
                 .await?;
-            unit.commit().await?;
             return Ok(duplicate(existing));
         }
 
@@ -86,7 +143,7 @@ impl BankFeedService {
                 .await?;
         }
 
-        let facts = match_facts(&mut unit, feed, bank).await?;
+        let facts = match_facts(unit, feed, bank).await?;
         let plan = matching::plan(&facts, bank);
         // Every alternative moves exactly the transfer's money, no more and no less.
         assert!(
@@ -114,7 +171,7 @@ impl BankFeedService {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let Some(posted) = unit
-            .post_first_that_fits(&candidates, BANK_FEED_USER_ID)
+            .post_first_that_fits_ungated(&candidates, BANK_FEED_USER_ID)
             .await?
         else {
             return Err(StoreError::Corrupt(
@@ -133,7 +190,7 @@ impl BankFeedService {
             // A school pupil's or household's payment settles the charges in this same transaction.
             if let Some(credit) = plan.credit(bank) {
                 crate::services::schools::settle_school_intent(
-                    &mut unit,
+                    unit,
                     &self.clock,
                     *intent_id,
                     credit.amount,
@@ -162,14 +219,15 @@ impl BankFeedService {
             }
         }
         let transaction = unit.load_bank_transaction(id).await?;
-        unit.commit().await?;
         Ok(IngestOutcome {
             transaction,
             duplicate: false,
             credit: plan.credit(bank),
         })
     }
+}
 
+impl BankFeedService {
     /// Moves money out of suspense as `action` says, once per idempotency key, in one
     /// database transaction: the key, the checks, the posting and the resolution record.
     #[allow(clippy::too_many_arguments)]

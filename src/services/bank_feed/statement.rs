@@ -8,6 +8,7 @@ use chrono::DateTime;
 use tracing::instrument;
 
 use super::models::{IngestedLine, NotIngestedLine, StatementImportView, StatementQuery};
+use super::record::Transfer;
 use super::{BankFeedError, BankFeedService};
 use crate::clock::to_datetime;
 use crate::domain::bank_feed::{BankTransaction, Provider};
@@ -202,7 +203,13 @@ impl BankFeedService {
             // The delivery row is written with the first line, in its database transaction;
             // an error stops the import, so later lines always find it.
             let outcome = self
-                .ingest(&delivery, index == 0, &feed, transaction)
+                .recorder
+                .ingest(Transfer {
+                    delivery: &delivery,
+                    insert_delivery: index == 0,
+                    feed: &feed,
+                    bank: transaction,
+                })
                 .await?;
             self.after_ingest(&outcome).await;
             view.ingested.push(IngestedLine {

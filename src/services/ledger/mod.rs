@@ -13,7 +13,7 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use coalesce::{Coalescer, Job};
+use coalesce::{SingleRequest, Singles};
 pub use error::LedgerError;
 use models::*;
 
@@ -154,7 +154,7 @@ impl AccountCache {
 pub struct LedgerService {
     store: Arc<dyn Store>,
     cache: Arc<AccountCache>,
-    singles: Coalescer,
+    singles: Singles,
     clock: Clock,
 }
 
@@ -162,7 +162,7 @@ impl LedgerService {
     /// Must be called within a Tokio runtime: it starts the group-commit writers.
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
-            singles: Coalescer::start(store.clone()),
+            singles: coalesce::start(store.clone()),
             store,
             cache: Arc::default(),
             clock: Clock::default(),
@@ -583,23 +583,17 @@ impl LedgerService {
         let response = StoredResponse { status: 201, body };
         let mut attempt = 0;
         loop {
-            let (reply, answer) = tokio::sync::oneshot::channel();
-            let job = Job {
+            let request = SingleRequest {
                 created_by: caller.user_id,
                 claim: claim.clone(),
                 transaction: transaction.clone(),
                 response: response.clone(),
                 audit: audit.clone(),
-                reply,
             };
-            if self.singles.submit(job).await.is_err() {
-                return Err(LedgerError::Store(StoreError::Corrupt(
-                    "the writer tasks stopped".into(),
-                )));
-            }
-            let outcome = answer.await.map_err(|_| {
-                LedgerError::Store(StoreError::Corrupt("a writer task failed".into()))
-            })?;
+            let outcome =
+                self.singles.write(request).await.map_err(|stopped| {
+                    LedgerError::Store(StoreError::Corrupt(stopped.to_string()))
+                })?;
             match outcome {
                 Ok(SingleOutcome::Posted) => {
                     metrics::counter!("ledger_transactions_posted_total", "source" => "api")

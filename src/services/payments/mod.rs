@@ -455,9 +455,14 @@ impl PaymentService {
         }
     }
 
-    /// Writes `expired` on intents whose time is up (reads never depend on it).
-    pub async fn expire_intents(&self) -> Result<u64, StoreError> {
-        self.store.expire_intents(self.clock.now_micros()).await
+    /// Writes `expired` on intents whose time is up (reads never depend on it), logging each
+    /// once, whichever instance's sweep wrote it; returns their ids.
+    pub async fn expire_intents(&self) -> Result<Vec<Uuid>, StoreError> {
+        let expired = self.store.expire_intents(self.clock.now_micros()).await?;
+        for intent_id in &expired {
+            tracing::info!(%intent_id, "payment intent expired");
+        }
+        Ok(expired)
     }
 }
 

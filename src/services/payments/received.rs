@@ -104,8 +104,25 @@ impl PaymentService {
         })
     }
 
+    /// At most `limit` credits to the payee made after credit `after` (a bank transaction's
+    /// id, or a suspense resolution's), oldest first: what a reconnecting live stream missed,
+    /// a transfer staff took out of suspense for the payee included, when they did.
+    pub async fn credits_after(
+        &self,
+        caller: &Caller,
+        payee_id: Uuid,
+        after: Uuid,
+        limit: u32,
+    ) -> Result<Vec<crate::store::web::Credit>, PaymentError> {
+        self.visible_payee(caller, payee_id).await?;
+        Ok(self
+            .store
+            .credits_after(Some(payee_id), after, limit)
+            .await?)
+    }
+
     /// At most `limit` payments the payee received after bank transaction `after`, oldest
-    /// first: what a reconnecting live stream missed.
+    /// first, by bank transaction.
     pub async fn received_after(
         &self,
         caller: &Caller,

@@ -1,4 +1,5 @@
-//! What a school use case can refuse, with a stable code and a Vietnamese sentence.
+//! What a school use case can refuse, with a stable code and an English sentence, as the rest
+//! of the API (the school office's pages say it in Vietnamese by the code).
 
 use serde_json::json;
 
@@ -8,34 +9,44 @@ use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchoolError {
-    #[error("không tìm thấy trường học {0}")]
+    #[error("school {0} not found")]
     SchoolNotFound(uuid::Uuid),
-    #[error("không tìm thấy {what} {id}")]
+    #[error("{what} {id} not found at this school")]
     NotFound { what: &'static str, id: uuid::Uuid },
     #[error("{0}")]
     Invalid(String),
-    #[error("{what} “{name}” đã có")]
+    #[error("{what} \"{name}\" already exists")]
     Taken { what: &'static str, name: String },
     #[error(transparent)]
     Run(#[from] RunError),
-    #[error("đợt thu đã được ghi sổ, không sửa được nữa")]
+    #[error("the run is posted and is never edited: correct it by adjustment or reversal")]
     RunPosted,
-    #[error("biên lai số {0} đã bị hủy")]
+    #[error("receipt number {0} is cancelled")]
     ReceiptCancelled(i64),
-    #[error("liên kết không tồn tại hoặc đã bị thu hồi")]
+    #[error("the link does not exist or was revoked")]
     LinkNotFound,
-    #[error("không tìm thấy hộ gia đình {0}")]
+    #[error("household {0} not found")]
     HouseholdNotFound(uuid::Uuid),
-    #[error("các con của hộ không còn khoản thu nào phải nộp")]
+    #[error("the household's pupils owe nothing")]
     HouseholdNothingOwing,
-    #[error("các trường của các con thu vào những tài khoản ngân hàng khác nhau: một mã QR chỉ chuyển vào một tài khoản, hãy dùng mã QR của từng học sinh")]
+    #[error("the schools owing collect into different bank accounts and a QR pays one account: use each pupil's own QR")]
     HouseholdSchoolsCollectApart,
-    #[error("khóa Idempotency-Key này đã dùng cho một yêu cầu khác")]
+    #[error("this Idempotency-Key was used for a different request")]
     IdempotencyKeyReused,
-    #[error("một yêu cầu với khóa Idempotency-Key này đang được xử lý")]
+    #[error("a request with this Idempotency-Key is in progress; retry with the same key")]
     IdempotencyKeyInProgress,
+    #[error("{for_whom}: {amount} đồng is more than a VietQR code can ask for (at most {max} đồng, 13 digits); correct the fee item's amounts or the run's school days", max = crate::domain::vietqr::MAX_QR_AMOUNT)]
+    AmountBeyondQr { for_whom: String, amount: i64 },
+    #[error("the run is not posted: there is nothing to correct yet (change the run or its items and preview it again)")]
+    RunNotPosted,
+    #[error("this charge was reversed: it owes nothing and cannot be adjusted")]
+    ChargeReversed,
+    #[error("{0}")]
+    AdjustmentOutOfRange(String),
+    #[error("the pupil's credit is {credit} đồng: a refund cannot pay back more")]
+    RefundExceedsCredit { credit: i64 },
     /// A document (PDF, workbook) could not be made from data that were read fine: a bug.
-    #[error("không tạo được tệp: {0}")]
+    #[error("the document could not be made: {0}")]
     Render(String),
     #[error(transparent)]
     Store(StoreError),
@@ -67,8 +78,15 @@ impl PublicError for SchoolError {
             | ReceiptCancelled(_)
             | IdempotencyKeyInProgress
             | HouseholdNothingOwing
-            | HouseholdSchoolsCollectApart => 409,
-            Invalid(_) | Run(_) | IdempotencyKeyReused => 422,
+            | HouseholdSchoolsCollectApart
+            | RunNotPosted
+            | ChargeReversed
+            | RefundExceedsCredit { .. } => 409,
+            Invalid(_)
+            | Run(_)
+            | IdempotencyKeyReused
+            | AmountBeyondQr { .. }
+            | AdjustmentOutOfRange(_) => 422,
             Render(_) => 500,
             Store(store) => store.status(),
         }
@@ -91,6 +109,11 @@ impl PublicError for SchoolError {
             Run(RunError::AmountOverflow) => "AMOUNT_TOO_LARGE",
             IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             IdempotencyKeyInProgress => "IDEMPOTENCY_KEY_IN_PROGRESS",
+            AmountBeyondQr { .. } => "AMOUNT_BEYOND_QR_LIMIT",
+            RunNotPosted => "RUN_NOT_POSTED",
+            ChargeReversed => "CHARGE_REVERSED",
+            AdjustmentOutOfRange(_) => "ADJUSTMENT_OUT_OF_RANGE",
+            RefundExceedsCredit { .. } => "REFUND_EXCEEDS_CREDIT",
             Render(_) => "INTERNAL",
             Store(store) => store.code(),
         }
@@ -99,6 +122,10 @@ impl PublicError for SchoolError {
     fn details(&self) -> Option<serde_json::Value> {
         match self {
             SchoolError::NotFound { what, id } => Some(json!({ "record": what, "id": id })),
+            SchoolError::AmountBeyondQr { amount, .. } => Some(
+                json!({ "amount": amount, "max_amount": crate::domain::vietqr::MAX_QR_AMOUNT }),
+            ),
+            SchoolError::RefundExceedsCredit { credit } => Some(json!({ "credit": credit })),
             _ => None,
         }
     }

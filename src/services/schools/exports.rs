@@ -60,6 +60,8 @@ pub struct SheetRow {
     /// What each of the sheet's items charged before reductions; None when not charged.
     pub item_gross: Vec<Option<i64>>,
     pub reductions: i64,
+    /// What corrections added to (or, negative, took off) the charges since posting.
+    pub adjustments: i64,
     pub charged: i64,
     pub paid_online: i64,
     pub paid_cash: i64,
@@ -75,8 +77,9 @@ pub struct Sheet {
 }
 
 const FIRST_COLUMNS: [&str; 3] = ["Lớp", "Mã học sinh", "Họ và tên"];
-const LAST_COLUMNS: [&str; 6] = [
+const LAST_COLUMNS: [&str; 7] = [
     "Miễn giảm",
+    "Điều chỉnh",
     "Phải nộp",
     "Đã nộp trực tuyến",
     "Đã nộp tiền mặt",
@@ -109,7 +112,8 @@ pub fn sheet(
         .map(|(i, (id, _))| (*id, i))
         .collect();
     let mut rows: HashMap<(Uuid, Uuid), SheetRow> = HashMap::new();
-    for charge in charges {
+    // A reversed charge owes nothing and what was paid on it went back to the pupil's credit.
+    for charge in charges.iter().filter(|c| c.reversed_at.is_none()) {
         let (code, full_name) = pupils
             .get(&charge.pupil_id)
             .ok_or_else(|| StoreError::Corrupt(format!("charge of no pupil {}", charge.id)))?;
@@ -124,6 +128,7 @@ pub fn sheet(
                 full_name: full_name.clone(),
                 item_gross: vec![None; items.len()],
                 reductions: 0,
+                adjustments: 0,
                 charged: 0,
                 paid_online: 0,
                 paid_cash: 0,
@@ -135,6 +140,7 @@ pub fn sheet(
             .ok_or_else(|| StoreError::Corrupt(format!("charge {} of no run item", charge.id)))?;
         *row.item_gross[at].get_or_insert(0) += charge.gross;
         row.reductions += charge.exemption;
+        row.adjustments += charge.amount - (charge.gross - charge.exemption);
         row.charged += charge.amount;
         row.owed += charge.amount - charge.paid;
     }
@@ -181,6 +187,7 @@ impl Sheet {
         row.item_gross.iter().copied().chain(
             [
                 row.reductions,
+                row.adjustments,
                 row.charged,
                 row.paid_online,
                 row.paid_cash,
@@ -191,7 +198,7 @@ impl Sheet {
     }
 
     fn totals(&self) -> Vec<i64> {
-        let mut totals = vec![0; self.items.len() + 5];
+        let mut totals = vec![0; self.items.len() + 6];
         for row in &self.rows {
             for (total, amount) in totals.iter_mut().zip(Self::amounts(row)) {
                 *total += amount.unwrap_or(0);
@@ -385,6 +392,7 @@ mod tests {
             amount: gross - exemption,
             paid,
             created_at: 0,
+            reversed_at: None,
         }
     }
 
@@ -436,12 +444,15 @@ mod tests {
         assert_eq!(sheet.rows[1].status, "Chưa nộp");
         assert_eq!(
             sheet.totals(),
-            vec![800_000, 50_000, 100_000, 750_000, 200_000, 100_000, 450_000]
+            vec![800_000, 50_000, 100_000, 0, 750_000, 200_000, 100_000, 450_000]
         );
         let csv = String::from_utf8(sheet.to_csv()).unwrap();
-        assert!(csv.starts_with("\u{feff}Lớp,Mã học sinh,Họ và tên,Tiền ăn,Sách vở,Miễn giảm"));
-        assert!(csv.contains("\r\n3A,HS02,Trần Thị Bình,400000,,0,400000,0,0,400000,Chưa nộp\r\n"));
-        assert!(csv.ends_with("Tổng cộng,,,800000,50000,100000,750000,200000,100000,450000,\r\n"));
+        assert!(csv
+            .starts_with("\u{feff}Lớp,Mã học sinh,Họ và tên,Tiền ăn,Sách vở,Miễn giảm,Điều chỉnh"));
+        assert!(
+            csv.contains("\r\n3A,HS02,Trần Thị Bình,400000,,0,0,400000,0,0,400000,Chưa nộp\r\n")
+        );
+        assert!(csv.ends_with("Tổng cộng,,,800000,50000,100000,0,750000,200000,100000,450000,\r\n"));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! answer "not found". Every money movement is one database transaction with its journal.
 //! The ledger says who owes what: each pupil has a receivable account (see `domain::schools`).
 
+pub mod corrections;
 mod error;
 pub mod exports;
 pub mod models;
@@ -13,6 +14,7 @@ mod receipt_html;
 mod receipt_pdf;
 pub mod reminder_sender;
 pub mod reminders;
+mod slips;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,7 +36,7 @@ use crate::domain::registry::import::LineError;
 use crate::domain::schools::roster::parse_roster;
 use crate::domain::schools::{
     allocate, compute_charges, fund_legs, parse_pupil_code, percent_text, school_transaction,
-    FeeUnit, Fund, PaidState, Reduction, PUPIL_CODE_MAX_CHARS,
+    FeeUnit, Fund, PaidState, Reduction,
 };
 use crate::domain::user::Role;
 use crate::services::auth::Caller;
@@ -402,8 +404,25 @@ async fn settle_household(
         .await?;
         unit.insert_allocations(id, &mine, transaction_id, now)
             .await?;
+        close_paid_run_intents(unit, clock, &p.pupil).await?;
     }
     Ok(())
+}
+
+/// Money that reached a pupil's charges from elsewhere than the pupil's own QR (a household
+/// QR, the cash desk): the pupil's QR codes still open ask only for what their runs still owe,
+/// in the same database transaction.
+async fn close_paid_run_intents(
+    unit: &mut UnitOfWork<'_>,
+    clock: &Clock,
+    pupil: &PupilRow,
+) -> Result<(), StoreError> {
+    corrections::refresh_open_run_intents(unit, clock, pupil)
+        .await
+        .map_err(|e| match e {
+            SchoolError::Store(store) => store,
+            other => StoreError::Corrupt(format!("a pupil's QR after a payment: {other}")),
+        })
 }
 
 #[derive(Clone)]
@@ -438,10 +457,10 @@ impl SchoolService {
         request: NewYearRequest,
     ) -> Result<YearView, SchoolError> {
         self.school(caller, school_id).await?;
-        let name = text("tên năm học", &request.name, NAME_MAX_CHARS)?;
+        let name = text("the year's name", &request.name, NAME_MAX_CHARS)?;
         if request.ends_on <= request.starts_on {
             return Err(SchoolError::invalid(
-                "ngày kết thúc năm học phải sau ngày bắt đầu",
+                "the school year must end after it starts (ends_on after starts_on)",
             ));
         }
         let year = YearRow {
@@ -457,7 +476,7 @@ impl SchoolService {
             .await?
         {
             return Err(SchoolError::Taken {
-                what: "năm học",
+                what: "school year",
                 name: year.name,
             });
         }
@@ -487,7 +506,7 @@ impl SchoolService {
         match unit.school_year(id).await? {
             Some(year) if year.school_id == school_id => Ok(year),
             _ => Err(SchoolError::NotFound {
-                what: "năm học",
+                what: "school year",
                 id,
             }),
         }
@@ -500,7 +519,7 @@ impl SchoolService {
     ) -> Result<ClassRow, SchoolError> {
         match unit.school_class(id).await? {
             Some(class) if class.school_id == school_id => Ok(class),
-            _ => Err(SchoolError::NotFound { what: "lớp", id }),
+            _ => Err(SchoolError::NotFound { what: "class", id }),
         }
     }
 
@@ -511,10 +530,7 @@ impl SchoolService {
     ) -> Result<PupilRow, SchoolError> {
         match unit.pupil(id).await? {
             Some(pupil) if pupil.school_id == school_id => Ok(pupil),
-            _ => Err(SchoolError::NotFound {
-                what: "học sinh",
-                id,
-            }),
+            _ => Err(SchoolError::NotFound { what: "pupil", id }),
         }
     }
 
@@ -526,7 +542,7 @@ impl SchoolService {
         match unit.fee_item(id).await? {
             Some(item) if item.school_id == school_id => Ok(item),
             _ => Err(SchoolError::NotFound {
-                what: "khoản thu",
+                what: "fee item",
                 id,
             }),
         }
@@ -540,10 +556,7 @@ impl SchoolService {
     ) -> Result<RunRow, SchoolError> {
         match unit.run(id, lock).await? {
             Some(run) if run.school_id == school_id => Ok(run),
-            _ => Err(SchoolError::NotFound {
-                what: "đợt thu",
-                id,
-            }),
+            _ => Err(SchoolError::NotFound { what: "run", id }),
         }
     }
 
@@ -554,9 +567,9 @@ impl SchoolService {
         request: NewClassRequest,
     ) -> Result<ClassView, SchoolError> {
         self.school(caller, school_id).await?;
-        let name = text("tên lớp", &request.name, NAME_MAX_CHARS)?;
+        let name = text("the class name", &request.name, NAME_MAX_CHARS)?;
         if !(1..=12).contains(&request.grade) {
-            return Err(SchoolError::invalid("khối lớp phải từ 1 đến 12"));
+            return Err(SchoolError::invalid("grade must be from 1 to 12"));
         }
         let mut unit = self.store.begin().await?;
         Self::year_of(&mut unit, school_id, request.year_id).await?;
@@ -572,7 +585,7 @@ impl SchoolService {
             .await?
         {
             return Err(SchoolError::Taken {
-                what: "lớp",
+                what: "class",
                 name: class.name,
             });
         }
@@ -602,23 +615,24 @@ impl SchoolService {
     ) -> Result<PupilView, SchoolError> {
         let school = self.school(caller, school_id).await?;
         let code = pupil_code(&request.code)?;
-        let full_name = text("họ tên học sinh", &request.full_name, NAME_MAX_CHARS)?;
+        let full_name = text("the pupil's full_name", &request.full_name, NAME_MAX_CHARS)?;
         let guardian_name = request
             .guardian_name
             .as_deref()
-            .map(|name| text("tên phụ huynh", name, NAME_MAX_CHARS))
+            .map(|name| text("guardian_name", name, NAME_MAX_CHARS))
             .transpose()?;
         let guardian_phone = request
             .guardian_phone
             .as_deref()
             .map(|phone| {
-                parse_phone(phone)
-                    .map_err(|_| SchoolError::invalid("số điện thoại phụ huynh không hợp lệ"))
+                parse_phone(phone).map_err(|_| {
+                    SchoolError::invalid("guardian_phone is not a Vietnamese phone number")
+                })
             })
             .transpose()?;
         if request.household_id.is_none() && guardian_name.is_none() {
             return Err(SchoolError::invalid(
-                "cần hộ gia đình (household_id) hoặc tên phụ huynh (guardian_name)",
+                "give the pupil's household_id or a guardian_name",
             ));
         }
         let now = self.clock.now_micros();
@@ -627,7 +641,7 @@ impl SchoolService {
         if let Some(household) = request.household_id {
             if !unit.household_exists(household).await? {
                 return Err(SchoolError::NotFound {
-                    what: "hộ gia đình",
+                    what: "household",
                     id: household,
                 });
             }
@@ -656,7 +670,7 @@ impl SchoolService {
         };
         if !unit.insert_pupil(&pupil).await? {
             return Err(SchoolError::Taken {
-                what: "mã học sinh",
+                what: "pupil code",
                 name: code,
             });
         }
@@ -828,7 +842,7 @@ impl SchoolService {
         }
         if !unit.close_membership(pupil_id, request.on).await? {
             return Err(SchoolError::invalid(
-                "học sinh không đang học lớp nào trước ngày này",
+                "the pupil is in no class before this day",
             ));
         }
         if let Some(class_id) = request.class_id {
@@ -847,16 +861,15 @@ impl SchoolService {
         request: NewFeeItemRequest,
     ) -> Result<FeeItemView, SchoolError> {
         self.school(caller, school_id).await?;
-        let name = text("tên khoản thu", &request.name, NAME_MAX_CHARS)?;
+        let name = text("the fee item's name", &request.name, NAME_MAX_CHARS)?;
         let fund = Fund::parse(&request.fund).ok_or_else(|| {
-            SchoolError::invalid("quỹ (fund) phải là school, parents_association hoặc pass_through")
+            SchoolError::invalid("fund must be school, parents_association or pass_through")
         })?;
-        let unit_of_fee = FeeUnit::parse(&request.unit).ok_or_else(|| {
-            SchoolError::invalid("đơn vị (unit) phải là month, term, year hoặc school_day")
-        })?;
+        let unit_of_fee = FeeUnit::parse(&request.unit)
+            .ok_or_else(|| SchoolError::invalid("unit must be month, term, year or school_day"))?;
         if request.grade_amounts.is_empty() && request.class_amounts.is_empty() {
             return Err(SchoolError::invalid(
-                "khoản thu cần số tiền cho ít nhất một khối hoặc một lớp",
+                "a fee item needs an amount for at least one grade or class",
             ));
         }
         let amounts_ok = request
@@ -872,7 +885,7 @@ impl SchoolService {
                 .any(|g| !(1..=12).contains(&g.grade))
         {
             return Err(SchoolError::invalid(
-                "số tiền phải từ 0 đến 1.000.000.000.000 đồng, khối từ 1 đến 12",
+                "amounts must be from 0 to 1,000,000,000,000 đồng and grades from 1 to 12",
             ));
         }
         let mut unit = self.store.begin().await?;
@@ -895,7 +908,9 @@ impl SchoolService {
         if grades.windows(2).any(|w| w[0].0 == w[1].0)
             || classes.windows(2).any(|w| w[0].0 == w[1].0)
         {
-            return Err(SchoolError::invalid("mỗi khối, mỗi lớp chỉ có một số tiền"));
+            return Err(SchoolError::invalid(
+                "give each grade and each class one amount only",
+            ));
         }
         let item = FeeItemRow {
             id: self.clock.new_id(),
@@ -911,7 +926,7 @@ impl SchoolService {
             .await?
         {
             return Err(SchoolError::Taken {
-                what: "khoản thu",
+                what: "fee item",
                 name: item.name,
             });
         }
@@ -947,7 +962,7 @@ impl SchoolService {
         let item = Self::fee_item_of(&mut unit, school_id, item_id).await?;
         if item.mandatory {
             return Err(SchoolError::invalid(
-                "khoản thu bắt buộc áp dụng cho mọi học sinh, không cần đăng ký",
+                "a mandatory item applies to every pupil: only optional items take enrolments",
             ));
         }
         for pupil in &request.pupil_ids {
@@ -975,15 +990,15 @@ impl SchoolService {
             (None, Some(amount)) if (1..=MAX_AMOUNT).contains(&amount) => Reduction::Fixed(amount),
             _ => {
                 return Err(SchoolError::invalid(
-                    "miễn giảm cần đúng một trong hai: phần trăm (1–100) hoặc số tiền (lớn hơn 0)",
+                    "a reduction takes exactly one of percent (1 to 100) or amount (more than 0)",
                 ))
             }
         };
-        let category = text("diện chính sách", &request.category, NAME_MAX_CHARS)?;
+        let category = text("category", &request.category, NAME_MAX_CHARS)?;
         let note = request
             .note
             .as_deref()
-            .map(|note| text("ghi chú", note, 500))
+            .map(|note| text("note", note, 500))
             .transpose()?;
         let now = self.clock.now_micros();
         let mut unit = self.store.begin().await?;
@@ -1001,7 +1016,7 @@ impl SchoolService {
             .await?
         {
             return Err(SchoolError::Taken {
-                what: "miễn giảm cho khoản thu",
+                what: "reduction of fee item",
                 name: item.name,
             });
         }
@@ -1026,18 +1041,18 @@ impl SchoolService {
         request: NewRunRequest,
     ) -> Result<RunView, SchoolError> {
         self.school(caller, school_id).await?;
-        let name = text("tên đợt thu", &request.name, NAME_MAX_CHARS)?;
+        let name = text("the run's name", &request.name, NAME_MAX_CHARS)?;
         if request
             .school_days
             .is_some_and(|days| !(1..=366).contains(&days))
         {
-            return Err(SchoolError::invalid("số ngày học phải từ 1 đến 366"));
+            return Err(SchoolError::invalid("school_days must be from 1 to 366"));
         }
         let mut items = request.fee_item_ids.clone();
         items.sort();
         items.dedup();
         if items.is_empty() {
-            return Err(SchoolError::invalid("đợt thu cần ít nhất một khoản thu"));
+            return Err(SchoolError::invalid("a run needs at least one fee item"));
         }
         let mut unit = self.store.begin().await?;
         Self::year_of(&mut unit, school_id, request.year_id).await?;
@@ -1045,7 +1060,7 @@ impl SchoolService {
             let item = Self::fee_item_of(&mut unit, school_id, *id).await?;
             if item.year_id != request.year_id {
                 return Err(SchoolError::invalid(format!(
-                    "khoản thu “{}” thuộc năm học khác",
+                    "fee item \"{}\" belongs to another school year",
                     item.name
                 )));
             }
@@ -1061,13 +1076,14 @@ impl SchoolService {
             due_on: request.due_on,
             school_days: request.school_days,
             posted_at: None,
+            reversed_at: None,
         };
         if !unit
             .insert_run(&run, &items, self.clock.now_micros())
             .await?
         {
             return Err(SchoolError::Taken {
-                what: "đợt thu",
+                what: "run",
                 name: run.name,
             });
         }
@@ -1200,16 +1216,16 @@ impl SchoolService {
                 .map(|c| c.outstanding)
                 .sum();
             if owing > 0 {
-                let description = format!("{} – {} ({})", run.name, pupil.full_name, pupil.code);
-                let intent = self
-                    .insert_school_intent(
-                        &mut unit,
-                        &school,
-                        (owing, &description),
-                        caller.user_id,
-                        pupil.household_id,
-                    )
-                    .await?;
+                let description = corrections::pupil_intent_description(&run, pupil);
+                let intent = insert_school_intent(
+                    &mut unit,
+                    &self.clock,
+                    &school,
+                    (owing, &description),
+                    caller.user_id,
+                    pupil.household_id,
+                )
+                .await?;
                 unit.insert_run_intent(run_id, pupil.id, intent.id).await?;
             }
         }
@@ -1225,36 +1241,6 @@ impl SchoolService {
         unit.commit().await?;
         metrics::counter!("school_run_charges_posted_total").increment(charges.len() as u64);
         Ok(posted)
-    }
-
-    /// A pending VietQR intent of `amount` into the school's collection account, naming the
-    /// household as payer when known; a reference already taken is drawn again.
-    async fn insert_school_intent(
-        &self,
-        unit: &mut UnitOfWork<'_>,
-        school: &Payee,
-        (amount, description): (i64, &str),
-        created_by: Uuid,
-        household_id: Option<Uuid>,
-    ) -> Result<PaymentIntent, SchoolError> {
-        let description: String = description.chars().take(200).collect();
-        let now = self.clock.now_micros();
-        let expires_at = now + i64::from(MAX_EXPIRES_IN_SECONDS) * 1_000_000;
-        for _ in 0..MAX_DRAWS {
-            let intent = draft_intent(
-                &self.clock,
-                school,
-                (amount, Some(description.clone())),
-                (now, expires_at),
-                created_by,
-                (None, household_id),
-            )
-            .map_err(|e| StoreError::Corrupt(format!("school {}: {e}", school.id)))?;
-            if unit.insert_intent(&intent).await? {
-                return Ok(intent);
-            }
-        }
-        Err(StoreError::WriteConflict.into())
     }
 
     /// One QR for a household: the sum of the open charges of every pupil naming it, at every
@@ -1303,15 +1289,15 @@ impl SchoolService {
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("pupil {} has no school", lead.pupil.id)))?;
         let mut unit = self.store.begin().await?;
-        let intent = self
-            .insert_school_intent(
-                &mut unit,
-                &school,
-                (total, &format!("Các khoản thu của hộ {household_code}")),
-                caller.user_id,
-                Some(household_id),
-            )
-            .await?;
+        let intent = insert_school_intent(
+            &mut unit,
+            &self.clock,
+            &school,
+            (total, &format!("Các khoản thu của hộ {household_code}")),
+            caller.user_id,
+            Some(household_id),
+        )
+        .await?;
         unit.insert_household_intent(intent.id, household_id, intent.created_at)
             .await?;
         unit.commit().await?;
@@ -1346,7 +1332,7 @@ impl SchoolService {
     ) -> Result<RunStatus, SchoolError> {
         self.school(caller, school_id).await?;
         let mut unit = self.store.school_snapshot().await?;
-        Self::run_of(&mut unit, school_id, run_id, false).await?;
+        let run = Self::run_of(&mut unit, school_id, run_id, false).await?;
         if let Some(class_id) = query.class_id {
             Self::class_of(&mut unit, school_id, class_id).await?;
         }
@@ -1355,7 +1341,11 @@ impl SchoolService {
         let data: Vec<PupilStatus> = totals
             .into_iter()
             .map(|t| PupilStatus {
-                status: PaidState::of(t.charged, t.paid).as_str().to_owned(),
+                status: if t.reversed {
+                    "reversed".to_owned()
+                } else {
+                    PaidState::of(t.charged, t.paid).as_str().to_owned()
+                },
                 owing: t.charged - t.paid,
                 pupil_id: t.pupil_id,
                 code: t.code,
@@ -1375,6 +1365,13 @@ impl SchoolService {
             paid: count(PaidState::Paid),
             partly_paid: count(PaidState::Partly),
             unpaid: count(PaidState::Unpaid),
+            reversed: data.iter().filter(|p| p.status == "reversed").count(),
+            run_state: match (run.posted_at, run.reversed_at) {
+                (_, Some(_)) => "reversed",
+                (Some(_), None) => "posted",
+                (None, None) => "not_posted",
+            }
+            .to_owned(),
             charged_total,
             paid_total,
             owing_total: charged_total - paid_total,
@@ -1440,9 +1437,11 @@ impl SchoolService {
         request: CashRequest,
     ) -> Result<Reply, SchoolError> {
         if !(1..=MAX_AMOUNT).contains(&request.amount) {
-            return Err(SchoolError::invalid("số tiền phải lớn hơn 0"));
+            return Err(SchoolError::invalid(
+                "amount must be from 1 to 1,000,000,000,000 đồng",
+            ));
         }
-        let payer_name = text("tên người nộp", &request.payer_name, NAME_MAX_CHARS)?;
+        let payer_name = text("payer_name", &request.payer_name, NAME_MAX_CHARS)?;
         if let Some(reply) = crate::services::earlier_answer(self.store.as_ref(), &claim).await? {
             return Ok(reply);
         }
@@ -1470,6 +1469,7 @@ impl SchoolService {
         let payment_id = settle_pupil(&mut unit, &self.clock, &accounts, &pupil, Some(money))
             .await?
             .ok_or_else(|| StoreError::Corrupt("cash recorded no payment".into()))?;
+        corrections::refresh_open_run_intents(&mut unit, &self.clock, &pupil).await?;
         let receipt = ReceiptRow {
             id: receipt_id,
             school_id,
@@ -1511,7 +1511,7 @@ impl SchoolService {
             Some(receipt) if receipt.school_id == school_id => receipt,
             _ => {
                 return Err(SchoolError::NotFound {
-                    what: "biên lai",
+                    what: "receipt",
                     id: receipt_id,
                 })
             }
@@ -1552,7 +1552,7 @@ impl SchoolService {
         receipt_id: Uuid,
         request: CancelReceiptRequest,
     ) -> Result<ReceiptView, SchoolError> {
-        let reason = text("lý do hủy", &request.reason, 500)?;
+        let reason = text("reason", &request.reason, 500)?;
         let school = self.school(caller, school_id).await?;
         let now = self.clock.now_micros();
         let mut unit = self.store.begin().await?;
@@ -1561,7 +1561,7 @@ impl SchoolService {
             Some(receipt) if receipt.school_id == school_id => receipt,
             _ => {
                 return Err(SchoolError::NotFound {
-                    what: "biên lai",
+                    what: "receipt",
                     id: receipt_id,
                 })
             }
@@ -1618,9 +1618,7 @@ impl SchoolService {
         request: NewParentLinkRequest,
     ) -> Result<ParentLinkView, SchoolError> {
         self.school(caller, school_id).await?;
-        let mut bytes = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut bytes);
-        let token = hex::encode(bytes);
+        let token = new_token();
         let id = self.clock.new_id();
         let mut unit = self.store.begin().await?;
         Self::pupil_of(&mut unit, school_id, request.pupil_id).await?;
@@ -1693,12 +1691,7 @@ impl SchoolService {
             Some(household) => unit
                 .open_household_intent(household, self.clock.now_micros())
                 .await?
-                .map(|qr| HouseholdQrView {
-                    reference: qr.reference,
-                    amount: qr.amount,
-                    remaining: (qr.amount - qr.paid_amount).max(0),
-                    qr_payload: qr.qr_payload,
-                }),
+                .map(household_qr_view),
             None => None,
         };
         unit.rollback().await?;
@@ -1707,16 +1700,7 @@ impl SchoolService {
             .payee(pupil.school_id)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("pupil {pupil_id} has no school")))?;
-        let open_charges: Vec<ParentOpenCharge> = charges
-            .into_iter()
-            .filter(|c| c.paid < c.amount)
-            .map(|c| ParentOpenCharge {
-                run_name: c.run_name,
-                fee_item_name: c.item_name,
-                due_on: c.due_on,
-                owing: c.amount - c.paid,
-            })
-            .collect();
+        let open_charges = parent_open_charges(charges);
         Ok(ParentView {
             school_name: school.details.name,
             pupil_name: pupil.full_name,
@@ -1728,6 +1712,74 @@ impl SchoolService {
     }
 }
 
+/// A pending VietQR intent of `amount` into the school's collection account, naming the
+/// household as payer when known; a reference already taken is drawn again. An amount no QR
+/// can carry (more than 13 digits) is refused with what it was for, before anything is kept.
+pub(super) async fn insert_school_intent(
+    unit: &mut UnitOfWork<'_>,
+    clock: &Clock,
+    school: &Payee,
+    (amount, description): (i64, &str),
+    created_by: Uuid,
+    household_id: Option<Uuid>,
+) -> Result<PaymentIntent, SchoolError> {
+    if amount > crate::domain::vietqr::MAX_QR_AMOUNT {
+        return Err(SchoolError::AmountBeyondQr {
+            for_whom: description.to_owned(),
+            amount,
+        });
+    }
+    let description: String = description.chars().take(200).collect();
+    let now = clock.now_micros();
+    let expires_at = now + i64::from(MAX_EXPIRES_IN_SECONDS) * 1_000_000;
+    for _ in 0..MAX_DRAWS {
+        let intent = draft_intent(
+            clock,
+            school,
+            (amount, Some(description.clone())),
+            (now, expires_at),
+            created_by,
+            (None, household_id),
+        )
+        .map_err(|e| StoreError::Corrupt(format!("school {}: {e}", school.id)))?;
+        if unit.insert_intent(&intent).await? {
+            return Ok(intent);
+        }
+    }
+    Err(StoreError::WriteConflict.into())
+}
+
+/// A parent link's token: 256 random bits in hex.
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// A household QR as a parent's page shows it.
+fn household_qr_view(qr: crate::store::schools::OpenHouseholdIntentRow) -> HouseholdQrView {
+    HouseholdQrView {
+        reference: qr.reference,
+        amount: qr.amount,
+        remaining: (qr.amount - qr.paid_amount).max(0),
+        qr_payload: qr.qr_payload,
+    }
+}
+
+/// The charges that still owe something, as a parent's page shows them.
+fn parent_open_charges(charges: Vec<crate::store::schools::ChargeRow>) -> Vec<ParentOpenCharge> {
+    charges
+        .into_iter()
+        .filter(|c| c.reversed_at.is_none() && c.paid < c.amount)
+        .map(|c| ParentOpenCharge {
+            run_name: c.run_name,
+            fee_item_name: c.item_name,
+            due_on: c.due_on,
+            owing: c.amount - c.paid,
+        })
+        .collect()
+}
+
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.trim().as_bytes()))
 }
@@ -1735,16 +1787,13 @@ fn token_hash(token: &str) -> String {
 /// Trimmed text of 1 to `max` characters.
 fn text(field: &str, value: &str, max: usize) -> Result<String, SchoolError> {
     bounded_text("text", value, max)
-        .map_err(|_| SchoolError::invalid(format!("{field} phải có từ 1 đến {max} ký tự")))
+        .map_err(|_| SchoolError::invalid(format!("{field} must have 1 to {max} characters")))
 }
 
 /// A pupil code that fits the pupil's ledger account code.
 fn pupil_code(value: &str) -> Result<String, SchoolError> {
-    parse_pupil_code(value).map_err(|problem| {
-        SchoolError::invalid(format!(
-            "mã học sinh gồm 1 đến {PUPIL_CODE_MAX_CHARS} chữ cái không dấu, chữ số, '-' hoặc '_' ({problem})"
-        ))
-    })
+    parse_pupil_code(value)
+        .map_err(|problem| SchoolError::invalid(format!("the pupil code {problem}")))
 }
 
 /// The pupils charged by a run (in classes of its year on its due day) and their lines.
@@ -1810,7 +1859,12 @@ async fn statement_of(
     let exemptions = unit.pupil_exemptions(pupil.id).await?;
     let balance = unit.debit_balance(pupil.receivable_account_id).await?;
     let credit = unit.pupil_credit(pupil.id).await?;
-    let charged_total = charges.iter().map(|c| c.amount).sum();
+    let corrections = unit.pupil_corrections(pupil.id).await?;
+    let charged_total = charges
+        .iter()
+        .filter(|c| c.reversed_at.is_none())
+        .map(|c| c.amount)
+        .sum();
     let paid_total = payments
         .iter()
         .filter(|p| p.cancelled_at.is_none())
@@ -1828,8 +1882,9 @@ async fn statement_of(
                 fund: c.fund,
                 gross: c.gross,
                 exemption: c.exemption,
-                amount: c.amount,
+                amount: if c.reversed_at.is_some() { 0 } else { c.amount },
                 paid: c.paid,
+                reversed: c.reversed_at.is_some(),
             })
             .collect(),
         payments: payments
@@ -1858,6 +1913,10 @@ async fn statement_of(
                     approved_at: to_rfc3339(at),
                 },
             )
+            .collect(),
+        corrections: corrections
+            .into_iter()
+            .map(corrections::correction_view)
             .collect(),
         charged_total,
         paid_total,
@@ -1942,6 +2001,7 @@ fn run_view(run: &RunRow) -> RunView {
         due_on: run.due_on,
         school_days: run.school_days,
         posted_at: run.posted_at.map(to_rfc3339),
+        reversed_at: run.reversed_at.map(to_rfc3339),
     }
 }
 

@@ -195,6 +195,8 @@ pub struct RunView {
     pub school_days: Option<i32>,
     /// When it was posted to the ledger; none for a run not posted yet.
     pub posted_at: Option<String>,
+    /// When the whole run was reversed; none while it stands.
+    pub reversed_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -252,7 +254,8 @@ pub struct PupilStatus {
     pub charged: i64,
     pub paid: i64,
     pub owing: i64,
-    /// `paid`, `partly_paid` or `unpaid`
+    /// `paid`, `partly_paid`, `unpaid`, or `reversed` (the pupil's charges in the run were
+    /// reversed: nothing is owed, what was paid became credit)
     pub status: String,
 }
 
@@ -264,6 +267,10 @@ pub struct RunStatus {
     pub paid: usize,
     pub partly_paid: usize,
     pub unpaid: usize,
+    /// Pupils whose charges in the run were reversed.
+    pub reversed: usize,
+    /// `posted`, `reversed` (the whole run), or `not_posted`
+    pub run_state: String,
     pub charged_total: i64,
     pub paid_total: i64,
     pub owing_total: i64,
@@ -282,8 +289,11 @@ pub struct StatementCharge {
     pub fund: String,
     pub gross: i64,
     pub exemption: i64,
+    /// What the charge owes now: gross - exemption plus its adjustments; 0 once reversed.
     pub amount: i64,
     pub paid: i64,
+    /// Reversed: the charge owes nothing, what had been paid on it went to the credit.
+    pub reversed: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -303,6 +313,8 @@ pub struct PupilStatement {
     pub charges: Vec<StatementCharge>,
     pub payments: Vec<StatementPayment>,
     pub exemptions: Vec<ExemptionView>,
+    /// Reversals, adjustments and refunds, each its own line with its reason.
+    pub corrections: Vec<super::corrections::CorrectionView>,
     pub charged_total: i64,
     pub paid_total: i64,
     /// The pupil's receivable in the ledger: what is owed; negative is credit.

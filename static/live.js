@@ -1,21 +1,25 @@
-// The stall page, live: payments arrive over Server-Sent Events and are spoken aloud in
-// Vietnamese (or, without a Vietnamese voice, a chime and the amount in large text). Each
-// payment is announced once: ids already seen are kept in sessionStorage, and the browser's
-// EventSource sends Last-Event-ID when it reconnects, so the server resends only what was missed.
+// The live pages: the stall page (one payee's payments) and the market board (every stall's).
+// Payments arrive over Server-Sent Events and are spoken aloud in Vietnamese (or, without a
+// Vietnamese voice, a chime and the amount in large text). Each payment is announced once: ids
+// already seen are kept in sessionStorage, and the browser's EventSource sends Last-Event-ID when
+// it reconnects, so the server resends only what was missed.
 (function () {
   "use strict";
-  var root = document.getElementById("stall");
+  var root = document.getElementById("live");
   if (!root) { return; }
-  var seenKey = "ml-seen-" + root.dataset.payee;
+  var board = root.dataset.kind === "board";
+  var seenKey = "ml-seen-" + root.dataset.key;
   var seen = new Set(JSON.parse(sessionStorage.getItem(seenKey) || "[]"));
   var soundOn = false;
   var wakeLock = null;
   var status = document.getElementById("live-status");
-  var list = document.getElementById("today");
+  var list = document.getElementById("payments");
   var total = document.getElementById("today-total");
   var announceBox = document.getElementById("announce");
   var chime = document.getElementById("chime");
   var currency = root.dataset.currency;
+  // The board keeps the latest few in large type; the stall page keeps the whole day.
+  var boardLines = 12;
 
   // Payments the page was rendered with are not news.
   list.querySelectorAll("li[data-id]").forEach(function (item) { seen.add(item.dataset.id); });
@@ -29,6 +33,12 @@
 
   function grouped(amount) {
     return String(amount).replace(/\B(?=(\d{3})+(?!\d))/g, ".");
+  }
+
+  // "+50.000đ" on the stall page; "Quầy 12 đã nhận 35.000đ" on the board.
+  function headline(payment) {
+    var amount = grouped(payment.amount) + currency;
+    return board ? payment.stall + " " + root.dataset.received + " " + amount : "+" + amount;
   }
 
   function vietnameseVoice() {
@@ -54,7 +64,7 @@
   }
 
   function announce(payment) {
-    announceBox.textContent = "+" + grouped(payment.amount) + currency;
+    announceBox.textContent = headline(payment);
     if (soundOn && payment.announcement) { say(payment.announcement); }
   }
 
@@ -67,11 +77,16 @@
     var at = new Date(payment.occurred_at);
     time.textContent = at.toLocaleTimeString("vi-VN", { hour: "2-digit", minute: "2-digit", timeZone: "Asia/Ho_Chi_Minh" });
     var amount = document.createElement("strong");
-    amount.textContent = grouped(payment.amount) + currency;
+    amount.textContent = board ? headline(payment) : grouped(payment.amount) + currency;
     item.append(time, amount);
     list.prepend(item);
-    var sum = Number(total.textContent.replace(/\D/g, "")) + Number(payment.amount);
-    total.textContent = grouped(sum);
+    if (board) {
+      while (list.children.length > boardLines) { list.lastElementChild.remove(); }
+    }
+    if (total) {
+      var sum = Number(total.textContent.replace(/\D/g, "")) + Number(payment.amount);
+      total.textContent = grouped(sum);
+    }
   }
 
   function received(event) {
@@ -89,6 +104,8 @@
     source.addEventListener("payment_received", received);
     // Events may have been missed inside the service: the page's list is the truth.
     source.addEventListener("lagged", function () { window.location.reload(); });
+    // The board's link was revoked: the page now answers that it is gone.
+    source.addEventListener("revoked", function () { source.close(); window.location.reload(); });
     source.addEventListener("error", function () {
       status.textContent = root.dataset.liveLost;
       if (source.readyState === EventSource.CLOSED) {
@@ -115,10 +132,13 @@
     chime.play().then(function () { chime.pause(); chime.muted = false; }).catch(function () { chime.muted = false; });
     keepAwake();
   });
-  document.getElementById("full-screen").addEventListener("click", function () {
-    var qr = document.getElementById("static");
-    if (qr.requestFullscreen) { qr.requestFullscreen().catch(function () {}); }
-  });
+  var fullScreen = document.getElementById("full-screen");
+  if (fullScreen) {
+    fullScreen.addEventListener("click", function () {
+      var qr = document.getElementById("static");
+      if (qr.requestFullscreen) { qr.requestFullscreen().catch(function () {}); }
+    });
+  }
   document.addEventListener("visibilitychange", keepAwake);
   keepAwake();
   listen();

@@ -1,0 +1,148 @@
+//! Group commit. Requests that arrive while a write is in flight wait in a queue; the next
+//! writer takes many of them (up to a limit) into one database transaction, so one commit and
+//! one round of row locks serve them all. Under load this is what keeps a busy account (every
+//! payment to one market stall, every webhook into one collection account) as fast as many
+//! quiet ones: its writers share commits instead of queueing for its row lock one by one.
+//!
+//! What a group writes is the [`GroupWriter`]'s business (single transfers in
+//! `ledger::coalesce`, bank-feed deliveries in `bank_feed::group`); this module only queues,
+//! groups, and falls back to writing one by one when a group fails, so one request that fails
+//! never fails the others that happened to share its transaction.
+
+use std::collections::HashSet;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+const QUEUE: usize = 4096;
+
+/// Writes a group of requests in one database transaction.
+#[async_trait::async_trait]
+pub trait GroupWriter: Send + Sync + 'static {
+    type Request: Send + Sync + 'static;
+    type Outcome: Send + 'static;
+    type Error: std::fmt::Display + Send + 'static;
+    /// Two requests with the same key never share a transaction: the later one goes in the
+    /// next round and sees the first one's result.
+    type Key: Hash + Eq + Send;
+
+    /// Most requests one database transaction carries.
+    const MAX_GROUP: usize;
+
+    /// Writes every request in one database transaction: one outcome each, in order; or an
+    /// error and nothing written.
+    async fn write(&self, requests: &[Self::Request]) -> Result<Vec<Self::Outcome>, Self::Error>;
+
+    fn key(&self, request: &Self::Request) -> Option<Self::Key>;
+}
+
+struct Pending<W: GroupWriter> {
+    request: W::Request,
+    reply: oneshot::Sender<Result<W::Outcome, W::Error>>,
+}
+
+/// The queue in front of a writer's tasks.
+pub struct Coalescer<W: GroupWriter> {
+    queue: mpsc::Sender<Pending<W>>,
+}
+
+impl<W: GroupWriter> Clone for Coalescer<W> {
+    fn clone(&self) -> Self {
+        Self {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+/// The writer tasks stopped (the service is shutting down); the request was not written.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the group-commit writer tasks stopped")]
+pub struct WriterStopped;
+
+impl<W: GroupWriter> Coalescer<W> {
+    /// Starts `tasks` writer tasks (each writes one group at a time); they stop when the last
+    /// clone of the `Coalescer` is dropped. Must be called within a Tokio runtime.
+    pub fn start(writer: W, tasks: usize) -> Self {
+        let (queue, receiver) = mpsc::channel(QUEUE);
+        let receiver = Arc::new(Mutex::new(receiver));
+        let writer = Arc::new(writer);
+        for _ in 0..tasks {
+            tokio::spawn(write_groups(writer.clone(), receiver.clone()));
+        }
+        Self { queue }
+    }
+
+    /// Queues `request` and waits until the group that carries it has committed (or failed).
+    pub async fn write(
+        &self,
+        request: W::Request,
+    ) -> Result<Result<W::Outcome, W::Error>, WriterStopped> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Pending { request, reply })
+            .await
+            .map_err(|_| WriterStopped)?;
+        answer.await.map_err(|_| WriterStopped)
+    }
+}
+
+async fn write_groups<W: GroupWriter>(
+    writer: Arc<W>,
+    receiver: Arc<Mutex<mpsc::Receiver<Pending<W>>>>,
+) {
+    loop {
+        let mut group = Vec::new();
+        {
+            let mut receiver = receiver.lock().await;
+            match receiver.recv().await {
+                Some(pending) => group.push(pending),
+                None => return,
+            }
+            while group.len() < W::MAX_GROUP {
+                match receiver.try_recv() {
+                    Ok(pending) => group.push(pending),
+                    Err(_) => break,
+                }
+            }
+        }
+        while !group.is_empty() {
+            let mut seen = HashSet::new();
+            let (round, later): (Vec<_>, Vec<_>) = group.into_iter().partition(|pending| {
+                writer
+                    .key(&pending.request)
+                    .is_none_or(|key| seen.insert(key))
+            });
+            write_round(writer.as_ref(), round).await;
+            group = later;
+        }
+    }
+}
+
+async fn write_round<W: GroupWriter>(writer: &W, round: Vec<Pending<W>>) {
+    let (requests, replies): (Vec<_>, Vec<_>) = round
+        .into_iter()
+        .map(|pending| (pending.request, pending.reply))
+        .unzip();
+    match writer.write(&requests).await {
+        Ok(outcomes) => {
+            debug_assert_eq!(outcomes.len(), requests.len(), "one outcome per request");
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        // The group failed as a whole (a concurrent write took a client-chosen id first, a
+        // deadlock with another instance, one bad request, or the database failed): each
+        // request is written alone, and answers for itself.
+        Err(error) => {
+            tracing::debug!(%error, size = requests.len(), "group write failed; writing one by one");
+            for (request, reply) in requests.iter().zip(replies) {
+                let outcome = writer
+                    .write(std::slice::from_ref(request))
+                    .await
+                    .map(|mut outcomes| outcomes.remove(0));
+                let _ = reply.send(outcome);
+            }
+        }
+    }
+}

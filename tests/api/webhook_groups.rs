@@ -1,0 +1,217 @@
+//! Webhook deliveries recorded in groups (one database transaction for many): a burst of
+//! concurrent deliveries, with copies of one transfer in flight together, intents paid in
+//! parts, an intent paid twice, money for a payee's code, payouts and money for suspense,
+//! ends in exactly the ledger, intent states and answers one-by-one processing gives. And a
+//! feed secret changed on one instance takes effect on another within the cache's lifetime.
+
+use chrono::Utc;
+use reqwest::StatusCode;
+use serde_json::Value;
+use uuid::Uuid;
+
+use market_ledger::services::bank_feed::FEED_CACHE_LIFETIME;
+
+use crate::common::{Backend, TestApp};
+use crate::webhooks::{
+    configure, deliver, intent, record, send_standard, standard_headers, transfer, vendor,
+    STANDARD_SECRET,
+};
+
+crate::on_both_backends!(
+    a_burst_of_deliveries_posts_each_exactly_as_alone,
+    a_changed_secret_reaches_another_instance_within_the_cache_lifetime,
+);
+
+const ACCOUNT: &str = "5566778899";
+
+/// The headers and exact bytes of one signed delivery.
+type Signed = (Vec<(&'static str, String)>, Vec<u8>);
+
+/// One signed delivery of `body`, with its own message id.
+fn signed(body: &Value) -> Signed {
+    let bytes = serde_json::to_vec(body).expect("serializable");
+    let id = format!("msg_{}", Uuid::new_v4().simple());
+    (
+        standard_headers(STANDARD_SECRET, &id, Utc::now().timestamp(), &bytes),
+        bytes,
+    )
+}
+
+fn incoming(amount: i64, memo: &str) -> Value {
+    let id = Uuid::new_v4().to_string();
+    transfer(&id, ACCOUNT, "in", amount, memo, Utc::now())
+}
+
+async fn status_of(app: &TestApp, intent: &Value) -> String {
+    let (_, now) = app
+        .get(&format!(
+            "/v1/payment-intents/{}",
+            intent["id"].as_str().expect("intent id")
+        ))
+        .await;
+    now["status"].as_str().expect("status").to_owned()
+}
+
+async fn a_burst_of_deliveries_posts_each_exactly_as_alone(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (payee, collection) = vendor(&app, "V020", "970436", ACCOUNT).await;
+    configure(&app, &collection, "standard", &[STANDARD_SECRET]).await;
+    // Enough on the payee's account that the payout in the burst never falls short.
+    record(&app, ACCOUNT, "in", 10_000, "V020 tien hang").await;
+    let in_parts = intent(&app, &payee, "100000", None).await;
+    let copied = intent(&app, &payee, "50000", None).await;
+    let twice = intent(&app, &payee, "30000", None).await;
+    let reference = |intent: &Value| intent["reference"].as_str().expect("ref").to_owned();
+
+    let mut bodies = vec![
+        (
+            "part",
+            incoming(60_000, &format!("TT {}", reference(&in_parts))),
+        ),
+        (
+            "part",
+            incoming(40_000, &format!("TT {}", reference(&in_parts))),
+        ),
+        ("twice", incoming(30_000, &reference(&twice))),
+        ("twice", incoming(30_000, &reference(&twice))),
+        (
+            "payout",
+            transfer(
+                &Uuid::new_v4().to_string(),
+                ACCOUNT,
+                "out",
+                10_000,
+                "chi tra V020",
+                Utc::now(),
+            ),
+        ),
+    ];
+    bodies.extend((0..20).map(|i| ("code", incoming(2_000, &format!("V020 mua rau {i}")))));
+    bodies.extend((0..20).map(|i| ("suspense", incoming(1_000, &format!("chuyen tien {i}")))));
+    let mut deliveries: Vec<(&str, Signed)> = bodies
+        .iter()
+        .map(|(kind, body)| (*kind, signed(body)))
+        .collect();
+    // Five copies of one delivery, in flight together with the rest.
+    let copy = signed(&incoming(50_000, &reference(&copied)));
+    deliveries.extend((0..5).map(|_| ("copy", copy.clone())));
+
+    let before = app.transaction_count().await;
+    let answers = futures::future::join_all(
+        deliveries
+            .iter()
+            .map(|(_, (headers, bytes))| deliver(&app, "standard", headers, bytes)),
+    )
+    .await;
+
+    let mut fresh_copies = Vec::new();
+    let mut twice_flags = Vec::new();
+    for ((kind, _), (status, ack)) in deliveries.iter().zip(&answers) {
+        assert_eq!(*status, StatusCode::OK, "{kind}: {ack}");
+        let item = &ack["transactions"][0];
+        let (status, stored) = app
+            .get(&format!(
+                "/v1/bank-transactions/{}",
+                item["id"].as_str().expect("id")
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{stored}");
+        assert_eq!(item["matched_as"], stored["matched_as"], "{kind}: {ack}");
+        match *kind {
+            "part" => assert_eq!(item["matched_as"], "intent", "{ack}"),
+            "twice" => twice_flags.push(stored["flags"].clone()),
+            "payout" | "code" => assert_eq!(item["matched_as"], "payee", "{ack}"),
+            "suspense" => assert_eq!(item["matched_as"], "suspense", "{ack}"),
+            "copy" => {
+                assert_eq!(
+                    item["id"],
+                    answers.last().expect("copies").1["transactions"][0]["id"]
+                );
+                assert_eq!(item["matched_as"], "intent", "{ack}");
+                if item["duplicate"] == false {
+                    fresh_copies.push(item["id"].clone());
+                }
+            }
+            other => unreachable!("{other}"),
+        }
+        if *kind != "copy" {
+            assert_eq!(item["duplicate"], false, "{kind}: {ack}");
+        }
+    }
+    assert_eq!(fresh_copies.len(), 1, "exactly one copy is recorded");
+    twice_flags.sort_by_key(|flags| flags.to_string());
+    assert_eq!(
+        twice_flags,
+        vec![
+            serde_json::json!(["intent_already_paid"]),
+            serde_json::json!([])
+        ],
+        "the first payment pays the intent, the second waits in suspense"
+    );
+
+    // 2 parts, 2 payments of one intent, a payout, 20 by code, 20 to suspense, 1 copy.
+    assert_eq!(app.transaction_count().await, before + 46);
+    assert_eq!(
+        app.balance("payee:V020").await,
+        (10_000 + 100_000 + 30_000 - 10_000 + 40_000 + 50_000).to_string()
+    );
+    assert_eq!(
+        app.balance("suspense:bank-feed").await,
+        (30_000 + 20_000).to_string()
+    );
+    assert_eq!(
+        app.balance(&format!("bank:970436:{ACCOUNT}")).await,
+        (10_000 + 100_000 + 60_000 - 10_000 + 40_000 + 20_000 + 50_000).to_string()
+    );
+    for paid in [&in_parts, &copied, &twice] {
+        assert_eq!(status_of(&app, paid).await, "paid");
+    }
+
+    // A later replay of the copied delivery changes nothing.
+    let (status, ack) = deliver(&app, "standard", &copy.0, &copy.1).await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    assert_eq!(ack["transactions"][0]["duplicate"], true, "{ack}");
+    assert_eq!(ack["transactions"][0]["id"], fresh_copies[0]);
+    assert_eq!(app.transaction_count().await, before + 46);
+    app.assert_verified().await;
+}
+
+async fn a_changed_secret_reaches_another_instance_within_the_cache_lifetime(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (_, collection) = vendor(&app, "V021", "970436", ACCOUNT).await;
+    configure(&app, &collection, "standard", &[STANDARD_SECRET]).await;
+    let other = app.spawn_sibling().await;
+    // The other instance reads (and keeps) the first secret.
+    let (status, ack) = send_standard(&other, STANDARD_SECRET, &incoming(1_000, "V021")).await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+
+    let rotated = "whsec_bmV3LWNvbW11bmUtZmVlZC1rZXktMDEyMzQ1Njc4OWFiY2RlZg==";
+    configure(&app, &collection, "standard", &[rotated]).await;
+    let changed_at = std::time::Instant::now();
+    // This instance uses the new secret at once.
+    let (status, ack) = send_standard(&app, rotated, &incoming(1_000, "V021")).await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+    // The other within the cache's lifetime (and a margin for a slow machine).
+    let bound = FEED_CACHE_LIFETIME + std::time::Duration::from_secs(1);
+    loop {
+        let (status, ack) = send_standard(&other, rotated, &incoming(1_000, "V021")).await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{ack}");
+        assert!(
+            changed_at.elapsed() < bound,
+            "the other instance still refuses the new secret after {bound:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // And the retired secret is refused there from then on.
+    let (status, ack) = send_standard(&other, STANDARD_SECRET, &incoming(1_000, "V021")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{ack}");
+    other.shut_down().await.expect("sibling stops");
+    app.assert_verified().await;
+}
