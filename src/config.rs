@@ -56,6 +56,14 @@ pub struct Settings {
     pub web_session_payee_seconds: i64,
     /// A web app session of anyone else lasts this long since it was last used.
     pub web_session_seconds: i64,
+    /// How school reminders are delivered: `log` (written to the log) or `http` (a signed
+    /// JSON POST to `reminder_url`, the school's SMS or Zalo gateway).
+    pub reminder_notifier: String,
+    pub reminder_url: String,
+    /// The HMAC-SHA256 key signing each reminder POST, at least 16 bytes of text.
+    pub reminder_secret: String,
+    /// How long one POST to the gateway may take.
+    pub reminder_timeout_seconds: u64,
 }
 
 impl Default for Settings {
@@ -81,6 +89,10 @@ impl Default for Settings {
             previous_secret_keys: String::new(),
             web_session_payee_seconds: 12 * 3600,
             web_session_seconds: 3600,
+            reminder_notifier: "log".into(),
+            reminder_url: String::new(),
+            reminder_secret: String::new(),
+            reminder_timeout_seconds: 10,
         }
     }
 }
@@ -113,6 +125,13 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
         "web_session_payee_seconds",
     ),
     ("MARKET_LEDGER_WEB_SESSION_SECONDS", "web_session_seconds"),
+    ("MARKET_LEDGER_REMINDER_NOTIFIER", "reminder_notifier"),
+    ("MARKET_LEDGER_REMINDER_URL", "reminder_url"),
+    ("MARKET_LEDGER_REMINDER_SECRET", "reminder_secret"),
+    (
+        "MARKET_LEDGER_REMINDER_TIMEOUT_SECONDS",
+        "reminder_timeout_seconds",
+    ),
 ];
 
 /// Settings that are numbers; every other environment value is taken as text.
@@ -126,6 +145,7 @@ const NUMERIC_KEYS: &[&str] = &[
     "adoption_target_percent",
     "web_session_payee_seconds",
     "web_session_seconds",
+    "reminder_timeout_seconds",
 ];
 
 /// Access tokens live at most this long.
@@ -214,12 +234,43 @@ impl Settings {
             crate::domain::payer::Pepper::new(&self.pepper)
                 .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
+        self.validate_reminders()?;
         self.previous_sealing_keys()?;
         if !self.secret_key.trim().is_empty() {
             SealingKey::parse(&self.secret_key)
                 .map_err(|e| ConfigError::Invalid(format!("secret_key: {e}")))?;
         }
         Ok(())
+    }
+
+    fn validate_reminders(&self) -> Result<(), ConfigError> {
+        if !(1..=60).contains(&self.reminder_timeout_seconds) {
+            return Err(ConfigError::Invalid(
+                "reminder_timeout_seconds must be 1 to 60".into(),
+            ));
+        }
+        match self.reminder_notifier.as_str() {
+            "log" => Ok(()),
+            "http" => {
+                if !(self.reminder_url.starts_with("http://")
+                    || self.reminder_url.starts_with("https://"))
+                {
+                    return Err(ConfigError::Invalid(
+                        "reminder_notifier http needs reminder_url, an http:// or https:// URL"
+                            .into(),
+                    ));
+                }
+                if self.reminder_secret.len() < 16 {
+                    return Err(ConfigError::Invalid(
+                        "reminder_notifier http needs reminder_secret of at least 16 bytes".into(),
+                    ));
+                }
+                Ok(())
+            }
+            other => Err(ConfigError::Invalid(format!(
+                "reminder_notifier must be log or http, not {other:?}"
+            ))),
+        }
     }
 
     /// The keys of `previous_secret_keys`.
@@ -289,6 +340,34 @@ mod tests {
             let error = Settings::load_from(None, env(current, previous)).unwrap_err();
             assert!(error.to_string().contains("32 bytes"), "{error}");
         }
+    }
+
+    #[test]
+    fn an_http_reminder_notifier_needs_a_url_and_a_long_secret() {
+        let env = |values: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                values
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| (*value).to_owned())
+            }
+        };
+        let settings = Settings::load_from(None, |_| None).unwrap();
+        assert_eq!(settings.reminder_notifier, "log");
+        const HTTP: &[(&str, &str)] = &[
+            ("MARKET_LEDGER_REMINDER_NOTIFIER", "http"),
+            (
+                "MARKET_LEDGER_REMINDER_URL",
+                "https://sms.example/reminders",
+            ),
+            ("MARKET_LEDGER_REMINDER_SECRET", "sixteen bytes at least"),
+        ];
+        let settings = Settings::load_from(None, env(HTTP)).unwrap();
+        assert_eq!(settings.reminder_url, "https://sms.example/reminders");
+        assert!(Settings::load_from(None, env(&HTTP[..2])).is_err());
+        assert!(
+            Settings::load_from(None, env(&[("MARKET_LEDGER_REMINDER_NOTIFIER", "zalo")])).is_err()
+        );
     }
 
     #[test]

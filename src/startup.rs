@@ -25,6 +25,8 @@ use crate::services::ledger::LedgerService;
 use crate::services::payers::PayerService;
 use crate::services::payments::PaymentService;
 use crate::services::registry::RegistryService;
+use crate::services::schools::reminder_sender::{HttpSender, LogSender, ReminderSender};
+use crate::services::schools::reminders::ReminderService;
 use crate::services::schools::SchoolService;
 use crate::services::statistics::{StatisticsService, StatisticsSettings};
 use crate::store::{self, Store};
@@ -140,6 +142,19 @@ fn generated_secret(
     Ok((path, text))
 }
 
+/// The notifier school reminders go through, as configured.
+fn reminder_sender(settings: &Settings) -> anyhow::Result<Arc<dyn ReminderSender>> {
+    Ok(match settings.reminder_notifier.as_str() {
+        "http" => Arc::new(HttpSender::new(
+            &settings.reminder_url,
+            &settings.reminder_secret,
+            Duration::from_secs(settings.reminder_timeout_seconds),
+        )?),
+        "log" => Arc::new(LogSender),
+        other => anyhow::bail!("reminder_notifier must be log or http, not {other:?}"),
+    })
+}
+
 impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let clock = Clock::default();
@@ -149,6 +164,13 @@ impl Application {
         let sealing = sealed_feed_secrets(settings, store.as_ref()).await?;
         let listener = TcpListener::bind(&settings.listen)?;
         let events = PaymentEvents::connect(&settings.database_url).await?;
+        let schools = SchoolService::new(store.clone(), clock.clone());
+        let reminders = ReminderService::new(
+            schools.clone(),
+            store.clone(),
+            clock.clone(),
+            reminder_sender(settings)?,
+        );
         let state = AppState {
             ledger: LedgerService::new(store.clone()).with_clock(clock.clone()),
             payments: PaymentService::new(store.clone()).with_clock(clock.clone()),
@@ -164,7 +186,8 @@ impl Application {
             bank_feed: BankFeedService::new(store.clone(), events.clone(), clock.clone(), sealing)
                 .with_pepper(pepper.clone()),
             payers: PayerService::new(store.clone(), clock.clone(), pepper),
-            schools: SchoolService::new(store.clone(), clock.clone()),
+            schools,
+            reminders,
             web: WebService::new(
                 store.clone(),
                 auth.clone(),

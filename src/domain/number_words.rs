@@ -30,6 +30,24 @@ pub fn received_announcement(amount: u64) -> String {
     format!("Đã nhận {} đồng", number_words(amount))
 }
 
+/// Đồng in digits with a dot between thousands, as Vietnamese receipts and messages write
+/// them: 1250000 → "1.250.000".
+pub fn grouped_dong(amount: i64) -> String {
+    let digits = amount.unsigned_abs().to_string();
+    let mut grouped = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push('.');
+        }
+        grouped.push(digit);
+    }
+    if amount < 0 {
+        format!("-{grouped}")
+    } else {
+        grouped
+    }
+}
+
 /// The market board's name for a stall: a stall written as a bare number ("12") is "Quầy 12",
 /// one written with its own word ("Sạp 5") stays as written, and a payee without a stall goes
 /// by its code ("Quầy V042").
@@ -98,6 +116,14 @@ fn push_hundreds(group: usize, leading: bool, words: &mut Vec<&'static str>) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn grouped_dong_puts_dots_between_thousands() {
+        assert_eq!(super::grouped_dong(0), "0");
+        assert_eq!(super::grouped_dong(999), "999");
+        assert_eq!(super::grouped_dong(1_250_000), "1.250.000");
+        assert_eq!(super::grouped_dong(-20_000), "-20.000");
+    }
+
     use super::*;
     use unicode_normalization::UnicodeNormalization;
 

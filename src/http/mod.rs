@@ -14,6 +14,7 @@ pub mod policy;
 pub mod registry;
 pub mod routes;
 pub mod school_corrections;
+pub mod school_files;
 pub mod schools;
 pub mod sse;
 pub mod statistics;
@@ -41,6 +42,7 @@ use crate::services::ledger::LedgerService;
 use crate::services::payers::PayerService;
 use crate::services::payments::PaymentService;
 use crate::services::registry::RegistryService;
+use crate::services::schools::reminders::ReminderService;
 use crate::services::schools::SchoolService;
 use crate::services::statistics::StatisticsService;
 use crate::services::web::WebService;
@@ -59,6 +61,7 @@ pub struct AppState {
     pub bank_feed: BankFeedService,
     pub payers: PayerService,
     pub schools: SchoolService,
+    pub reminders: ReminderService,
     pub auth: AuthService,
     pub statistics: StatisticsService,
     /// The web app's browser sessions and first-run setup.
@@ -409,6 +412,26 @@ fn school_routes(config: &mut web::ServiceConfig) {
         .service(
             resource("/v1/schools/{school}/cash-receipts/{receipt}/receipt.html")
                 .route(get().to(schools::receipt_html)),
+        )
+        .service(
+            resource("/v1/schools/{school}/cash-receipts/{receipt}/receipt.pdf")
+                .route(get().to(school_files::receipt_pdf)),
+        )
+        .service(
+            resource("/v1/schools/{school}/runs/{run}/export.csv")
+                .route(get().to(school_files::export_run_csv)),
+        )
+        .service(
+            resource("/v1/schools/{school}/runs/{run}/export.xlsx")
+                .route(get().to(school_files::export_run_xlsx)),
+        )
+        .service(
+            resource("/v1/schools/{school}/runs/{run}/reminders")
+                .route(get().to(school_files::preview_reminders)),
+        )
+        .service(
+            resource("/v1/schools/{school}/runs/{run}/reminders/send")
+                .route(post().to(school_files::send_reminders)),
         )
         .service(
             resource("/v1/schools/{school}/cash-receipts/{receipt}/cancel")

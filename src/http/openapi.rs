@@ -11,7 +11,7 @@ use utoipa::OpenApi;
 
 use super::{
     bank_feed, board_links, events, imports, payers, payments, registry, routes,
-    school_corrections, schools, statistics, users,
+    school_corrections, school_files, schools, statistics, users,
 };
 
 #[derive(OpenApi)]
@@ -54,6 +54,8 @@ use super::{
         school_corrections::reverse_run, school_corrections::adjust_charge,
         school_corrections::refund_credit, school_corrections::create_household_link,
         school_corrections::revoke_household_link, school_corrections::household_parent_view,
+        school_files::export_run_csv, school_files::export_run_xlsx, school_files::receipt_pdf,
+        school_files::preview_reminders, school_files::send_reminders,
         payments::list_received_payments, payments::payee_summary,
         board_links::create_board_link, board_links::list_board_links,
         board_links::revoke_board_link,

@@ -66,6 +66,9 @@ pub const SCHOOL_KEEPERS: &[Role] = &[Role::Admin, Role::Staff, Role::School];
 pub const SCHOOL_BALANCE_READERS: &[Role] =
     &[Role::Admin, Role::Staff, Role::Auditor, Role::School];
 
+/// A run's exports: the school's accountant, staff, and the auditor who checks the collection.
+pub const SCHOOL_EXPORT_READERS: &[Role] = &[Role::Admin, Role::Staff, Role::Auditor, Role::School];
+
 const fn route(method: &'static str, path: &'static str, access: Access) -> RoutePolicy {
     RoutePolicy {
         method,
@@ -400,6 +403,31 @@ pub const ROUTES: &[RoutePolicy] = &[
     route(
         "GET",
         "/v1/schools/{school}/cash-receipts/{receipt}/receipt.html",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "GET",
+        "/v1/schools/{school}/cash-receipts/{receipt}/receipt.pdf",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "GET",
+        "/v1/schools/{school}/runs/{run}/export.csv",
+        Access::Roles(SCHOOL_EXPORT_READERS),
+    ),
+    route(
+        "GET",
+        "/v1/schools/{school}/runs/{run}/export.xlsx",
+        Access::Roles(SCHOOL_EXPORT_READERS),
+    ),
+    route(
+        "GET",
+        "/v1/schools/{school}/runs/{run}/reminders",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/v1/schools/{school}/runs/{run}/reminders/send",
         Access::Roles(SCHOOL_KEEPERS),
     ),
     route(

@@ -26,6 +26,7 @@ mod postgres;
 pub mod registry;
 mod rows;
 pub mod school_corrections;
+pub mod school_io;
 pub mod schools;
 mod sqlite;
 pub mod statistics;

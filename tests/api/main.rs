@@ -22,6 +22,7 @@ mod process;
 mod qr;
 mod registry;
 mod school_corrections;
+mod school_files;
 mod schools;
 mod simulation;
 mod statements;

@@ -32,7 +32,7 @@ pub(crate) struct School {
     pub(crate) id: String,
     account_number: String,
     pub(crate) year: String,
-    class: String,
+    pub(crate) class: String,
 }
 
 pub(crate) async fn ok(app: &TestApp, path: &str, body: &Value, expected: StatusCode) -> Value {

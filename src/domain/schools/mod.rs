@@ -299,6 +299,7 @@ pub fn parse_pupil_code(text: &str) -> Result<String, String> {
     }
 }
 
+pub mod reminder;
 pub mod roster;
 #[cfg(test)]
 mod tests;

@@ -335,19 +335,7 @@ fn typed_dong(typed: &str) -> String {
 
 /// Đồng with a dot between thousands, as Vietnamese write it: 1250000 → "1.250.000".
 pub fn grouped(amount: i64) -> String {
-    let digits = amount.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push('.');
-        }
-        out.push(digit);
-    }
-    if amount < 0 {
-        format!("-{out}")
-    } else {
-        out
-    }
+    crate::domain::number_words::grouped_dong(amount)
 }
 
 /// A figure with a decimal point as the services write it ("41.7%"), as the page's readers

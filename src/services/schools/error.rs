@@ -45,6 +45,9 @@ pub enum SchoolError {
     AdjustmentOutOfRange(String),
     #[error("the pupil's credit is {credit} đồng: a refund cannot pay back more")]
     RefundExceedsCredit { credit: i64 },
+    /// A document (PDF, workbook) could not be made from data that were read fine: a bug.
+    #[error("the document could not be made: {0}")]
+    Render(String),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -84,6 +87,7 @@ impl PublicError for SchoolError {
             | IdempotencyKeyReused
             | AmountBeyondQr { .. }
             | AdjustmentOutOfRange(_) => 422,
+            Render(_) => 500,
             Store(store) => store.status(),
         }
     }
@@ -110,6 +114,7 @@ impl PublicError for SchoolError {
             ChargeReversed => "CHARGE_REVERSED",
             AdjustmentOutOfRange(_) => "ADJUSTMENT_OUT_OF_RANGE",
             RefundExceedsCredit { .. } => "REFUND_EXCEEDS_CREDIT",
+            Render(_) => "INTERNAL",
             Store(store) => store.code(),
         }
     }

@@ -8,8 +8,12 @@
 
 pub mod corrections;
 mod error;
+pub mod exports;
 pub mod models;
 mod receipt_html;
+mod receipt_pdf;
+pub mod reminder_sender;
+pub mod reminders;
 mod slips;
 
 use std::collections::HashMap;

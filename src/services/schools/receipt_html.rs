@@ -1,26 +1,10 @@
 //! A cash receipt (biên lai thu tiền) as a printable HTML page, in Vietnamese.
 
 use crate::clock::to_datetime;
+use crate::domain::number_words::grouped_dong as dong;
 use crate::domain::payee::Payee;
 use crate::services::payments::qr_image::escape_xml as escape;
 use crate::store::schools::{PupilRow, ReceiptRow};
-
-/// Đồng with dots between thousands, as Vietnamese receipts write them: 1.250.000.
-pub fn dong(amount: i64) -> String {
-    let digits = amount.unsigned_abs().to_string();
-    let mut grouped = String::new();
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            grouped.push('.');
-        }
-        grouped.push(digit);
-    }
-    if amount < 0 {
-        format!("-{grouped}")
-    } else {
-        grouped
-    }
-}
 
 pub fn render(school: &Payee, receipt: &ReceiptRow, pupil: &PupilRow) -> String {
     // Vietnam time (UTC+7) for the printed date.
@@ -63,15 +47,4 @@ border:2px solid #b00;padding:.5em;text-align:center}}{strike}\
         date = at.format("%d/%m/%Y %H:%M"),
         by = escape(&receipt.created_by),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn dong_groups_thousands_with_dots() {
-        assert_eq!(super::dong(0), "0");
-        assert_eq!(super::dong(999), "999");
-        assert_eq!(super::dong(1_250_000), "1.250.000");
-        assert_eq!(super::dong(-20_000), "-20.000");
-    }
 }
