@@ -562,6 +562,16 @@ pub const PAGES: &[RoutePolicy] = &[
     ),
     route(
         "GET",
+        "/app/schools/{school}/runs/{run}/reminders",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "POST",
+        "/app/schools/{school}/runs/{run}/reminders/send",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
+        "GET",
         "/app/schools/{school}/receipts/{receipt}",
         Access::Roles(SCHOOL_KEEPERS),
     ),

@@ -1315,10 +1315,53 @@ async fn a_school_office_records_cash_from_its_run_board_and_parents_read_what_i
             .status,
         StatusCode::NOT_FOUND
     );
+    // The reminder texts: one per guardian (both pupils have the same one), sent once a day
+    // whatever the taps; the run's workbook downloads with the session.
+    let reminders_path = format!("{board_path}/reminders");
+    assert!(board.body.contains(&format!("href=\"{reminders_path}\"")));
+    let reminders = desk.get(&reminders_path).await;
+    assert_eq!(reminders.status, StatusCode::OK, "{}", reminders.body);
+    assert_eq!(
+        reminders.body.matches("class=\"reminder\"").count(),
+        1,
+        "{}",
+        reminders.body
+    );
+    assert!(reminders.body.contains("Kính gửi"), "{}", reminders.body);
+    let send_path = format!("{reminders_path}/send");
+    assert_eq!(
+        desk.post_form(&send_path, &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let csrf = desk.csrf();
+    let first = desk.post_form(&send_path, &[("csrf", csrf.as_str())]).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.body);
+    assert!(
+        first.location().ends_with("sent=1&failed=0"),
+        "{}",
+        first.location()
+    );
+    let second = desk.post_form(&send_path, &[("csrf", csrf.as_str())]).await;
+    assert!(
+        second.location().ends_with("sent=0&failed=0"),
+        "{}",
+        second.location()
+    );
+    let after_send = desk.get(second.location()).await;
+    assert!(
+        after_send.body.contains("id=\"sent\">0<"),
+        "{}",
+        after_send.body
+    );
+    let workbook_path = format!("/v1/schools/{}/runs/{run}/export.xlsx", mine.id);
+    assert!(board.body.contains(&format!("href=\"{workbook_path}\"")));
+    let workbook = desk.get(&workbook_path).await;
+    assert_eq!(workbook.status, StatusCode::OK);
     let mut vietnamese_pages = vec![
         ("/app".to_owned(), home),
         (board_path.clone(), desk.get(&board_path).await),
         (slips_path, slips),
+        (reminders_path, after_send),
     ];
 
     let key = form_key(&board.body, &format!("pupil-{}", pupils[0]));

@@ -9,6 +9,7 @@ mod assets;
 mod board;
 mod discrepancies;
 mod onboard;
+mod reminders;
 mod school_office;
 mod session;
 mod slips;
@@ -85,6 +86,14 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(post().to(school_office::record_cash)),
         )
         .service(resource("/app/schools/{school}/runs/{run}/slips").route(get().to(slips::slips)))
+        .service(
+            resource("/app/schools/{school}/runs/{run}/reminders")
+                .route(get().to(reminders::reminders)),
+        )
+        .service(
+            resource("/app/schools/{school}/runs/{run}/reminders/send")
+                .route(post().to(reminders::send_reminders)),
+        )
         .service(
             resource("/app/schools/{school}/receipts/{receipt}")
                 .route(get().to(school_office::receipt)),
