@@ -81,17 +81,7 @@ struct Api {
 
 impl Api {
     async fn send(&self, request: reqwest::RequestBuilder, what: &str) -> Result<Value, String> {
-        let response = request
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| format!("{what} failed: {e}"))?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(format!("{what} answered {status}: {text}"));
-        }
-        serde_json::from_str(&text).map_err(|_| format!("{what} answered {text}"))
+        feed::answer(request.bearer_auth(&self.token), what).await
     }
 
     async fn post(&self, path: &str, body: &Value, what: &str) -> Result<Value, String> {
