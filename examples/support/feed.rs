@@ -125,7 +125,8 @@ pub async fn create_vendor(
     .await
 }
 
-async fn answer(request: reqwest::RequestBuilder, what: &str) -> Result<Value, String> {
+/// The JSON of a 2xx answer, or why there was none.
+pub async fn answer(request: reqwest::RequestBuilder, what: &str) -> Result<Value, String> {
     let response = request
         .send()
         .await
