@@ -1,4 +1,4 @@
-# Sourced by the bench scripts (bench/schools.sh): the PostgreSQL helpers, a release server
+# Sourced by the bench scripts (bench/ledger.sh, bench/schools.sh): the PostgreSQL helpers, a release server
 # started with an admin user on a free port, login, ledger verification and the key=value
 # line helpers. Set BENCH_NAME (the temporary directory's prefix) before sourcing; the caller
 # has `set -euo pipefail`. Needs PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth),
