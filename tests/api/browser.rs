@@ -70,6 +70,18 @@ mod postgres {
     async fn staff_and_a_school_office_work_their_pages() {
         super::staff_and_a_school_office_work_their_pages(crate::common::Backend::Postgres).await
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[cfg_attr(
+        not(all(test_database_url, chromedriver)),
+        ignore = "needs TEST_DATABASE_URL and chromedriver (apt-get install chromium chromium-driver)"
+    )]
+    async fn the_market_board_speaks_and_onboarding_reads_a_qr_picture() {
+        super::the_market_board_speaks_and_onboarding_reads_a_qr_picture(
+            crate::common::Backend::Postgres,
+        )
+        .await
+    }
 }
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
