@@ -45,6 +45,7 @@ pub struct ReverseRunRequest {
     /// Only this pupil's charges in the run (a pupil charged by mistake); the whole run when
     /// left out.
     pub pupil_id: Option<Uuid>,
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub reason: String,
 }
 
@@ -71,6 +72,7 @@ pub struct AdjustmentRequest {
     pub fee_item_id: Uuid,
     /// Signed đồng: more (positive) or less (negative) than the charge asks now.
     pub amount: i64,
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub reason: String,
 }
 
@@ -98,6 +100,7 @@ pub struct RefundRequest {
     /// `cash` (paid at the desk) or `bank_transfer`
     pub method: String,
     /// Why, and for a bank transfer the bank's reference.
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub reason: String,
 }
 
