@@ -28,3 +28,22 @@
     picture.src = url;
   });
 })();
+
+// The page draws a vendor's code (V…); choosing another kind gives the drawn code that kind's
+// first letter, as the service would have drawn it, unless the officer typed a code of their own.
+(function () {
+  "use strict";
+  var kind = document.getElementById("kind");
+  var code = document.getElementById("code");
+  var scan = document.getElementById("scan");
+  if (!kind || !code || !scan) { return; }
+  var prefixes = { vendor: "V", school: "S", cooperative: "C" };
+  var drawn = code.value.slice(1);
+  kind.addEventListener("change", function () {
+    var prefix = prefixes[kind.value];
+    var stillDrawn = code.value.length === drawn.length + 1 && code.value.slice(1) === drawn;
+    if (prefix && stillDrawn) { code.value = prefix + drawn; }
+    scan.elements.kind.value = kind.value;
+    scan.elements.code.value = code.value;
+  });
+})();
