@@ -357,7 +357,11 @@ fn school_routes(config: &mut web::ServiceConfig) {
                 .route(post().to(schools::create_class))
                 .route(get().to(schools::list_classes)),
         )
-        .service(resource("/v1/schools/{school}/pupils").route(post().to(schools::create_pupil)))
+        .service(
+            resource("/v1/schools/{school}/pupils")
+                .route(post().to(schools::create_pupil))
+                .route(get().to(schools::list_pupils)),
+        )
         .service(
             resource("/v1/schools/{school}/roster/import")
                 .app_data(BodyLimit(imports::MAX_IMPORT_BYTES))

@@ -44,7 +44,7 @@ use super::{
         payers::payer_account_audit, payers::register_resident_bank_account,
         payers::record_cash_payment, payers::list_cash_payments,
         schools::create_year, schools::list_years, schools::create_class, schools::list_classes,
-        schools::create_pupil, schools::import_roster, schools::get_pupil, schools::move_pupil, schools::pupil_statement,
+        schools::create_pupil, schools::list_pupils, schools::import_roster, schools::get_pupil, schools::move_pupil, schools::pupil_statement,
         schools::create_fee_item, schools::list_fee_items, schools::enrol,
         schools::create_exemption, schools::create_run, schools::list_runs, schools::preview_run,
         schools::post_run, schools::run_status, schools::balances, schools::record_cash,

@@ -321,6 +321,11 @@ pub const ROUTES: &[RoutePolicy] = &[
         Access::Roles(SCHOOL_KEEPERS),
     ),
     route(
+        "GET",
+        "/v1/schools/{school}/pupils",
+        Access::Roles(SCHOOL_KEEPERS),
+    ),
+    route(
         "POST",
         "/v1/schools/{school}/roster/import",
         Access::Roles(SCHOOL_KEEPERS),

@@ -111,6 +111,23 @@ pub async fn create_pupil(
     .await
 }
 
+#[utoipa::path(get, path = "/v1/schools/{school}/pupils", tag = "schools",
+    params(("school" = Uuid, Path), PupilQuery), security(("bearer" = [])),
+    responses((status = 200, description = "the school's pupils by code, each with its class history", body = PupilPage),
+        (status = 400, description = "INVALID_CURSOR, INVALID_LIMIT", body = ErrorEnvelope),
+        (status = 404, description = "SCHOOL_NOT_FOUND, SCHOOL_RECORD_NOT_FOUND (the class)", body = ErrorEnvelope)))]
+pub async fn list_pupils(
+    state: web::Data<AppState>,
+    caller: Caller,
+    ApiPath(school): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<PupilQuery>,
+) -> Result<HttpResponse, ApiError> {
+    answer(&state, StatusCode::OK, move |s| async move {
+        s.schools.pupils(&caller, school, query).await
+    })
+    .await
+}
+
 #[utoipa::path(post, path = "/v1/schools/{school}/roster/import", tag = "schools",
     params(("school" = Uuid, Path), RosterQuery),
     request_body(content = String, description = "one row per pupil, as Excel saves CSV (UTF-8 with or without BOM, comma or semicolon): Lớp/class, Mã học sinh/pupil_code, Họ và tên/full_name, Mã hộ/household_code, Họ tên phụ huynh/guardian_name, Số điện thoại phụ huynh/guardian_phone, Ngày vào lớp/joined_on; see the README", content_type = "text/csv"),

@@ -396,6 +396,37 @@ impl UnitOfWork<'_> {
         Ok(tx_rows!(self, fetch_optional, sql, id)?)
     }
 
+    /// At most `limit` of the school's pupils by code after `after`: those ever in `class_id`
+    /// when given, and those whose code starts with `code_prefix` when given.
+    pub async fn school_pupils(
+        &mut self,
+        school_id: Uuid,
+        class_id: Option<Uuid>,
+        code_prefix: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<PupilRow>> {
+        // substr, not LIKE: a code may hold `%` or `_`.
+        let sql = "SELECT p.id, p.school_id, p.code, p.full_name, p.household_id, \
+                   p.guardian_name, p.guardian_phone, p.receivable_account_id \
+                   FROM pupils p WHERE p.school_id = $1 \
+                     AND ($2 IS NULL OR EXISTS (SELECT 1 FROM class_memberships m \
+                          WHERE m.pupil_id = p.id AND m.class_id = $2)) \
+                     AND ($3 IS NULL OR substr(p.code, 1, length($3)) = $3) \
+                     AND ($4 IS NULL OR p.code > $4) \
+                   ORDER BY p.code LIMIT $5";
+        Ok(tx_rows!(
+            self,
+            fetch_all,
+            sql,
+            school_id,
+            class_id,
+            code_prefix,
+            after,
+            i64::from(limit)
+        )?)
+    }
+
     pub async fn memberships(&mut self, pupil_id: Uuid) -> StoreResult<Vec<MembershipRow>> {
         let sql = "SELECT m.class_id, c.name AS class_name, m.from_on, m.until_on \
                    FROM class_memberships m JOIN school_classes c ON c.id = m.class_id \

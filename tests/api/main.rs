@@ -23,6 +23,7 @@ mod qr;
 mod registry;
 mod school_corrections;
 mod school_files;
+mod school_roster;
 mod schools;
 mod simulation;
 mod statements;

@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use crate::domain::schools::RunError;
+use crate::services::paging::PageError;
 use crate::services::PublicError;
 use crate::store::StoreError;
 
@@ -49,6 +50,8 @@ pub enum SchoolError {
     #[error("the document could not be made: {0}")]
     Render(String),
     #[error(transparent)]
+    Page(#[from] PageError),
+    #[error(transparent)]
     Store(StoreError),
 }
 
@@ -87,6 +90,7 @@ impl PublicError for SchoolError {
             | IdempotencyKeyReused
             | AmountBeyondQr { .. }
             | AdjustmentOutOfRange(_) => 422,
+            Page(_) => 400,
             Render(_) => 500,
             Store(store) => store.status(),
         }
@@ -114,6 +118,7 @@ impl PublicError for SchoolError {
             ChargeReversed => "CHARGE_REVERSED",
             AdjustmentOutOfRange(_) => "ADJUSTMENT_OUT_OF_RANGE",
             RefundExceedsCredit { .. } => "REFUND_EXCEEDS_CREDIT",
+            Page(page) => page.code(),
             Render(_) => "INTERNAL",
             Store(store) => store.code(),
         }

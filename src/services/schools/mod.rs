@@ -41,6 +41,7 @@ use crate::domain::schools::{
 use crate::domain::user::Role;
 use crate::services::auth::Caller;
 use crate::services::ledger::Reply;
+use crate::services::paging;
 use crate::services::payments::draft_intent;
 use crate::services::registry::import::ImportError;
 use crate::store::schools::{
@@ -822,6 +823,36 @@ impl SchoolService {
         let view = pupil_view(&mut unit, pupil).await?;
         unit.rollback().await?;
         Ok(view)
+    }
+
+    /// The school's pupils by code, a page at a time (the accountant's way to find a pupil's
+    /// id for its statement, cash desk or QR).
+    pub async fn pupils(
+        &self,
+        caller: &Caller,
+        school_id: Uuid,
+        query: PupilQuery,
+    ) -> Result<PupilPage, SchoolError> {
+        self.school(caller, school_id).await?;
+        let limit = paging::limit(query.limit)?;
+        let after = paging::read_cursor(query.cursor.as_deref(), |code| Some(code.to_owned()))?;
+        let prefix = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+        let mut unit = self.store.school_snapshot().await?;
+        if let Some(class_id) = query.class_id {
+            Self::class_of(&mut unit, school_id, class_id).await?;
+        }
+        let rows = unit
+            .school_pupils(school_id, query.class_id, prefix, after.as_deref(), limit)
+            .await?;
+        let mut data = Vec::with_capacity(rows.len());
+        for row in rows {
+            data.push(pupil_view(&mut unit, row).await?);
+        }
+        unit.rollback().await?;
+        Ok(PupilPage {
+            next_cursor: paging::next_cursor(&data, limit, |pupil| pupil.code.clone()),
+            data,
+        })
     }
 
     /// Moves the pupil to another class from `on`, or (no class) records that the pupil left

@@ -86,6 +86,29 @@ pub struct PupilView {
     pub classes: Vec<MembershipView>,
 }
 
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PupilQuery {
+    /// Only pupils who are or were in this class (its whole history: moved and left pupils too)
+    pub class_id: Option<Uuid>,
+    /// Code prefix, compared exactly (`HS-01` finds `HS-0123`)
+    #[param(min_length = 1, max_length = 20)]
+    pub q: Option<String>,
+    pub cursor: Option<String>,
+    /// 1 to 500, default 50
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PupilPage {
+    /// By pupil code.
+    pub data: Vec<PupilView>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct MovePupilRequest {
     /// The new class; none when the pupil leaves the school.
