@@ -946,15 +946,33 @@ async fn a_roster_imports_all_or_nothing_after_a_dry_run(backend: Backend) {
         (Some(2), Some(true))
     );
     // HS01 moves to 4A from 1 October (its 3A membership is closed, not rewritten); HS02 is
-    // unchanged.
+    // unchanged; HS03, new and without a date, is in 3A from the year's first day.
     let moved = "class,pupil_code,full_name,guardian_name,joined_on\n\
                  4A,HS01,Nguyễn Văn An,Nguyễn Thị Bình,2026-10-01\n\
-                 4A,HS02,Lê Thị Chi,Lê Văn Dũng,\n";
+                 4A,HS02,Lê Thị Chi,Lê Văn Dũng,\n\
+                 3A,HS03,Trần Văn Em,Trần Thị Gấm,\n";
     let (_, again) = import(&app, &school, moved, false).await;
     assert_eq!(
-        (again["pupils_moved"].as_i64(), again["unchanged"].as_i64()),
-        (Some(1), Some(1))
+        (
+            again["pupils_moved"].as_i64(),
+            again["unchanged"].as_i64(),
+            again["pupils_created"].as_i64()
+        ),
+        (Some(1), Some(1), Some(1))
     );
+    let listed = get_ok(&app, &format!("/v1/schools/{}/pupils", school.id)).await;
+    let classes = |code: &str| {
+        listed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["code"] == code)
+            .map(|p| p["classes"].clone())
+            .unwrap()
+    };
+    assert_eq!(classes("HS03")[0]["from_on"], "2026-09-05");
+    assert_eq!(classes("HS01")[0]["until_on"], "2026-10-01");
+    assert_eq!(classes("HS01")[1]["class_name"], "4A");
 }
 
 async fn money_staff_take_from_suspense_to_a_pupils_intent_pays_the_pupil(backend: Backend) {

@@ -681,7 +681,7 @@ impl SchoolService {
     }
 
     /// Reads a class roster (CSV) into the year's classes: new pupils are created, known ones
-    /// in another class moved (from `joined_on`, or today), all or nothing. A dry run does the
+    /// in another class moved (from `joined_on`), all or nothing. A dry run does the
     /// same in a transaction it rolls back, so its counts are exactly what applying would do.
     pub async fn import_roster(
         &self,
@@ -697,7 +697,12 @@ impl SchoolService {
         let now = self.clock.now_micros();
         let today = self.today();
         let mut unit = self.store.begin().await?;
-        Self::year_of(&mut unit, school_id, query.year_id).await?;
+        let year = Self::year_of(&mut unit, school_id, query.year_id).await?;
+        // A line without a date: a new pupil is in the class from the year's first day (the
+        // roster is the year's class list, often imported after term began, and runs charge
+        // the pupils in class when the run's period starts); a known pupil moves today, or
+        // on the first day when the roster is for a year not yet begun.
+        let (new_pupils_join, known_pupils_move) = (year.starts_on, today.max(year.starts_on));
         let classes: HashMap<String, Uuid> = unit
             .school_classes(school_id)
             .await?
@@ -735,9 +740,9 @@ impl SchoolService {
                 },
                 None => None,
             };
-            let joined_on = row.joined_on.unwrap_or(today);
             match unit.pupil_by_code(school_id, &row.pupil_code).await? {
                 Some(pupil) => {
+                    let joined_on = row.joined_on.unwrap_or(known_pupils_move);
                     let current = unit
                         .memberships(pupil.id)
                         .await?
@@ -777,7 +782,7 @@ impl SchoolService {
                         guardian_phone: row.guardian_phone.as_deref(),
                         receivable_account_id,
                         class_id,
-                        joined_on,
+                        joined_on: row.joined_on.unwrap_or(new_pupils_join),
                         now,
                     })
                     .await?;
