@@ -574,6 +574,16 @@ pub fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<no error code>")
 }
 
+/// The `code` of every row of a list page, in order.
+pub fn codes_of(page: &Value) -> Vec<String> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// Declares each listed test once per backend: `sqlite::name` always runs,
 /// `postgres::name` runs when TEST_DATABASE_URL is set at build time, and is reported as
 /// ignored otherwise (see build.rs).

@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::common::{
-    collection, create_intent, create_intent_as, create_payee, error_code, fetch, payee_id,
-    pending_intent, read, token_for_payee, vendor, Backend, TestApp, PASSWORD,
+    codes_of, collection, create_intent, create_intent_as, create_payee, error_code, fetch,
+    payee_id, pending_intent, read, token_for_payee, vendor, Backend, TestApp, PASSWORD,
 };
 
 crate::on_both_backends!(
@@ -265,21 +265,13 @@ async fn payees_are_listed_with_filters_and_cursor_pages(backend: Backend) {
         body["hamlet"] = json!(hamlet);
         created.push(create_payee(&app, &body).await["id"].clone());
     }
-    let codes = |page: &Value| -> Vec<String> {
-        page["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["code"].as_str().unwrap().to_owned())
-            .collect()
-    };
     let (status, vendors) = app.get("/v1/payees?kind=vendor").await;
     assert_eq!(status, StatusCode::OK, "{vendors}");
-    assert_eq!(codes(&vendors), ["P0", "P1", "P4"]);
+    assert_eq!(codes_of(&vendors), ["P0", "P1", "P4"]);
     let (_, khe_coc) = app
         .get("/v1/payees?hamlet=Khe%20C%E1%BB%91c&kind=vendor")
         .await;
-    assert_eq!(codes(&khe_coc), ["P0", "P4"]);
+    assert_eq!(codes_of(&khe_coc), ["P0", "P4"]);
 
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -305,7 +297,7 @@ async fn payees_are_listed_with_filters_and_cursor_pages(backend: Backend) {
     assert_eq!(seen, created);
 
     let (_, none) = app.get("/v1/payees?active=false").await;
-    assert_eq!(codes(&none), Vec::<String>::new());
+    assert_eq!(codes_of(&none), Vec::<String>::new());
     for (query, status, code) in [
         ("cursor=bm9wZQ", StatusCode::BAD_REQUEST, "INVALID_CURSOR"),
         ("limit=0", StatusCode::BAD_REQUEST, "INVALID_LIMIT"),

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use market_ledger::domain::user::Role;
 
-use crate::common::{fetch, token_for_payee, Backend, TestApp};
+use crate::common::{codes_of, fetch, token_for_payee, Backend, TestApp};
 use crate::schools::{get_ok, ok, pupils, school as new_school};
 
 crate::on_both_backends!(the_pupil_list_pages_by_code_and_filters_by_class_and_prefix);
@@ -67,20 +67,12 @@ async fn the_pupil_list_pages_by_code_and_filters_by_class_and_prefix(backend: B
         StatusCode::OK,
     )
     .await;
-    let codes = |page: serde_json::Value| -> Vec<String> {
-        page["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["code"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    let in_b = codes(get_ok(&app, &list(&format!("?class_id={class_b}"))).await);
+    let in_b = codes_of(&get_ok(&app, &list(&format!("?class_id={class_b}"))).await);
     assert_eq!(in_b, ["HS05"]);
-    let in_a = codes(get_ok(&app, &list(&format!("?class_id={}", school.class))).await);
+    let in_a = codes_of(&get_ok(&app, &list(&format!("?class_id={}", school.class))).await);
     assert_eq!(in_a.len(), 5);
-    assert_eq!(codes(get_ok(&app, &list("?q=HS0")).await).len(), 5);
-    assert!(codes(get_ok(&app, &list("?q=HS9")).await).is_empty());
+    assert_eq!(codes_of(&get_ok(&app, &list("?q=HS0")).await).len(), 5);
+    assert!(codes_of(&get_ok(&app, &list("?q=HS9")).await).is_empty());
 
     // Another school's class is not this school's; a cursor the API never issued is refused.
     let (status, body) = app.get(&list(&format!("?class_id={}", other.class))).await;
