@@ -214,7 +214,16 @@ impl Browser {
         self.type_into("#username", username).await;
         self.type_into("#password", PASSWORD).await;
         self.click("form.stack button").await;
-        self.wait_for_url("/app").await;
+        // The login page's own address has "/app" in it too: wait until the browser left it,
+        // or the next page opened may race the login and land on the login page.
+        let started = Instant::now();
+        while self.url().await.contains("/app/login") {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "still on the login page"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Ends the session, as the page's "log out" button does.
