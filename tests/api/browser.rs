@@ -214,7 +214,16 @@ impl Browser {
         self.type_into("#username", username).await;
         self.type_into("#password", PASSWORD).await;
         self.click("form.stack button").await;
-        self.wait_for_url("/app").await;
+        // The login page's own address has "/app" in it too: wait until the browser left it,
+        // or the next page opened may race the login and land on the login page.
+        let started = Instant::now();
+        while self.url().await.contains("/app/login") {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "still on the login page"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Ends the session, as the page's "log out" button does.
@@ -279,6 +288,11 @@ impl Browser {
 
     /// Saves the page at 360×800 and at 1280×800 as `<name>-360.png` and `<name>-1280.png`.
     async fn screenshots(&self, name: &str) {
+        self.screenshots_from(name, "window.scrollTo(0, 0);").await;
+    }
+
+    /// The same, each after running `scroll` (to show a part further down the page).
+    async fn screenshots_from(&self, name: &str, scroll: &str) {
         let dir = std::env::var_os("SCREENSHOT_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("screenshots"));
@@ -286,7 +300,7 @@ impl Browser {
         for width in [1280, 360] {
             self.post("/window/rect", json!({ "width": width, "height": 800 }))
                 .await;
-            self.run("window.scrollTo(0, 0);").await;
+            self.run(scroll).await;
             std::fs::write(
                 dir.join(format!("{name}-{width}.png")),
                 self.png("/screenshot").await,
@@ -495,12 +509,41 @@ async fn a_vendor_sees_and_hears_a_payment_on_the_stall_page(backend: Backend) {
 
 /// The commune staff and a school's accountant at their desks: the adoption dashboard, a
 /// transfer resolved from the suspense queue, cash recorded from the run board with its
-/// receipt, the parents' page.
+/// receipt, the pupils' QR slips, the parents' page; and the admin's users page.
 async fn staff_and_a_school_office_work_their_pages(backend: Backend) {
     use crate::schools::{items, parent_link, post_run, pupils, run, school};
+    use crate::statistics::{at, small_commune_paying_in_march};
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
+    // The dashboard of a small commune late in March (its charts have bars, a hidden cell and
+    // a trend), then back to today for the rest.
+    small_commune_paying_in_march(&app).await;
+    app.state.clock.set(at("2026-03-25T03:00:00Z"));
+    let staff = new_user(&app, Role::Staff, None).await;
+    let browser = Browser::start().await;
+    browser.log_in(&app, &staff).await;
+    browser.goto(&app.url("/app/adoption")).await;
+    let charts = browser
+        .run(
+            "return [...document.querySelectorAll('svg.chart')].map(s => s.textContent).join(' ');",
+        )
+        .await;
+    let charts = charts.as_str().unwrap();
+    for shown in ["Mục tiêu 50%", "Toàn xã", "41,7%", "03/26", "<5"] {
+        assert!(charts.contains(shown), "{shown}: {charts}");
+    }
+    browser.screenshots("adoption").await;
+    browser
+        .screenshots_from(
+            "adoption-trend",
+            "document.getElementById('trend').scrollIntoView();",
+        )
+        .await;
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+    browser.log_out().await;
+    app.state.clock.set(chrono::Utc::now());
+
     let (_, collection) = vendor(&app, "V43", "970436", "5556667778").await;
     configure(&app, &collection, "standard", &[STANDARD_SECRET]).await;
     let stray = transfer(
@@ -513,12 +556,8 @@ async fn staff_and_a_school_office_work_their_pages(backend: Backend) {
     );
     let (status, ack) = send_standard(&app, STANDARD_SECRET, &stray).await;
     assert_eq!(status, StatusCode::OK, "{ack}");
-    let staff = new_user(&app, Role::Staff, None).await;
-    let browser = Browser::start().await;
 
     browser.log_in(&app, &staff).await;
-    browser.goto(&app.url("/app/adoption")).await;
-    browser.screenshots("adoption").await;
     browser.goto(&app.url("/app/suspense")).await;
     assert!(browser.text().await.contains("tien hang ba Tu"));
     browser.screenshots("suspense").await;
@@ -537,15 +576,24 @@ async fn staff_and_a_school_office_work_their_pages(backend: Backend) {
         logged.iter().all(|e| e.contains("403 (Forbidden)")),
         "{logged:?}"
     );
-    browser
-        .type_into(
-            "form[action$='/resolve'] input[name=note]",
-            "bà Tư bán ở quầy V43",
+    // The queue also holds the small commune's stray transfer: this one is resolved.
+    let item = browser
+        .run(
+            "return [...document.querySelectorAll('article.waiting')] \
+             .find(a => a.textContent.includes('tien hang ba Tu')).id;",
         )
         .await;
+    let item = format!("#{}", item.as_str().unwrap());
     browser
-        .click("form[action$='/resolve'] button[type=submit]")
+        .run(&format!(
+            "const s = document.querySelector('{item} select[name=payee_id]'); \
+             s.value = [...s.options].find(o => o.text.startsWith('V43')).value;"
+        ))
         .await;
+    browser
+        .type_into(&format!("{item} input[name=note]"), "bà Tư bán ở quầy V43")
+        .await;
+    browser.click(&format!("{item} button[type=submit]")).await;
     browser.wait_for_url("done=").await;
     assert_eq!(app.balance("payee:V43").await, "42000");
     browser.screenshots("suspense-done").await;
@@ -589,6 +637,18 @@ async fn staff_and_a_school_office_work_their_pages(backend: Backend) {
         .await;
     assert_eq!(totals, "2");
     assert_eq!(browser.console_errors().await, Vec::<String>::new());
+    // Both still owe part: a slip each.
+    browser.goto(&format!("{board}/slips")).await;
+    assert_eq!(
+        browser
+            .run("return document.querySelectorAll('.slip').length;")
+            .await,
+        2
+    );
+    browser.screenshots("slips").await;
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+    // The print sheet has no page frame: log out from the board.
+    browser.goto(&board).await;
     browser.log_out().await;
 
     let link = parent_link(&app, &mine, &pupils[0]).await;
@@ -597,6 +657,13 @@ async fn staff_and_a_school_office_work_their_pages(backend: Backend) {
         .await;
     assert!(browser.text().await.contains("Nguyễn Văn Học Sinh 1"));
     browser.screenshots("parents").await;
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+
+    let admin = new_user(&app, Role::Admin, None).await;
+    browser.log_in(&app, &admin).await;
+    browser.goto(&app.url("/app/users")).await;
+    assert!(browser.text().await.contains(&accountant));
+    browser.screenshots("users").await;
     assert_eq!(browser.console_errors().await, Vec::<String>::new());
     browser.quit().await;
     app.assert_verified().await;
