@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use uuid::Uuid;
 
-use super::{Backend, StoreError, StoreResult, UnitOfWork};
+use super::unit_of_work::Conn;
+use super::{Backend, PostgresStore, StoreError, StoreResult, UnitOfWork};
 use crate::domain::account::{AccountFlags, AccountKind};
 use crate::domain::money::Currency;
 use crate::domain::schools::{FeeUnit, Fund, ItemFacts, OpenCharge, PupilFacts, Reduction};
@@ -234,6 +235,17 @@ pub struct NewSchoolPayment {
     pub receipt_id: Option<Uuid>,
 }
 
+impl NewSchoolPayment {
+    /// As stored in `school_payments.method`.
+    pub(super) fn method(&self) -> &'static str {
+        if self.cash {
+            "cash"
+        } else {
+            "online"
+        }
+    }
+}
+
 const CHARGE_COLUMNS: &str = "c.id, c.run_id, r.name AS run_name, r.due_on, c.pupil_id, \
      c.class_id, c.fee_item_id, i.name AS item_name, i.fund, i.mandatory, c.gross, \
      c.exemption, c.amount, c.paid, c.created_at, c.reversed_at \
@@ -252,6 +264,17 @@ const PUPIL_CREDIT: &str = "CAST((SELECT COALESCE(SUM(amount), 0) FROM school_pa
 
 const RECEIPT_COLUMNS: &str = "id, school_id, year_id, number, pupil_id, payer_name, amount, \
      payment_id, created_by, created_at, cancelled_at, cancelled_by, cancel_reason";
+
+/// Each allocation raised one charge's paid amount.
+fn charges_updated(updated: u64, allocations: usize) -> StoreResult<()> {
+    if updated == allocations as u64 {
+        Ok(())
+    } else {
+        Err(StoreError::Corrupt(format!(
+            "an allocation names a missing or repeated charge ({updated} of {allocations} updated)"
+        )))
+    }
+}
 
 fn unique_taken(error: sqlx::Error) -> StoreResult<bool> {
     match error {
@@ -956,7 +979,30 @@ impl UnitOfWork<'_> {
         Ok(credit)
     }
 
-    pub async fn insert_school_payment(
+    /// The payment, and that it paid these (charge, amount) in its ledger transaction: the
+    /// allocation rows and each charge's paid amount raised.
+    pub async fn insert_school_payment_with_allocations(
+        &mut self,
+        payment: &NewSchoolPayment,
+        allocations: &[(Uuid, i64)],
+        now: i64,
+    ) -> StoreResult<()> {
+        let updated = match &mut self.conn {
+            Conn::Postgres(_, tx) => {
+                PostgresStore::insert_school_payment_with_allocations(tx, payment, allocations, now)
+                    .await?
+            }
+            Conn::Sqlite(..) => {
+                self.insert_school_payment(payment, now).await?;
+                return self
+                    .insert_allocations(payment.id, allocations, payment.ledger_transaction_id, now)
+                    .await;
+            }
+        };
+        charges_updated(updated, allocations.len())
+    }
+
+    async fn insert_school_payment(
         &mut self,
         payment: &NewSchoolPayment,
         now: i64,
@@ -970,7 +1016,7 @@ impl UnitOfWork<'_> {
             payment.id,
             payment.school_id,
             payment.pupil_id,
-            if payment.cash { "cash" } else { "online" },
+            payment.method(),
             payment.amount,
             payment.ledger_transaction_id,
             payment.bank_transaction_id,
@@ -1029,12 +1075,7 @@ impl UnitOfWork<'_> {
                     .await
                     .map(|done| done.rows_affected())
             })?;
-            if updated != chunk.len() as u64 {
-                return Err(StoreError::Corrupt(format!(
-                    "an allocation names a missing or repeated charge ({updated} of {} updated)",
-                    chunk.len()
-                )));
-            }
+            charges_updated(updated, chunk.len())?;
         }
         Ok(())
     }

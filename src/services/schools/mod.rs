@@ -193,7 +193,7 @@ async fn settle_pupil(
     let payment_id = match money {
         Some(money) => {
             let id = clock.new_id();
-            unit.insert_school_payment(
+            unit.insert_school_payment_with_allocations(
                 &NewSchoolPayment {
                     id,
                     school_id: pupil.school_id,
@@ -204,18 +204,22 @@ async fn settle_pupil(
                     bank_transaction_id: money.bank_transaction_id,
                     receipt_id: money.receipt_id,
                 },
+                &paid,
                 now,
             )
             .await?;
             id
         }
-        None => unit
-            .latest_payment(pupil.id)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("credit without a payment".into()))?,
+        None => {
+            let id = unit
+                .latest_payment(pupil.id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("credit without a payment".into()))?;
+            unit.insert_allocations(id, &paid, transaction_id, now)
+                .await?;
+            id
+        }
     };
-    unit.insert_allocations(payment_id, &paid, transaction_id, now)
-        .await?;
     Ok(Some(payment_id))
 }
 
@@ -399,10 +403,9 @@ async fn settle_household(
     );
     post_school_transaction(unit, transaction_id, &description, &legs, now, false).await?;
     for (p, amount, mine) in received {
-        let id = clock.new_id();
-        unit.insert_school_payment(
+        unit.insert_school_payment_with_allocations(
             &NewSchoolPayment {
-                id,
+                id: clock.new_id(),
                 school_id: p.pupil.school_id,
                 pupil_id: p.pupil.id,
                 cash: false,
@@ -411,11 +414,10 @@ async fn settle_household(
                 bank_transaction_id: Some(bank_transaction_id),
                 receipt_id: None,
             },
+            &mine,
             now,
         )
         .await?;
-        unit.insert_allocations(id, &mine, transaction_id, now)
-            .await?;
         close_paid_run_intents(unit, clock, &p.pupil).await?;
     }
     Ok(())
