@@ -265,6 +265,27 @@ const PUPIL_CREDIT: &str = "CAST((SELECT COALESCE(SUM(amount), 0) FROM school_pa
 const RECEIPT_COLUMNS: &str = "id, school_id, year_id, number, pupil_id, payer_name, amount, \
      payment_id, created_by, created_at, cancelled_at, cancelled_by, cancel_reason";
 
+/// An open charge from its row: (id, due on, mandatory, posted at, fund, outstanding).
+fn open_charge(
+    (id, due_on, mandatory, posted_at, fund, outstanding): (
+        Uuid,
+        NaiveDate,
+        bool,
+        i64,
+        String,
+        i64,
+    ),
+) -> StoreResult<OpenCharge> {
+    Ok(OpenCharge {
+        id,
+        due_on,
+        mandatory,
+        posted_at,
+        fund: Fund::parse(&fund).ok_or_else(|| StoreError::Corrupt(format!("fund {fund:?}")))?,
+        outstanding,
+    })
+}
+
 /// Each allocation raised one charge's paid amount.
 fn charges_updated(updated: u64, allocations: usize) -> StoreResult<()> {
     if updated == allocations as u64 {
@@ -922,15 +943,7 @@ impl UnitOfWork<'_> {
         let open = rows
             .into_iter()
             .map(|(id, due_on, mandatory, posted_at, fund, outstanding, _)| {
-                Ok(OpenCharge {
-                    id,
-                    due_on,
-                    mandatory,
-                    posted_at,
-                    fund: Fund::parse(&fund)
-                        .ok_or_else(|| StoreError::Corrupt(format!("fund {fund:?}")))?,
-                    outstanding,
-                })
+                open_charge((id, due_on, mandatory, posted_at, fund, outstanding))
             })
             .collect::<StoreResult<Vec<_>>>()?;
         Ok((open, credit))
@@ -956,19 +969,7 @@ impl UnitOfWork<'_> {
         );
         let rows: Vec<(Uuid, NaiveDate, bool, i64, String, i64)> =
             tx_rows!(self, fetch_all, &sql, pupil_id)?;
-        rows.into_iter()
-            .map(|(id, due_on, mandatory, posted_at, fund, outstanding)| {
-                Ok(OpenCharge {
-                    id,
-                    due_on,
-                    mandatory,
-                    posted_at,
-                    fund: Fund::parse(&fund)
-                        .ok_or_else(|| StoreError::Corrupt(format!("fund {fund:?}")))?,
-                    outstanding,
-                })
-            })
-            .collect()
+        rows.into_iter().map(open_charge).collect()
     }
 
     /// Money received for the pupil and not (or no longer) allocated to a charge, nor
