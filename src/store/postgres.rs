@@ -14,6 +14,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::rows::{LockedAccountRow, ENTRY_COLUMNS, LOCKED_ACCOUNT_COLUMNS};
+use super::schools::NewSchoolPayment;
 use super::{unique_is_conflict, StoreResult};
 use crate::domain::transaction::{Entry, LockedAccount, NewTransaction};
 
@@ -219,6 +220,53 @@ impl PostgresStore {
         .execute(&mut **tx)
         .await?;
         Ok(())
+    }
+}
+
+impl PostgresStore {
+    /// A school payment, its allocations and the charges' new paid amounts in one statement
+    /// (the foreign keys are checked at its end): the group of webhook deliveries it runs in
+    /// holds the collection account's row meanwhile. The number of charges updated.
+    pub(super) async fn insert_school_payment_with_allocations(
+        tx: &mut Transaction<'static, Postgres>,
+        payment: &NewSchoolPayment,
+        allocations: &[(Uuid, i64)],
+        now: i64,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "WITH payment AS ( \
+               INSERT INTO school_payments (id, school_id, pupil_id, method, amount, \
+                 ledger_transaction_id, bank_transaction_id, receipt_id, cancelled_at, \
+                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9)), \
+             allocations AS ( \
+               INSERT INTO school_allocations (id, payment_id, charge_id, amount, \
+                 ledger_transaction_id, cancelled_at, created_at) \
+               SELECT t.id, $1, t.charge_id, t.amount, $6, NULL, $9 \
+               FROM UNNEST($10::uuid[], $11::uuid[], $12::int8[]) AS t(id, charge_id, amount)) \
+             UPDATE school_charges SET paid = paid + t.amount \
+             FROM UNNEST($11::uuid[], $12::int8[]) AS t(charge_id, amount) \
+             WHERE school_charges.id = t.charge_id",
+        )
+        .bind(payment.id)
+        .bind(payment.school_id)
+        .bind(payment.pupil_id)
+        .bind(payment.method())
+        .bind(payment.amount)
+        .bind(payment.ledger_transaction_id)
+        .bind(payment.bank_transaction_id)
+        .bind(payment.receipt_id)
+        .bind(now)
+        .bind(
+            allocations
+                .iter()
+                .map(|_| super::id_at(now))
+                .collect::<Vec<_>>(),
+        )
+        .bind(allocations.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+        .bind(allocations.iter().map(|(_, a)| *a).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected())
     }
 }
 

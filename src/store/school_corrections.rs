@@ -217,14 +217,6 @@ impl UnitOfWork<'_> {
         Ok(tx_rows!(self, fetch_all, &sql, pupil_id)?)
     }
 
-    /// What was paid back to the pupil out of credit.
-    pub async fn pupil_refunded(&mut self, pupil_id: Uuid) -> StoreResult<i64> {
-        let sql = "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM school_corrections \
-                   WHERE pupil_id = $1 AND kind = 'refund'";
-        let (refunded,): (i64,) = tx_rows!(self, fetch_one, sql, pupil_id)?;
-        Ok(refunded)
-    }
-
     /// What the pupil's standing charges in the run still owe.
     pub async fn run_outstanding(&mut self, run_id: Uuid, pupil_id: Uuid) -> StoreResult<i64> {
         let sql = "SELECT CAST(COALESCE(SUM(amount - paid), 0) AS BIGINT) FROM school_charges \

@@ -2,12 +2,16 @@
 //! receipts. Plain reads and writes in a use case's unit of work; every decision (what a run
 //! charges, how money is split) is the domain's (`domain::schools`).
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use uuid::Uuid;
 
-use super::{Backend, StoreError, StoreResult, UnitOfWork};
+use super::unit_of_work::Conn;
+use super::{Backend, PostgresStore, StoreError, StoreResult, UnitOfWork};
 use crate::domain::account::{AccountFlags, AccountKind};
+use crate::domain::money::Currency;
 use crate::domain::schools::{FeeUnit, Fund, ItemFacts, OpenCharge, PupilFacts, Reduction};
 use crate::domain::transaction::NewTransaction;
 
@@ -161,6 +165,16 @@ pub struct HouseholdPupilRow {
     pub collection_account_id: Uuid,
 }
 
+/// The pupil a school run's intent collects for, with the school's payee code and ledger
+/// account.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct IntentPupilRow {
+    #[sqlx(flatten)]
+    pub pupil: PupilRow,
+    pub school_code: String,
+    pub school_account_id: Uuid,
+}
+
 /// A household QR: the intent, the household it pays for, the school payee it names and the
 /// collection account the money lands in.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -221,14 +235,67 @@ pub struct NewSchoolPayment {
     pub receipt_id: Option<Uuid>,
 }
 
+impl NewSchoolPayment {
+    /// As stored in `school_payments.method`.
+    pub(super) fn method(&self) -> &'static str {
+        if self.cash {
+            "cash"
+        } else {
+            "online"
+        }
+    }
+}
+
 const CHARGE_COLUMNS: &str = "c.id, c.run_id, r.name AS run_name, r.due_on, c.pupil_id, \
      c.class_id, c.fee_item_id, i.name AS item_name, i.fund, i.mandatory, c.gross, \
      c.exemption, c.amount, c.paid, c.created_at, c.reversed_at \
      FROM school_charges c JOIN collection_runs r ON r.id = c.run_id \
      JOIN fee_items i ON i.id = c.fee_item_id";
 
+/// The credit of pupil `$1`: what was received for the pupil and not (or no longer)
+/// allocated to a charge, nor refunded.
+const PUPIL_CREDIT: &str = "CAST((SELECT COALESCE(SUM(amount), 0) FROM school_payments \
+     WHERE pupil_id = $1 AND cancelled_at IS NULL) \
+     - (SELECT COALESCE(SUM(amount), 0) FROM school_corrections \
+     WHERE pupil_id = $1 AND kind = 'refund') \
+     - (SELECT COALESCE(SUM(a.amount), 0) FROM school_allocations a \
+     JOIN school_charges ac ON ac.id = a.charge_id \
+     WHERE ac.pupil_id = $1 AND a.cancelled_at IS NULL) AS BIGINT)";
+
 const RECEIPT_COLUMNS: &str = "id, school_id, year_id, number, pupil_id, payer_name, amount, \
      payment_id, created_by, created_at, cancelled_at, cancelled_by, cancel_reason";
+
+/// An open charge from its row: (id, due on, mandatory, posted at, fund, outstanding).
+fn open_charge(
+    (id, due_on, mandatory, posted_at, fund, outstanding): (
+        Uuid,
+        NaiveDate,
+        bool,
+        i64,
+        String,
+        i64,
+    ),
+) -> StoreResult<OpenCharge> {
+    Ok(OpenCharge {
+        id,
+        due_on,
+        mandatory,
+        posted_at,
+        fund: Fund::parse(&fund).ok_or_else(|| StoreError::Corrupt(format!("fund {fund:?}")))?,
+        outstanding,
+    })
+}
+
+/// Each allocation raised one charge's paid amount.
+fn charges_updated(updated: u64, allocations: usize) -> StoreResult<()> {
+    if updated == allocations as u64 {
+        Ok(())
+    } else {
+        Err(StoreError::Corrupt(format!(
+            "an allocation names a missing or repeated charge ({updated} of {allocations} updated)"
+        )))
+    }
+}
 
 fn unique_taken(error: sqlx::Error) -> StoreResult<bool> {
     match error {
@@ -250,6 +317,38 @@ impl UnitOfWork<'_> {
         self.ensure_ledger_account((code, name), kind, AccountFlags::default(), now)
             .await?
             .map_err(|_| StoreError::Corrupt(format!("account {code} exists with another kind")))
+    }
+
+    /// The ids of the accounts of these (code, kind) that exist as `ensure_school_account`
+    /// would leave them (VND, that kind, no balance rule), by code; one read.
+    pub async fn fitting_school_accounts(
+        &mut self,
+        wanted: &[(String, AccountKind)],
+    ) -> StoreResult<HashMap<String, Uuid>> {
+        let rows: Vec<(String, Uuid, String, String, bool, bool)> = on_tx!(self, |tx| {
+            let mut query = sqlx::QueryBuilder::new(
+                "SELECT code, id, kind, currency, debits_must_not_exceed_credits, \
+                 credits_must_not_exceed_debits FROM accounts WHERE code IN (",
+            );
+            let mut list = query.separated(", ");
+            wanted.iter().for_each(|(code, _)| {
+                list.push_bind(code.as_str());
+            });
+            query.push(")");
+            query.build_query_as().fetch_all(&mut **tx).await
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter(|(code, _, kind, currency, debits_guard, credits_guard)| {
+                wanted
+                    .iter()
+                    .any(|(c, k)| c == code && k.as_str() == kind.as_str())
+                    && currency == Currency::Vnd.code()
+                    && !debits_guard
+                    && !credits_guard
+            })
+            .map(|(code, id, ..)| (code, id))
+            .collect())
     }
 
     /// Posts all of the transactions, or (false) none when an account's rule refuses one.
@@ -760,13 +859,29 @@ impl UnitOfWork<'_> {
         Ok(tx_rows!(self, fetch_all, sql, run_id)?)
     }
 
-    /// The pupil an intent collects for, when it is a school run's (or was, before a
-    /// correction replaced it: money sent to it is still the pupil's).
-    pub async fn pupil_of_intent(&mut self, intent_id: Uuid) -> StoreResult<Option<Uuid>> {
-        let sql = "SELECT pupil_id FROM school_run_intents WHERE intent_id = $1 \
-                   UNION SELECT pupil_id FROM school_superseded_intents WHERE intent_id = $1";
+    /// Whether the intent is (or was, before a correction replaced it) a school run's pupil
+    /// intent, or is a household QR; one read.
+    pub async fn is_school_intent(&mut self, intent_id: Uuid) -> StoreResult<bool> {
+        let sql = "SELECT intent_id FROM school_run_intents WHERE intent_id = $1 \
+                   UNION ALL SELECT intent_id FROM school_superseded_intents WHERE intent_id = $1 \
+                   UNION ALL SELECT intent_id FROM household_payment_intents WHERE intent_id = $1 \
+                   LIMIT 1";
         let found: Option<(Uuid,)> = tx_rows!(self, fetch_optional, sql, intent_id)?;
-        Ok(found.map(|(id,)| id))
+        Ok(found.is_some())
+    }
+
+    /// The pupil an intent collects for, when it is a school run's (or was, before a
+    /// correction replaced it: money sent to it is still the pupil's), with the school's payee
+    /// code and ledger account, in one read. The foreign keys make every join find its row.
+    pub async fn intent_pupil(&mut self, intent_id: Uuid) -> StoreResult<Option<IntentPupilRow>> {
+        let sql = "SELECT p.id, p.school_id, p.code, p.full_name, p.household_id, \
+                   p.guardian_name, p.guardian_phone, p.receivable_account_id, \
+                   s.code AS school_code, s.ledger_account_id AS school_account_id \
+                   FROM (SELECT pupil_id FROM school_run_intents WHERE intent_id = $1 \
+                         UNION SELECT pupil_id FROM school_superseded_intents \
+                         WHERE intent_id = $1) k \
+                   JOIN pupils p ON p.id = k.pupil_id JOIN payees s ON s.id = p.school_id";
+        Ok(tx_rows!(self, fetch_optional, sql, intent_id)?)
     }
 
     /// The household's code; None when there is no such household.
@@ -834,6 +949,37 @@ impl UnitOfWork<'_> {
         self.open_charges(pupil_id, true).await
     }
 
+    /// The pupil's charges that are not fully paid, locked, and the pupil's credit (as
+    /// `pupil_credit`) when there is any such charge, in one read: with nothing open there is
+    /// nothing for credit to pay, and the credit is 0.
+    pub async fn lock_open_charges_and_credit(
+        &mut self,
+        pupil_id: Uuid,
+    ) -> StoreResult<(Vec<OpenCharge>, i64)> {
+        let sql = format!(
+            "SELECT c.id, r.due_on, i.mandatory, c.created_at, i.fund, c.amount - c.paid, \
+             {PUPIL_CREDIT} FROM school_charges c JOIN collection_runs r ON r.id = c.run_id \
+             JOIN fee_items i ON i.id = c.fee_item_id \
+             WHERE c.pupil_id = $1 AND c.paid < c.amount AND c.reversed_at IS NULL \
+             ORDER BY c.id{}",
+            if self.row_lock().is_empty() {
+                ""
+            } else {
+                " FOR UPDATE OF c"
+            }
+        );
+        let rows: Vec<(Uuid, NaiveDate, bool, i64, String, i64, i64)> =
+            tx_rows!(self, fetch_all, &sql, pupil_id)?;
+        let credit = rows.first().map_or(0, |row| row.6);
+        let open = rows
+            .into_iter()
+            .map(|(id, due_on, mandatory, posted_at, fund, outstanding, _)| {
+                open_charge((id, due_on, mandatory, posted_at, fund, outstanding))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok((open, credit))
+    }
+
     /// The pupil's charges that are not fully paid, for reading.
     pub async fn pupil_open_charges(&mut self, pupil_id: Uuid) -> StoreResult<Vec<OpenCharge>> {
         self.open_charges(pupil_id, false).await
@@ -854,36 +1000,41 @@ impl UnitOfWork<'_> {
         );
         let rows: Vec<(Uuid, NaiveDate, bool, i64, String, i64)> =
             tx_rows!(self, fetch_all, &sql, pupil_id)?;
-        rows.into_iter()
-            .map(|(id, due_on, mandatory, posted_at, fund, outstanding)| {
-                Ok(OpenCharge {
-                    id,
-                    due_on,
-                    mandatory,
-                    posted_at,
-                    fund: Fund::parse(&fund)
-                        .ok_or_else(|| StoreError::Corrupt(format!("fund {fund:?}")))?,
-                    outstanding,
-                })
-            })
-            .collect()
+        rows.into_iter().map(open_charge).collect()
     }
 
     /// Money received for the pupil and not (or no longer) allocated to a charge, nor
     /// refunded.
     pub async fn pupil_credit(&mut self, pupil_id: Uuid) -> StoreResult<i64> {
-        let sql = "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM school_payments \
-                   WHERE pupil_id = $1 AND cancelled_at IS NULL";
-        let (paid_in,): (i64,) = tx_rows!(self, fetch_one, sql, pupil_id)?;
-        let received = paid_in - self.pupil_refunded(pupil_id).await?;
-        let sql = "SELECT CAST(COALESCE(SUM(a.amount), 0) AS BIGINT) FROM school_allocations a \
-                   JOIN school_charges c ON c.id = a.charge_id \
-                   WHERE c.pupil_id = $1 AND a.cancelled_at IS NULL";
-        let (allocated,): (i64,) = tx_rows!(self, fetch_one, sql, pupil_id)?;
-        Ok(received - allocated)
+        let sql = format!("SELECT {PUPIL_CREDIT}");
+        let (credit,): (i64,) = tx_rows!(self, fetch_one, &sql, pupil_id)?;
+        Ok(credit)
     }
 
-    pub async fn insert_school_payment(
+    /// The payment, and that it paid these (charge, amount) in its ledger transaction: the
+    /// allocation rows and each charge's paid amount raised.
+    pub async fn insert_school_payment_with_allocations(
+        &mut self,
+        payment: &NewSchoolPayment,
+        allocations: &[(Uuid, i64)],
+        now: i64,
+    ) -> StoreResult<()> {
+        let updated = match &mut self.conn {
+            Conn::Postgres(_, tx) => {
+                PostgresStore::insert_school_payment_with_allocations(tx, payment, allocations, now)
+                    .await?
+            }
+            Conn::Sqlite(..) => {
+                self.insert_school_payment(payment, now).await?;
+                return self
+                    .insert_allocations(payment.id, allocations, payment.ledger_transaction_id, now)
+                    .await;
+            }
+        };
+        charges_updated(updated, allocations.len())
+    }
+
+    async fn insert_school_payment(
         &mut self,
         payment: &NewSchoolPayment,
         now: i64,
@@ -897,7 +1048,7 @@ impl UnitOfWork<'_> {
             payment.id,
             payment.school_id,
             payment.pupil_id,
-            if payment.cash { "cash" } else { "online" },
+            payment.method(),
             payment.amount,
             payment.ledger_transaction_id,
             payment.bank_transaction_id,
@@ -916,22 +1067,47 @@ impl UnitOfWork<'_> {
         ledger_transaction_id: Uuid,
         now: i64,
     ) -> StoreResult<()> {
-        for (charge_id, amount) in allocations {
-            let sql = "INSERT INTO school_allocations (id, payment_id, charge_id, amount, \
-                       ledger_transaction_id, cancelled_at, created_at) \
-                       VALUES ($1, $2, $3, $4, $5, NULL, $6)";
-            execute!(
-                self,
-                sql,
-                super::id_at(now),
-                payment_id,
-                *charge_id,
-                *amount,
-                ledger_transaction_id,
-                now
-            )?;
-            let sql = "UPDATE school_charges SET paid = paid + $2 WHERE id = $1";
-            execute!(self, sql, *charge_id, *amount)?;
+        // Two statements per chunk, not two per charge: a payment pays several charges.
+        for chunk in allocations.chunks(super::ledger::CHUNK_ROWS / 6) {
+            on_tx!(self, |tx| {
+                let mut query = sqlx::QueryBuilder::new(
+                    "INSERT INTO school_allocations (id, payment_id, charge_id, amount, \
+                     ledger_transaction_id, cancelled_at, created_at) ",
+                );
+                query.push_values(chunk, |mut row, (charge_id, amount)| {
+                    row.push_bind(super::id_at(now))
+                        .push_bind(payment_id)
+                        .push_bind(*charge_id)
+                        .push_bind(*amount)
+                        .push_bind(ledger_transaction_id)
+                        .push("NULL")
+                        .push_bind(now);
+                });
+                query.build().execute(&mut **tx).await.map(|_| ())
+            })?;
+            let updated = on_tx!(self, |tx| {
+                let mut query =
+                    sqlx::QueryBuilder::new("UPDATE school_charges SET paid = paid + CASE id");
+                chunk.iter().for_each(|(charge_id, amount)| {
+                    query
+                        .push(" WHEN ")
+                        .push_bind(*charge_id)
+                        .push(" THEN ")
+                        .push_bind(*amount);
+                });
+                query.push(" END WHERE id IN (");
+                let mut list = query.separated(", ");
+                chunk.iter().for_each(|(charge_id, _)| {
+                    list.push_bind(*charge_id);
+                });
+                query.push(")");
+                query
+                    .build()
+                    .execute(&mut **tx)
+                    .await
+                    .map(|done| done.rows_affected())
+            })?;
+            charges_updated(updated, chunk.len())?;
         }
         Ok(())
     }
@@ -1102,15 +1278,6 @@ impl UnitOfWork<'_> {
                    WHERE token_hash = $1 AND revoked_at IS NULL";
         let found: Option<(Uuid,)> = tx_rows!(self, fetch_optional, sql, token_hash)?;
         Ok(found.map(|(id,)| id))
-    }
-
-    /// The school's payee code and liability account.
-    pub async fn school_code_and_account(
-        &mut self,
-        school_id: Uuid,
-    ) -> StoreResult<Option<(String, Uuid)>> {
-        let sql = "SELECT code, ledger_account_id FROM payees WHERE id = $1";
-        Ok(tx_rows!(self, fetch_optional, sql, school_id)?)
     }
 
     /// Debits minus credits of the account with this code; 0 when it does not exist yet.

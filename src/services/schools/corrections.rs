@@ -199,7 +199,7 @@ pub(super) fn pupil_intent_description(run: &RunRow, pupil: &PupilRow) -> String
 /// Makes the pupil's QR for the run ask for what the run's charges still owe: an open QR that
 /// already does is kept; otherwise it is closed and, if anything is owed, replaced by a new
 /// one (a QR's amount is in its code, so an intent is never changed). Money still sent to a
-/// closed one is the pupil's (see `pupil_of_intent`). Returns the QR in force.
+/// closed one is the pupil's (see `intent_pupil`). Returns the QR in force.
 pub(super) async fn refresh_run_intent(
     unit: &mut UnitOfWork<'_>,
     clock: &Clock,
@@ -300,7 +300,7 @@ async fn reverse_pupil(
         "Đảo khoản thu {} của học sinh {}: {reason}",
         run.name, pupil.code
     );
-    post_school_transaction(unit, transaction_id, &description, &legs, now).await?;
+    post_school_transaction(unit, transaction_id, &description, &legs, now, true).await?;
     for charge in &charges {
         unit.release_allocations(charge.id, 0, now).await?;
         unit.mark_charge_reversed(charge.id, now).await?;
@@ -557,7 +557,7 @@ impl SchoolService {
             "Điều chỉnh khoản thu {} của học sinh {} ({delta:+} đồng): {reason}",
             run.name, pupil.code
         );
-        post_school_transaction(&mut unit, transaction_id, &description, &legs, now).await?;
+        post_school_transaction(&mut unit, transaction_id, &description, &legs, now, true).await?;
         // What was paid beyond the new amount is released first: a charge is never paid more
         // than it asks.
         if released > 0 {
@@ -584,7 +584,7 @@ impl SchoolService {
         .await?;
         if delta > 0 {
             // More is owed: the pupil's credit pays it first, as a run's posting does.
-            settle_pupil(&mut unit, &self.clock, &accounts, &pupil, None).await?;
+            settle_pupil(&mut unit, &self.clock, &accounts, &pupil, None, true).await?;
         }
         let intent_id = refresh_run_intent(
             &mut unit,
@@ -667,6 +667,7 @@ impl SchoolService {
             &description,
             &[(pupil.receivable_account_id, paid_from, request.amount)],
             now,
+            true,
         )
         .await?;
         let id = self.clock.new_id();

@@ -75,44 +75,54 @@ impl SchoolAccounts {
             .expect("every fund has an account")
     }
 
-    /// Finds or creates the accounts of the school with payee code `code`.
+    /// Finds or creates the accounts of the school with payee code `code`. They are created
+    /// once and never change, so after the school's first run one read finds them all.
     pub async fn ensure(
         unit: &mut UnitOfWork<'_>,
         code: &str,
         now: i64,
     ) -> Result<Self, StoreError> {
-        let (uncollected, cash) = (
-            unit.ensure_school_account(
-                &format!("school:{code}:uncollected"),
-                &format!("Khoản thu chưa thu được – {code}"),
+        let mut specs = vec![
+            (
+                format!("school:{code}:uncollected"),
+                format!("Khoản thu chưa thu được – {code}"),
                 AccountKind::Liability,
-                now,
-            )
-            .await?,
-            unit.ensure_school_account(
-                &format!("school:{code}:cash"),
-                &format!("Tiền mặt tại quỹ – {code}"),
+            ),
+            (
+                format!("school:{code}:cash"),
+                format!("Tiền mặt tại quỹ – {code}"),
                 AccountKind::Asset,
-                now,
+            ),
+        ];
+        specs.extend(Fund::ALL.into_iter().map(|fund| {
+            (
+                fund_code(code, fund),
+                format!("Quỹ {} – {code}", fund_name(fund)),
+                AccountKind::Liability,
             )
-            .await?,
-        );
-        let mut funds = Vec::with_capacity(Fund::ALL.len());
-        for fund in Fund::ALL {
-            let id = unit
-                .ensure_school_account(
-                    &fund_code(code, fund),
-                    &format!("Quỹ {} – {code}", fund_name(fund)),
-                    AccountKind::Liability,
-                    now,
-                )
-                .await?;
-            funds.push((fund, id));
+        }));
+        let wanted: Vec<(String, AccountKind)> = specs
+            .iter()
+            .map(|(account, _, kind)| (account.clone(), *kind))
+            .collect();
+        let found = unit.fitting_school_accounts(&wanted).await?;
+        let mut ids = Vec::with_capacity(specs.len());
+        for (account, name, kind) in &specs {
+            ids.push(match found.get(account) {
+                Some(id) => *id,
+                None => {
+                    unit.ensure_school_account(account, name, *kind, now)
+                        .await?
+                }
+            });
         }
         Ok(Self {
-            uncollected,
-            cash,
-            funds,
+            uncollected: ids[0],
+            cash: ids[1],
+            funds: Fund::ALL
+                .into_iter()
+                .zip(ids[2..].iter().copied())
+                .collect(),
         })
     }
 }
@@ -149,11 +159,12 @@ async fn settle_pupil(
     accounts: &SchoolAccounts,
     pupil: &PupilRow,
     money: Option<Money>,
+    gated: bool,
 ) -> Result<Option<Uuid>, StoreError> {
     let now = clock.now_micros();
     serialize_school(unit, pupil.school_id).await?;
-    let open = unit.lock_open_charges(pupil.id).await?;
-    let credit = unit.pupil_credit(pupil.id).await?.max(0);
+    let (open, credit) = unit.lock_open_charges_and_credit(pupil.id).await?;
+    let credit = credit.max(0);
     let incoming = money.as_ref().map_or(0, |m| m.amount);
     let (paid, _left) = allocate(&open, credit + incoming);
     let fund_of: HashMap<Uuid, Fund> = open.iter().map(|c| (c.id, c.fund)).collect();
@@ -179,11 +190,11 @@ async fn settle_pupil(
         || format!("Dùng tiền thừa của học sinh {}", pupil.code),
         |m| m.description.clone(),
     );
-    post_school_transaction(unit, transaction_id, &description, &legs, now).await?;
+    post_school_transaction(unit, transaction_id, &description, &legs, now, gated).await?;
     let payment_id = match money {
         Some(money) => {
             let id = clock.new_id();
-            unit.insert_school_payment(
+            unit.insert_school_payment_with_allocations(
                 &NewSchoolPayment {
                     id,
                     school_id: pupil.school_id,
@@ -194,36 +205,49 @@ async fn settle_pupil(
                     bank_transaction_id: money.bank_transaction_id,
                     receipt_id: money.receipt_id,
                 },
+                &paid,
                 now,
             )
             .await?;
             id
         }
-        None => unit
-            .latest_payment(pupil.id)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("credit without a payment".into()))?,
+        None => {
+            let id = unit
+                .latest_payment(pupil.id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("credit without a payment".into()))?;
+            unit.insert_allocations(id, &paid, transaction_id, now)
+                .await?;
+            id
+        }
     };
-    unit.insert_allocations(payment_id, &paid, transaction_id, now)
-        .await?;
     Ok(Some(payment_id))
 }
 
 /// Posts one school ledger transaction of these legs in the caller's database transaction.
+/// Not `gated` when the caller's unit of work may already hold account rows (the bank feed's,
+/// after its own posting): waiting at the in-process account gate while holding rows the
+/// gate's holder waits for would be a deadlock the database cannot see.
 async fn post_school_transaction(
     unit: &mut UnitOfWork<'_>,
     id: Uuid,
     description: &str,
     legs: &[(Uuid, Uuid, i64)],
     now: i64,
+    gated: bool,
 ) -> Result<(), StoreError> {
     let transaction = school_transaction(id, description, legs, now)
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let candidates = std::slice::from_ref(&transaction);
+    let posted = if gated {
+        unit.post_first_that_fits(candidates, SCHOOL_USER_ID)
+            .await?
+    } else {
+        unit.post_first_that_fits_ungated(candidates, SCHOOL_USER_ID)
+            .await?
+    };
     // Receivables and the school's accounts carry no balance rule, so this always fits.
-    match unit
-        .post_first_that_fits(std::slice::from_ref(&transaction), SCHOOL_USER_ID)
-        .await?
-    {
+    match posted {
         Some(_) => Ok(()),
         None => Err(StoreError::Corrupt(format!(
             "a school posting did not fit: {description}"
@@ -248,30 +272,23 @@ pub async fn settle_school_intent(
     credited: i64,
     bank_transaction_id: Uuid,
 ) -> Result<(), StoreError> {
-    if let Some(household) = unit.household_of_intent(intent_id).await? {
-        return settle_household(unit, clock, &household, credited, bank_transaction_id).await;
-    }
-    let Some(pupil_id) = unit.pupil_of_intent(intent_id).await? else {
+    let Some(target) = unit.intent_pupil(intent_id).await? else {
+        if let Some(household) = unit.household_of_intent(intent_id).await? {
+            return settle_household(unit, clock, &household, credited, bank_transaction_id).await;
+        }
         return Ok(());
     };
-    let pupil = unit
-        .pupil(pupil_id)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("intent {intent_id} names no pupil")))?;
-    let (code, payee_account) = unit
-        .school_code_and_account(pupil.school_id)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("pupil {pupil_id} has no school")))?;
-    let accounts = SchoolAccounts::ensure(unit, &code, clock.now_micros()).await?;
+    let accounts = SchoolAccounts::ensure(unit, &target.school_code, clock.now_micros()).await?;
+    let pupil = target.pupil;
     let money = Money {
-        source_account: payee_account,
+        source_account: target.school_account_id,
         amount: credited,
         cash: false,
         bank_transaction_id: Some(bank_transaction_id),
         receipt_id: None,
         description: format!("Chuyển khoản cho học sinh {}", pupil.code),
     };
-    settle_pupil(unit, clock, &accounts, &pupil, Some(money)).await?;
+    settle_pupil(unit, clock, &accounts, &pupil, Some(money), false).await?;
     Ok(())
 }
 
@@ -281,8 +298,7 @@ pub async fn is_school_intent(
     unit: &mut UnitOfWork<'_>,
     intent_id: Uuid,
 ) -> Result<bool, StoreError> {
-    Ok(unit.pupil_of_intent(intent_id).await?.is_some()
-        || unit.household_of_intent(intent_id).await?.is_some())
+    unit.is_school_intent(intent_id).await
 }
 
 /// The pupils a household QR pays for: those naming the household at the schools that
@@ -386,12 +402,11 @@ async fn settle_household(
         household.household_code,
         received.len()
     );
-    post_school_transaction(unit, transaction_id, &description, &legs, now).await?;
+    post_school_transaction(unit, transaction_id, &description, &legs, now, false).await?;
     for (p, amount, mine) in received {
-        let id = clock.new_id();
-        unit.insert_school_payment(
+        unit.insert_school_payment_with_allocations(
             &NewSchoolPayment {
-                id,
+                id: clock.new_id(),
                 school_id: p.pupil.school_id,
                 pupil_id: p.pupil.id,
                 cash: false,
@@ -400,11 +415,10 @@ async fn settle_household(
                 bank_transaction_id: Some(bank_transaction_id),
                 receipt_id: None,
             },
+            &mine,
             now,
         )
         .await?;
-        unit.insert_allocations(id, &mine, transaction_id, now)
-            .await?;
         close_paid_run_intents(unit, clock, &p.pupil).await?;
     }
     Ok(())
@@ -1243,7 +1257,7 @@ impl SchoolService {
         let run_charge_ids: std::collections::HashSet<Uuid> =
             charges.iter().map(|c| c.id).collect();
         for (pupil, _) in &by_pupil {
-            settle_pupil(&mut unit, &self.clock, &accounts, pupil, None).await?;
+            settle_pupil(&mut unit, &self.clock, &accounts, pupil, None, true).await?;
             let owing: i64 = unit
                 .lock_open_charges(pupil.id)
                 .await?
@@ -1502,7 +1516,7 @@ impl SchoolService {
             receipt_id: Some(receipt_id),
             description: format!("Biên lai số {number}: tiền mặt của học sinh {}", pupil.code),
         };
-        let payment_id = settle_pupil(&mut unit, &self.clock, &accounts, &pupil, Some(money))
+        let payment_id = settle_pupil(&mut unit, &self.clock, &accounts, &pupil, Some(money), true)
             .await?
             .ok_or_else(|| StoreError::Corrupt("cash recorded no payment".into()))?;
         corrections::refresh_open_run_intents(&mut unit, &self.clock, &pupil).await?;
@@ -1616,7 +1630,7 @@ impl SchoolService {
         }
         let transaction_id = self.clock.new_id();
         let description = format!("Hủy biên lai số {}: {reason}", receipt.number);
-        post_school_transaction(&mut unit, transaction_id, &description, &legs, now).await?;
+        post_school_transaction(&mut unit, transaction_id, &description, &legs, now, true).await?;
         unit.cancel_payment(receipt.payment_id, now).await?;
         unit.mark_receipt_cancelled(receipt_id, (&caller.username, &reason), transaction_id, now)
             .await?;
