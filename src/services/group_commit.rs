@@ -13,7 +13,10 @@ use std::collections::HashSet;
 use std::hash::Hash;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::time::{timeout_at, Instant};
 
 const QUEUE: usize = 4096;
 
@@ -29,6 +32,12 @@ pub trait GroupWriter: Send + Sync + 'static {
 
     /// Most requests one database transaction carries.
     const MAX_GROUP: usize;
+
+    /// How long a group stays open for more requests after its first one, unless full: with
+    /// one writer, the requests answered by the last commit come back a moment after the next
+    /// group started, and without a wait every other group would carry one request and cost
+    /// a whole commit.
+    const LINGER: Duration = Duration::ZERO;
 
     /// Writes every request in one database transaction: one outcome each, in order; or an
     /// error and nothing written.
@@ -99,10 +108,15 @@ async fn write_groups<W: GroupWriter>(
                 Some(pending) => group.push(pending),
                 None => return,
             }
+            let open_until = Instant::now() + W::LINGER;
             while group.len() < W::MAX_GROUP {
                 match receiver.try_recv() {
                     Ok(pending) => group.push(pending),
-                    Err(_) => break,
+                    Err(_) if W::LINGER.is_zero() => break,
+                    Err(_) => match timeout_at(open_until, receiver.recv()).await {
+                        Ok(Some(pending)) => group.push(pending),
+                        Ok(None) | Err(_) => break,
+                    },
                 }
             }
         }

@@ -4,6 +4,8 @@
 //! `domain::bank_feed::{matching, resolution}`, by the bank-feed service, which holds the
 //! [`UnitOfWork`] these methods run in. The SQL is the same text on both backends.
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -192,6 +194,13 @@ pub trait BankFeedStore {
         limit: u32,
     ) -> StoreResult<Vec<DeliveryRecord>>;
 }
+
+/// Rows per multi-row statement of a group of deliveries: a group is at most 64, so one
+/// statement, well under both backends' bind limits.
+const GROUP_CHUNK_ROWS: usize = 256;
+
+/// The most payee codes looked up for one memo (a bound on the statement, not a rule).
+pub const MAX_MEMO_CODES: usize = super::ledger::CHUNK_ROWS;
 
 pub(super) const BANK_TRANSACTION_COLUMNS: &str = "b.id, b.provider, b.provider_transaction_id, \
     b.collection_account_id, b.direction, b.amount, b.description, b.bank_reference, \
@@ -627,21 +636,30 @@ impl UnitOfWork<'_> {
     }
 
     pub async fn insert_delivery(&mut self, delivery: &DeliveryRecord) -> StoreResult<()> {
-        let sql = "INSERT INTO webhook_deliveries (id, provider, collection_account_id, \
-                     received_at, headers, body, provider_transaction_ids, outcome) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-        execute!(
-            self,
-            sql,
-            delivery.id,
-            delivery.provider.as_str(),
-            delivery.collection_account_id,
-            delivery.received_at,
-            &delivery.headers,
-            &delivery.body,
-            &delivery.provider_transaction_ids,
-            &delivery.outcome
-        )?;
+        self.insert_deliveries(&[delivery]).await
+    }
+
+    /// Stores deliveries in one statement.
+    pub async fn insert_deliveries(&mut self, deliveries: &[&DeliveryRecord]) -> StoreResult<()> {
+        for chunk in deliveries.chunks(GROUP_CHUNK_ROWS) {
+            on_tx!(self, |tx| {
+                let mut query = sqlx::QueryBuilder::new(
+                    "INSERT INTO webhook_deliveries (id, provider, collection_account_id, \
+                       received_at, headers, body, provider_transaction_ids, outcome) ",
+                );
+                query.push_values(chunk, |mut row, delivery| {
+                    row.push_bind(delivery.id)
+                        .push_bind(delivery.provider.as_str())
+                        .push_bind(delivery.collection_account_id)
+                        .push_bind(delivery.received_at)
+                        .push_bind(&delivery.headers)
+                        .push_bind(&delivery.body)
+                        .push_bind(&delivery.provider_transaction_ids)
+                        .push_bind(&delivery.outcome);
+                });
+                query.build().execute(&mut **tx).await.map(|_| ())
+            })?;
+        }
         Ok(())
     }
 
@@ -676,44 +694,73 @@ impl UnitOfWork<'_> {
     /// provider id is already recorded. A concurrent copy of the same delivery waits here on
     /// PostgreSQL (or behind the write lock on SQLite), then finds it taken.
     pub async fn claim_bank_transaction(&mut self, record: NewBankRecord<'_>) -> StoreResult<bool> {
-        let bank = record.transfer;
-        let sql = "INSERT INTO bank_transactions (id, provider, provider_transaction_id, \
-                     delivery_id, collection_account_id, direction, amount, description, \
-                     bank_reference, occurred_at, running_balance, matched_as, \
-                     suspense_amount, flags, ledger_transaction_id, created_at, \
-                     payer_account_hash) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'suspense', 0, '', \
-                     $12, $13, $14) \
-                   ON CONFLICT (provider, provider_transaction_id) DO NOTHING";
-        let claimed = on_tx!(self, |tx| {
-            sqlx::query(sql)
-                .bind(record.id)
-                .bind(bank.provider.as_str())
-                .bind(&bank.provider_transaction_id)
-                .bind(record.delivery_id)
-                .bind(record.collection_account_id)
-                .bind(bank.direction.as_str())
-                .bind(bank.amount)
-                .bind(&bank.description)
-                .bind(bank.reference.as_deref())
-                .bind(bank.occurred_at.timestamp_micros())
-                .bind(bank.running_balance)
-                .bind(record.ledger_transaction_id)
-                .bind(record.now)
-                .bind(record.payer_account_hash)
-                .execute(&mut **tx)
-                .await
-                .map(|done| done.rows_affected())
-        })?;
-        Ok(claimed == 1)
+        Ok(!self.claim_bank_transactions(&[record]).await?.is_empty())
+    }
+
+    /// [`Self::claim_bank_transaction`] for several records, in order, in one statement per
+    /// chunk: the ids of those claimed. A record whose provider id is recorded already, or
+    /// claimed by an earlier record of the list, is not.
+    pub async fn claim_bank_transactions(
+        &mut self,
+        records: &[NewBankRecord<'_>],
+    ) -> StoreResult<HashSet<Uuid>> {
+        let mut claimed = HashSet::with_capacity(records.len());
+        for chunk in records.chunks(GROUP_CHUNK_ROWS) {
+            let ids: Vec<(Uuid,)> = on_tx!(self, |tx| {
+                let mut query = sqlx::QueryBuilder::new(
+                    "INSERT INTO bank_transactions (id, provider, provider_transaction_id, \
+                       delivery_id, collection_account_id, direction, amount, description, \
+                       bank_reference, occurred_at, running_balance, matched_as, \
+                       suspense_amount, flags, ledger_transaction_id, created_at, \
+                       payer_account_hash) ",
+                );
+                query.push_values(chunk, |mut row, record| {
+                    let bank = record.transfer;
+                    row.push_bind(record.id)
+                        .push_bind(bank.provider.as_str())
+                        .push_bind(&bank.provider_transaction_id)
+                        .push_bind(record.delivery_id)
+                        .push_bind(record.collection_account_id)
+                        .push_bind(bank.direction.as_str())
+                        .push_bind(bank.amount)
+                        .push_bind(&bank.description)
+                        .push_bind(bank.reference.as_deref())
+                        .push_bind(bank.occurred_at.timestamp_micros())
+                        .push_bind(bank.running_balance)
+                        .push("'suspense', 0, ''")
+                        .push_bind(record.ledger_transaction_id)
+                        .push_bind(record.now)
+                        .push_bind(record.payer_account_hash);
+                });
+                query.push(
+                    " ON CONFLICT (provider, provider_transaction_id) DO NOTHING RETURNING id",
+                );
+                query.build_query_as().fetch_all(&mut **tx).await
+            })?;
+            claimed.extend(ids.into_iter().map(|(id,)| id));
+        }
+        Ok(claimed)
     }
 
     /// Records a payer account seen on a transfer, unlinked; an account already known (linked
     /// or not) is left as it is.
     pub async fn note_payer_account(&mut self, account_hash: &str, last4: &str) -> StoreResult<()> {
-        let sql = "INSERT INTO payer_accounts (account_hash, last4) VALUES ($1, $2) \
-                   ON CONFLICT (account_hash) DO NOTHING";
-        execute!(self, sql, account_hash, last4)?;
+        self.note_payer_accounts(&[(account_hash, last4)]).await
+    }
+
+    /// [`Self::note_payer_account`] for several (hash, last 4 digits), in one statement.
+    pub async fn note_payer_accounts(&mut self, accounts: &[(&str, &str)]) -> StoreResult<()> {
+        for chunk in accounts.chunks(GROUP_CHUNK_ROWS) {
+            on_tx!(self, |tx| {
+                let mut query =
+                    sqlx::QueryBuilder::new("INSERT INTO payer_accounts (account_hash, last4) ");
+                query.push_values(chunk, |mut row, (hash, last4)| {
+                    row.push_bind(*hash).push_bind(*last4);
+                });
+                query.push(" ON CONFLICT (account_hash) DO NOTHING");
+                query.build().execute(&mut **tx).await.map(|_| ())
+            })?;
+        }
         Ok(())
     }
 
@@ -737,11 +784,36 @@ impl UnitOfWork<'_> {
     }
 
     pub async fn load_bank_transaction(&mut self, id: Uuid) -> StoreResult<StoredBankTransaction> {
-        let sql = format!(
-            "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} WHERE b.id = $1"
-        );
-        let row: BankTransactionRow = tx_rows!(self, fetch_one, &sql, id)?;
-        row.into_domain()
+        self.load_bank_transactions(&[id])
+            .await?
+            .pop()
+            .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
+    }
+
+    /// The records with these ids, in no particular order; ids not recorded are left out.
+    pub async fn load_bank_transactions(
+        &mut self,
+        ids: &[Uuid],
+    ) -> StoreResult<Vec<StoredBankTransaction>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(GROUP_CHUNK_ROWS) {
+            let rows: Vec<BankTransactionRow> = on_tx!(self, |tx| {
+                let mut query = sqlx::QueryBuilder::new(format!(
+                    "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} \
+                     WHERE b.id IN ("
+                ));
+                let mut list = query.separated(", ");
+                chunk.iter().for_each(|id| {
+                    list.push_bind(*id);
+                });
+                query.push(")");
+                query.build_query_as().fetch_all(&mut **tx).await
+            })?;
+            for row in rows {
+                found.push(row.into_domain()?);
+            }
+        }
+        Ok(found)
     }
 
     /// Whether a statement line recorded money of this amount and direction on the account
@@ -773,6 +845,114 @@ impl UnitOfWork<'_> {
         Ok(found.is_some())
     }
 
+    /// (collection account, direction, amount, occurred_at) of the statement lines recorded
+    /// on these accounts with one of these amounts between `from` and `to` (inclusive): what
+    /// [`Self::statement_record_between`] looks for, for several transfers at once.
+    pub async fn statement_records_between(
+        &mut self,
+        collection_account_ids: &[Uuid],
+        amounts: &[i64],
+        (from, to): (i64, i64),
+    ) -> StoreResult<Vec<(Uuid, String, i64, i64)>> {
+        if collection_account_ids.is_empty() || amounts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut found = Vec::new();
+        for amounts in amounts.chunks(GROUP_CHUNK_ROWS) {
+            let rows: Vec<(Uuid, String, i64, i64)> = on_tx!(self, |tx| {
+                let mut query = sqlx::QueryBuilder::new(
+                    "SELECT collection_account_id, direction, amount, occurred_at \
+                     FROM bank_transactions WHERE collection_account_id IN (",
+                );
+                let mut list = query.separated(", ");
+                collection_account_ids.iter().for_each(|id| {
+                    list.push_bind(*id);
+                });
+                query.push(") AND amount IN (");
+                let mut list = query.separated(", ");
+                amounts.iter().for_each(|amount| {
+                    list.push_bind(*amount);
+                });
+                query
+                    .push(") AND occurred_at >= ")
+                    .push_bind(from)
+                    .push(" AND occurred_at <= ")
+                    .push_bind(to)
+                    .push(" AND substr(provider_transaction_id, 1, ")
+                    .push_bind(STATEMENT_ID_PREFIX.len() as i32)
+                    .push(") = ")
+                    .push_bind(STATEMENT_ID_PREFIX);
+                query.build_query_as().fetch_all(&mut **tx).await
+            })?;
+            found.extend(rows);
+        }
+        Ok(found)
+    }
+
+    /// (collection account, code, payee id, ledger account) of the payees with one of these
+    /// codes, on any account: what [`Self::payees_with_codes`] looks for, for several
+    /// transfers at once.
+    pub async fn payees_with_any_code(
+        &mut self,
+        codes: &[&str],
+    ) -> StoreResult<Vec<(Uuid, String, Uuid, Uuid)>> {
+        let mut found = Vec::new();
+        for codes in codes.chunks(super::ledger::CHUNK_ROWS) {
+            let rows: Vec<(Uuid, String, Uuid, Uuid)> = on_tx!(self, |tx| {
+                let mut query = sqlx::QueryBuilder::new(
+                    "SELECT collection_account_id, code, id, ledger_account_id FROM payees \
+                     WHERE code IN (",
+                );
+                let mut list = query.separated(", ");
+                codes.iter().for_each(|code| {
+                    list.push_bind(*code);
+                });
+                query.push(")");
+                query.build_query_as().fetch_all(&mut **tx).await
+            })?;
+            found.extend(rows);
+        }
+        Ok(found)
+    }
+
+    /// (id, collection account, direction, bank reference as compared, provider id, when) of
+    /// the records with one of these references (trimmed, uppercased) on these accounts, oldest
+    /// first: what [`Self::bank_transactions_with_reference`] looks for, for several transfers
+    /// at once.
+    pub async fn records_with_references(
+        &mut self,
+        collection_account_ids: &[Uuid],
+        normalized_references: &[&str],
+    ) -> StoreResult<Vec<(Uuid, Uuid, String, String, String, i64)>> {
+        if collection_account_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut found = Vec::new();
+        for references in normalized_references.chunks(GROUP_CHUNK_ROWS) {
+            let rows: Vec<(Uuid, Uuid, String, String, String, i64)> = on_tx!(self, |tx| {
+                let mut query = sqlx::QueryBuilder::new(
+                    "SELECT id, collection_account_id, direction, UPPER(TRIM(bank_reference)), \
+                       provider_transaction_id, occurred_at FROM bank_transactions \
+                     WHERE collection_account_id IN (",
+                );
+                let mut list = query.separated(", ");
+                collection_account_ids.iter().for_each(|id| {
+                    list.push_bind(*id);
+                });
+                query.push(") AND UPPER(TRIM(bank_reference)) IN (");
+                let mut list = query.separated(", ");
+                references.iter().for_each(|reference| {
+                    list.push_bind(*reference);
+                });
+                query.push(")");
+                query.build_query_as().fetch_all(&mut **tx).await
+            })?;
+            found.extend(rows);
+        }
+        found.sort_by_key(|row| (row.5, row.0));
+        Ok(found)
+    }
+
     /// The payees of the collection account with one of these codes (at most two are read:
     /// enough to tell one from several).
     pub async fn payees_with_codes(
@@ -791,12 +971,9 @@ impl UnitOfWork<'_> {
                 .push_bind(collection_account_id)
                 .push(" AND code IN (");
             let mut list = query.separated(", ");
-            codes
-                .iter()
-                .take(super::ledger::CHUNK_ROWS)
-                .for_each(|code| {
-                    list.push_bind(code.as_str());
-                });
+            codes.iter().take(MAX_MEMO_CODES).for_each(|code| {
+                list.push_bind(code.as_str());
+            });
             query.push(") LIMIT 2");
             query.build_query_as().fetch_all(&mut **tx).await
         })?;
@@ -888,18 +1065,34 @@ impl UnitOfWork<'_> {
 
     /// Writes what a posted plan matched.
     pub async fn record_match(&mut self, id: Uuid, plan: &Plan) -> StoreResult<()> {
-        let sql = "UPDATE bank_transactions SET matched_as = $2, payee_id = $3, \
-                     payment_intent_id = $4, suspense_amount = $5, flags = $6 WHERE id = $1";
-        execute!(
-            self,
-            sql,
-            id,
-            plan.matched_as.as_str(),
-            plan.payee.map(|p| p.payee_id),
-            plan.intent.as_ref().map(|(intent, _)| *intent),
-            plan.suspense_amount,
-            join_flags(&plan.flags)
-        )?;
+        self.record_matches(&[(id, plan)]).await
+    }
+
+    /// [`Self::record_match`] for several records, in one statement per chunk.
+    pub async fn record_matches(&mut self, matches: &[(Uuid, &Plan)]) -> StoreResult<()> {
+        for chunk in matches.chunks(GROUP_CHUNK_ROWS) {
+            on_tx!(self, |tx| {
+                let mut query = sqlx::QueryBuilder::new(
+                    "WITH m (id, matched_as, payee_id, payment_intent_id, suspense_amount, \
+                       flags) AS (",
+                );
+                query.push_values(chunk, |mut row, (id, plan)| {
+                    row.push_bind(*id)
+                        .push_bind(plan.matched_as.as_str())
+                        .push_bind(plan.payee.map(|p| p.payee_id))
+                        .push_bind(plan.intent.as_ref().map(|(intent, _)| *intent))
+                        .push_bind(plan.suspense_amount)
+                        .push_bind(join_flags(&plan.flags));
+                });
+                query.push(
+                    ") UPDATE bank_transactions SET matched_as = m.matched_as, \
+                       payee_id = m.payee_id, payment_intent_id = m.payment_intent_id, \
+                       suspense_amount = m.suspense_amount, flags = m.flags \
+                     FROM m WHERE bank_transactions.id = m.id",
+                );
+                query.build().execute(&mut **tx).await.map(|_| ())
+            })?;
+        }
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::{is_postgres_url, StoreResult};
 
@@ -26,6 +26,8 @@ const PUBLISH_GIVE_UP_AFTER: Duration = Duration::from_secs(30);
 /// primary answering.
 const RECONNECT_FIRST_WAIT: Duration = Duration::from_millis(250);
 const RECONNECT_MAX_WAIT: Duration = Duration::from_secs(5);
+/// Notifications sent in one statement at most; each payload is a few hundred bytes.
+const MAX_PAYLOADS_PER_SEND: usize = 256;
 
 /// Hands a received payload to this process's listeners.
 pub type Deliver = Arc<dyn Fn(&str) + Send + Sync>;
@@ -42,8 +44,8 @@ pub struct Relay {
 #[derive(Clone)]
 pub struct Notifier {
     deliver: Deliver,
-    /// PostgreSQL: the pool `pg_notify` is sent through.
-    notify: Option<PgPool>,
+    /// PostgreSQL: the queue of the task that sends the `pg_notify`s.
+    notify: Option<mpsc::UnboundedSender<String>>,
 }
 
 impl Notifier {
@@ -64,7 +66,7 @@ impl Notifier {
         }
         let listener = open_listener(database_url).await?;
         let pool = PgPoolOptions::new()
-            .max_connections(2)
+            .max_connections(1)
             .min_connections(0)
             .acquire_timeout(PUBLISH_TIMEOUT)
             .idle_timeout(Duration::from_secs(300))
@@ -76,53 +78,73 @@ impl Notifier {
             relay.gaps,
             relay.closing,
         ));
+        let (queue, waiting) = mpsc::unbounded_channel();
+        tokio::spawn(send_notifications(pool, waiting));
         Ok(Self {
             deliver: relay.deliver,
-            notify: Some(pool),
+            notify: Some(queue),
         })
     }
 
     /// Sends `payload` to every listener of every instance. Never fails and never waits on
     /// the database: a notification that cannot be sent is logged.
     pub fn publish(&self, payload: String) {
-        let Some(pool) = &self.notify else {
+        let Some(queue) = &self.notify else {
             (self.deliver)(&payload);
             return;
         };
         // In the background: the request that caused it must not wait on the notification (a
         // slow database would otherwise hold a provider's webhook past its timeout).
-        let pool = pool.clone();
-        tokio::spawn(async move {
-            let give_up = tokio::time::Instant::now() + PUBLISH_GIVE_UP_AFTER;
-            let mut wait = RECONNECT_FIRST_WAIT;
-            loop {
-                let sent = tokio::time::timeout(
-                    PUBLISH_TIMEOUT,
-                    sqlx::query("SELECT pg_notify($1, $2)")
-                        .bind(CHANNEL)
-                        .bind(&payload)
-                        .execute(&pool),
-                )
-                .await;
-                let failure = match sent {
-                    Ok(Ok(_)) => return,
-                    Ok(Err(e)) => e.to_string(),
-                    Err(_) => format!("no answer within {PUBLISH_TIMEOUT:?}"),
-                };
-                if tokio::time::Instant::now() + wait >= give_up {
-                    tracing::warn!(
-                        error = %failure,
-                        payload = %payload,
-                        "notification not sent; live listeners will not hear of it"
-                    );
-                    return;
-                }
-                tracing::info!(error = %failure, retry_in_ms = wait.as_millis() as u64,
-                    "notification not sent yet; trying again");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(RECONNECT_MAX_WAIT);
-            }
-        });
+        if let Err(unsent) = queue.send(payload) {
+            tracing::warn!(payload = %unsent.0, "notification not sent: the sender has stopped");
+        }
+    }
+}
+
+/// Sends the queued notifications in order, all those waiting in one transaction (one
+/// commit for a whole group of webhook deliveries' payments, not one each), until every
+/// clone of the notifier is gone.
+async fn send_notifications(pool: PgPool, mut waiting: mpsc::UnboundedReceiver<String>) {
+    let mut payloads = Vec::new();
+    while waiting
+        .recv_many(&mut payloads, MAX_PAYLOADS_PER_SEND)
+        .await
+        > 0
+    {
+        send_with_retries(&pool, &payloads).await;
+        payloads.clear();
+    }
+}
+
+async fn send_with_retries(pool: &PgPool, payloads: &[String]) {
+    let give_up = tokio::time::Instant::now() + PUBLISH_GIVE_UP_AFTER;
+    let mut wait = RECONNECT_FIRST_WAIT;
+    loop {
+        let sent = tokio::time::timeout(
+            PUBLISH_TIMEOUT,
+            sqlx::query("SELECT pg_notify($1, payload) FROM UNNEST($2::text[]) AS payload")
+                .bind(CHANNEL)
+                .bind(payloads)
+                .execute(pool),
+        )
+        .await;
+        let failure = match sent {
+            Ok(Ok(_)) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {PUBLISH_TIMEOUT:?}"),
+        };
+        if tokio::time::Instant::now() + wait >= give_up {
+            tracing::warn!(
+                error = %failure,
+                payloads = ?payloads,
+                "notifications not sent; live listeners will not hear of them"
+            );
+            return;
+        }
+        tracing::info!(error = %failure, retry_in_ms = wait.as_millis() as u64,
+            notifications = payloads.len(), "notifications not sent yet; trying again");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(RECONNECT_MAX_WAIT);
     }
 }
 

@@ -94,6 +94,20 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// [`Self::serialize_on`] every key, in the order given, in one statement.
+    pub(super) async fn serialize_on_all(
+        tx: &mut Transaction<'static, Postgres>,
+        keys: &[String],
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM UNNEST($1::text[]) AS k",
+        )
+        .bind(keys)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
     async fn begin_snapshot_tx(&self) -> StoreResult<Transaction<'static, Postgres>> {
         Ok(self
             .pool

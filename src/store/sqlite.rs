@@ -73,6 +73,13 @@ impl SqliteStore {
         Ok(())
     }
 
+    pub(super) async fn serialize_on_all(
+        _tx: &mut Transaction<'static, Sqlite>,
+        _keys: &[String],
+    ) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// In WAL mode a read transaction sees one snapshot from its first read on.
     async fn begin_snapshot_tx(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         Ok(self.pool.begin().await?)

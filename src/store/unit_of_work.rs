@@ -13,7 +13,7 @@ use tokio::sync::OwnedMutexGuard;
 use uuid::Uuid;
 
 use super::{PostgresStore, SqliteStore, StoreResult};
-use crate::domain::transaction::{apply, NewTransaction};
+use crate::domain::transaction::{apply, Entry, NewTransaction};
 
 /// Runs `$body` with `$tx` bound to the unit of work's open transaction, whichever backend it
 /// is on. The body is the same source text for both, type-checked for each.
@@ -141,6 +141,20 @@ impl UnitOfWork<'_> {
         }
     }
 
+    /// [`Self::serialize_on`] every key, in sorted order (as every holder of several takes
+    /// them, so two never wait on each other in a cycle), in one round trip.
+    pub async fn serialize_on_all(&mut self, keys: &mut Vec<String>) -> StoreResult<()> {
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        match &mut self.conn {
+            Conn::Sqlite(_, tx) => SqliteStore::serialize_on_all(tx, keys).await,
+            Conn::Postgres(_, tx) => PostgresStore::serialize_on_all(tx, keys).await,
+        }
+    }
+
     /// Locks the accounts of all candidates at once (in id order, behind the account gate, as
     /// every posting does), then posts the first candidate the accounts' rules allow, as
     /// `created_by`. Taking every lock up front means trying the next never locks out of
@@ -166,6 +180,55 @@ impl UnitOfWork<'_> {
         self.post_first_fitting(candidates, created_by, false).await
     }
 
+    /// [`Self::post_first_that_fits_ungated`] for several postings, one after another as if
+    /// each were posted alone, with one lock of every account any of them names and one write
+    /// of them all. For each: the index of the candidate posted (`None`: none fits, nothing
+    /// of it written) and the (debits, credits) posted of its `watched` account after it.
+    pub async fn post_each_first_that_fits_ungated(
+        &mut self,
+        postings: &[Fitting<'_>],
+        created_by: Uuid,
+    ) -> StoreResult<Vec<Fitted>> {
+        let account_ids: Vec<Uuid> = postings
+            .iter()
+            .flat_map(|p| {
+                p.candidates
+                    .iter()
+                    .flat_map(|t| t.account_ids())
+                    .chain([p.watched])
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let (_no_gates, mut accounts) = self.gate_and_lock(&account_ids, false).await?;
+        let mut accepted = Vec::with_capacity(postings.len());
+        let mut entries = Vec::with_capacity(postings.len() * 2);
+        let mut fitted = Vec::with_capacity(postings.len());
+        for posting in postings {
+            let mut posted = None;
+            for (index, candidate) in posting.candidates.iter().enumerate() {
+                let Ok(applied) = apply(&mut accounts, candidate) else {
+                    continue;
+                };
+                assert_balanced(&applied);
+                entries.extend(applied);
+                accepted.push((candidate, created_by));
+                posted = Some(index);
+                break;
+            }
+            let watched = accounts[&posting.watched].balance;
+            fitted.push(Fitted {
+                posted,
+                totals: (watched.debits_posted, watched.credits_posted),
+            });
+        }
+        if !accepted.is_empty() {
+            self.write_applied(&account_ids, &accounts, &accepted, &entries)
+                .await?;
+        }
+        Ok(fitted)
+    }
+
     async fn post_first_fitting(
         &mut self,
         candidates: &[NewTransaction],
@@ -183,19 +246,7 @@ impl UnitOfWork<'_> {
             let Ok(entries) = apply(&mut accounts, candidate) else {
                 continue;
             };
-            debug_assert_eq!(
-                entries
-                    .iter()
-                    .filter(|e| e.is_debit)
-                    .map(|e| e.amount)
-                    .sum::<i64>(),
-                entries
-                    .iter()
-                    .filter(|e| !e.is_debit)
-                    .map(|e| e.amount)
-                    .sum::<i64>(),
-                "a posted transaction balances"
-            );
+            assert_balanced(&entries);
             let accepted = [(candidate, created_by)];
             self.write_applied(&account_ids, &accounts, &accepted, &entries)
                 .await?;
@@ -203,4 +254,36 @@ impl UnitOfWork<'_> {
         }
         Ok(None)
     }
+}
+
+/// One posting of [`UnitOfWork::post_each_first_that_fits_ungated`].
+pub struct Fitting<'a> {
+    /// Tried in order; the first the accounts' rules allow is posted.
+    pub candidates: &'a [NewTransaction],
+    /// An account (locked with the others) whose totals after this posting the caller needs.
+    pub watched: Uuid,
+}
+
+/// What became of one [`Fitting`].
+#[derive(Debug, Clone, Copy)]
+pub struct Fitted {
+    pub posted: Option<usize>,
+    /// (debits posted, credits posted) of the watched account after this posting.
+    pub totals: (i64, i64),
+}
+
+fn assert_balanced(entries: &[Entry]) {
+    debug_assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e.is_debit)
+            .map(|e| e.amount)
+            .sum::<i64>(),
+        entries
+            .iter()
+            .filter(|e| !e.is_debit)
+            .map(|e| e.amount)
+            .sum::<i64>(),
+        "a posted transaction balances"
+    );
 }

@@ -19,6 +19,7 @@ use crate::webhooks::{
 
 crate::on_both_backends!(
     a_burst_of_deliveries_posts_each_exactly_as_alone,
+    a_burst_of_plain_deliveries_keeps_copies_and_running_balances_apart,
     a_changed_secret_reaches_another_instance_within_the_cache_lifetime,
 );
 
@@ -175,6 +176,104 @@ async fn a_burst_of_deliveries_posts_each_exactly_as_alone(backend: Backend) {
     assert_eq!(ack["transactions"][0]["duplicate"], true, "{ack}");
     assert_eq!(ack["transactions"][0]["id"], fresh_copies[0]);
     assert_eq!(app.transaction_count().await, before + 46);
+    app.assert_verified().await;
+}
+
+/// Plain incoming transfers (a payee's code, or nothing, in the memo) are recorded in runs
+/// with one set of statements for the whole run: copies of one transfer in the same run are
+/// still recorded once, and each transfer's running balance is compared with the ledger as it
+/// stood right after that transfer, not after the run.
+async fn a_burst_of_plain_deliveries_keeps_copies_and_running_balances_apart(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let (_, collection) = vendor(&app, "V022", "970436", ACCOUNT).await;
+    configure(&app, &collection, "standard", &[STANDARD_SECRET]).await;
+    let before = app.transaction_count().await;
+
+    // The bank reports a balance of 1 after each: every one is a discrepancy.
+    let with_balance = |amount: i64, memo: &str| {
+        let mut body = incoming(amount, memo);
+        body["data"]["running_balance"] = serde_json::json!(1);
+        body
+    };
+    let mut deliveries: Vec<(&str, Signed)> = (1..=12)
+        .map(|i| {
+            (
+                "code",
+                signed(&with_balance(1_000 * i, &format!("V022 rau {i}"))),
+            )
+        })
+        .collect();
+    deliveries.extend((0..8).map(|i| ("suspense", signed(&incoming(500, &format!("ck {i}"))))));
+    let copy = signed(&incoming(7_000, "V022 tien hang"));
+    deliveries.extend((0..6).map(|_| ("copy", copy.clone())));
+    let answers = futures::future::join_all(
+        deliveries
+            .iter()
+            .map(|(_, (headers, bytes))| deliver(&app, "standard", headers, bytes)),
+    )
+    .await;
+
+    let mut copy_ids = Vec::new();
+    let mut fresh_copies = 0;
+    let mut balance_checked = Vec::new();
+    for ((kind, _), (status, ack)) in deliveries.iter().zip(&answers) {
+        assert_eq!(*status, StatusCode::OK, "{kind}: {ack}");
+        let item = &ack["transactions"][0];
+        match *kind {
+            "code" => {
+                assert_eq!(item["matched_as"], "payee", "{ack}");
+                balance_checked.push(item["id"].clone());
+            }
+            "suspense" => assert_eq!(item["matched_as"], "suspense", "{ack}"),
+            "copy" => {
+                assert_eq!(item["matched_as"], "payee", "{ack}");
+                copy_ids.push(item["id"].clone());
+                if item["duplicate"] == false {
+                    fresh_copies += 1;
+                }
+            }
+            other => unreachable!("{other}"),
+        }
+        if *kind != "copy" {
+            assert_eq!(item["duplicate"], false, "{kind}: {ack}");
+        }
+    }
+    assert_eq!(fresh_copies, 1, "exactly one copy is recorded");
+    assert!(copy_ids.windows(2).all(|w| w[0] == w[1]), "{copy_ids:?}");
+    assert_eq!(app.transaction_count().await, before + 12 + 8 + 1);
+    let bank_total: i64 = (1..=12).map(|i| 1_000 * i).sum::<i64>() + 8 * 500 + 7_000;
+    assert_eq!(
+        app.balance(&format!("bank:970436:{ACCOUNT}")).await,
+        bank_total.to_string()
+    );
+
+    // One discrepancy per transfer with a balance, each showing the ledger right after it:
+    // all different, the ledger only growing, and each at least that transfer's amount.
+    let (status, page) = app.get("/v1/reconciliation/discrepancies?limit=100").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let found = page["data"].as_array().expect("discrepancies");
+    assert_eq!(found.len(), balance_checked.len(), "{page}");
+    let mut ledger: Vec<i64> = found
+        .iter()
+        .map(|d| {
+            assert!(balance_checked.contains(&d["bank_transaction_id"]), "{d}");
+            assert_eq!(d["bank_balance"], "1", "{d}");
+            d["ledger_balance"]
+                .as_str()
+                .expect("ledger balance")
+                .parse()
+                .expect("an amount")
+        })
+        .collect();
+    ledger.sort_unstable();
+    ledger.dedup();
+    assert_eq!(ledger.len(), balance_checked.len(), "{ledger:?}");
+    assert!(
+        ledger.iter().all(|l| *l >= 1_000 && *l <= bank_total),
+        "{ledger:?}"
+    );
     app.assert_verified().await;
 }
 

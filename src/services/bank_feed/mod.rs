@@ -1,6 +1,7 @@
 //! Bank-feed use cases: configuring feeds, receiving webhooks (verify, parse, record, match,
 //! post, notify), and staff reconciliation of money in suspense.
 
+mod batch;
 pub mod error;
 mod feed_cache;
 mod group;

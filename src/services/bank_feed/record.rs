@@ -12,7 +12,7 @@ use super::{BankFeedError, BankFeedService};
 use crate::clock::Clock;
 use crate::domain::audit::AuditAction;
 use crate::domain::bank_feed::matching::{
-    self, balance_discrepancy, Credit, MatchFacts, NamedIntent, PayeeMatch, BANK_FEED_USER_ID,
+    self, balance_discrepancy, Credit, MatchFacts, NamedIntent, PayeeMatch, Plan, BANK_FEED_USER_ID,
 };
 use crate::domain::bank_feed::posting::{resolution_transaction, transfer_transaction};
 use crate::domain::bank_feed::resolution::{
@@ -21,6 +21,7 @@ use crate::domain::bank_feed::resolution::{
 use crate::domain::bank_feed::BankTransaction;
 use crate::domain::payer::{PayerAccountHash, Pepper};
 use crate::domain::settlement::{payee_code_candidates, IntentState};
+use crate::domain::transaction::NewTransaction;
 use crate::services::auth::Caller;
 use crate::store::bank_feed::{
     DeliveryRecord, Discrepancy, Feed, NewBankRecord, NewResolution, StoredBankTransaction,
@@ -145,31 +146,7 @@ impl Recorder {
 
         let facts = match_facts(unit, feed, bank).await?;
         let plan = matching::plan(&facts, bank);
-        // Every alternative moves exactly the transfer's money, no more and no less.
-        assert!(
-            plan.alternatives.iter().all(|a| a
-                .legs
-                .iter()
-                .map(|(_, _, amount)| i128::from(*amount))
-                .sum::<i128>()
-                == i128::from(bank.amount)),
-            "a bank-feed plan moves exactly the transferred amount"
-        );
-        let intent_reference = plan.intent.as_ref().map(|(_, r)| r.as_str());
-        let candidates = plan
-            .alternatives
-            .iter()
-            .map(|a| {
-                transfer_transaction(
-                    ledger_transaction_id,
-                    bank,
-                    id,
-                    intent_reference,
-                    &a.legs,
-                    now,
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let candidates = candidates(&plan, ledger_transaction_id, bank, id, now)?;
         let Some(posted) = unit
             .post_first_that_fits_ungated(&candidates, BANK_FEED_USER_ID)
             .await?
@@ -331,7 +308,42 @@ impl BankFeedService {
     }
 }
 
-fn duplicate(transaction: StoredBankTransaction) -> IngestOutcome {
+/// The ledger transactions that would carry out each alternative of `plan`, in order.
+pub(super) fn candidates(
+    plan: &Plan,
+    ledger_transaction_id: Uuid,
+    bank: &BankTransaction,
+    bank_transaction_id: Uuid,
+    now: i64,
+) -> Result<Vec<NewTransaction>, BankFeedError> {
+    // Every alternative moves exactly the transfer's money, no more and no less.
+    assert!(
+        plan.alternatives.iter().all(|a| a
+            .legs
+            .iter()
+            .map(|(_, _, amount)| i128::from(*amount))
+            .sum::<i128>()
+            == i128::from(bank.amount)),
+        "a bank-feed plan moves exactly the transferred amount"
+    );
+    let intent_reference = plan.intent.as_ref().map(|(_, r)| r.as_str());
+    Ok(plan
+        .alternatives
+        .iter()
+        .map(|a| {
+            transfer_transaction(
+                ledger_transaction_id,
+                bank,
+                bank_transaction_id,
+                intent_reference,
+                &a.legs,
+                now,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+pub(super) fn duplicate(transaction: StoredBankTransaction) -> IngestOutcome {
     IngestOutcome {
         transaction,
         duplicate: true,

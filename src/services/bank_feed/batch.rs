@@ -1,0 +1,418 @@
+//! Recording a group of webhook deliveries' bank transactions with a few statements for the
+//! whole group instead of a dozen round trips each. Each transaction still gets exactly what
+//! [`Recorder::record`] would give it, recorded alone in the group's order: the reads are
+//! answered for all at once from rows no earlier member of the run can have written, and
+//! what earlier members do change (the accounts' balances, the provider ids taken) is carried
+//! from one to the next in memory.
+//!
+//! Only incoming transfers from a feed whose memo names no payment reference take this way:
+//! they read nothing a run writes (no intents, no open refunds, no statement lines). The
+//! others are recorded one by one between the runs, so the group keeps its order.
+
+use std::collections::{HashMap, HashSet};
+
+use uuid::Uuid;
+
+use super::record::{duplicate, Arrival, IngestOutcome, Recorder};
+use super::BankFeedError;
+use crate::domain::bank_feed::matching::{
+    self, balance_discrepancy, MatchFacts, PayeeAccount, PayeeMatch, Plan, BANK_FEED_USER_ID,
+};
+use crate::domain::bank_feed::{BankTransaction, Direction};
+use crate::domain::payer::PayerAccountHash;
+use crate::domain::settlement::payee_code_candidates;
+use crate::store::bank_feed::{Discrepancy, NewBankRecord, MAX_MEMO_CODES};
+use crate::store::{Fitting, StoreError, UnitOfWork};
+
+/// Whether a transfer can be recorded in a run with others (see the module comment).
+fn batchable(bank: &BankTransaction) -> bool {
+    bank.direction == Direction::In
+        && !matching::from_statement(bank)
+        && matching::memo_references(bank).is_empty()
+}
+
+/// A batchable transfer the run has claimed, with what recording it needs.
+struct Claimed<'a> {
+    arrival: &'a Arrival,
+    id: Uuid,
+    ledger_transaction_id: Uuid,
+    now: i64,
+}
+
+/// What became of each arrival of a run before the read-back.
+enum Fate {
+    /// A statement line recorded this transfer under another id: that record.
+    Twin(Uuid),
+    /// The provider id was recorded already (or earlier in the run).
+    Duplicate,
+    /// Recorded here; index into the claimed list.
+    Claimed(usize),
+}
+
+impl Recorder {
+    /// Records the group's bank transactions in `unit`, in order, each as [`Self::record`]
+    /// would; runs of batchable ones together.
+    pub(super) async fn record_all(
+        &self,
+        unit: &mut UnitOfWork<'_>,
+        arrivals: &[Arrival],
+    ) -> Result<Vec<IngestOutcome>, BankFeedError> {
+        let mut outcomes = Vec::with_capacity(arrivals.len());
+        let mut rest = arrivals;
+        while let Some(first) = rest.first() {
+            let together = batchable(&first.bank);
+            let length = rest
+                .iter()
+                .take_while(|a| batchable(&a.bank) == together)
+                .count();
+            let (run, later) = rest.split_at(length);
+            if together {
+                outcomes.extend(self.record_run(unit, run).await?);
+            } else {
+                for arrival in run {
+                    outcomes.push(self.record(unit, arrival.parts()).await?);
+                }
+            }
+            rest = later;
+        }
+        Ok(outcomes)
+    }
+
+    /// Records a run of batchable transfers (see the module comment).
+    async fn record_run(
+        &self,
+        unit: &mut UnitOfWork<'_>,
+        run: &[Arrival],
+    ) -> Result<Vec<IngestOutcome>, BankFeedError> {
+        let deliveries: Vec<_> = run
+            .iter()
+            .filter(|a| a.insert_delivery)
+            .map(|a| a.delivery.as_ref())
+            .collect();
+        unit.insert_deliveries(&deliveries).await?;
+
+        let twins = reference_twins(unit, run).await?;
+        let hashes: Vec<Option<PayerAccountHash>> = run
+            .iter()
+            .map(|a| a.bank.payer.as_ref().map(|payer| payer.hash(&self.pepper)))
+            .collect();
+        let mut claims = Vec::with_capacity(run.len());
+        let mut records = Vec::with_capacity(run.len());
+        for ((arrival, twin), hash) in run.iter().zip(&twins).zip(&hashes) {
+            if twin.is_some() {
+                continue;
+            }
+            let claim = Claimed {
+                arrival,
+                id: self.clock.new_id(),
+                ledger_transaction_id: self.clock.new_id(),
+                now: self.clock.now_micros(),
+            };
+            records.push(NewBankRecord {
+                id: claim.id,
+                ledger_transaction_id: claim.ledger_transaction_id,
+                delivery_id: arrival.delivery.id,
+                collection_account_id: arrival.feed.collection_account_id,
+                transfer: &arrival.bank,
+                payer_account_hash: hash.as_ref().map(PayerAccountHash::as_str),
+                now: claim.now,
+            });
+            claims.push(claim);
+        }
+        let taken = unit.claim_bank_transactions(&records).await?;
+        let mut fates = Vec::with_capacity(run.len());
+        let mut claimed = Vec::with_capacity(claims.len());
+        let mut claims = claims.into_iter();
+        for twin in &twins {
+            fates.push(match twin {
+                Some(twin) => Fate::Twin(*twin),
+                None => {
+                    let claim = claims.next().expect("a claim for every arrival but twins");
+                    if taken.contains(&claim.id) {
+                        claimed.push(claim);
+                        Fate::Claimed(claimed.len() - 1)
+                    } else {
+                        Fate::Duplicate
+                    }
+                }
+            });
+        }
+
+        let payers: Vec<(&str, String)> = run
+            .iter()
+            .zip(&hashes)
+            .zip(&fates)
+            .filter(|(_, fate)| matches!(fate, Fate::Claimed(_)))
+            .filter_map(|((arrival, hash), _)| {
+                Some((
+                    hash.as_ref()?.as_str(),
+                    arrival.bank.payer.as_ref()?.last4(),
+                ))
+            })
+            .collect();
+        let payers: Vec<(&str, &str)> = payers.iter().map(|(h, l)| (*h, l.as_str())).collect();
+        unit.note_payer_accounts(&payers).await?;
+
+        let plans = self.plans(unit, &claimed).await?;
+        let written = self.post(unit, &claimed, plans).await?;
+
+        let mut wanted: Vec<Uuid> = claimed.iter().map(|c| c.id).collect();
+        wanted.extend(fates.iter().filter_map(|fate| match fate {
+            Fate::Twin(id) => Some(*id),
+            _ => None,
+        }));
+        let loaded: HashMap<Uuid, _> = unit
+            .load_bank_transactions(&wanted)
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t))
+            .collect();
+        let take = |id: &Uuid| {
+            loaded.get(id).cloned().ok_or_else(|| {
+                StoreError::Corrupt(format!("bank transaction {id} written, not found"))
+            })
+        };
+        let mut outcomes = Vec::with_capacity(run.len());
+        for (arrival, fate) in run.iter().zip(fates) {
+            outcomes.push(match fate {
+                Fate::Twin(id) => duplicate(take(&id)?),
+                Fate::Duplicate => duplicate(
+                    unit.bank_transaction_by_provider_id(
+                        arrival.bank.provider,
+                        &arrival.bank.provider_transaction_id,
+                    )
+                    .await?,
+                ),
+                Fate::Claimed(index) => IngestOutcome {
+                    transaction: take(&claimed[index].id)?,
+                    duplicate: false,
+                    credit: written[index].credit(&arrival.bank),
+                },
+            });
+        }
+        Ok(outcomes)
+    }
+
+    /// The matcher's plan for each claimed transfer, from facts read for all at once.
+    async fn plans(
+        &self,
+        unit: &mut UnitOfWork<'_>,
+        claimed: &[Claimed<'_>],
+    ) -> Result<Vec<Plan>, BankFeedError> {
+        let collections: Vec<Uuid> = claimed
+            .iter()
+            .map(|c| c.arrival.feed.collection_account_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let windows: Vec<Option<(i64, i64)>> = claimed
+            .iter()
+            .map(|c| matching::possible_duplicate_window(&c.arrival.bank))
+            .collect();
+        let span = windows
+            .iter()
+            .flatten()
+            .copied()
+            .reduce(|(from, to), (f, t)| (from.min(f), to.max(t)));
+        let lines = match span {
+            Some(span) => {
+                let amounts: Vec<i64> = claimed
+                    .iter()
+                    .map(|c| c.arrival.bank.amount)
+                    .collect::<HashSet<_>>()
+                    .into_iter()
+                    .collect();
+                unit.statement_records_between(&collections, &amounts, span)
+                    .await?
+            }
+            None => Vec::new(),
+        };
+        let codes: Vec<Vec<String>> = claimed
+            .iter()
+            .map(|c| {
+                let mut codes = payee_code_candidates(&c.arrival.bank.description);
+                codes.truncate(MAX_MEMO_CODES);
+                codes
+            })
+            .collect();
+        let all_codes: Vec<&str> = codes
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let payees = if all_codes.is_empty() {
+            Vec::new()
+        } else {
+            unit.payees_with_any_code(&all_codes).await?
+        };
+
+        Ok(claimed
+            .iter()
+            .zip(windows)
+            .zip(codes)
+            .map(|((claim, window), codes)| {
+                let (feed, bank) = (&claim.arrival.feed, &claim.arrival.bank);
+                let collection = feed.collection_account_id;
+                let statement_record_nearby = window.is_some_and(|(from, to)| {
+                    lines.iter().any(|(account, direction, amount, at)| {
+                        *account == collection
+                            && direction == bank.direction.as_str()
+                            && *amount == bank.amount
+                            && (from..=to).contains(at)
+                    })
+                });
+                let named: Vec<PayeeAccount> = payees
+                    .iter()
+                    .filter(|(account, code, _, _)| *account == collection && codes.contains(code))
+                    .map(|(_, _, payee_id, ledger_account_id)| PayeeAccount {
+                        payee_id: *payee_id,
+                        ledger_account_id: *ledger_account_id,
+                    })
+                    .collect();
+                let payees = match named.as_slice() {
+                    [] => PayeeMatch::None,
+                    [payee] => PayeeMatch::One(*payee),
+                    _ => PayeeMatch::Several,
+                };
+                let facts = MatchFacts {
+                    collection_account_id: collection,
+                    bank_account: feed.ledger_account_id,
+                    statement_record_nearby,
+                    payees,
+                    open_refund: None,
+                    intents: Vec::new(),
+                };
+                matching::plan(&facts, bank)
+            })
+            .collect())
+    }
+
+    /// Posts every claimed transfer's plan (the first alternative that fits, one after
+    /// another), writes what each matched and the discrepancies its running balance shows:
+    /// the plans as posted.
+    async fn post(
+        &self,
+        unit: &mut UnitOfWork<'_>,
+        claimed: &[Claimed<'_>],
+        plans: Vec<Plan>,
+    ) -> Result<Vec<Plan>, BankFeedError> {
+        let candidates = claimed
+            .iter()
+            .zip(&plans)
+            .map(|(claim, plan)| {
+                super::record::candidates(
+                    plan,
+                    claim.ledger_transaction_id,
+                    &claim.arrival.bank,
+                    claim.id,
+                    claim.now,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let postings: Vec<Fitting<'_>> = claimed
+            .iter()
+            .zip(&candidates)
+            .map(|(claim, candidates)| Fitting {
+                candidates,
+                watched: claim.arrival.feed.ledger_account_id,
+            })
+            .collect();
+        let fitted = unit
+            .post_each_first_that_fits_ungated(&postings, BANK_FEED_USER_ID)
+            .await?;
+        let mut posted = Vec::with_capacity(plans.len());
+        for ((claim, plan), fitted) in claimed.iter().zip(plans).zip(&fitted) {
+            let Some(index) = fitted.posted else {
+                return Err(StoreError::Corrupt(
+                    "no posting fits a bank transaction, not even suspense".into(),
+                )
+                .into());
+            };
+            let plan = plan.posted(index, claim.arrival.bank.amount);
+            // Only payment references and outgoing transfers lead to these, and neither is
+            // recorded in a run.
+            if plan.intent_update.is_some() || plan.refund_resolution.is_some() {
+                return Err(StoreError::Corrupt(format!(
+                    "bank transaction {} recorded in a run updates an intent or a refund",
+                    claim.id
+                ))
+                .into());
+            }
+            posted.push(plan);
+        }
+        let matches: Vec<(Uuid, &Plan)> = claimed.iter().map(|c| c.id).zip(&posted).collect();
+        unit.record_matches(&matches).await?;
+        for (claim, fitted) in claimed.iter().zip(&fitted) {
+            let bank = &claim.arrival.bank;
+            let (debits, credits) = fitted.totals;
+            if let Some(ledger_balance) = balance_discrepancy(bank.running_balance, debits, credits)
+            {
+                unit.insert_discrepancy(&Discrepancy {
+                    id: self.clock.new_id(),
+                    collection_account_id: claim.arrival.feed.collection_account_id,
+                    bank_transaction_id: claim.id,
+                    bank_balance: bank.running_balance.unwrap_or_default(),
+                    ledger_balance,
+                    created_at: claim.now,
+                })
+                .await?;
+            }
+        }
+        Ok(posted)
+    }
+}
+
+/// Records of this very transfer under another provider id (one side from a bank statement),
+/// for each arrival of the run that has a bank reference: what [`Recorder::record`]'s check
+/// finds, after queueing on every reference of the run at once.
+async fn reference_twins(
+    unit: &mut UnitOfWork<'_>,
+    run: &[Arrival],
+) -> Result<Vec<Option<Uuid>>, BankFeedError> {
+    let references: Vec<Option<String>> = run
+        .iter()
+        .map(|a| matching::dedupe_reference(&a.bank))
+        .collect();
+    let mut keys: Vec<String> = run
+        .iter()
+        .zip(&references)
+        .filter_map(|(a, reference)| {
+            Some(format!(
+                "{}|{}|{}",
+                a.feed.collection_account_id,
+                a.bank.direction.as_str(),
+                reference.as_ref()?
+            ))
+        })
+        .collect();
+    if keys.is_empty() {
+        return Ok(vec![None; run.len()]);
+    }
+    unit.serialize_on_all(&mut keys).await?;
+    let collections: Vec<Uuid> = run
+        .iter()
+        .map(|a| a.feed.collection_account_id)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let wanted: Vec<&str> = references.iter().flatten().map(String::as_str).collect();
+    let earlier = unit.records_with_references(&collections, &wanted).await?;
+    Ok(run
+        .iter()
+        .zip(&references)
+        .map(|(arrival, reference)| {
+            let reference = reference.as_ref()?;
+            earlier
+                .iter()
+                .find(|(_, account, direction, stored, provider_id, _)| {
+                    *account == arrival.feed.collection_account_id
+                        && direction == arrival.bank.direction.as_str()
+                        && stored == reference
+                        && matching::is_reference_twin(&arrival.bank, provider_id)
+                })
+                .map(|(id, ..)| *id)
+        })
+        .collect())
+}
