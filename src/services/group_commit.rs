@@ -100,6 +100,9 @@ async fn write_groups<W: GroupWriter>(
     writer: Arc<W>,
     receiver: Arc<Mutex<mpsc::Receiver<Pending<W>>>>,
 ) {
+    // A lingering group closes as soon as it is as big as the last one: the clients the last
+    // commit answered are back, and waiting out the rest of the linger would only add latency.
+    let mut expected = W::MAX_GROUP;
     loop {
         let mut group = Vec::new();
         {
@@ -112,7 +115,7 @@ async fn write_groups<W: GroupWriter>(
             while group.len() < W::MAX_GROUP {
                 match receiver.try_recv() {
                     Ok(pending) => group.push(pending),
-                    Err(_) if W::LINGER.is_zero() => break,
+                    Err(_) if W::LINGER.is_zero() || group.len() >= expected => break,
                     Err(_) => match timeout_at(open_until, receiver.recv()).await {
                         Ok(Some(pending)) => group.push(pending),
                         Ok(None) | Err(_) => break,
@@ -120,6 +123,7 @@ async fn write_groups<W: GroupWriter>(
                 }
             }
         }
+        expected = group.len();
         while !group.is_empty() {
             let mut seen = HashSet::new();
             let (round, later): (Vec<_>, Vec<_>) = group.into_iter().partition(|pending| {
