@@ -26,6 +26,8 @@ use uuid::Uuid;
 #[allow(dead_code)]
 #[path = "support/feed.rs"]
 mod feed;
+#[path = "support/flags.rs"]
+mod flags;
 use feed::StandardFeed;
 
 const USAGE: &str =
@@ -47,13 +49,7 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
     let (mut pupils, mut classes, mut clients) = (1000, 25, 8);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = |value: &str| -> Result<usize, String> {
-            value
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("{flag} must be a positive integer, not {value:?}"))
-        };
+        let number = |value: &str| flags::positive(&flag, value);
         match flag.as_str() {
             "--url" => url = Some(value.trim_end_matches('/').to_owned()),
             "--token" => token = Some(value),
