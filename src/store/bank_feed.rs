@@ -795,24 +795,16 @@ impl UnitOfWork<'_> {
         &mut self,
         ids: &[Uuid],
     ) -> StoreResult<Vec<StoredBankTransaction>> {
-        let mut found = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(GROUP_CHUNK_ROWS) {
-            let rows: Vec<BankTransactionRow> = on_tx!(self, |tx| {
-                let mut query = sqlx::QueryBuilder::new(format!(
-                    "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} \
-                     WHERE b.id IN ("
-                ));
-                let mut list = query.separated(", ");
-                chunk.iter().for_each(|id| {
-                    list.push_bind(*id);
-                });
-                query.push(")");
-                query.build_query_as().fetch_all(&mut **tx).await
-            })?;
-            for row in rows {
-                found.push(row.into_domain()?);
-            }
-        }
+        let select = format!(
+            "SELECT {BANK_TRANSACTION_COLUMNS} FROM {BANK_TRANSACTION_FROM} WHERE b.id IN ("
+        );
+        let rows: Vec<BankTransactionRow> = self
+            .rows_for_ids(&select, ids, ")", GROUP_CHUNK_ROWS)
+            .await?;
+        let found = rows
+            .into_iter()
+            .map(BankTransactionRow::into_domain)
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(found)
     }
 
@@ -1049,18 +1041,60 @@ impl UnitOfWork<'_> {
         paid_amount: i64,
         status: IntentStatus,
     ) -> StoreResult<()> {
-        let sql = "UPDATE payment_intents SET paid_amount = $2, status = $3 WHERE id = $1";
-        execute!(self, sql, intent_id, paid_amount, status.as_str())?;
+        self.record_intent_payments(&[(intent_id, paid_amount, status)])
+            .await
+    }
+
+    /// [`Self::record_intent_payment`] for several intents, in one statement per chunk.
+    pub async fn record_intent_payments(
+        &mut self,
+        payments: &[(Uuid, i64, IntentStatus)],
+    ) -> StoreResult<()> {
+        for chunk in payments.chunks(GROUP_CHUNK_ROWS) {
+            let updated = on_tx!(self, |tx| {
+                let mut query = sqlx::QueryBuilder::new("WITH p (id, paid_amount, status) AS (");
+                query.push_values(chunk, |mut row, (id, paid_amount, status)| {
+                    row.push_bind(*id)
+                        .push_bind(*paid_amount)
+                        .push_bind(status.as_str());
+                });
+                query.push(
+                    ") UPDATE payment_intents SET paid_amount = p.paid_amount, \
+                       status = p.status FROM p WHERE payment_intents.id = p.id",
+                );
+                query
+                    .build()
+                    .execute(&mut **tx)
+                    .await
+                    .map(|done| done.rows_affected())
+            })?;
+            if updated != chunk.len() as u64 {
+                return Err(StoreError::Corrupt(format!(
+                    "{updated} of {} intents updated",
+                    chunk.len()
+                )));
+            }
+        }
         Ok(())
     }
 
     pub async fn payee_account(&mut self, payee_id: Uuid) -> StoreResult<Option<PayeeAccount>> {
-        let sql = "SELECT id, ledger_account_id FROM payees WHERE id = $1";
-        let found: Option<(Uuid, Uuid)> = tx_rows!(self, fetch_optional, sql, payee_id)?;
-        Ok(found.map(|(payee_id, ledger_account_id)| PayeeAccount {
-            payee_id,
-            ledger_account_id,
-        }))
+        Ok(self.payee_accounts(&[payee_id]).await?.into_iter().next())
+    }
+
+    /// The ledger accounts of these payees (those that exist), in one statement per chunk.
+    pub async fn payee_accounts(&mut self, payee_ids: &[Uuid]) -> StoreResult<Vec<PayeeAccount>> {
+        let select = "SELECT id, ledger_account_id FROM payees WHERE id IN (";
+        let rows: Vec<(Uuid, Uuid)> = self
+            .rows_for_ids(select, payee_ids, ")", super::ledger::CHUNK_ROWS)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(payee_id, ledger_account_id)| PayeeAccount {
+                payee_id,
+                ledger_account_id,
+            })
+            .collect())
     }
 
     /// Writes what a posted plan matched.

@@ -238,46 +238,70 @@ impl PostgresStore {
 }
 
 impl PostgresStore {
-    /// A school payment, its allocations and the charges' new paid amounts in one statement
+    /// School payments, their allocations and the charges' new paid amounts in one statement
     /// (the foreign keys are checked at its end): the group of webhook deliveries it runs in
     /// holds the collection account's row meanwhile. The number of charges updated.
-    pub(super) async fn insert_school_payment_with_allocations(
+    pub(super) async fn insert_school_payments_with_allocations(
         tx: &mut Transaction<'static, Postgres>,
-        payment: &NewSchoolPayment,
-        allocations: &[(Uuid, i64)],
+        payments: &[(&NewSchoolPayment, &[(Uuid, i64)])],
         now: i64,
     ) -> StoreResult<u64> {
+        let allocations = || {
+            payments.iter().flat_map(|(payment, allocations)| {
+                allocations
+                    .iter()
+                    .map(move |allocation| (payment, allocation))
+            })
+        };
+        let column = |f: fn(&NewSchoolPayment) -> Option<Uuid>| {
+            payments.iter().map(|(p, _)| f(p)).collect::<Vec<_>>()
+        };
         let done = sqlx::query(
             "WITH payment AS ( \
                INSERT INTO school_payments (id, school_id, pupil_id, method, amount, \
                  ledger_transaction_id, bank_transaction_id, receipt_id, cancelled_at, \
-                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9)), \
+                 created_at) \
+               SELECT t.id, t.school_id, t.pupil_id, t.method, t.amount, t.ledger_transaction_id, \
+                 t.bank_transaction_id, t.receipt_id, NULL, $9 \
+               FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int8[], \
+                 $6::uuid[], $7::uuid[], $8::uuid[]) AS t(id, school_id, pupil_id, method, amount, \
+                 ledger_transaction_id, bank_transaction_id, receipt_id)), \
              allocations AS ( \
                INSERT INTO school_allocations (id, payment_id, charge_id, amount, \
                  ledger_transaction_id, cancelled_at, created_at) \
-               SELECT t.id, $1, t.charge_id, t.amount, $6, NULL, $9 \
-               FROM UNNEST($10::uuid[], $11::uuid[], $12::int8[]) AS t(id, charge_id, amount)) \
+               SELECT t.id, t.payment_id, t.charge_id, t.amount, t.ledger_transaction_id, NULL, $9 \
+               FROM UNNEST($10::uuid[], $11::uuid[], $12::uuid[], $13::int8[], $14::uuid[]) \
+                 AS t(id, payment_id, charge_id, amount, ledger_transaction_id)) \
              UPDATE school_charges SET paid = paid + t.amount \
-             FROM UNNEST($11::uuid[], $12::int8[]) AS t(charge_id, amount) \
+             FROM UNNEST($12::uuid[], $13::int8[]) AS t(charge_id, amount) \
              WHERE school_charges.id = t.charge_id",
         )
-        .bind(payment.id)
-        .bind(payment.school_id)
-        .bind(payment.pupil_id)
-        .bind(payment.method())
-        .bind(payment.amount)
-        .bind(payment.ledger_transaction_id)
-        .bind(payment.bank_transaction_id)
-        .bind(payment.receipt_id)
+        .bind(column(|p| Some(p.id)))
+        .bind(column(|p| Some(p.school_id)))
+        .bind(column(|p| Some(p.pupil_id)))
+        .bind(payments.iter().map(|(p, _)| p.method()).collect::<Vec<_>>())
+        .bind(payments.iter().map(|(p, _)| p.amount).collect::<Vec<_>>())
+        .bind(column(|p| Some(p.ledger_transaction_id)))
+        .bind(column(|p| p.bank_transaction_id))
+        .bind(column(|p| p.receipt_id))
         .bind(now)
+        .bind(allocations().map(|_| super::id_at(now)).collect::<Vec<_>>())
+        .bind(allocations().map(|(p, _)| p.id).collect::<Vec<_>>())
         .bind(
-            allocations
-                .iter()
-                .map(|_| super::id_at(now))
+            allocations()
+                .map(|(_, (charge, _))| *charge)
                 .collect::<Vec<_>>(),
         )
-        .bind(allocations.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-        .bind(allocations.iter().map(|(_, a)| *a).collect::<Vec<_>>())
+        .bind(
+            allocations()
+                .map(|(_, (_, amount))| *amount)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            allocations()
+                .map(|(p, _)| p.ledger_transaction_id)
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut **tx)
         .await?;
         Ok(done.rows_affected())

@@ -169,6 +169,7 @@ pub struct HouseholdPupilRow {
 /// account.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct IntentPupilRow {
+    pub intent_id: Uuid,
     #[sqlx(flatten)]
     pub pupil: PupilRow,
     pub school_code: String,
@@ -264,6 +265,9 @@ const PUPIL_CREDIT: &str = "CAST((SELECT COALESCE(SUM(amount), 0) FROM school_pa
 
 const RECEIPT_COLUMNS: &str = "id, school_id, year_id, number, pupil_id, payer_name, amount, \
      payment_id, created_by, created_at, cancelled_at, cancelled_by, cancel_reason";
+
+/// (pupil, charge, due on, mandatory, posted at, fund, outstanding, the pupil's credit).
+type PupilChargeRow = (Uuid, Uuid, NaiveDate, bool, i64, String, i64, i64);
 
 /// An open charge from its row: (id, due on, mandatory, posted at, fund, outstanding).
 fn open_charge(
@@ -874,14 +878,51 @@ impl UnitOfWork<'_> {
     /// correction replaced it: money sent to it is still the pupil's), with the school's payee
     /// code and ledger account, in one read. The foreign keys make every join find its row.
     pub async fn intent_pupil(&mut self, intent_id: Uuid) -> StoreResult<Option<IntentPupilRow>> {
-        let sql = "SELECT p.id, p.school_id, p.code, p.full_name, p.household_id, \
-                   p.guardian_name, p.guardian_phone, p.receivable_account_id, \
-                   s.code AS school_code, s.ledger_account_id AS school_account_id \
-                   FROM (SELECT pupil_id FROM school_run_intents WHERE intent_id = $1 \
-                         UNION SELECT pupil_id FROM school_superseded_intents \
-                         WHERE intent_id = $1) k \
-                   JOIN pupils p ON p.id = k.pupil_id JOIN payees s ON s.id = p.school_id";
-        Ok(tx_rows!(self, fetch_optional, sql, intent_id)?)
+        Ok(self.intent_pupils(&[intent_id]).await?.into_iter().next())
+    }
+
+    /// [`Self::intent_pupil`] of each of these intents that is a pupil's, in one statement
+    /// per chunk.
+    pub async fn intent_pupils(&mut self, intent_ids: &[Uuid]) -> StoreResult<Vec<IntentPupilRow>> {
+        let mut found = Vec::with_capacity(intent_ids.len());
+        for chunk in intent_ids.chunks(super::ledger::CHUNK_ROWS / 2) {
+            let rows: Vec<IntentPupilRow> = on_tx!(self, |tx| {
+                let mut query = sqlx::QueryBuilder::new(
+                    "SELECT k.intent_id, p.id, p.school_id, p.code, p.full_name, \
+                     p.household_id, p.guardian_name, p.guardian_phone, \
+                     p.receivable_account_id, s.code AS school_code, \
+                     s.ledger_account_id AS school_account_id \
+                     FROM (SELECT intent_id, pupil_id FROM school_run_intents WHERE intent_id IN (",
+                );
+                let mut list = query.separated(", ");
+                chunk.iter().for_each(|id| {
+                    list.push_bind(*id);
+                });
+                query.push(
+                    ") UNION SELECT intent_id, pupil_id FROM school_superseded_intents \
+                     WHERE intent_id IN (",
+                );
+                let mut list = query.separated(", ");
+                chunk.iter().for_each(|id| {
+                    list.push_bind(*id);
+                });
+                query.push(
+                    ")) k JOIN pupils p ON p.id = k.pupil_id JOIN payees s ON s.id = p.school_id",
+                );
+                query.build_query_as().fetch_all(&mut **tx).await
+            })?;
+            found.extend(rows);
+        }
+        Ok(found)
+    }
+
+    /// Which of these intents are household QRs, in one statement per chunk.
+    pub async fn household_intents(&mut self, intent_ids: &[Uuid]) -> StoreResult<Vec<Uuid>> {
+        let select = "SELECT intent_id FROM household_payment_intents WHERE intent_id IN (";
+        let rows: Vec<(Uuid,)> = self
+            .rows_for_ids(select, intent_ids, ")", super::ledger::CHUNK_ROWS)
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     /// The household's code; None when there is no such household.
@@ -956,28 +997,53 @@ impl UnitOfWork<'_> {
         &mut self,
         pupil_id: Uuid,
     ) -> StoreResult<(Vec<OpenCharge>, i64)> {
-        let sql = format!(
-            "SELECT c.id, r.due_on, i.mandatory, c.created_at, i.fund, c.amount - c.paid, \
-             {PUPIL_CREDIT} FROM school_charges c JOIN collection_runs r ON r.id = c.run_id \
-             JOIN fee_items i ON i.id = c.fee_item_id \
-             WHERE c.pupil_id = $1 AND c.paid < c.amount AND c.reversed_at IS NULL \
-             ORDER BY c.id{}",
-            if self.row_lock().is_empty() {
-                ""
-            } else {
-                " FOR UPDATE OF c"
-            }
+        Ok(self
+            .lock_open_charges_and_credits(&[pupil_id])
+            .await?
+            .remove(&pupil_id)
+            .unwrap_or_default())
+    }
+
+    /// [`Self::lock_open_charges_and_credit`] of each of these pupils (those with an open
+    /// charge), in one statement per chunk, the charges locked in id order.
+    pub async fn lock_open_charges_and_credits(
+        &mut self,
+        pupil_ids: &[Uuid],
+    ) -> StoreResult<HashMap<Uuid, (Vec<OpenCharge>, i64)>> {
+        let row_lock = if self.row_lock().is_empty() {
+            ""
+        } else {
+            " FOR UPDATE OF c"
+        };
+        let credit = PUPIL_CREDIT.replace("$1", "c.pupil_id");
+        let select = format!(
+            "SELECT c.pupil_id, c.id, r.due_on, i.mandatory, c.created_at, i.fund, \
+             c.amount - c.paid, {credit} FROM school_charges c \
+             JOIN collection_runs r ON r.id = c.run_id JOIN fee_items i ON i.id = c.fee_item_id \
+             WHERE c.paid < c.amount AND c.reversed_at IS NULL AND c.pupil_id IN ("
         );
-        let rows: Vec<(Uuid, NaiveDate, bool, i64, String, i64, i64)> =
-            tx_rows!(self, fetch_all, &sql, pupil_id)?;
-        let credit = rows.first().map_or(0, |row| row.6);
-        let open = rows
-            .into_iter()
-            .map(|(id, due_on, mandatory, posted_at, fund, outstanding, _)| {
-                open_charge((id, due_on, mandatory, posted_at, fund, outstanding))
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok((open, credit))
+        let rows: Vec<PupilChargeRow> = self
+            .rows_for_ids(
+                &select,
+                pupil_ids,
+                &format!(") ORDER BY c.id{row_lock}"),
+                super::ledger::CHUNK_ROWS,
+            )
+            .await?;
+        let mut found: HashMap<Uuid, (Vec<OpenCharge>, i64)> = HashMap::new();
+        for (pupil_id, id, due_on, mandatory, posted_at, fund, outstanding, credit) in rows {
+            let (open, pupil_credit) = found.entry(pupil_id).or_default();
+            open.push(open_charge((
+                id,
+                due_on,
+                mandatory,
+                posted_at,
+                fund,
+                outstanding,
+            ))?);
+            *pupil_credit = credit;
+        }
+        Ok(found)
     }
 
     /// The pupil's charges that are not fully paid, for reading.
@@ -1019,19 +1085,42 @@ impl UnitOfWork<'_> {
         allocations: &[(Uuid, i64)],
         now: i64,
     ) -> StoreResult<()> {
+        self.insert_school_payments_with_allocations(&[(payment, allocations)], now)
+            .await
+    }
+
+    /// [`Self::insert_school_payment_with_allocations`] for several payments (of different
+    /// pupils: no charge is paid by two of them), in one statement on PostgreSQL.
+    pub async fn insert_school_payments_with_allocations(
+        &mut self,
+        payments: &[(&NewSchoolPayment, &[(Uuid, i64)])],
+        now: i64,
+    ) -> StoreResult<()> {
         let updated = match &mut self.conn {
             Conn::Postgres(_, tx) => {
-                PostgresStore::insert_school_payment_with_allocations(tx, payment, allocations, now)
-                    .await?
+                PostgresStore::insert_school_payments_with_allocations(tx, payments, now).await?
             }
             Conn::Sqlite(..) => {
-                self.insert_school_payment(payment, now).await?;
-                return self
-                    .insert_allocations(payment.id, allocations, payment.ledger_transaction_id, now)
-                    .await;
+                for (payment, allocations) in payments {
+                    self.insert_school_payment(payment, now).await?;
+                    self.insert_allocations(
+                        payment.id,
+                        allocations,
+                        payment.ledger_transaction_id,
+                        now,
+                    )
+                    .await?;
+                }
+                return Ok(());
             }
         };
-        charges_updated(updated, allocations.len())
+        charges_updated(
+            updated,
+            payments
+                .iter()
+                .map(|(_, allocations)| allocations.len())
+                .sum(),
+        )
     }
 
     async fn insert_school_payment(

@@ -125,6 +125,37 @@ impl UnitOfWork<'_> {
         Ok(())
     }
 
+    /// The rows of `select` (which ends in `IN (`) for every one of `ids`, followed by `tail`
+    /// (`)` and what comes after it), with one statement per chunk of at most `chunk` ids.
+    pub(super) async fn rows_for_ids<T>(
+        &mut self,
+        select: &str,
+        ids: &[Uuid],
+        tail: &str,
+        chunk: usize,
+    ) -> StoreResult<Vec<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin,
+    {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(chunk) {
+            let rows: Vec<T> = on_tx!(self, |tx| {
+                let mut query = sqlx::QueryBuilder::new(select);
+                let mut list = query.separated(", ");
+                chunk.iter().for_each(|id| {
+                    list.push_bind(*id);
+                });
+                query.push(tail);
+                query.build_query_as().fetch_all(&mut **tx).await
+            })?;
+            found.extend(rows);
+        }
+        Ok(found)
+    }
+
     /// Appended to a SELECT whose rows must stay locked until commit.
     pub(super) fn row_lock(&self) -> &'static str {
         match self.conn {

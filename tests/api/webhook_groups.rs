@@ -1,8 +1,8 @@
 //! Webhook deliveries recorded in groups (one database transaction for many): a burst of
 //! concurrent deliveries, with copies of one transfer in flight together, intents paid in
 //! parts, an intent paid twice, money for a payee's code, payouts and money for suspense,
-//! ends in exactly the ledger, intent states and answers one-by-one processing gives. And a
-//! feed secret changed on one instance takes effect on another within the cache's lifetime.
+//! ends in exactly the ledger, intent states and answers one-by-one processing gives; so does
+//! a burst of payments to school pupils' QRs and a household QR. And a feed secret changed on one instance takes effect on another within the cache's lifetime.
 
 use chrono::Utc;
 use reqwest::StatusCode;
@@ -12,6 +12,9 @@ use uuid::Uuid;
 use market_ledger::services::bank_feed::FEED_CACHE_LIFETIME;
 
 use crate::common::{Backend, TestApp};
+use crate::schools::{
+    get_ok, household, items, ok, post_run, pupil, run, school, MEALS_PER_DAY, SCHOOL_DAYS,
+};
 use crate::webhooks::{
     configure, deliver, intent, record, send_standard, standard_headers, transfer, vendor,
     STANDARD_SECRET,
@@ -20,6 +23,7 @@ use crate::webhooks::{
 crate::on_both_backends!(
     a_burst_of_deliveries_posts_each_exactly_as_alone,
     a_burst_of_plain_deliveries_keeps_copies_and_running_balances_apart,
+    a_burst_of_pupil_payments_settles_each_exactly_as_alone,
     a_changed_secret_reaches_another_instance_within_the_cache_lifetime,
 );
 
@@ -273,6 +277,175 @@ async fn a_burst_of_plain_deliveries_keeps_copies_and_running_balances_apart(bac
     assert!(
         ledger.iter().all(|l| *l >= 1_000 && *l <= bank_total),
         "{ledger:?}"
+    );
+    app.assert_verified().await;
+}
+
+/// Payments to pupils' QRs in flight together are recorded in runs (each pupil's charges
+/// read and settled with the others'): a pupil paid twice, in part, too much, copies of one
+/// transfer and a household QR in between all end as each would alone.
+async fn a_burst_of_pupil_payments_settles_each_exactly_as_alone(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let account = "1900333333";
+    let school = school(&app, "THG", account).await;
+    let family = household(&app, "HG01").await;
+    let mut pupils = Vec::new();
+    for n in 1..=8 {
+        pupils.push(pupil(&app, &school, n, (n >= 7).then_some(family.as_str())).await);
+    }
+    let [meals, insurance, parents, _club] = items(&app, &school).await;
+    let run = run(
+        &app,
+        &school,
+        "Tháng 9/2026",
+        &[&meals, &insurance, &parents],
+    )
+    .await;
+    let posted = post_run(&app, &school, &run).await;
+    let owes: i64 = posted["total"].as_i64().expect("total") / 8;
+    let intent_of = |pupil: &String| {
+        posted["intents"]
+            .as_array()
+            .expect("intents")
+            .iter()
+            .find(|i| i["pupil_id"] == pupil.as_str())
+            .expect("an intent per pupil")["intent_id"]
+            .as_str()
+            .expect("intent id")
+            .to_owned()
+    };
+    let mut references = Vec::new();
+    for pupil in &pupils {
+        let (_, intent) = app
+            .get(&format!("/v1/payment-intents/{}", intent_of(pupil)))
+            .await;
+        references.push(intent["reference"].as_str().expect("reference").to_owned());
+    }
+    let request = ok(
+        &app,
+        &format!("/v1/households/{family}/payment-request"),
+        &serde_json::json!({}),
+        StatusCode::CREATED,
+    )
+    .await;
+    let (_, household_intent) = app
+        .get(&format!(
+            "/v1/payment-intents/{}",
+            request["intent_id"].as_str().expect("intent id")
+        ))
+        .await;
+    let pay = |amount: i64, reference: &str| {
+        signed(&transfer(
+            &Uuid::new_v4().to_string(),
+            account,
+            "in",
+            amount,
+            &format!("MBVCB.1.{reference}.CT tu 0123 PHU HUYNH"),
+            Utc::now(),
+        ))
+    };
+    let partial = 500_000;
+    let extra = 20_000;
+    let mut deliveries = vec![
+        pay(owes, &references[0]),
+        pay(owes, &references[1]),
+        pay(owes, &references[1]),
+        pay(partial, &references[2]),
+        pay(owes + extra, &references[3]),
+        pay(
+            2 * owes,
+            household_intent["reference"].as_str().expect("reference"),
+        ),
+        pay(owes, &references[5]),
+    ];
+    let copy = pay(owes, &references[4]);
+    deliveries.extend((0..3).map(|_| copy.clone()));
+    let before = app.transaction_count().await;
+    let answers = futures::future::join_all(
+        deliveries
+            .iter()
+            .map(|(headers, bytes)| deliver(&app, "standard", headers, bytes)),
+    )
+    .await;
+    let mut fresh = 0;
+    for (status, ack) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{ack}");
+        assert_eq!(ack["transactions"][0]["matched_as"], "intent", "{ack}");
+        if ack["transactions"][0]["duplicate"] == false {
+            fresh += 1;
+        }
+    }
+    assert_eq!(fresh, 8, "every transfer once, the copies once");
+    // Each transfer: its bank posting and the school's settlement.
+    assert_eq!(app.transaction_count().await, before + 2 * 8);
+
+    let status = get_ok(
+        &app,
+        &format!(
+            "/v1/schools/{}/runs/{run}/status?class_id={}",
+            school.id, school.class
+        ),
+    )
+    .await;
+    let state_of = |n: usize| {
+        status["data"]
+            .as_array()
+            .expect("pupils")
+            .iter()
+            .find(|p| p["pupil_id"] == pupils[n].as_str())
+            .expect("every pupil")["status"]
+            .clone()
+    };
+    let states: Vec<_> = (0..8).map(state_of).collect();
+    assert_eq!(
+        states,
+        [
+            "paid",
+            "paid",
+            "partly_paid",
+            "paid",
+            "paid",
+            "paid",
+            "paid",
+            "paid"
+        ],
+        "{status}"
+    );
+    assert_eq!(status["paid_total"], 7 * owes + partial, "{status}");
+    // Paid twice: the second payment is the pupil's credit; paid too much: the excess.
+    for (n, balance) in [(1, -owes), (2, owes - partial), (3, -extra), (0, 0)] {
+        let statement = get_ok(
+            &app,
+            &format!("/v1/schools/{}/pupils/{}/statement", school.id, pupils[n]),
+        )
+        .await;
+        assert_eq!(statement["balance"], balance, "pupil {n}: {statement}");
+    }
+    // The split rule on a partial payment: meals first.
+    let balances = get_ok(&app, &format!("/v1/schools/{}/balances", school.id)).await;
+    let fund = |name: &str| {
+        balances["funds"]
+            .as_array()
+            .expect("funds")
+            .iter()
+            .find(|f| f["fund"] == name)
+            .expect("fund")["balance"]
+            .as_i64()
+            .expect("balance")
+    };
+    let meals_full = MEALS_PER_DAY * SCHOOL_DAYS;
+    assert!(partial > meals_full);
+    assert_eq!(fund("school"), 8 * meals_full);
+    assert_eq!(
+        fund("school") + fund("pass_through") + fund("parents_association"),
+        7 * owes + partial
+    );
+    assert_eq!(balances["uncollected"], owes - partial, "{balances}");
+    assert_eq!(
+        app.balance(&format!("bank:970422:{account}")).await,
+        (8 * owes + partial + extra).to_string()
     );
     app.assert_verified().await;
 }

@@ -5,9 +5,13 @@
 //! what earlier members do change (the accounts' balances, the provider ids taken) is carried
 //! from one to the next in memory.
 //!
-//! Only incoming transfers from a feed whose memo names no payment reference take this way:
-//! they read nothing a run writes (no intents, no open refunds, no statement lines). The
-//! others are recorded one by one between the runs, so the group keeps its order.
+//! Incoming transfers from a feed take this way. The payment intents their memos name are
+//! read (and locked) for the whole run first; a run names each intent, and each school pupil,
+//! at most once, so no member reads an intent or a pupil's charges another member changes.
+//! A transfer that would name one again starts the next run; one naming a household QR (whose
+//! payment reads every pupil of the household) and every other transfer (outgoing ones, which
+//! read open refunds; statement lines, which read the feed's records) are recorded one by one
+//! between the runs, so the group keeps its order.
 
 use std::collections::{HashMap, HashSet};
 
@@ -16,19 +20,119 @@ use uuid::Uuid;
 use super::record::{duplicate, Arrival, IngestOutcome, Recorder};
 use super::BankFeedError;
 use crate::domain::bank_feed::matching::{
-    self, balance_discrepancy, MatchFacts, PayeeAccount, PayeeMatch, Plan, BANK_FEED_USER_ID,
+    self, balance_discrepancy, MatchFacts, NamedIntent, PayeeAccount, PayeeMatch, Plan,
+    BANK_FEED_USER_ID,
 };
 use crate::domain::bank_feed::{BankTransaction, Direction};
 use crate::domain::payer::PayerAccountHash;
-use crate::domain::settlement::payee_code_candidates;
+use crate::domain::settlement::{payee_code_candidates, IntentState};
+use crate::services::schools::{settle_pupil_transfers, PupilTransfer};
 use crate::store::bank_feed::{Discrepancy, NewBankRecord, MAX_MEMO_CODES};
+use crate::store::schools::IntentPupilRow;
 use crate::store::{Fitting, StoreError, UnitOfWork};
+
+/// References one run's memos name at most: the intents are read with one statement.
+const MAX_RUN_REFERENCES: usize = 500;
 
 /// Whether a transfer can be recorded in a run with others (see the module comment).
 fn batchable(bank: &BankTransaction) -> bool {
-    bank.direction == Direction::In
-        && !matching::from_statement(bank)
-        && matching::memo_references(bank).is_empty()
+    bank.direction == Direction::In && !matching::from_statement(bank)
+}
+
+/// The payment intents a run's memos name, locked, with what recording a payment needs.
+#[derive(Default)]
+struct NamedIntents {
+    by_reference: HashMap<String, NamedIntent>,
+    /// The pupil of each school run's intent among them.
+    pupils: HashMap<Uuid, IntentPupilRow>,
+    /// The household QRs among them.
+    households: HashSet<Uuid>,
+}
+
+impl NamedIntents {
+    /// Reads (and locks, in id order) the intents the arrivals' memos name.
+    async fn read(unit: &mut UnitOfWork<'_>, references: &[String]) -> Result<Self, BankFeedError> {
+        let intents = unit.lock_intents_by_reference(references).await?;
+        if intents.is_empty() {
+            return Ok(Self::default());
+        }
+        let ids: Vec<Uuid> = intents.iter().map(|i| i.id).collect();
+        let payee_ids: Vec<Uuid> = intents
+            .iter()
+            .map(|i| i.payee_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let payees: HashMap<Uuid, PayeeAccount> = unit
+            .payee_accounts(&payee_ids)
+            .await?
+            .into_iter()
+            .map(|p| (p.payee_id, p))
+            .collect();
+        let pupils: HashMap<Uuid, IntentPupilRow> = unit
+            .intent_pupils(&ids)
+            .await?
+            .into_iter()
+            .map(|row| (row.intent_id, row))
+            .collect();
+        let households: HashSet<Uuid> = unit.household_intents(&ids).await?.into_iter().collect();
+        let mut by_reference = HashMap::with_capacity(intents.len());
+        for intent in intents {
+            let payee = *payees
+                .get(&intent.payee_id)
+                .ok_or_else(|| StoreError::Corrupt(format!("intent {} has no payee", intent.id)))?;
+            let school = pupils.contains_key(&intent.id) || households.contains(&intent.id);
+            by_reference.insert(
+                intent.reference.clone(),
+                NamedIntent {
+                    id: intent.id,
+                    reference: intent.reference,
+                    collection_account_id: intent.collection_account_id,
+                    payee,
+                    state: IntentState {
+                        keeps_overpayment: school,
+                        amount: intent.amount,
+                        paid_amount: intent.paid_amount,
+                        stored_status: intent.stored_status,
+                        expires_at: intent.expires_at,
+                    },
+                },
+            );
+        }
+        Ok(Self {
+            by_reference,
+            pupils,
+            households,
+        })
+    }
+
+    /// The intents the transfer's memo names, in memo order.
+    fn named_by(&self, bank: &BankTransaction) -> Vec<&NamedIntent> {
+        matching::memo_references(bank)
+            .iter()
+            .filter_map(|r| self.by_reference.get(r))
+            .collect()
+    }
+
+    /// How many arrivals from the first can be recorded in one run: none names an intent or
+    /// a pupil an earlier one names, nor a household QR. 0 when the first names a household
+    /// QR.
+    fn run_length(&self, arrivals: &[Arrival]) -> usize {
+        let mut intents = HashSet::new();
+        let mut pupils = HashSet::new();
+        for (index, arrival) in arrivals.iter().enumerate() {
+            for intent in self.named_by(&arrival.bank) {
+                let pupil = self.pupils.get(&intent.id).map(|p| p.pupil.id);
+                if self.households.contains(&intent.id)
+                    || !intents.insert(intent.id)
+                    || pupil.is_some_and(|pupil| !pupils.insert(pupil))
+                {
+                    return index;
+                }
+            }
+        }
+        arrivals.len()
+    }
 }
 
 /// A batchable transfer the run has claimed, with what recording it needs.
@@ -60,20 +164,39 @@ impl Recorder {
         let mut outcomes = Vec::with_capacity(arrivals.len());
         let mut rest = arrivals;
         while let Some(first) = rest.first() {
-            let together = batchable(&first.bank);
-            let length = rest
-                .iter()
-                .take_while(|a| batchable(&a.bank) == together)
-                .count();
-            let (run, later) = rest.split_at(length);
-            if together {
-                outcomes.extend(self.record_run(unit, run).await?);
-            } else {
-                for arrival in run {
-                    outcomes.push(self.record(unit, arrival.parts()).await?);
+            let mut length = 0;
+            let mut references = Vec::new();
+            if batchable(&first.bank) {
+                for arrival in rest.iter().take_while(|a| batchable(&a.bank)) {
+                    let named = matching::memo_references(&arrival.bank);
+                    if length > 0 && references.len() + named.len() > MAX_RUN_REFERENCES {
+                        break;
+                    }
+                    references.extend(named);
+                    length += 1;
                 }
             }
-            rest = later;
+            // Queued on the references before the intents are locked, in the order
+            // `Recorder::record` takes them (the bank's statement lines are recorded that way
+            // beside this group).
+            let named = if length == 0 {
+                NamedIntents::default()
+            } else {
+                unit.serialize_on_all(&mut reference_keys(&rest[..length]))
+                    .await?;
+                references.sort_unstable();
+                references.dedup();
+                NamedIntents::read(unit, &references).await?
+            };
+            let length = named.run_length(&rest[..length]);
+            if length == 0 {
+                outcomes.push(self.record(unit, first.parts()).await?);
+                rest = &rest[1..];
+            } else {
+                let (run, later) = rest.split_at(length);
+                outcomes.extend(self.record_run(unit, run, &named).await?);
+                rest = later;
+            }
         }
         Ok(outcomes)
     }
@@ -83,6 +206,7 @@ impl Recorder {
         &self,
         unit: &mut UnitOfWork<'_>,
         run: &[Arrival],
+        named: &NamedIntents,
     ) -> Result<Vec<IngestOutcome>, BankFeedError> {
         let deliveries: Vec<_> = run
             .iter()
@@ -153,8 +277,8 @@ impl Recorder {
         let payers: Vec<(&str, &str)> = payers.iter().map(|(h, l)| (*h, l.as_str())).collect();
         unit.note_payer_accounts(&payers).await?;
 
-        let plans = self.plans(unit, &claimed).await?;
-        let written = self.post(unit, &claimed, plans).await?;
+        let plans = self.plans(unit, &claimed, named).await?;
+        let written = self.post(unit, &claimed, plans, named).await?;
 
         let mut wanted: Vec<Uuid> = claimed.iter().map(|c| c.id).collect();
         wanted.extend(fates.iter().filter_map(|fate| match fate {
@@ -198,6 +322,7 @@ impl Recorder {
         &self,
         unit: &mut UnitOfWork<'_>,
         claimed: &[Claimed<'_>],
+        intents: &NamedIntents,
     ) -> Result<Vec<Plan>, BankFeedError> {
         let collections: Vec<Uuid> = claimed
             .iter()
@@ -282,7 +407,7 @@ impl Recorder {
                     statement_record_nearby,
                     payees,
                     open_refund: None,
-                    intents: Vec::new(),
+                    intents: intents.named_by(bank).into_iter().cloned().collect(),
                 };
                 matching::plan(&facts, bank)
             })
@@ -290,13 +415,15 @@ impl Recorder {
     }
 
     /// Posts every claimed transfer's plan (the first alternative that fits, one after
-    /// another), writes what each matched and the discrepancies its running balance shows:
-    /// the plans as posted.
+    /// another) and what the school pupils' payments among them settle, writes what each
+    /// matched, the intents' payments and the discrepancies its running balance shows: the
+    /// plans as posted.
     async fn post(
         &self,
         unit: &mut UnitOfWork<'_>,
         claimed: &[Claimed<'_>],
         plans: Vec<Plan>,
+        named: &NamedIntents,
     ) -> Result<Vec<Plan>, BankFeedError> {
         let candidates = claimed
             .iter()
@@ -311,7 +438,24 @@ impl Recorder {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let postings: Vec<Fitting<'_>> = claimed
+        // An incoming transfer's plan has one alternative (money the payee cannot take goes to
+        // suspense in that same posting), so what a pupil's payment credits is known before it
+        // is posted, and the school's posting joins the run's.
+        let pupil_transfers: Vec<PupilTransfer<'_>> = claimed
+            .iter()
+            .zip(&plans)
+            .filter_map(|(claim, plan)| {
+                let (intent, _) = plan.intent.as_ref()?;
+                plan.intent_update?;
+                Some(PupilTransfer {
+                    target: named.pupils.get(intent)?,
+                    credited: plan.credit(&claim.arrival.bank)?.amount,
+                    bank_transaction_id: claim.id,
+                })
+            })
+            .collect();
+        let settlements = settle_pupil_transfers(unit, &self.clock, &pupil_transfers).await?;
+        let mut postings: Vec<Fitting<'_>> = claimed
             .iter()
             .zip(&candidates)
             .map(|(claim, candidates)| Fitting {
@@ -319,11 +463,20 @@ impl Recorder {
                 watched: claim.arrival.feed.ledger_account_id,
             })
             .collect();
+        postings.extend(settlements.transactions.iter().map(|transaction| Fitting {
+            candidates: std::slice::from_ref(transaction),
+            watched: transaction.postings[0].debit,
+        }));
         let fitted = unit
             .post_each_first_that_fits_ungated(&postings, BANK_FEED_USER_ID)
             .await?;
+        let (fitted, school_fitted) = fitted.split_at(claimed.len());
+        // Receivables and the school's accounts carry no balance rule.
+        if school_fitted.iter().any(|f| f.posted.is_none()) {
+            return Err(StoreError::Corrupt("a school pupil's payment did not fit".into()).into());
+        }
         let mut posted = Vec::with_capacity(plans.len());
-        for ((claim, plan), fitted) in claimed.iter().zip(plans).zip(&fitted) {
+        for ((claim, plan), fitted) in claimed.iter().zip(plans).zip(fitted) {
             let Some(index) = fitted.posted else {
                 return Err(StoreError::Corrupt(
                     "no posting fits a bank transaction, not even suspense".into(),
@@ -331,11 +484,10 @@ impl Recorder {
                 .into());
             };
             let plan = plan.posted(index, claim.arrival.bank.amount);
-            // Only payment references and outgoing transfers lead to these, and neither is
-            // recorded in a run.
-            if plan.intent_update.is_some() || plan.refund_resolution.is_some() {
+            // Only outgoing transfers pay refunds, and none is recorded in a run.
+            if plan.refund_resolution.is_some() {
                 return Err(StoreError::Corrupt(format!(
-                    "bank transaction {} recorded in a run updates an intent or a refund",
+                    "bank transaction {} recorded in a run pays a refund",
                     claim.id
                 ))
                 .into());
@@ -344,7 +496,17 @@ impl Recorder {
         }
         let matches: Vec<(Uuid, &Plan)> = claimed.iter().map(|c| c.id).zip(&posted).collect();
         unit.record_matches(&matches).await?;
-        for (claim, fitted) in claimed.iter().zip(&fitted) {
+        let intent_payments: Vec<_> = posted
+            .iter()
+            .filter_map(|plan| {
+                let (intent, _) = plan.intent.as_ref()?;
+                let (paid_amount, status) = plan.intent_update?;
+                Some((*intent, paid_amount, status))
+            })
+            .collect();
+        unit.record_intent_payments(&intent_payments).await?;
+        settlements.record(unit, self.clock.now_micros()).await?;
+        for (claim, fitted) in claimed.iter().zip(fitted) {
             let bank = &claim.arrival.bank;
             let (debits, credits) = fitted.totals;
             if let Some(ledger_balance) = balance_discrepancy(bank.running_balance, debits, credits)
@@ -364,9 +526,25 @@ impl Recorder {
     }
 }
 
+/// The keys [`Recorder::record`] queues on before it looks for a transfer's twin, of the
+/// arrivals that have a bank reference.
+fn reference_keys(arrivals: &[Arrival]) -> Vec<String> {
+    arrivals
+        .iter()
+        .filter_map(|a| {
+            Some(format!(
+                "{}|{}|{}",
+                a.feed.collection_account_id,
+                a.bank.direction.as_str(),
+                matching::dedupe_reference(&a.bank)?
+            ))
+        })
+        .collect()
+}
+
 /// Records of this very transfer under another provider id (one side from a bank statement),
 /// for each arrival of the run that has a bank reference: what [`Recorder::record`]'s check
-/// finds, after queueing on every reference of the run at once.
+/// finds. The caller has queued on the run's [`reference_keys`].
 async fn reference_twins(
     unit: &mut UnitOfWork<'_>,
     run: &[Arrival],
@@ -375,22 +553,9 @@ async fn reference_twins(
         .iter()
         .map(|a| matching::dedupe_reference(&a.bank))
         .collect();
-    let mut keys: Vec<String> = run
-        .iter()
-        .zip(&references)
-        .filter_map(|(a, reference)| {
-            Some(format!(
-                "{}|{}|{}",
-                a.feed.collection_account_id,
-                a.bank.direction.as_str(),
-                reference.as_ref()?
-            ))
-        })
-        .collect();
-    if keys.is_empty() {
+    if references.iter().all(Option::is_none) {
         return Ok(vec![None; run.len()]);
     }
-    unit.serialize_on_all(&mut keys).await?;
     let collections: Vec<Uuid> = run
         .iter()
         .map(|a| a.feed.collection_account_id)

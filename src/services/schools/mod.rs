@@ -36,8 +36,9 @@ use crate::domain::registry::import::LineError;
 use crate::domain::schools::roster::parse_roster;
 use crate::domain::schools::{
     allocate, compute_charges, fund_legs, parse_pupil_code, percent_text, school_transaction,
-    FeeUnit, Fund, PaidState, Reduction,
+    FeeUnit, Fund, OpenCharge, PaidState, Reduction,
 };
+use crate::domain::transaction::NewTransaction;
 use crate::domain::user::Role;
 use crate::services::auth::Caller;
 use crate::services::ledger::Reply;
@@ -45,8 +46,8 @@ use crate::services::paging;
 use crate::services::payments::draft_intent;
 use crate::services::registry::import::ImportError;
 use crate::store::schools::{
-    ClassRow, FeeItemRow, HouseholdIntentRow, HouseholdPupilRow, NewCharge, NewPupil,
-    NewSchoolPayment, PupilRow, ReceiptRow, RunRow, YearRow,
+    ClassRow, FeeItemRow, HouseholdIntentRow, HouseholdPupilRow, IntentPupilRow, NewCharge,
+    NewPupil, NewSchoolPayment, PupilRow, ReceiptRow, RunRow, YearRow,
 };
 use crate::store::{IdempotencyClaim, Store, StoreError, StoredResponse, UnitOfWork};
 
@@ -164,12 +165,57 @@ async fn settle_pupil(
     let now = clock.now_micros();
     serialize_school(unit, pupil.school_id).await?;
     let (open, credit) = unit.lock_open_charges_and_credit(pupil.id).await?;
-    let credit = credit.max(0);
-    let incoming = money.as_ref().map_or(0, |m| m.amount);
-    let (paid, _left) = allocate(&open, credit + incoming);
+    let Some(settlement) =
+        pupil_settlement(clock, accounts, pupil, &open, credit, money.as_ref(), now)?
+    else {
+        return Ok(None);
+    };
+    post_school_ledger_transaction(unit, &settlement.transaction, gated).await?;
+    let payment_id = match settlement.payment {
+        Some(payment) => {
+            unit.insert_school_payment_with_allocations(&payment, &settlement.paid, now)
+                .await?;
+            payment.id
+        }
+        None => {
+            let id = unit
+                .latest_payment(pupil.id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("credit without a payment".into()))?;
+            unit.insert_allocations(id, &settlement.paid, settlement.transaction.id, now)
+                .await?;
+            id
+        }
+    };
+    Ok(Some(payment_id))
+}
+
+/// What paying a pupil's open charges with `money` (if any) and the pupil's credit comes to.
+struct PupilSettlement {
+    /// The money credited to the pupil's receivable, and the charges paid out of it.
+    transaction: NewTransaction,
+    /// (charge, amount) paid.
+    paid: Vec<(Uuid, i64)>,
+    /// The payment that brought the money; `None` when only credit was used.
+    payment: Option<NewSchoolPayment>,
+}
+
+/// Decides [`PupilSettlement`] from the pupil's `open` charges (locked) and `credit`; `None`
+/// when there is nothing to post.
+fn pupil_settlement(
+    clock: &Clock,
+    accounts: &SchoolAccounts,
+    pupil: &PupilRow,
+    open: &[OpenCharge],
+    credit: i64,
+    money: Option<&Money>,
+    now: i64,
+) -> Result<Option<PupilSettlement>, StoreError> {
+    let incoming = money.map_or(0, |m| m.amount);
+    let (paid, _left) = allocate(open, credit.max(0) + incoming);
     let fund_of: HashMap<Uuid, Fund> = open.iter().map(|c| (c.id, c.fund)).collect();
     let mut legs = Vec::new();
-    if let Some(money) = &money {
+    if let Some(money) = money {
         legs.push((
             money.source_account,
             pupil.receivable_account_id,
@@ -186,48 +232,121 @@ async fn settle_pupil(
         return Ok(None);
     }
     let transaction_id = clock.new_id();
-    let description = money.as_ref().map_or_else(
+    let description = money.map_or_else(
         || format!("Dùng tiền thừa của học sinh {}", pupil.code),
         |m| m.description.clone(),
     );
-    post_school_transaction(unit, transaction_id, &description, &legs, now, gated).await?;
-    let payment_id = match money {
-        Some(money) => {
-            let id = clock.new_id();
-            unit.insert_school_payment_with_allocations(
-                &NewSchoolPayment {
-                    id,
-                    school_id: pupil.school_id,
-                    pupil_id: pupil.id,
-                    cash: money.cash,
-                    amount: money.amount,
-                    ledger_transaction_id: transaction_id,
-                    bank_transaction_id: money.bank_transaction_id,
-                    receipt_id: money.receipt_id,
-                },
-                &paid,
-                now,
-            )
-            .await?;
-            id
-        }
-        None => {
-            let id = unit
-                .latest_payment(pupil.id)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt("credit without a payment".into()))?;
-            unit.insert_allocations(id, &paid, transaction_id, now)
-                .await?;
-            id
-        }
+    let transaction = school_transaction(transaction_id, &description, &legs, now)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let payment = money.map(|money| NewSchoolPayment {
+        id: clock.new_id(),
+        school_id: pupil.school_id,
+        pupil_id: pupil.id,
+        cash: money.cash,
+        amount: money.amount,
+        ledger_transaction_id: transaction_id,
+        bank_transaction_id: money.bank_transaction_id,
+        receipt_id: money.receipt_id,
+    });
+    Ok(Some(PupilSettlement {
+        transaction,
+        paid,
+        payment,
+    }))
+}
+
+/// Money a bank transfer credited to a school's payee account for a pupil's intent.
+pub struct PupilTransfer<'a> {
+    pub target: &'a IntentPupilRow,
+    pub credited: i64,
+    pub bank_transaction_id: Uuid,
+}
+
+/// The school side of transfers to pupils' intents: the ledger transactions to post, then the
+/// payments to record ([`PupilTransferSettlements::record`]).
+pub struct PupilTransferSettlements {
+    pub transactions: Vec<NewTransaction>,
+    payments: Vec<(NewSchoolPayment, Vec<(Uuid, i64)>)>,
+}
+
+impl PupilTransferSettlements {
+    /// Records the payments and what they paid, once `transactions` are posted.
+    pub async fn record(&self, unit: &mut UnitOfWork<'_>, now: i64) -> Result<(), StoreError> {
+        let payments: Vec<(&NewSchoolPayment, &[(Uuid, i64)])> = self
+            .payments
+            .iter()
+            .map(|(payment, paid)| (payment, paid.as_slice()))
+            .collect();
+        unit.insert_school_payments_with_allocations(&payments, now)
+            .await
+    }
+}
+
+/// What each transfer (to a different pupil each) settles, as [`settle_school_intent`] would
+/// for each alone, read with a few statements for all: each school's turn (in id order), its
+/// accounts, every pupil's open charges (locked) and credit.
+pub async fn settle_pupil_transfers(
+    unit: &mut UnitOfWork<'_>,
+    clock: &Clock,
+    transfers: &[PupilTransfer<'_>],
+) -> Result<PupilTransferSettlements, StoreError> {
+    let now = clock.now_micros();
+    let mut pupils: Vec<Uuid> = transfers.iter().map(|t| t.target.pupil.id).collect();
+    pupils.sort_unstable();
+    pupils.dedup();
+    assert_eq!(
+        pupils.len(),
+        transfers.len(),
+        "transfers settled together pay different pupils"
+    );
+    let mut schools: Vec<(Uuid, &str)> = transfers
+        .iter()
+        .map(|t| (t.target.pupil.school_id, t.target.school_code.as_str()))
+        .collect();
+    schools.sort_unstable();
+    schools.dedup();
+    let mut turns: Vec<String> = schools.iter().map(|(id, _)| school_turn(*id)).collect();
+    unit.serialize_on_all(&mut turns).await?;
+    let mut accounts = HashMap::with_capacity(schools.len());
+    for (school_id, code) in schools {
+        accounts.insert(school_id, SchoolAccounts::ensure(unit, code, now).await?);
+    }
+    let mut open = unit.lock_open_charges_and_credits(&pupils).await?;
+    let mut settlements = PupilTransferSettlements {
+        transactions: Vec::with_capacity(transfers.len()),
+        payments: Vec::with_capacity(transfers.len()),
     };
-    Ok(Some(payment_id))
+    for transfer in transfers {
+        let pupil = &transfer.target.pupil;
+        let (charges, credit) = open.remove(&pupil.id).unwrap_or_default();
+        let money = Money {
+            source_account: transfer.target.school_account_id,
+            amount: transfer.credited,
+            cash: false,
+            bank_transaction_id: Some(transfer.bank_transaction_id),
+            receipt_id: None,
+            description: format!("Chuyển khoản cho học sinh {}", pupil.code),
+        };
+        let settlement = pupil_settlement(
+            clock,
+            &accounts[&pupil.school_id],
+            pupil,
+            &charges,
+            credit,
+            Some(&money),
+            now,
+        )?
+        .ok_or_else(|| StoreError::Corrupt("money for a pupil posts nothing".into()))?;
+        let payment = settlement
+            .payment
+            .ok_or_else(|| StoreError::Corrupt("money for a pupil records no payment".into()))?;
+        settlements.transactions.push(settlement.transaction);
+        settlements.payments.push((payment, settlement.paid));
+    }
+    Ok(settlements)
 }
 
 /// Posts one school ledger transaction of these legs in the caller's database transaction.
-/// Not `gated` when the caller's unit of work may already hold account rows (the bank feed's,
-/// after its own posting): waiting at the in-process account gate while holding rows the
-/// gate's holder waits for would be a deadlock the database cannot see.
 async fn post_school_transaction(
     unit: &mut UnitOfWork<'_>,
     id: Uuid,
@@ -238,7 +357,19 @@ async fn post_school_transaction(
 ) -> Result<(), StoreError> {
     let transaction = school_transaction(id, description, legs, now)
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let candidates = std::slice::from_ref(&transaction);
+    post_school_ledger_transaction(unit, &transaction, gated).await
+}
+
+/// Posts a school ledger transaction in the caller's database transaction. Not `gated` when
+/// the caller's unit of work may already hold account rows (the bank feed's, after its own
+/// posting): waiting at the in-process account gate while holding rows the gate's holder
+/// waits for would be a deadlock the database cannot see.
+async fn post_school_ledger_transaction(
+    unit: &mut UnitOfWork<'_>,
+    transaction: &NewTransaction,
+    gated: bool,
+) -> Result<(), StoreError> {
+    let candidates = std::slice::from_ref(transaction);
     let posted = if gated {
         unit.post_first_that_fits(candidates, SCHOOL_USER_ID)
             .await?
@@ -250,7 +381,8 @@ async fn post_school_transaction(
     match posted {
         Some(_) => Ok(()),
         None => Err(StoreError::Corrupt(format!(
-            "a school posting did not fit: {description}"
+            "a school posting did not fit: {}",
+            transaction.description
         ))),
     }
 }
@@ -259,7 +391,12 @@ async fn post_school_transaction(
 /// turns, before any account lock they take, so that a pupil's credit is read by one at a
 /// time. They all post to the school's `uncollected` account anyway, so nothing runs slower.
 async fn serialize_school(unit: &mut UnitOfWork<'_>, school_id: Uuid) -> Result<(), StoreError> {
-    unit.serialize_on(&format!("school:{school_id}")).await
+    unit.serialize_on(&school_turn(school_id)).await
+}
+
+/// The key [`serialize_school`] takes turns on.
+fn school_turn(school_id: Uuid) -> String {
+    format!("school:{school_id}")
 }
 
 /// The bank feed's hook: when a transfer paid a school run's pupil intent or a household QR,
@@ -278,18 +415,16 @@ pub async fn settle_school_intent(
         }
         return Ok(());
     };
-    let accounts = SchoolAccounts::ensure(unit, &target.school_code, clock.now_micros()).await?;
-    let pupil = target.pupil;
-    let money = Money {
-        source_account: target.school_account_id,
-        amount: credited,
-        cash: false,
-        bank_transaction_id: Some(bank_transaction_id),
-        receipt_id: None,
-        description: format!("Chuyển khoản cho học sinh {}", pupil.code),
+    let transfer = PupilTransfer {
+        target: &target,
+        credited,
+        bank_transaction_id,
     };
-    settle_pupil(unit, clock, &accounts, &pupil, Some(money), false).await?;
-    Ok(())
+    let settlements = settle_pupil_transfers(unit, clock, std::slice::from_ref(&transfer)).await?;
+    for transaction in &settlements.transactions {
+        post_school_ledger_transaction(unit, transaction, false).await?;
+    }
+    settlements.record(unit, clock.now_micros()).await
 }
 
 /// Whether the intent is a school run's pupil intent or a household QR: money paid on it
