@@ -3,9 +3,10 @@
 # webhooks) against pgbench's tpcb-like on the same server, then market-ledger on its SQLite
 # default (single, batch, webhooks).
 #
-# Knobs (environment): CLIENTS (8), SECONDS_PER_RUN (20), ACCOUNTS (1000), BATCH_SIZE (100).
-# Needs: cargo, PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth), pgbench, psql,
-# curl, python3. Drops and recreates the databases ledger_bench and pgbench_bench.
+# Knobs (environment): CLIENTS (8), SECONDS_PER_RUN (20), ACCOUNTS (1000), BATCH_SIZE (100),
+# LEDGER_DB (ledger_bench), PGBENCH_DB (pgbench_bench): other names let two runs share the
+# server. Needs: cargo, PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth), pgbench,
+# psql, curl, python3. Drops and recreates both databases, and drops them at the end.
 #
 # The script reports; a missed bar prints BELOW but does not fail the run.
 set -euo pipefail
@@ -15,8 +16,8 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-20}
 ACCOUNTS=${ACCOUNTS:-1000}
 BATCH_SIZE=${BATCH_SIZE:-100}
 
-LEDGER_DB=ledger_bench
-PGBENCH_DB=pgbench_bench
+LEDGER_DB=${LEDGER_DB:-ledger_bench}
+PGBENCH_DB=${PGBENCH_DB:-pgbench_bench}
 
 BENCH_NAME=ledger-bench
 # shellcheck source=bench/common.sh
@@ -59,6 +60,7 @@ PG_HOT=$(run_load hot)
 PG_WEBHOOKS=$(run_load webhooks)
 PG_VERIFY=$(verify_ledger)
 stop_server
+psql_admin -c "DROP DATABASE $LEDGER_DB"
 
 # --- pgbench tpcb-like on the same PostgreSQL ---
 fresh_database "$PGBENCH_DB"
@@ -74,6 +76,7 @@ PGBENCH_OUTPUT=$(pgbench -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -b tpcb-like 
 PGBENCH_TPS=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' <<<"$PGBENCH_OUTPUT")
 [[ -n $PGBENCH_TPS ]] || { echo "$PGBENCH_OUTPUT" >&2; fail "no tps line in pgbench output"; }
 log "pgbench: tps=$PGBENCH_TPS"
+psql_admin -c "DROP DATABASE $PGBENCH_DB"
 
 # --- market-ledger on its SQLite default ---
 start_server sqlite "sqlite://$WORK_DIR/sqlite-db/market-ledger.db"

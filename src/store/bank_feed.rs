@@ -25,6 +25,12 @@ pub use crate::domain::bank_feed::matching::{
 pub use crate::domain::bank_feed::resolution::{ResolutionAction, ResolveRejection};
 pub(super) use crate::domain::bank_feed::STATEMENT_ID_PREFIX;
 
+/// Picks the statement lines out of `bank_transactions` ([`STATEMENT_ID_PREFIX`]). Written into
+/// the SQL, not bound: it is the predicate of the partial index
+/// `bank_transactions_statement_lines`, and a database uses a partial index only for a query
+/// that states its predicate.
+const STATEMENT_LINE: &str = "substr(provider_transaction_id, 1, 10) = 'statement:'";
+
 /// A collection account with a configured feed, as the webhook route needs it.
 #[derive(Debug, Clone)]
 pub struct Feed {
@@ -817,22 +823,21 @@ impl UnitOfWork<'_> {
         amount: i64,
         (from, to): (i64, i64),
     ) -> StoreResult<bool> {
-        let sql = "SELECT id FROM bank_transactions \
-                   WHERE collection_account_id = $1 AND direction = $2 AND amount = $3 \
-                     AND occurred_at >= $4 AND occurred_at <= $5 \
-                     AND substr(provider_transaction_id, 1, $6) = $7 \
-                   LIMIT 1";
+        let sql = format!(
+            "SELECT id FROM bank_transactions \
+             WHERE collection_account_id = $1 AND direction = $2 AND amount = $3 \
+               AND occurred_at >= $4 AND occurred_at <= $5 AND {STATEMENT_LINE} \
+             LIMIT 1"
+        );
         let found: Option<(Uuid,)> = tx_rows!(
             self,
             fetch_optional,
-            sql,
+            &sql,
             collection_account_id,
             direction.as_str(),
             amount,
             from,
-            to,
-            STATEMENT_ID_PREFIX.len() as i32,
-            STATEMENT_ID_PREFIX
+            to
         )?;
         Ok(found.is_some())
     }
@@ -870,10 +875,8 @@ impl UnitOfWork<'_> {
                     .push_bind(from)
                     .push(" AND occurred_at <= ")
                     .push_bind(to)
-                    .push(" AND substr(provider_transaction_id, 1, ")
-                    .push_bind(STATEMENT_ID_PREFIX.len() as i32)
-                    .push(") = ")
-                    .push_bind(STATEMENT_ID_PREFIX);
+                    .push(" AND ")
+                    .push(STATEMENT_LINE);
                 query.build_query_as().fetch_all(&mut **tx).await
             })?;
             found.extend(rows);
@@ -1277,4 +1280,26 @@ pub fn redacted_headers<'a>(headers: impl Iterator<Item = (&'a str, &'a str)>) -
         })
         .collect();
     serde_json::Value::Object(map).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_lines_are_picked_as_the_partial_index_states() {
+        assert_eq!(
+            STATEMENT_LINE,
+            format!(
+                "substr(provider_transaction_id, 1, {}) = '{STATEMENT_ID_PREFIX}'",
+                STATEMENT_ID_PREFIX.len()
+            )
+        );
+        for migration in [
+            include_str!("../../migrations/postgres/0015_statement_line_index.sql"),
+            include_str!("../../migrations/sqlite/0015_statement_line_index.sql"),
+        ] {
+            assert!(migration.contains(&format!("WHERE {STATEMENT_LINE};")));
+        }
+    }
 }
