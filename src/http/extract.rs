@@ -100,6 +100,15 @@ async fn read_json<T: DeserializeOwned>(
     if holds_nul(&value) {
         return Err(nul_refused());
     }
+    // Every JSON body this API reads is an object (or nothing), but serde also builds a struct
+    // from an array, its fields in order: `[null, null]` would pass as an empty patch.
+    if value.is_array() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_BODY",
+            "the body must be a JSON object, not an array",
+        ));
+    }
     let typed =
         serde_json::from_value(whole_numbers_as_integers(value.clone())).map_err(classify)?;
     Ok((typed, value))
