@@ -215,7 +215,11 @@ fn idempotency_key(request: &HttpRequest) -> Result<String, ApiError> {
         Some(value) => value
             .to_str()
             .ok()
-            .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN)
+            // `to_str` also lets spaces and tabs through, which are not visible characters.
+            .filter(|k| {
+                (1..=MAX_IDEMPOTENCY_KEY_LEN).contains(&k.len())
+                    && k.bytes().all(|b| b.is_ascii_graphic())
+            })
             .map(str::to_owned)
             .ok_or_else(|| {
                 ApiError::new(
