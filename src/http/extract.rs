@@ -100,6 +100,15 @@ async fn read_json<T: DeserializeOwned>(
     if holds_nul(&value) {
         return Err(nul_refused());
     }
+    // Every JSON body this API reads is an object (or nothing), but serde also builds a struct
+    // from an array, its fields in order: `[null, null]` would pass as an empty patch.
+    if value.is_array() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_BODY",
+            "the body must be a JSON object, not an array",
+        ));
+    }
     let typed =
         serde_json::from_value(whole_numbers_as_integers(value.clone())).map_err(classify)?;
     Ok((typed, value))
@@ -206,7 +215,11 @@ fn idempotency_key(request: &HttpRequest) -> Result<String, ApiError> {
         Some(value) => value
             .to_str()
             .ok()
-            .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN)
+            // `to_str` also lets spaces and tabs through, which are not visible characters.
+            .filter(|k| {
+                (1..=MAX_IDEMPOTENCY_KEY_LEN).contains(&k.len())
+                    && k.bytes().all(|b| b.is_ascii_graphic())
+            })
             .map(str::to_owned)
             .ok_or_else(|| {
                 ApiError::new(

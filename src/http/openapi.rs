@@ -9,6 +9,9 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::OpenApi;
 
+use actix_web::http::Method;
+
+use super::policy::{self, Access};
 use super::{
     bank_feed, board_links, events, imports, payers, payments, registry, routes,
     school_corrections, school_files, schools, statistics, users,
@@ -63,7 +66,7 @@ use super::{
         users::update_user, users::reset_password, users::audit_trail,
     ),
     components(schemas(crate::services::events::PaymentReceived)),
-    modifiers(&BearerAuth, &SharedErrors, &UuidPattern),
+    modifiers(&BearerAuth, &SharedErrors, &UuidPattern, &CallerRoles),
     tags((name = "operations"), (name = "auth"), (name = "ledger"), (name = "payees"),
         (name = "payment intents"), (name = "bank feed"), (name = "reconciliation"),
         (name = "payers"), (name = "registry"), (name = "statistics"), (name = "schools"),
@@ -96,7 +99,7 @@ struct SharedErrors;
 
 impl utoipa::Modify for SharedErrors {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for (path, operation) in operations(openapi) {
+        for (path, _, operation) in operations(openapi) {
             add_shared_errors(path, operation);
             describe_cursor(operation);
         }
@@ -204,7 +207,7 @@ impl utoipa::Modify for UuidPattern {
         if let Some(components) = openapi.components.as_mut() {
             components.schemas.values_mut().for_each(pattern_uuids);
         }
-        for (_, operation) in operations(openapi) {
+        for (_, _, operation) in operations(openapi) {
             for parameter in operation.parameters.iter_mut().flatten() {
                 parameter.schema.iter_mut().for_each(pattern_uuids);
             }
@@ -216,21 +219,40 @@ impl utoipa::Modify for UuidPattern {
     }
 }
 
-/// Every operation of the document, with its path.
+/// Who may call each route, as the access policy the service enforces says (`x-roles`; a
+/// public route has none), so a client need not learn it from a 403, and the contract fuzzer
+/// can check that every other role is refused.
+struct CallerRoles;
+
+impl utoipa::Modify for CallerRoles {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, method, operation) in operations(openapi) {
+            if let Some(Access::Roles(roles)) = policy::policy(&method, path) {
+                let roles: Vec<&str> = roles.iter().map(|role| role.as_str()).collect();
+                operation
+                    .extensions
+                    .get_or_insert_with(Default::default)
+                    .insert("x-roles".to_owned(), roles.into());
+            }
+        }
+    }
+}
+
+/// Every operation of the document, with its path and method.
 fn operations(
     openapi: &mut utoipa::openapi::OpenApi,
-) -> impl Iterator<Item = (&String, &mut Operation)> {
+) -> impl Iterator<Item = (&String, Method, &mut Operation)> {
     openapi.paths.paths.iter_mut().flat_map(|(path, item)| {
         [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
+            (Method::GET, &mut item.get),
+            (Method::PUT, &mut item.put),
+            (Method::POST, &mut item.post),
+            (Method::DELETE, &mut item.delete),
+            (Method::PATCH, &mut item.patch),
         ]
         .into_iter()
-        .flatten()
-        .map(move |operation| (path, operation))
+        .filter_map(|(method, operation)| operation.as_mut().map(|operation| (method, operation)))
+        .map(move |(method, operation)| (path, method, operation))
     })
 }
 

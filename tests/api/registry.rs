@@ -230,6 +230,13 @@ async fn households_are_paged_filtered_and_patched(backend: Backend) {
         assert_eq!(error_code(&refused), "REGISTRY_FIELD_INVALID");
         assert_eq!(refused["error"]["details"]["field"], field);
     }
+    // A patch is an object: serde would read an array as the fields in order.
+    let (status, refused) = patch(&app, &path, &json!(["Nhà số 10", null])).await;
+    assert_eq!(
+        (status, error_code(&refused)),
+        (UNPROCESSABLE, "INVALID_BODY"),
+        "{refused}"
+    );
     let (_, unchanged) = app.get(&path).await;
     assert_eq!(unchanged, changed);
 

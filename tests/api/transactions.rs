@@ -186,6 +186,20 @@ async fn every_bad_transaction_is_refused_with_its_own_code_and_no_effect(backen
         (status, error_code(&answer)),
         (StatusCode::BAD_REQUEST, "IDEMPOTENCY_KEY_REQUIRED")
     );
+    // The key is 1 to 255 visible characters: a space is not one.
+    let (status, answer) = read(
+        app.post_idempotent(
+            "/v1/transactions",
+            "two words",
+            &json!({"description": "x", "postings": posting("bank", "vendor", json!("1"))}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "INVALID_IDEMPOTENCY_KEY")
+    );
 
     assert_eq!(app.balance("vendor").await, "100");
     assert_eq!(app.balance("bank").await, "100");

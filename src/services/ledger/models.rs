@@ -36,8 +36,8 @@ impl From<AccountFlags> for FlagsView {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAccountRequest {
-    /// Unique code, e.g. `bank:970436:0123456789` or `payee:V042`.
-    #[schema(example = "payee:V042")]
+    /// Unique code, e.g. `bank:970436:0123456789` or `payee:V042`; not shaped like a UUID.
+    #[schema(example = "payee:V042", pattern = "^[A-Za-z0-9:_.-]{1,64}$")]
     pub code: String,
     #[schema(example = "Bà Hoa, quầy chè số 12")]
     pub name: String,

@@ -19,7 +19,7 @@ pub struct NewHamletRequest {
     #[schema(example = "Khe Cốc")]
     pub name: String,
     /// The hamlet's first day.
-    #[schema(example = "2020-01-01")]
+    #[schema(example = "2020-01-01", format = Date)]
     pub valid_from: String,
 }
 
@@ -38,7 +38,7 @@ pub struct HamletMergeRequest {
     pub into: String,
     /// The first day the hamlet is part of `into`; this hamlet's `valid_to` becomes the day
     /// before.
-    #[schema(example = "2026-07-01")]
+    #[schema(example = "2026-07-01", format = Date)]
     pub on: String,
 }
 
@@ -94,7 +94,7 @@ pub struct NewHouseholdRequest {
     pub hamlet_code: String,
     #[schema(example = "Thôn Khe Cốc, nhà số 12")]
     pub address: String,
-    #[schema(example = "2015-03-01")]
+    #[schema(example = "2015-03-01", format = Date)]
     pub moved_in_on: Option<String>,
 }
 
@@ -110,11 +110,11 @@ pub struct HouseholdPatchRequest {
     pub head_resident_id: Option<Option<Uuid>>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<String>, nullable, format = Date)]
     pub moved_in_on: Option<Option<String>>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<String>, nullable, format = Date)]
     pub moved_out_on: Option<Option<String>>,
 }
 
@@ -204,7 +204,7 @@ pub struct ResidentPatchRequest {
     pub full_name: Option<String>,
     pub birth_year: Option<i32>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<String>, nullable, format = Date)]
     pub birth_date: Option<Option<String>>,
     #[schema(pattern = "^(female|male|other|unknown)$")]
     pub gender: Option<String>,
@@ -215,10 +215,10 @@ pub struct ResidentPatchRequest {
     #[schema(pattern = "^(living|moved_away|deceased)$")]
     pub status: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<String>, nullable, format = Date)]
     pub living_since: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<String>, nullable, format = Date)]
     pub left_on: Option<Option<String>>,
 }
 
@@ -310,7 +310,7 @@ pub struct ResidentPage {
 #[serde(deny_unknown_fields)]
 pub struct NewConsentRequest {
     pub given: bool,
-    #[schema(example = "2026-11-01")]
+    #[schema(example = "2026-11-01", format = Date)]
     pub effective_on: String,
 }
 
