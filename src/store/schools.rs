@@ -254,14 +254,16 @@ const CHARGE_COLUMNS: &str = "c.id, c.run_id, r.name AS run_name, r.due_on, c.pu
      JOIN fee_items i ON i.id = c.fee_item_id";
 
 /// The credit of pupil `$1`: what was received for the pupil and not (or no longer)
-/// allocated to a charge, nor refunded.
+/// allocated to a charge, nor refunded. The allocations are summed charge by charge of the
+/// pupil: as a join, PostgreSQL planned a scan of every allocation of the database for each
+/// row (with the statistics of a table filling fast, as during a school's first payments).
 const PUPIL_CREDIT: &str = "CAST((SELECT COALESCE(SUM(amount), 0) FROM school_payments \
      WHERE pupil_id = $1 AND cancelled_at IS NULL) \
      - (SELECT COALESCE(SUM(amount), 0) FROM school_corrections \
      WHERE pupil_id = $1 AND kind = 'refund') \
-     - (SELECT COALESCE(SUM(a.amount), 0) FROM school_allocations a \
-     JOIN school_charges ac ON ac.id = a.charge_id \
-     WHERE ac.pupil_id = $1 AND a.cancelled_at IS NULL) AS BIGINT)";
+     - (SELECT COALESCE(SUM((SELECT COALESCE(SUM(a.amount), 0) FROM school_allocations a \
+     WHERE a.charge_id = ac.id AND a.cancelled_at IS NULL)), 0) \
+     FROM school_charges ac WHERE ac.pupil_id = $1) AS BIGINT)";
 
 const RECEIPT_COLUMNS: &str = "id, school_id, year_id, number, pupil_id, payer_name, amount, \
      payment_id, created_by, created_at, cancelled_at, cancelled_by, cancel_reason";
