@@ -255,6 +255,41 @@ pub(crate) async fn parent_link(app: &TestApp, school: &School, pupil: &str) -> 
     .await
 }
 
+/// The run's status for the school's class 3A.
+pub(crate) async fn class_status(app: &TestApp, school: &School, run: &str) -> Value {
+    get_ok(
+        app,
+        &format!(
+            "/v1/schools/{}/runs/{run}/status?class_id={}",
+            school.id, school.class
+        ),
+    )
+    .await
+}
+
+/// The pupil's status (paid, partly_paid, unpaid) in a class status.
+pub(crate) fn pupil_state(status: &Value, pupil: &str) -> Value {
+    status["data"]
+        .as_array()
+        .expect("pupils")
+        .iter()
+        .find(|p| p["pupil_id"] == pupil)
+        .expect("every pupil")["status"]
+        .clone()
+}
+
+/// The balance of one fund in the school's balances.
+pub(crate) fn fund_balance(balances: &Value, fund: &str) -> i64 {
+    balances["funds"]
+        .as_array()
+        .expect("funds")
+        .iter()
+        .find(|f| f["fund"] == fund)
+        .expect("every fund")["balance"]
+        .as_i64()
+        .expect("a balance")
+}
+
 pub(crate) async fn get_ok(app: &TestApp, path: &str) -> Value {
     let (status, body) = app.get(path).await;
     assert_eq!(status, StatusCode::OK, "{path}: {body}");
@@ -493,14 +528,7 @@ async fn a_class_run_paid_online_in_part_and_in_cash_agrees_with_the_ledger(back
     assert_eq!(app.transaction_count().await, count);
 
     // Class status: 30 paid (two through the household QR), 5 partly, 5 unpaid.
-    let status = get_ok(
-        &app,
-        &format!(
-            "/v1/schools/{}/runs/{run}/status?class_id={}",
-            school.id, school.class
-        ),
-    )
-    .await;
+    let status = class_status(&app, &school, &run).await;
     assert_eq!(status["pupils"], 40);
     assert_eq!(status["paid"], 30);
     assert_eq!(status["partly_paid"], 5);
@@ -512,15 +540,7 @@ async fn a_class_run_paid_online_in_part_and_in_cash_agrees_with_the_ledger(back
     assert_eq!(status["owing_total"], all_owed - paid_total);
     let expected_percent = format!("{:.1}", (paid_total as f64) * 100.0 / (all_owed as f64));
     assert_eq!(status["paid_percent"], expected_percent.as_str());
-    let state_of = |n: usize| {
-        status["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["pupil_id"] == pupils[n].as_str())
-            .unwrap()["status"]
-            .clone()
-    };
+    let state_of = |n: usize| pupil_state(&status, &pupils[n]);
     assert_eq!(state_of(0), "paid");
     assert_eq!(state_of(27), "partly_paid");
     assert_eq!(state_of(39), "unpaid");
@@ -533,16 +553,7 @@ async fn a_class_run_paid_online_in_part_and_in_cash_agrees_with_the_ledger(back
     let parents_fund: i64 = full_payers().map(|n| owed(n).2).sum();
     let cash_on_hand: i64 = (30..33).map(total).sum();
     let balances = get_ok(&app, &format!("/v1/schools/{}/balances", school.id)).await;
-    let fund = |name: &str| {
-        balances["funds"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["fund"] == name)
-            .unwrap()["balance"]
-            .as_i64()
-            .unwrap()
-    };
+    let fund = |name: &str| fund_balance(&balances, name);
     assert_eq!(fund("school"), school_fund);
     assert_eq!(fund("pass_through"), pass_through);
     assert_eq!(fund("parents_association"), parents_fund);

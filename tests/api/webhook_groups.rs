@@ -13,7 +13,8 @@ use market_ledger::services::bank_feed::FEED_CACHE_LIFETIME;
 
 use crate::common::{Backend, TestApp};
 use crate::schools::{
-    get_ok, household, items, ok, post_run, pupil, run, school, MEALS_PER_DAY, SCHOOL_DAYS,
+    class_status, fund_balance, get_ok, household, items, ok, post_run, pupil, pupil_state, run,
+    school, MEALS_PER_DAY, SCHOOL_DAYS,
 };
 use crate::webhooks::{
     configure, deliver, intent, record, send_standard, standard_headers, transfer, vendor,
@@ -381,24 +382,8 @@ async fn a_burst_of_pupil_payments_settles_each_exactly_as_alone(backend: Backen
     // Each transfer: its bank posting and the school's settlement.
     assert_eq!(app.transaction_count().await, before + 2 * 8);
 
-    let status = get_ok(
-        &app,
-        &format!(
-            "/v1/schools/{}/runs/{run}/status?class_id={}",
-            school.id, school.class
-        ),
-    )
-    .await;
-    let state_of = |n: usize| {
-        status["data"]
-            .as_array()
-            .expect("pupils")
-            .iter()
-            .find(|p| p["pupil_id"] == pupils[n].as_str())
-            .expect("every pupil")["status"]
-            .clone()
-    };
-    let states: Vec<_> = (0..8).map(state_of).collect();
+    let status = class_status(&app, &school, &run).await;
+    let states: Vec<_> = pupils.iter().map(|p| pupil_state(&status, p)).collect();
     assert_eq!(
         states,
         [
@@ -425,16 +410,7 @@ async fn a_burst_of_pupil_payments_settles_each_exactly_as_alone(backend: Backen
     }
     // The split rule on a partial payment: meals first.
     let balances = get_ok(&app, &format!("/v1/schools/{}/balances", school.id)).await;
-    let fund = |name: &str| {
-        balances["funds"]
-            .as_array()
-            .expect("funds")
-            .iter()
-            .find(|f| f["fund"] == name)
-            .expect("fund")["balance"]
-            .as_i64()
-            .expect("balance")
-    };
+    let fund = |name: &str| fund_balance(&balances, name);
     let meals_full = MEALS_PER_DAY * SCHOOL_DAYS;
     assert!(partial > meals_full);
     assert_eq!(fund("school"), 8 * meals_full);
