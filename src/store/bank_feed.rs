@@ -207,6 +207,8 @@ const GROUP_CHUNK_ROWS: usize = 256;
 
 /// The most payee codes looked up for one memo (a bound on the statement, not a rule).
 pub const MAX_MEMO_CODES: usize = super::ledger::CHUNK_ROWS;
+/// References [`UnitOfWork::lock_intents_by_reference`] looks up at most (one statement).
+pub const MAX_INTENT_REFERENCES: usize = super::ledger::CHUNK_ROWS;
 
 pub(super) const BANK_TRANSACTION_COLUMNS: &str = "b.id, b.provider, b.provider_transaction_id, \
     b.collection_account_id, b.direction, b.amount, b.description, b.bank_reference, \
@@ -1016,12 +1018,9 @@ impl UnitOfWork<'_> {
                 "SELECT {INTENT_COLUMNS} FROM payment_intents WHERE reference IN ("
             ));
             let mut list = query.separated(", ");
-            references
-                .iter()
-                .take(super::ledger::CHUNK_ROWS)
-                .for_each(|r| {
-                    list.push_bind(r.as_str());
-                });
+            references.iter().take(MAX_INTENT_REFERENCES).for_each(|r| {
+                list.push_bind(r.as_str());
+            });
             query.push(") ORDER BY id").push(row_lock);
             query.build_query_as().fetch_all(&mut **tx).await
         })?;

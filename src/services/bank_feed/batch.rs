@@ -27,12 +27,12 @@ use crate::domain::bank_feed::{BankTransaction, Direction};
 use crate::domain::payer::PayerAccountHash;
 use crate::domain::settlement::{payee_code_candidates, IntentState};
 use crate::services::schools::{settle_pupil_transfers, PupilTransfer};
-use crate::store::bank_feed::{Discrepancy, NewBankRecord, MAX_MEMO_CODES};
+use crate::store::bank_feed::{Discrepancy, NewBankRecord, MAX_INTENT_REFERENCES, MAX_MEMO_CODES};
 use crate::store::schools::IntentPupilRow;
 use crate::store::{Fitting, StoreError, UnitOfWork};
 
 /// References one run's memos name at most: the intents are read with one statement.
-const MAX_RUN_REFERENCES: usize = 500;
+const MAX_RUN_REFERENCES: usize = MAX_INTENT_REFERENCES;
 
 /// Whether a transfer can be recorded in a run with others (see the module comment).
 fn batchable(bank: &BankTransaction) -> bool {
@@ -438,24 +438,7 @@ impl Recorder {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
-        // An incoming transfer's plan has one alternative (money the payee cannot take goes to
-        // suspense in that same posting), so what a pupil's payment credits is known before it
-        // is posted, and the school's posting joins the run's.
-        let pupil_transfers: Vec<PupilTransfer<'_>> = claimed
-            .iter()
-            .zip(&plans)
-            .filter_map(|(claim, plan)| {
-                let (intent, _) = plan.intent.as_ref()?;
-                plan.intent_update?;
-                Some(PupilTransfer {
-                    target: named.pupils.get(intent)?,
-                    credited: plan.credit(&claim.arrival.bank)?.amount,
-                    bank_transaction_id: claim.id,
-                })
-            })
-            .collect();
-        let settlements = settle_pupil_transfers(unit, &self.clock, &pupil_transfers).await?;
-        let mut postings: Vec<Fitting<'_>> = claimed
+        let postings: Vec<Fitting<'_>> = claimed
             .iter()
             .zip(&candidates)
             .map(|(claim, candidates)| Fitting {
@@ -463,20 +446,11 @@ impl Recorder {
                 watched: claim.arrival.feed.ledger_account_id,
             })
             .collect();
-        postings.extend(settlements.transactions.iter().map(|transaction| Fitting {
-            candidates: std::slice::from_ref(transaction),
-            watched: transaction.postings[0].debit,
-        }));
         let fitted = unit
             .post_each_first_that_fits_ungated(&postings, BANK_FEED_USER_ID)
             .await?;
-        let (fitted, school_fitted) = fitted.split_at(claimed.len());
-        // Receivables and the school's accounts carry no balance rule.
-        if school_fitted.iter().any(|f| f.posted.is_none()) {
-            return Err(StoreError::Corrupt("a school pupil's payment did not fit".into()).into());
-        }
         let mut posted = Vec::with_capacity(plans.len());
-        for ((claim, plan), fitted) in claimed.iter().zip(plans).zip(fitted) {
+        for ((claim, plan), fitted) in claimed.iter().zip(plans).zip(&fitted) {
             let Some(index) = fitted.posted else {
                 return Err(StoreError::Corrupt(
                     "no posting fits a bank transaction, not even suspense".into(),
@@ -494,6 +468,25 @@ impl Recorder {
             }
             posted.push(plan);
         }
+        // The school's turn after the accounts, as `Recorder::record` and the bank's statement
+        // lines take them.
+        let pupil_transfers: Vec<PupilTransfer<'_>> = claimed
+            .iter()
+            .zip(&posted)
+            .filter_map(|(claim, plan)| {
+                let (intent, _) = plan.intent.as_ref()?;
+                plan.intent_update?;
+                Some(PupilTransfer {
+                    target: named.pupils.get(intent)?,
+                    credited: plan.credit(&claim.arrival.bank)?.amount,
+                    bank_transaction_id: claim.id,
+                })
+            })
+            .collect();
+        settle_pupil_transfers(unit, &self.clock, &pupil_transfers)
+            .await?
+            .write(unit)
+            .await?;
         let matches: Vec<(Uuid, &Plan)> = claimed.iter().map(|c| c.id).zip(&posted).collect();
         unit.record_matches(&matches).await?;
         let intent_payments: Vec<_> = posted
@@ -505,8 +498,7 @@ impl Recorder {
             })
             .collect();
         unit.record_intent_payments(&intent_payments).await?;
-        settlements.record(unit, self.clock.now_micros()).await?;
-        for (claim, fitted) in claimed.iter().zip(fitted) {
+        for (claim, fitted) in claimed.iter().zip(&fitted) {
             let bank = &claim.arrival.bank;
             let (debits, credits) = fitted.totals;
             if let Some(ledger_balance) = balance_discrepancy(bank.running_balance, debits, credits)

@@ -2,8 +2,9 @@
 //! of deliveries that arrive while a group is being written wait in a queue; the next group
 //! records many of them, in order, in ONE database transaction, so they share one commit (one
 //! fsync) and the collection account's row lock is taken once per group rather than once per
-//! delivery; runs of plain incoming transfers are read, posted and written with a few
-//! statements for the whole run (`batch.rs`), the others one by one. Each keeps its own semantics: it sees what the ones before it in
+//! delivery; runs of incoming transfers (those paying intents and school pupils too) are read,
+//! posted and written with a few statements for the whole run (`batch.rs`), the others one by
+//! one. Each keeps its own semantics: it sees what the ones before it in
 //! the group wrote (a second copy of a transfer is a duplicate, an intent paid earlier in the
 //! group is already paid), its answer and events come after the commit, and if the group
 //! fails each is recorded again alone, so one bad delivery fails only itself.

@@ -49,7 +49,7 @@ use crate::store::schools::{
     ClassRow, FeeItemRow, HouseholdIntentRow, HouseholdPupilRow, IntentPupilRow, NewCharge,
     NewPupil, NewSchoolPayment, PupilRow, ReceiptRow, RunRow, YearRow,
 };
-use crate::store::{IdempotencyClaim, Store, StoreError, StoredResponse, UnitOfWork};
+use crate::store::{Fitting, IdempotencyClaim, Store, StoreError, StoredResponse, UnitOfWork};
 
 /// Who the school's automatic postings (runs, payments) are recorded as.
 const SCHOOL_USER_ID: Uuid = Uuid::from_u128(0x5c_4001);
@@ -262,29 +262,51 @@ pub struct PupilTransfer<'a> {
     pub bank_transaction_id: Uuid,
 }
 
-/// The school side of transfers to pupils' intents: the ledger transactions to post, then the
-/// payments to record ([`PupilTransferSettlements::record`]).
+/// The school side of transfers to pupils' intents, decided: the ledger transactions and the
+/// payments to write ([`PupilTransferSettlements::write`]).
 pub struct PupilTransferSettlements {
-    pub transactions: Vec<NewTransaction>,
+    transactions: Vec<NewTransaction>,
     payments: Vec<(NewSchoolPayment, Vec<(Uuid, i64)>)>,
+    now: i64,
 }
 
 impl PupilTransferSettlements {
-    /// Records the payments and what they paid, once `transactions` are posted.
-    pub async fn record(&self, unit: &mut UnitOfWork<'_>, now: i64) -> Result<(), StoreError> {
+    /// Posts the transactions (not gated: the bank feed's unit of work holds account rows
+    /// already) and records the payments and what they paid.
+    pub async fn write(&self, unit: &mut UnitOfWork<'_>) -> Result<(), StoreError> {
+        if self.transactions.is_empty() {
+            return Ok(());
+        }
+        let postings: Vec<Fitting<'_>> = self
+            .transactions
+            .iter()
+            .map(|transaction| Fitting {
+                candidates: std::slice::from_ref(transaction),
+                watched: transaction.postings[0].debit,
+            })
+            .collect();
+        let fitted = unit
+            .post_each_first_that_fits_ungated(&postings, SCHOOL_USER_ID)
+            .await?;
+        // Receivables and the school's accounts carry no balance rule, so these always fit.
+        if fitted.iter().any(|f| f.posted.is_none()) {
+            return Err(StoreError::Corrupt(
+                "a school pupil's payment did not fit".into(),
+            ));
+        }
         let payments: Vec<(&NewSchoolPayment, &[(Uuid, i64)])> = self
             .payments
             .iter()
             .map(|(payment, paid)| (payment, paid.as_slice()))
             .collect();
-        unit.insert_school_payments_with_allocations(&payments, now)
+        unit.insert_school_payments_with_allocations(&payments, self.now)
             .await
     }
 }
 
-/// What each transfer (to a different pupil each) settles, as [`settle_school_intent`] would
-/// for each alone, read with a few statements for all: each school's turn (in id order), its
-/// accounts, every pupil's open charges (locked) and credit.
+/// What each transfer (to a different pupil each) settles, decided for each as if alone from
+/// what is read with a few statements for all: each school's turn (in id order), its accounts,
+/// every pupil's open charges (locked) and credit.
 pub async fn settle_pupil_transfers(
     unit: &mut UnitOfWork<'_>,
     clock: &Clock,
@@ -315,6 +337,7 @@ pub async fn settle_pupil_transfers(
     let mut settlements = PupilTransferSettlements {
         transactions: Vec::with_capacity(transfers.len()),
         payments: Vec::with_capacity(transfers.len()),
+        now,
     };
     for transfer in transfers {
         let pupil = &transfer.target.pupil;
@@ -420,11 +443,10 @@ pub async fn settle_school_intent(
         credited,
         bank_transaction_id,
     };
-    let settlements = settle_pupil_transfers(unit, clock, std::slice::from_ref(&transfer)).await?;
-    for transaction in &settlements.transactions {
-        post_school_ledger_transaction(unit, transaction, false).await?;
-    }
-    settlements.record(unit, clock.now_micros()).await
+    settle_pupil_transfers(unit, clock, std::slice::from_ref(&transfer))
+        .await?
+        .write(unit)
+        .await
 }
 
 /// Whether the intent is a school run's pupil intent or a household QR: money paid on it
