@@ -313,7 +313,7 @@ impl BankTransactionRow {
     }
 }
 
-/// A fresh bank transaction, claimed by its provider id before it is matched.
+/// A fresh bank transaction, to claim its provider id with.
 #[derive(Debug, Clone, Copy)]
 pub struct NewBankRecord<'a> {
     pub id: Uuid,
@@ -324,6 +324,55 @@ pub struct NewBankRecord<'a> {
     /// The keyed hash of the transfer's payer account, when the feed reported one.
     pub payer_account_hash: Option<&'a str>,
     pub now: i64,
+    /// What it matched, when it is written once its plan is posted; without one it is written
+    /// in suspense, and [`UnitOfWork::record_match`] writes the match.
+    pub plan: Option<&'a Plan>,
+}
+
+impl NewBankRecord<'_> {
+    /// The record as [`UnitOfWork::load_bank_transaction`] reads it back once written: what
+    /// the group's answers are built from without reading it. `payer_last4` is the last 4
+    /// digits of the payer account (the same for every transfer from it).
+    pub fn stored(&self, payer_last4: Option<String>) -> StoredBankTransaction {
+        let bank = self.transfer;
+        let (matched_as, payee_id, payment_intent_id, suspense_amount, flags) =
+            self.match_columns();
+        StoredBankTransaction {
+            id: self.id,
+            provider: bank.provider,
+            provider_transaction_id: bank.provider_transaction_id.clone(),
+            collection_account_id: self.collection_account_id,
+            direction: bank.direction,
+            amount: bank.amount,
+            description: bank.description.clone(),
+            bank_reference: bank.reference.clone(),
+            occurred_at: bank.occurred_at.timestamp_micros(),
+            running_balance: bank.running_balance,
+            matched_as,
+            payee_id,
+            payment_intent_id,
+            suspense_amount,
+            flags: split_flags(&flags),
+            ledger_transaction_id: self.ledger_transaction_id,
+            created_at: self.now,
+            resolution: None,
+            payer_account: self.payer_account_hash.map(str::to_owned).zip(payer_last4),
+        }
+    }
+
+    /// (matched_as, payee, intent, suspense amount, flags) as written.
+    fn match_columns(&self) -> (MatchedAs, Option<Uuid>, Option<Uuid>, i64, String) {
+        match self.plan {
+            Some(plan) => (
+                plan.matched_as,
+                plan.payee.map(|p| p.payee_id),
+                plan.intent.as_ref().map(|(intent, _)| *intent),
+                plan.suspense_amount,
+                join_flags(&plan.flags),
+            ),
+            None => (MatchedAs::Suspense, None, None, 0, String::new()),
+        }
+    }
 }
 
 /// A staff resolution of money in suspense, as written.
@@ -698,9 +747,9 @@ impl UnitOfWork<'_> {
             .collect()
     }
 
-    /// Inserts the record under its provider id, in suspense until matched; false when the
-    /// provider id is already recorded. A concurrent copy of the same delivery waits here on
-    /// PostgreSQL (or behind the write lock on SQLite), then finds it taken.
+    /// Inserts the record under its provider id (in suspense until matched, without a plan);
+    /// false when the provider id is already recorded. A concurrent copy of the same delivery
+    /// waits here on PostgreSQL (or behind the write lock on SQLite), then finds it taken.
     pub async fn claim_bank_transaction(&mut self, record: NewBankRecord<'_>) -> StoreResult<bool> {
         Ok(!self.claim_bank_transactions(&[record]).await?.is_empty())
     }
@@ -718,9 +767,9 @@ impl UnitOfWork<'_> {
                 let mut query = sqlx::QueryBuilder::new(
                     "INSERT INTO bank_transactions (id, provider, provider_transaction_id, \
                        delivery_id, collection_account_id, direction, amount, description, \
-                       bank_reference, occurred_at, running_balance, matched_as, \
-                       suspense_amount, flags, ledger_transaction_id, created_at, \
-                       payer_account_hash) ",
+                       bank_reference, occurred_at, running_balance, matched_as, payee_id, \
+                       payment_intent_id, suspense_amount, flags, ledger_transaction_id, \
+                       created_at, payer_account_hash) ",
                 );
                 query.push_values(chunk, |mut row, record| {
                     let bank = record.transfer;
@@ -734,8 +783,14 @@ impl UnitOfWork<'_> {
                         .push_bind(&bank.description)
                         .push_bind(bank.reference.as_deref())
                         .push_bind(bank.occurred_at.timestamp_micros())
-                        .push_bind(bank.running_balance)
-                        .push("'suspense', 0, ''")
+                        .push_bind(bank.running_balance);
+                    let (matched_as, payee_id, payment_intent_id, suspense_amount, flags) =
+                        record.match_columns();
+                    row.push_bind(matched_as.as_str())
+                        .push_bind(payee_id)
+                        .push_bind(payment_intent_id)
+                        .push_bind(suspense_amount)
+                        .push_bind(flags)
                         .push_bind(record.ledger_transaction_id)
                         .push_bind(record.now)
                         .push_bind(record.payer_account_hash);
@@ -748,6 +803,31 @@ impl UnitOfWork<'_> {
             claimed.extend(ids.into_iter().map(|(id,)| id));
         }
         Ok(claimed)
+    }
+
+    /// The (provider, provider id) pairs among these that are recorded already: which of a
+    /// run's transfers are copies, before any is written. A copy recorded concurrently and
+    /// not yet committed is not seen here; [`Self::claim_bank_transactions`] finds it.
+    pub async fn recorded_provider_ids(
+        &mut self,
+        ids: &[(Provider, &str)],
+    ) -> StoreResult<HashSet<(String, String)>> {
+        let mut found = HashSet::new();
+        for chunk in ids.chunks(GROUP_CHUNK_ROWS) {
+            let rows: Vec<(String, String)> = on_tx!(self, |tx| {
+                let mut query = sqlx::QueryBuilder::new(
+                    "SELECT provider, provider_transaction_id FROM bank_transactions \
+                     WHERE (provider, provider_transaction_id) IN (",
+                );
+                query.push_values(chunk, |mut row, (provider, id)| {
+                    row.push_bind(provider.as_str()).push_bind(*id);
+                });
+                query.push(")");
+                query.build_query_as().fetch_all(&mut **tx).await
+            })?;
+            found.extend(rows);
+        }
+        Ok(found)
     }
 
     /// Records a payer account seen on a transfer, unlinked; an account already known (linked
@@ -1099,36 +1179,21 @@ impl UnitOfWork<'_> {
             .collect())
     }
 
-    /// Writes what a posted plan matched.
+    /// Writes what a posted plan matched, for a record claimed without its plan.
     pub async fn record_match(&mut self, id: Uuid, plan: &Plan) -> StoreResult<()> {
-        self.record_matches(&[(id, plan)]).await
-    }
-
-    /// [`Self::record_match`] for several records, in one statement per chunk.
-    pub async fn record_matches(&mut self, matches: &[(Uuid, &Plan)]) -> StoreResult<()> {
-        for chunk in matches.chunks(GROUP_CHUNK_ROWS) {
-            on_tx!(self, |tx| {
-                let mut query = sqlx::QueryBuilder::new(
-                    "WITH m (id, matched_as, payee_id, payment_intent_id, suspense_amount, \
-                       flags) AS (",
-                );
-                query.push_values(chunk, |mut row, (id, plan)| {
-                    row.push_bind(*id)
-                        .push_bind(plan.matched_as.as_str())
-                        .push_bind(plan.payee.map(|p| p.payee_id))
-                        .push_bind(plan.intent.as_ref().map(|(intent, _)| *intent))
-                        .push_bind(plan.suspense_amount)
-                        .push_bind(join_flags(&plan.flags));
-                });
-                query.push(
-                    ") UPDATE bank_transactions SET matched_as = m.matched_as, \
-                       payee_id = m.payee_id, payment_intent_id = m.payment_intent_id, \
-                       suspense_amount = m.suspense_amount, flags = m.flags \
-                     FROM m WHERE bank_transactions.id = m.id",
-                );
-                query.build().execute(&mut **tx).await.map(|_| ())
-            })?;
-        }
+        let sql = "UPDATE bank_transactions SET matched_as = $2, payee_id = $3, \
+                     payment_intent_id = $4, suspense_amount = $5, flags = $6 \
+                   WHERE id = $1";
+        execute!(
+            self,
+            sql,
+            id,
+            plan.matched_as.as_str(),
+            plan.payee.map(|p| p.payee_id),
+            plan.intent.as_ref().map(|(intent, _)| *intent),
+            plan.suspense_amount,
+            join_flags(&plan.flags)
+        )?;
         Ok(())
     }
 

@@ -40,6 +40,7 @@ on_postgres!(
     login_failures_count_on_every_instance,
     an_idempotency_key_replays_on_the_other_instance_and_posts_once,
     a_payment_processed_on_one_instance_is_announced_on_both,
+    copies_of_a_transfer_raced_through_both_instances_post_once,
     expiry_sweeps_on_both_instances_expire_each_intent_once,
     a_read_only_database_answers_503_retryable_and_writes_nothing,
 );
@@ -184,6 +185,53 @@ mod implementations {
                 assert_eq!(&frame.json()["bank_transaction_id"], bank_transaction);
             }
         }
+    }
+
+    /// A bank retries a delivery while the first is still being recorded, and the load
+    /// balancer sends the copies to both instances: each instance's group looks for the
+    /// provider id before posting, finds neither copy committed, and posts; the group that
+    /// writes its record second finds the id taken, and is written again one transfer at a
+    /// time, which answers it as a duplicate.
+    pub async fn copies_of_a_transfer_raced_through_both_instances_post_once(
+        a: &TestApp,
+        b: &TestApp,
+    ) {
+        let (_, collection) = vendor(a, "V42", "970436", "7788990011").await;
+        configure(a, &collection, "standard", &[STANDARD_SECRET]).await;
+        let before = a.transaction_count().await;
+        let mut expected = 0;
+        for round in 1..=5 {
+            let amount = 10_000 * round;
+            expected += amount;
+            let body = transfer(
+                &format!("raced-{round}"),
+                "7788990011",
+                "in",
+                amount,
+                "V42 mua rau",
+                chrono::Utc::now(),
+            );
+            let sends = (0..8).map(|copy| {
+                let instance = if copy % 2 == 0 { a } else { b };
+                let body = body.clone();
+                async move { send_standard(instance, STANDARD_SECRET, &body).await }
+            });
+            let answers = futures::future::join_all(sends).await;
+            let mut fresh = 0;
+            for (status, ack) in &answers {
+                assert_eq!(*status, StatusCode::OK, "{ack}");
+                let recorded = &ack["transactions"][0];
+                assert_eq!(recorded["id"], answers[0].1["transactions"][0]["id"]);
+                assert_eq!(recorded["matched_as"], "payee", "{ack}");
+                if recorded["duplicate"] == false {
+                    fresh += 1;
+                }
+            }
+            assert_eq!(fresh, 1, "round {round}: {answers:?}");
+        }
+        assert_eq!(a.transaction_count().await, before + 5);
+        assert_eq!(a.balance("payee:V42").await, expected.to_string());
+        a.assert_verified().await;
     }
 
     pub async fn expiry_sweeps_on_both_instances_expire_each_intent_once(a: &TestApp, b: &TestApp) {

@@ -23,7 +23,7 @@ use crate::domain::bank_feed::matching::{
     self, balance_discrepancy, MatchFacts, NamedIntent, PayeeAccount, PayeeMatch, Plan,
     BANK_FEED_USER_ID,
 };
-use crate::domain::bank_feed::{BankTransaction, Direction};
+use crate::domain::bank_feed::{BankTransaction, Direction, Provider};
 use crate::domain::payer::PayerAccountHash;
 use crate::domain::settlement::{payee_code_candidates, IntentState};
 use crate::services::schools::{settle_pupil_transfers, PupilTransfer};
@@ -135,15 +135,36 @@ impl NamedIntents {
     }
 }
 
-/// A batchable transfer the run has claimed, with what recording it needs.
+/// A batchable transfer of the run that is neither a copy nor a twin, with what recording it
+/// needs.
 struct Claimed<'a> {
     arrival: &'a Arrival,
     id: Uuid,
     ledger_transaction_id: Uuid,
+    payer_account_hash: Option<PayerAccountHash>,
     now: i64,
 }
 
-/// What became of each arrival of a run before the read-back.
+impl Claimed<'_> {
+    /// Its record, written once `plan` is posted.
+    fn record<'a>(&'a self, plan: &'a Plan) -> NewBankRecord<'a> {
+        NewBankRecord {
+            id: self.id,
+            ledger_transaction_id: self.ledger_transaction_id,
+            delivery_id: self.arrival.delivery.id,
+            collection_account_id: self.arrival.feed.collection_account_id,
+            transfer: &self.arrival.bank,
+            payer_account_hash: self
+                .payer_account_hash
+                .as_ref()
+                .map(PayerAccountHash::as_str),
+            now: self.now,
+            plan: Some(plan),
+        }
+    }
+}
+
+/// What became of each arrival of a run.
 enum Fate {
     /// A statement line recorded this transfer under another id: that record.
     Twin(Uuid),
@@ -201,7 +222,8 @@ impl Recorder {
         Ok(outcomes)
     }
 
-    /// Records a run of batchable transfers (see the module comment).
+    /// Records a run of batchable transfers (see the module comment). Each record is written
+    /// once, matched, after its plan is posted, and answered from memory.
     async fn record_run(
         &self,
         unit: &mut UnitOfWork<'_>,
@@ -216,61 +238,42 @@ impl Recorder {
         unit.insert_deliveries(&deliveries).await?;
 
         let twins = reference_twins(unit, run).await?;
-        let hashes: Vec<Option<PayerAccountHash>> = run
+        let provider_ids: Vec<(Provider, &str)> = run
             .iter()
-            .map(|a| a.bank.payer.as_ref().map(|payer| payer.hash(&self.pepper)))
+            .map(|a| (a.bank.provider, a.bank.provider_transaction_id.as_str()))
             .collect();
-        let mut claims = Vec::with_capacity(run.len());
-        let mut records = Vec::with_capacity(run.len());
-        for ((arrival, twin), hash) in run.iter().zip(&twins).zip(&hashes) {
-            if twin.is_some() {
-                continue;
-            }
-            let claim = Claimed {
-                arrival,
-                id: self.clock.new_id(),
-                ledger_transaction_id: self.clock.new_id(),
-                now: self.clock.now_micros(),
-            };
-            records.push(NewBankRecord {
-                id: claim.id,
-                ledger_transaction_id: claim.ledger_transaction_id,
-                delivery_id: arrival.delivery.id,
-                collection_account_id: arrival.feed.collection_account_id,
-                transfer: &arrival.bank,
-                payer_account_hash: hash.as_ref().map(PayerAccountHash::as_str),
-                now: claim.now,
-            });
-            claims.push(claim);
-        }
-        let taken = unit.claim_bank_transactions(&records).await?;
+        let recorded = unit.recorded_provider_ids(&provider_ids).await?;
+        let mut seen = HashSet::with_capacity(run.len());
         let mut fates = Vec::with_capacity(run.len());
-        let mut claimed = Vec::with_capacity(claims.len());
-        let mut claims = claims.into_iter();
-        for twin in &twins {
+        let mut claimed = Vec::with_capacity(run.len());
+        for ((arrival, twin), (provider, id)) in run.iter().zip(&twins).zip(&provider_ids) {
+            let key = (provider.as_str().to_owned(), (*id).to_owned());
             fates.push(match twin {
                 Some(twin) => Fate::Twin(*twin),
+                None if recorded.contains(&key) || !seen.insert(key) => Fate::Duplicate,
                 None => {
-                    let claim = claims.next().expect("a claim for every arrival but twins");
-                    if taken.contains(&claim.id) {
-                        claimed.push(claim);
-                        Fate::Claimed(claimed.len() - 1)
-                    } else {
-                        Fate::Duplicate
-                    }
+                    claimed.push(Claimed {
+                        arrival,
+                        id: self.clock.new_id(),
+                        ledger_transaction_id: self.clock.new_id(),
+                        payer_account_hash: arrival
+                            .bank
+                            .payer
+                            .as_ref()
+                            .map(|payer| payer.hash(&self.pepper)),
+                        now: self.clock.now_micros(),
+                    });
+                    Fate::Claimed(claimed.len() - 1)
                 }
             });
         }
 
-        let payers: Vec<(&str, String)> = run
+        let payers: Vec<(&str, String)> = claimed
             .iter()
-            .zip(&hashes)
-            .zip(&fates)
-            .filter(|(_, fate)| matches!(fate, Fate::Claimed(_)))
-            .filter_map(|((arrival, hash), _)| {
+            .filter_map(|claim| {
                 Some((
-                    hash.as_ref()?.as_str(),
-                    arrival.bank.payer.as_ref()?.last4(),
+                    claim.payer_account_hash.as_ref()?.as_str(),
+                    claim.arrival.bank.payer.as_ref()?.last4(),
                 ))
             })
             .collect();
@@ -278,28 +281,30 @@ impl Recorder {
         unit.note_payer_accounts(&payers).await?;
 
         let plans = self.plans(unit, &claimed, named).await?;
-        let written = self.post(unit, &claimed, plans, named).await?;
+        let posted = self.post(unit, &claimed, plans, named).await?;
 
-        let mut wanted: Vec<Uuid> = claimed.iter().map(|c| c.id).collect();
-        wanted.extend(fates.iter().filter_map(|fate| match fate {
-            Fate::Twin(id) => Some(*id),
-            _ => None,
-        }));
-        let loaded: HashMap<Uuid, _> = unit
-            .load_bank_transactions(&wanted)
-            .await?
-            .into_iter()
-            .map(|t| (t.id, t))
-            .collect();
-        let take = |id: &Uuid| {
-            loaded.get(id).cloned().ok_or_else(|| {
-                StoreError::Corrupt(format!("bank transaction {id} written, not found"))
+        let twin_ids: Vec<Uuid> = fates
+            .iter()
+            .filter_map(|fate| match fate {
+                Fate::Twin(id) => Some(*id),
+                _ => None,
             })
+            .collect();
+        let twins: HashMap<Uuid, _> = if twin_ids.is_empty() {
+            HashMap::new()
+        } else {
+            unit.load_bank_transactions(&twin_ids)
+                .await?
+                .into_iter()
+                .map(|t| (t.id, t))
+                .collect()
         };
         let mut outcomes = Vec::with_capacity(run.len());
         for (arrival, fate) in run.iter().zip(fates) {
             outcomes.push(match fate {
-                Fate::Twin(id) => duplicate(take(&id)?),
+                Fate::Twin(id) => duplicate(twins.get(&id).cloned().ok_or_else(|| {
+                    StoreError::Corrupt(format!("bank transaction {id} found, then not"))
+                })?),
                 Fate::Duplicate => duplicate(
                     unit.bank_transaction_by_provider_id(
                         arrival.bank.provider,
@@ -307,11 +312,15 @@ impl Recorder {
                     )
                     .await?,
                 ),
-                Fate::Claimed(index) => IngestOutcome {
-                    transaction: take(&claimed[index].id)?,
-                    duplicate: false,
-                    credit: written[index].credit(&arrival.bank),
-                },
+                Fate::Claimed(index) => {
+                    let (claim, plan) = (&claimed[index], &posted[index]);
+                    let last4 = arrival.bank.payer.as_ref().map(|payer| payer.last4());
+                    IngestOutcome {
+                        transaction: claim.record(plan).stored(last4),
+                        duplicate: false,
+                        credit: plan.credit(&arrival.bank),
+                    }
+                }
             });
         }
         Ok(outcomes)
@@ -415,9 +424,9 @@ impl Recorder {
     }
 
     /// Posts every claimed transfer's plan (the first alternative that fits, one after
-    /// another) and what the school pupils' payments among them settle, writes what each
-    /// matched, the intents' payments and the discrepancies its running balance shows: the
-    /// plans as posted.
+    /// another), writes its record with what it matched, then what the school pupils'
+    /// payments among them settle, the intents' payments and the discrepancies its running
+    /// balance shows: the plans as posted.
     async fn post(
         &self,
         unit: &mut UnitOfWork<'_>,
@@ -468,6 +477,18 @@ impl Recorder {
             }
             posted.push(plan);
         }
+        // Written matched, now that the plans are posted: the school payments and
+        // discrepancies below name them. A copy another group (or instance) recorded after
+        // `recorded_provider_ids` looked takes the provider id first: this group is then
+        // written again one transfer at a time, which answers it as a duplicate.
+        let records: Vec<NewBankRecord<'_>> = claimed
+            .iter()
+            .zip(&posted)
+            .map(|(claim, plan)| claim.record(plan))
+            .collect();
+        if unit.claim_bank_transactions(&records).await?.len() != records.len() {
+            return Err(StoreError::WriteConflict.into());
+        }
         // The school's turn after the accounts, as `Recorder::record` and the bank's statement
         // lines take them.
         let pupil_transfers: Vec<PupilTransfer<'_>> = claimed
@@ -487,8 +508,6 @@ impl Recorder {
             .await?
             .write(unit)
             .await?;
-        let matches: Vec<(Uuid, &Plan)> = claimed.iter().map(|c| c.id).zip(&posted).collect();
-        unit.record_matches(&matches).await?;
         let intent_payments: Vec<_> = posted
             .iter()
             .filter_map(|plan| {

@@ -129,6 +129,7 @@ impl Recorder {
                 transfer: bank,
                 payer_account_hash: payer_hash.as_ref().map(PayerAccountHash::as_str),
                 now,
+                plan: None,
             })
             .await?;
         if !claimed {
