@@ -56,6 +56,14 @@ impl AccountGate {
     }
 }
 
+/// Prepared statements each connection keeps (sqlx's default is 100). The group writers'
+/// statements list one placeholder per row, so each group size is its own statement text: with
+/// 100, a webhook group's statements evicted one another and most executions parsed theirs
+/// again first (a round trip more). Each execution is still planned for its own values
+/// (`plan_cache_mode`), as when every statement was fresh: a generic plan cannot use what
+/// the values say (which partial index applies, how many rows a list selects).
+const STATEMENT_CACHE_CAPACITY: usize = 2048;
+
 impl PostgresStore {
     /// Appended to a SELECT that must hold the rows it read until commit.
     pub(super) const ROW_LOCK: &'static str = " FOR UPDATE";
@@ -65,7 +73,11 @@ impl PostgresStore {
         // (503) instead of holding its connection and account gates indefinitely.
         let options = url
             .parse::<PgConnectOptions>()?
-            .options([("lock_timeout", "10s")]);
+            .options([
+                ("lock_timeout", "10s"),
+                ("plan_cache_mode", "force_custom_plan"),
+            ])
+            .statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(30))
