@@ -57,12 +57,13 @@ impl AccountGate {
 }
 
 /// Prepared statements each connection keeps (sqlx's default is 100). The group writers'
-/// statements list one placeholder per row, so each group size is its own statement text: with
-/// 100, a webhook group's statements evicted one another and most executions parsed theirs
-/// again first (a round trip more). Each execution is still planned for its own values
+/// statements list one placeholder per row, so each group size is its own statement text, and
+/// the connection a webhook group uses sees many: with 100 they evicted one another and were
+/// parsed again (a round trip more). Each costs the server memory for as long as the
+/// connection lives, hence a bound. Each execution is still planned for its own values
 /// (`plan_cache_mode`), as when every statement was fresh: a generic plan cannot use what
 /// the values say (which partial index applies, how many rows a list selects).
-const STATEMENT_CACHE_CAPACITY: usize = 2048;
+const STATEMENT_CACHE_CAPACITY: usize = 512;
 
 impl PostgresStore {
     /// Appended to a SELECT that must hold the rows it read until commit.

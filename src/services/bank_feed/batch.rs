@@ -11,7 +11,8 @@
 //! A transfer that would name one again starts the next run; one naming a household QR (whose
 //! payment reads every pupil of the household) and every other transfer (outgoing ones, which
 //! read open refunds; statement lines, which read the feed's records) are recorded one by one
-//! between the runs, so the group keeps its order.
+//! between the runs, so the group keeps its order, and so is a run that would have one
+//! transfer (see [`MIN_RUN`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -33,6 +34,13 @@ use crate::store::{Fitting, StoreError, UnitOfWork};
 
 /// References one run's memos name at most: the intents are read with one statement.
 const MAX_RUN_REFERENCES: usize = MAX_INTENT_REFERENCES;
+
+/// A lone transfer is recorded by [`Recorder::record`], which claims its provider id before
+/// it posts: a copy that another instance is writing is waited for, then answered as a
+/// duplicate. A run looks for copies before it posts and writes its records after, so a copy
+/// committed in between fails the run's group; the group is then written again one delivery
+/// at a time, each a lone transfer, which cannot fail that way a second time.
+const MIN_RUN: usize = 2;
 
 /// Whether a transfer can be recorded in a run with others (see the module comment).
 fn batchable(bank: &BankTransaction) -> bool {
@@ -200,7 +208,7 @@ impl Recorder {
             // Queued on the references before the intents are locked, in the order
             // `Recorder::record` takes them (the bank's statement lines are recorded that way
             // beside this group).
-            let named = if length == 0 {
+            let named = if length < MIN_RUN {
                 NamedIntents::default()
             } else {
                 unit.serialize_on_all(&mut reference_keys(&rest[..length]))
@@ -209,8 +217,12 @@ impl Recorder {
                 references.dedup();
                 NamedIntents::read(unit, &references).await?
             };
-            let length = named.run_length(&rest[..length]);
-            if length == 0 {
+            let length = if length < MIN_RUN {
+                0
+            } else {
+                named.run_length(&rest[..length])
+            };
+            if length < MIN_RUN {
                 outcomes.push(self.record(unit, first.parts()).await?);
                 rest = &rest[1..];
             } else {
