@@ -205,31 +205,25 @@ impl Recorder {
                     length += 1;
                 }
             }
-            // Queued on the references before the intents are locked, in the order
-            // `Recorder::record` takes them (the bank's statement lines are recorded that way
-            // beside this group).
-            let named = if length < MIN_RUN {
-                NamedIntents::default()
-            } else {
+            if length >= MIN_RUN {
+                // Queued on the references before the intents are locked, in the order
+                // `Recorder::record` takes them (the bank's statement lines are recorded that
+                // way beside this group).
                 unit.serialize_on_all(&mut reference_keys(&rest[..length]))
                     .await?;
                 references.sort_unstable();
                 references.dedup();
-                NamedIntents::read(unit, &references).await?
-            };
-            let length = if length < MIN_RUN {
-                0
-            } else {
-                named.run_length(&rest[..length])
-            };
-            if length < MIN_RUN {
-                outcomes.push(self.record(unit, first.parts()).await?);
-                rest = &rest[1..];
-            } else {
-                let (run, later) = rest.split_at(length);
-                outcomes.extend(self.record_run(unit, run, &named).await?);
-                rest = later;
+                let named = NamedIntents::read(unit, &references).await?;
+                let length = named.run_length(&rest[..length]);
+                if length >= MIN_RUN {
+                    let (run, later) = rest.split_at(length);
+                    outcomes.extend(self.record_run(unit, run, &named).await?);
+                    rest = later;
+                    continue;
+                }
             }
+            outcomes.push(self.record(unit, first.parts()).await?);
+            rest = &rest[1..];
         }
         Ok(outcomes)
     }
