@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::payments::{IntentRow, INTENT_COLUMNS};
-use super::unit_of_work::{Backend, UnitOfWork};
+use super::schools::{IntentPupilRow, PupilRow};
+use super::unit_of_work::{Backend, BackendRow, UnitOfWork};
 use super::{StoreError, StoreResult};
 use crate::domain::audit::AuditRecord;
 use crate::domain::bank_feed::matching::{PayeeAccount, PayeeMatch, Plan};
@@ -207,7 +208,8 @@ const GROUP_CHUNK_ROWS: usize = 256;
 
 /// The most payee codes looked up for one memo (a bound on the statement, not a rule).
 pub const MAX_MEMO_CODES: usize = super::ledger::CHUNK_ROWS;
-/// References [`UnitOfWork::lock_intents_by_reference`] looks up at most (one statement).
+/// References [`UnitOfWork::lock_intents_by_reference`] (and `lock_named_intents`) look up at
+/// most (one statement).
 pub const MAX_INTENT_REFERENCES: usize = super::ledger::CHUNK_ROWS;
 
 pub(super) const BANK_TRANSACTION_COLUMNS: &str = "b.id, b.provider, b.provider_transaction_id, \
@@ -1089,22 +1091,70 @@ impl UnitOfWork<'_> {
         &mut self,
         references: &[String],
     ) -> StoreResult<Vec<PaymentIntent>> {
+        let columns = intent_columns("i");
+        let rows: Vec<IntentRow> = self.lock_intents_with(&columns, "", references).await?;
+        rows.into_iter().map(IntentRow::into_domain).collect()
+    }
+
+    /// [`Self::lock_intents_by_reference`] with what recording a payment on each needs (its
+    /// payee's ledger account, the pupil of a school run's QR, whether it is a household QR),
+    /// in the same statement: a run of webhook payments reads them all at once.
+    pub async fn lock_named_intents(
+        &mut self,
+        references: &[String],
+    ) -> StoreResult<Vec<NamedIntentRecord>> {
+        let columns = format!(
+            "{}, y.ledger_account_id AS payee_account_id, \
+             EXISTS (SELECT 1 FROM household_payment_intents h WHERE h.intent_id = i.id) \
+               AS household, \
+             p.id AS pupil_id, p.school_id AS pupil_school_id, p.code AS pupil_code, \
+             p.full_name AS pupil_full_name, p.household_id AS pupil_household_id, \
+             p.guardian_name AS pupil_guardian_name, p.guardian_phone AS pupil_guardian_phone, \
+             p.receivable_account_id AS pupil_receivable_account_id, \
+             s.code AS school_code, s.ledger_account_id AS school_account_id",
+            intent_columns("i")
+        );
+        // An intent is a run's QR or one a correction superseded, never both (each table
+        // is unique on the intent).
+        let joins = "JOIN payees y ON y.id = i.payee_id \
+             LEFT JOIN pupils p ON p.id = COALESCE( \
+               (SELECT pupil_id FROM school_run_intents WHERE intent_id = i.id), \
+               (SELECT pupil_id FROM school_superseded_intents WHERE intent_id = i.id)) \
+             LEFT JOIN payees s ON s.id = p.school_id";
+        let rows: Vec<NamedIntentRow> = self.lock_intents_with(&columns, joins, references).await?;
+        rows.into_iter().map(NamedIntentRow::into_record).collect()
+    }
+
+    /// `SELECT columns FROM payment_intents i joins` of the intents with these references
+    /// (at most [`MAX_INTENT_REFERENCES`]), the intents locked in id order.
+    async fn lock_intents_with<T>(
+        &mut self,
+        columns: &str,
+        joins: &str,
+        references: &[String],
+    ) -> StoreResult<Vec<T>>
+    where
+        T: BackendRow,
+    {
         if references.is_empty() {
             return Ok(Vec::new());
         }
-        let row_lock = self.row_lock();
-        let rows: Vec<IntentRow> = on_tx!(self, |tx| {
+        let row_lock = if self.row_lock().is_empty() {
+            ""
+        } else {
+            " FOR UPDATE OF i"
+        };
+        Ok(on_tx!(self, |tx| {
             let mut query = sqlx::QueryBuilder::new(format!(
-                "SELECT {INTENT_COLUMNS} FROM payment_intents WHERE reference IN ("
+                "SELECT {columns} FROM payment_intents i {joins} WHERE i.reference IN ("
             ));
             let mut list = query.separated(", ");
             references.iter().take(MAX_INTENT_REFERENCES).for_each(|r| {
                 list.push_bind(r.as_str());
             });
-            query.push(") ORDER BY id").push(row_lock);
+            query.push(") ORDER BY i.id").push(row_lock);
             query.build_query_as().fetch_all(&mut **tx).await
-        })?;
-        rows.into_iter().map(IntentRow::into_domain).collect()
+        })?)
     }
 
     pub async fn lock_intent(&mut self, id: Uuid) -> StoreResult<Option<PaymentIntent>> {
@@ -1365,5 +1415,80 @@ mod tests {
         ] {
             assert!(migration.contains(&format!("WHERE {STATEMENT_LINE};")));
         }
+    }
+}
+
+/// `INTENT_COLUMNS` of the table aliased `alias`.
+fn intent_columns(alias: &str) -> String {
+    INTENT_COLUMNS
+        .split(',')
+        .map(|column| format!("{alias}.{}", column.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A payment intent a run's memo names, locked, with what recording a payment on it needs.
+pub struct NamedIntentRecord {
+    pub intent: PaymentIntent,
+    /// The ledger account of the intent's payee.
+    pub payee_account_id: Uuid,
+    /// The pupil, when the intent is a school run's QR (or one a correction superseded).
+    pub pupil: Option<IntentPupilRow>,
+    /// Whether the intent is a household QR.
+    pub household: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct NamedIntentRow {
+    #[sqlx(flatten)]
+    intent: IntentRow,
+    payee_account_id: Uuid,
+    household: bool,
+    pupil_id: Option<Uuid>,
+    pupil_school_id: Option<Uuid>,
+    pupil_code: Option<String>,
+    pupil_full_name: Option<String>,
+    pupil_household_id: Option<Uuid>,
+    pupil_guardian_name: Option<String>,
+    pupil_guardian_phone: Option<String>,
+    pupil_receivable_account_id: Option<Uuid>,
+    school_code: Option<String>,
+    school_account_id: Option<Uuid>,
+}
+
+impl NamedIntentRow {
+    fn into_record(self) -> StoreResult<NamedIntentRecord> {
+        let intent = self.intent.into_domain()?;
+        let pupil = match self.pupil_id {
+            None => None,
+            Some(id) => {
+                let missing = || {
+                    StoreError::Corrupt(format!("pupil {id} of intent {} is incomplete", intent.id))
+                };
+                Some(IntentPupilRow {
+                    intent_id: intent.id,
+                    pupil: PupilRow {
+                        id,
+                        school_id: self.pupil_school_id.ok_or_else(missing)?,
+                        code: self.pupil_code.ok_or_else(missing)?,
+                        full_name: self.pupil_full_name.ok_or_else(missing)?,
+                        household_id: self.pupil_household_id,
+                        guardian_name: self.pupil_guardian_name,
+                        guardian_phone: self.pupil_guardian_phone,
+                        receivable_account_id: self
+                            .pupil_receivable_account_id
+                            .ok_or_else(missing)?,
+                    },
+                    school_code: self.school_code.ok_or_else(missing)?,
+                    school_account_id: self.school_account_id.ok_or_else(missing)?,
+                })
+            }
+        };
+        Ok(NamedIntentRecord {
+            intent,
+            payee_account_id: self.payee_account_id,
+            pupil,
+            household: self.household,
+        })
     }
 }

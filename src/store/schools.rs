@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use uuid::Uuid;
 
 use super::unit_of_work::Conn;
-use super::{Backend, PostgresStore, StoreError, StoreResult, UnitOfWork};
+use super::{Backend, PostgresStore, SqliteStore, StoreError, StoreResult, UnitOfWork};
 use crate::domain::account::{AccountFlags, AccountKind};
 use crate::domain::money::Currency;
 use crate::domain::schools::{FeeUnit, Fund, ItemFacts, OpenCharge, PupilFacts, Reduction};
@@ -268,8 +268,8 @@ const PUPIL_CREDIT: &str = "CAST((SELECT COALESCE(SUM(amount), 0) FROM school_pa
 const RECEIPT_COLUMNS: &str = "id, school_id, year_id, number, pupil_id, payer_name, amount, \
      payment_id, created_by, created_at, cancelled_at, cancelled_by, cancel_reason";
 
-/// (pupil, charge, due on, mandatory, posted at, fund, outstanding, the pupil's credit).
-type PupilChargeRow = (Uuid, Uuid, NaiveDate, bool, i64, String, i64, i64);
+/// (pupil, charge, due on, mandatory, posted at, fund, outstanding).
+type PupilChargeRow = (Uuid, Uuid, NaiveDate, bool, i64, String, i64);
 
 /// An open charge from its row: (id, due on, mandatory, posted at, fund, outstanding).
 fn open_charge(
@@ -918,15 +918,6 @@ impl UnitOfWork<'_> {
         Ok(found)
     }
 
-    /// Which of these intents are household QRs, in one statement per chunk.
-    pub async fn household_intents(&mut self, intent_ids: &[Uuid]) -> StoreResult<Vec<Uuid>> {
-        let select = "SELECT intent_id FROM household_payment_intents WHERE intent_id IN (";
-        let rows: Vec<(Uuid,)> = self
-            .rows_for_ids(select, intent_ids, ")", super::ledger::CHUNK_ROWS)
-            .await?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
-    }
-
     /// The household's code; None when there is no such household.
     pub async fn household_code(&mut self, id: Uuid) -> StoreResult<Option<String>> {
         let sql = "SELECT code FROM households WHERE id = $1";
@@ -993,8 +984,8 @@ impl UnitOfWork<'_> {
     }
 
     /// The pupil's charges that are not fully paid, locked, and the pupil's credit (as
-    /// `pupil_credit`) when there is any such charge, in one read: with nothing open there is
-    /// nothing for credit to pay, and the credit is 0.
+    /// `pupil_credit`) when there is any such charge: with nothing open there is nothing for
+    /// credit to pay, and the credit is 0.
     pub async fn lock_open_charges_and_credit(
         &mut self,
         pupil_id: Uuid,
@@ -1007,7 +998,9 @@ impl UnitOfWork<'_> {
     }
 
     /// [`Self::lock_open_charges_and_credit`] of each of these pupils (those with an open
-    /// charge), in one statement per chunk, the charges locked in id order.
+    /// charge): the charges locked in id order, then the credits of the pupils that have one
+    /// open, one statement per chunk each. Not one statement: the credit's subqueries would
+    /// run again for every charge row rather than once per pupil.
     pub async fn lock_open_charges_and_credits(
         &mut self,
         pupil_ids: &[Uuid],
@@ -1017,25 +1010,21 @@ impl UnitOfWork<'_> {
         } else {
             " FOR UPDATE OF c"
         };
-        let credit = PUPIL_CREDIT.replace("$1", "c.pupil_id");
-        let select = format!(
-            "SELECT c.pupil_id, c.id, r.due_on, i.mandatory, c.created_at, i.fund, \
-             c.amount - c.paid, {credit} FROM school_charges c \
+        let select = "SELECT c.pupil_id, c.id, r.due_on, i.mandatory, c.created_at, i.fund, \
+             c.amount - c.paid FROM school_charges c \
              JOIN collection_runs r ON r.id = c.run_id JOIN fee_items i ON i.id = c.fee_item_id \
-             WHERE c.paid < c.amount AND c.reversed_at IS NULL AND c.pupil_id IN ("
-        );
+             WHERE c.paid < c.amount AND c.reversed_at IS NULL AND c.pupil_id IN (";
         let rows: Vec<PupilChargeRow> = self
             .rows_for_ids(
-                &select,
+                select,
                 pupil_ids,
                 &format!(") ORDER BY c.id{row_lock}"),
                 super::ledger::CHUNK_ROWS,
             )
             .await?;
         let mut found: HashMap<Uuid, (Vec<OpenCharge>, i64)> = HashMap::new();
-        for (pupil_id, id, due_on, mandatory, posted_at, fund, outstanding, credit) in rows {
-            let (open, pupil_credit) = found.entry(pupil_id).or_default();
-            open.push(open_charge((
+        for (pupil_id, id, due_on, mandatory, posted_at, fund, outstanding) in rows {
+            found.entry(pupil_id).or_default().0.push(open_charge((
                 id,
                 due_on,
                 mandatory,
@@ -1043,7 +1032,22 @@ impl UnitOfWork<'_> {
                 fund,
                 outstanding,
             ))?);
-            *pupil_credit = credit;
+        }
+        if found.is_empty() {
+            return Ok(found);
+        }
+        let owing: Vec<Uuid> = found.keys().copied().collect();
+        let select = format!(
+            "SELECT p.id, {} FROM pupils p WHERE p.id IN (",
+            PUPIL_CREDIT.replace("$1", "p.id")
+        );
+        let credits: Vec<(Uuid, i64)> = self
+            .rows_for_ids(&select, &owing, ")", super::ledger::CHUNK_ROWS)
+            .await?;
+        for (pupil_id, credit) in credits {
+            if let Some((_, pupil_credit)) = found.get_mut(&pupil_id) {
+                *pupil_credit = credit;
+            }
         }
         Ok(found)
     }
@@ -1102,18 +1106,8 @@ impl UnitOfWork<'_> {
             Conn::Postgres(_, tx) => {
                 PostgresStore::insert_school_payments_with_allocations(tx, payments, now).await?
             }
-            Conn::Sqlite(..) => {
-                for (payment, allocations) in payments {
-                    self.insert_school_payment(payment, now).await?;
-                    self.insert_allocations(
-                        payment.id,
-                        allocations,
-                        payment.ledger_transaction_id,
-                        now,
-                    )
-                    .await?;
-                }
-                return Ok(());
+            Conn::Sqlite(_, tx) => {
+                SqliteStore::insert_school_payments_with_allocations(tx, payments, now).await?
             }
         };
         charges_updated(
@@ -1123,30 +1117,6 @@ impl UnitOfWork<'_> {
                 .map(|(_, allocations)| allocations.len())
                 .sum(),
         )
-    }
-
-    async fn insert_school_payment(
-        &mut self,
-        payment: &NewSchoolPayment,
-        now: i64,
-    ) -> StoreResult<()> {
-        let sql = "INSERT INTO school_payments (id, school_id, pupil_id, method, amount, \
-                   ledger_transaction_id, bank_transaction_id, receipt_id, cancelled_at, \
-                   created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9)";
-        execute!(
-            self,
-            sql,
-            payment.id,
-            payment.school_id,
-            payment.pupil_id,
-            payment.method(),
-            payment.amount,
-            payment.ledger_transaction_id,
-            payment.bank_transaction_id,
-            payment.receipt_id,
-            now
-        )?;
-        Ok(())
     }
 
     /// Records that `payment_id` paid these (charge, amount) in ledger transaction

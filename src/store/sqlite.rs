@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::ledger::CHUNK_ROWS;
 use super::rows::{LockedAccountRow, ENTRY_COLUMNS, LOCKED_ACCOUNT_COLUMNS};
+use super::schools::NewSchoolPayment;
 use super::{StoreError, StoreResult};
 use crate::domain::transaction::{Entry, LockedAccount, NewTransaction};
 
@@ -26,6 +27,9 @@ pub struct SqliteStore {
     pool: SqlitePool,
     write_gate: Arc<Mutex<()>>,
 }
+
+/// One of the totals an account row keeps.
+type AccountTotal = fn(&LockedAccount) -> i64;
 
 impl SqliteStore {
     /// BEGIN IMMEDIATE already holds the database's write lock, so reads need no row locks.
@@ -145,17 +149,42 @@ impl SqliteStore {
         balances: &[(Uuid, LockedAccount)],
         entries: &[Entry],
     ) -> StoreResult<()> {
-        for (id, state) in balances {
-            sqlx::query(
-                "UPDATE accounts SET debits_posted = $1, credits_posted = $2, entry_count = $3 \
-                 WHERE id = $4",
-            )
-            .bind(state.balance.debits_posted)
-            .bind(state.balance.credits_posted)
-            .bind(state.balance.entry_count)
-            .bind(*id)
-            .execute(&mut **tx)
-            .await?;
+        // One statement per chunk, not one per account: each statement is a hop to SQLite's
+        // worker thread, and a school payment touches half a dozen accounts.
+        for chunk in balances.chunks(CHUNK_ROWS / 8) {
+            let mut query = QueryBuilder::<Sqlite>::new("UPDATE accounts SET ");
+            let columns: [(&str, AccountTotal); 3] = [
+                ("debits_posted", |a| a.balance.debits_posted),
+                ("credits_posted", |a| a.balance.credits_posted),
+                ("entry_count", |a| a.balance.entry_count),
+            ];
+            for (index, (column, value)) in columns.iter().enumerate() {
+                if index > 0 {
+                    query.push(", ");
+                }
+                query.push(column).push(" = CASE id");
+                for (id, state) in chunk {
+                    query
+                        .push(" WHEN ")
+                        .push_bind(*id)
+                        .push(" THEN ")
+                        .push_bind(value(state));
+                }
+                query.push(" END");
+            }
+            query.push(" WHERE id IN (");
+            let mut list = query.separated(", ");
+            chunk.iter().for_each(|(id, _)| {
+                list.push_bind(*id);
+            });
+            query.push(")");
+            let updated = query.build().execute(&mut **tx).await?.rows_affected();
+            if updated != chunk.len() as u64 {
+                return Err(StoreError::Corrupt(format!(
+                    "{updated} of {} posted accounts updated",
+                    chunk.len()
+                )));
+            }
         }
         for chunk in entries.chunks(CHUNK_ROWS) {
             let mut query =
@@ -175,6 +204,77 @@ impl SqliteStore {
             query.build().execute(&mut **tx).await?;
         }
         Ok(())
+    }
+
+    /// The payments (of different pupils: no charge is paid by two of them), their
+    /// allocations, and each charge's paid amount raised: three statements per chunk. Answers
+    /// how many charges were raised.
+    pub(super) async fn insert_school_payments_with_allocations(
+        tx: &mut Transaction<'static, Sqlite>,
+        payments: &[(&NewSchoolPayment, &[(Uuid, i64)])],
+        now: i64,
+    ) -> StoreResult<u64> {
+        for chunk in payments.chunks(CHUNK_ROWS / 10) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO school_payments (id, school_id, pupil_id, method, amount, \
+                 ledger_transaction_id, bank_transaction_id, receipt_id, cancelled_at, \
+                 created_at) ",
+            );
+            query.push_values(chunk, |mut row, (payment, _)| {
+                row.push_bind(payment.id)
+                    .push_bind(payment.school_id)
+                    .push_bind(payment.pupil_id)
+                    .push_bind(payment.method())
+                    .push_bind(payment.amount)
+                    .push_bind(payment.ledger_transaction_id)
+                    .push_bind(payment.bank_transaction_id)
+                    .push_bind(payment.receipt_id)
+                    .push("NULL")
+                    .push_bind(now);
+            });
+            query.build().execute(&mut **tx).await?;
+        }
+        let allocations: Vec<(&NewSchoolPayment, Uuid, i64)> = payments
+            .iter()
+            .flat_map(|(payment, paid)| {
+                paid.iter()
+                    .map(|(charge, amount)| (*payment, *charge, *amount))
+            })
+            .collect();
+        let mut updated = 0;
+        for chunk in allocations.chunks(CHUNK_ROWS / 8) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO school_allocations (id, payment_id, charge_id, amount, \
+                 ledger_transaction_id, cancelled_at, created_at) ",
+            );
+            query.push_values(chunk, |mut row, (payment, charge, amount)| {
+                row.push_bind(super::id_at(now))
+                    .push_bind(payment.id)
+                    .push_bind(*charge)
+                    .push_bind(*amount)
+                    .push_bind(payment.ledger_transaction_id)
+                    .push("NULL")
+                    .push_bind(now);
+            });
+            query.build().execute(&mut **tx).await?;
+            let mut query =
+                QueryBuilder::<Sqlite>::new("UPDATE school_charges SET paid = paid + CASE id");
+            for (_, charge, amount) in chunk {
+                query
+                    .push(" WHEN ")
+                    .push_bind(*charge)
+                    .push(" THEN ")
+                    .push_bind(*amount);
+            }
+            query.push(" END WHERE id IN (");
+            let mut list = query.separated(", ");
+            chunk.iter().for_each(|(_, charge, _)| {
+                list.push_bind(*charge);
+            });
+            query.push(")");
+            updated += query.build().execute(&mut **tx).await?.rows_affected();
+        }
+        Ok(updated)
     }
 }
 

@@ -135,10 +135,7 @@ impl UnitOfWork<'_> {
         chunk: usize,
     ) -> StoreResult<Vec<T>>
     where
-        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
-            + Send
-            + Unpin,
+        T: BackendRow,
     {
         let mut found = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(chunk) {
@@ -317,4 +314,21 @@ fn assert_balanced(entries: &[Entry]) {
             .sum::<i64>(),
         "a posted transaction balances"
     );
+}
+
+/// A row type both backends can decode.
+pub(super) trait BackendRow:
+    for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+    + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+    + Send
+    + Unpin
+{
+}
+
+impl<T> BackendRow for T where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin
+{
 }

@@ -28,7 +28,9 @@ use crate::domain::bank_feed::{BankTransaction, Direction, Provider};
 use crate::domain::payer::PayerAccountHash;
 use crate::domain::settlement::{payee_code_candidates, IntentState};
 use crate::services::schools::{settle_pupil_transfers, PupilTransfer};
-use crate::store::bank_feed::{Discrepancy, NewBankRecord, MAX_INTENT_REFERENCES, MAX_MEMO_CODES};
+use crate::store::bank_feed::{
+    Discrepancy, NamedIntentRecord, NewBankRecord, MAX_INTENT_REFERENCES, MAX_MEMO_CODES,
+};
 use crate::store::schools::IntentPupilRow;
 use crate::store::{Fitting, StoreError, UnitOfWork};
 
@@ -60,43 +62,31 @@ struct NamedIntents {
 impl NamedIntents {
     /// Reads (and locks, in id order) the intents the arrivals' memos name.
     async fn read(unit: &mut UnitOfWork<'_>, references: &[String]) -> Result<Self, BankFeedError> {
-        let intents = unit.lock_intents_by_reference(references).await?;
-        if intents.is_empty() {
-            return Ok(Self::default());
-        }
-        let ids: Vec<Uuid> = intents.iter().map(|i| i.id).collect();
-        let payee_ids: Vec<Uuid> = intents
-            .iter()
-            .map(|i| i.payee_id)
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let payees: HashMap<Uuid, PayeeAccount> = unit
-            .payee_accounts(&payee_ids)
-            .await?
-            .into_iter()
-            .map(|p| (p.payee_id, p))
-            .collect();
-        let pupils: HashMap<Uuid, IntentPupilRow> = unit
-            .intent_pupils(&ids)
-            .await?
-            .into_iter()
-            .map(|row| (row.intent_id, row))
-            .collect();
-        let households: HashSet<Uuid> = unit.household_intents(&ids).await?.into_iter().collect();
-        let mut by_reference = HashMap::with_capacity(intents.len());
-        for intent in intents {
-            let payee = *payees
-                .get(&intent.payee_id)
-                .ok_or_else(|| StoreError::Corrupt(format!("intent {} has no payee", intent.id)))?;
-            let school = pupils.contains_key(&intent.id) || households.contains(&intent.id);
-            by_reference.insert(
+        let mut named = Self::default();
+        for record in unit.lock_named_intents(references).await? {
+            let NamedIntentRecord {
+                intent,
+                payee_account_id,
+                pupil,
+                household,
+            } = record;
+            let school = pupil.is_some() || household;
+            if let Some(pupil) = pupil {
+                named.pupils.insert(intent.id, pupil);
+            }
+            if household {
+                named.households.insert(intent.id);
+            }
+            named.by_reference.insert(
                 intent.reference.clone(),
                 NamedIntent {
                     id: intent.id,
                     reference: intent.reference,
                     collection_account_id: intent.collection_account_id,
-                    payee,
+                    payee: PayeeAccount {
+                        payee_id: intent.payee_id,
+                        ledger_account_id: payee_account_id,
+                    },
                     state: IntentState {
                         keeps_overpayment: school,
                         amount: intent.amount,
@@ -107,11 +97,7 @@ impl NamedIntents {
                 },
             );
         }
-        Ok(Self {
-            by_reference,
-            pupils,
-            households,
-        })
+        Ok(named)
     }
 
     /// The intents the transfer's memo names, in memo order.
