@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use uuid::Uuid;
 
 use super::unit_of_work::Conn;
-use super::{Backend, PostgresStore, SqliteStore, StoreError, StoreResult, UnitOfWork};
+use super::{Backend, PostgresStore, StoreError, StoreResult, UnitOfWork};
 use crate::domain::account::{AccountFlags, AccountKind};
 use crate::domain::money::Currency;
 use crate::domain::schools::{FeeUnit, Fund, ItemFacts, OpenCharge, PupilFacts, Reduction};
@@ -222,6 +222,14 @@ pub struct NewCharge {
     pub exemption: i64,
     pub amount: i64,
     pub ledger_transaction_id: Uuid,
+}
+
+/// That a payment paid `amount` of a charge in a ledger transaction.
+struct AllocationRow {
+    payment_id: Uuid,
+    charge_id: Uuid,
+    amount: i64,
+    ledger_transaction_id: Uuid,
 }
 
 #[derive(Debug, Clone)]
@@ -1096,7 +1104,8 @@ impl UnitOfWork<'_> {
     }
 
     /// [`Self::insert_school_payment_with_allocations`] for several payments (of different
-    /// pupils: no charge is paid by two of them), in one statement on PostgreSQL.
+    /// pupils: no charge is paid by two of them), in one statement on PostgreSQL and three per
+    /// chunk on SQLite.
     pub async fn insert_school_payments_with_allocations(
         &mut self,
         payments: &[(&NewSchoolPayment, &[(Uuid, i64)])],
@@ -1106,8 +1115,20 @@ impl UnitOfWork<'_> {
             Conn::Postgres(_, tx) => {
                 PostgresStore::insert_school_payments_with_allocations(tx, payments, now).await?
             }
-            Conn::Sqlite(_, tx) => {
-                SqliteStore::insert_school_payments_with_allocations(tx, payments, now).await?
+            Conn::Sqlite(..) => {
+                self.insert_payment_rows(payments, now).await?;
+                let allocations: Vec<AllocationRow> = payments
+                    .iter()
+                    .flat_map(|(payment, paid)| {
+                        paid.iter().map(|&(charge_id, amount)| AllocationRow {
+                            payment_id: payment.id,
+                            charge_id,
+                            amount,
+                            ledger_transaction_id: payment.ledger_transaction_id,
+                        })
+                    })
+                    .collect();
+                return self.insert_allocation_rows(&allocations, now).await;
             }
         };
         charges_updated(
@@ -1128,19 +1149,68 @@ impl UnitOfWork<'_> {
         ledger_transaction_id: Uuid,
         now: i64,
     ) -> StoreResult<()> {
-        // Two statements per chunk, not two per charge: a payment pays several charges.
+        let rows: Vec<AllocationRow> = allocations
+            .iter()
+            .map(|&(charge_id, amount)| AllocationRow {
+                payment_id,
+                charge_id,
+                amount,
+                ledger_transaction_id,
+            })
+            .collect();
+        self.insert_allocation_rows(&rows, now).await
+    }
+
+    /// The payments' rows, one statement per chunk.
+    async fn insert_payment_rows(
+        &mut self,
+        payments: &[(&NewSchoolPayment, &[(Uuid, i64)])],
+        now: i64,
+    ) -> StoreResult<()> {
+        for chunk in payments.chunks(super::ledger::CHUNK_ROWS / 10) {
+            on_tx!(self, |tx| {
+                let mut query = sqlx::QueryBuilder::new(
+                    "INSERT INTO school_payments (id, school_id, pupil_id, method, amount, \
+                     ledger_transaction_id, bank_transaction_id, receipt_id, cancelled_at, \
+                     created_at) ",
+                );
+                query.push_values(chunk, |mut row, (payment, _)| {
+                    row.push_bind(payment.id)
+                        .push_bind(payment.school_id)
+                        .push_bind(payment.pupil_id)
+                        .push_bind(payment.method())
+                        .push_bind(payment.amount)
+                        .push_bind(payment.ledger_transaction_id)
+                        .push_bind(payment.bank_transaction_id)
+                        .push_bind(payment.receipt_id)
+                        .push("NULL")
+                        .push_bind(now);
+                });
+                query.build().execute(&mut **tx).await.map(|_| ())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The allocation rows, and each charge's paid amount raised: two statements per chunk,
+    /// not two per charge (a payment pays several charges, a run several payments).
+    async fn insert_allocation_rows(
+        &mut self,
+        allocations: &[AllocationRow],
+        now: i64,
+    ) -> StoreResult<()> {
         for chunk in allocations.chunks(super::ledger::CHUNK_ROWS / 6) {
             on_tx!(self, |tx| {
                 let mut query = sqlx::QueryBuilder::new(
                     "INSERT INTO school_allocations (id, payment_id, charge_id, amount, \
                      ledger_transaction_id, cancelled_at, created_at) ",
                 );
-                query.push_values(chunk, |mut row, (charge_id, amount)| {
+                query.push_values(chunk, |mut row, allocation| {
                     row.push_bind(super::id_at(now))
-                        .push_bind(payment_id)
-                        .push_bind(*charge_id)
-                        .push_bind(*amount)
-                        .push_bind(ledger_transaction_id)
+                        .push_bind(allocation.payment_id)
+                        .push_bind(allocation.charge_id)
+                        .push_bind(allocation.amount)
+                        .push_bind(allocation.ledger_transaction_id)
                         .push("NULL")
                         .push_bind(now);
                 });
@@ -1149,17 +1219,17 @@ impl UnitOfWork<'_> {
             let updated = on_tx!(self, |tx| {
                 let mut query =
                     sqlx::QueryBuilder::new("UPDATE school_charges SET paid = paid + CASE id");
-                chunk.iter().for_each(|(charge_id, amount)| {
+                chunk.iter().for_each(|allocation| {
                     query
                         .push(" WHEN ")
-                        .push_bind(*charge_id)
+                        .push_bind(allocation.charge_id)
                         .push(" THEN ")
-                        .push_bind(*amount);
+                        .push_bind(allocation.amount);
                 });
                 query.push(" END WHERE id IN (");
                 let mut list = query.separated(", ");
-                chunk.iter().for_each(|(charge_id, _)| {
-                    list.push_bind(*charge_id);
+                chunk.iter().for_each(|allocation| {
+                    list.push_bind(allocation.charge_id);
                 });
                 query.push(")");
                 query

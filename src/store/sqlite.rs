@@ -19,7 +19,6 @@ use uuid::Uuid;
 
 use super::ledger::CHUNK_ROWS;
 use super::rows::{LockedAccountRow, ENTRY_COLUMNS, LOCKED_ACCOUNT_COLUMNS};
-use super::schools::NewSchoolPayment;
 use super::{StoreError, StoreResult};
 use crate::domain::transaction::{Entry, LockedAccount, NewTransaction};
 
@@ -204,77 +203,6 @@ impl SqliteStore {
             query.build().execute(&mut **tx).await?;
         }
         Ok(())
-    }
-
-    /// The payments (of different pupils: no charge is paid by two of them), their
-    /// allocations, and each charge's paid amount raised: three statements per chunk. Answers
-    /// how many charges were raised.
-    pub(super) async fn insert_school_payments_with_allocations(
-        tx: &mut Transaction<'static, Sqlite>,
-        payments: &[(&NewSchoolPayment, &[(Uuid, i64)])],
-        now: i64,
-    ) -> StoreResult<u64> {
-        for chunk in payments.chunks(CHUNK_ROWS / 10) {
-            let mut query = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO school_payments (id, school_id, pupil_id, method, amount, \
-                 ledger_transaction_id, bank_transaction_id, receipt_id, cancelled_at, \
-                 created_at) ",
-            );
-            query.push_values(chunk, |mut row, (payment, _)| {
-                row.push_bind(payment.id)
-                    .push_bind(payment.school_id)
-                    .push_bind(payment.pupil_id)
-                    .push_bind(payment.method())
-                    .push_bind(payment.amount)
-                    .push_bind(payment.ledger_transaction_id)
-                    .push_bind(payment.bank_transaction_id)
-                    .push_bind(payment.receipt_id)
-                    .push("NULL")
-                    .push_bind(now);
-            });
-            query.build().execute(&mut **tx).await?;
-        }
-        let allocations: Vec<(&NewSchoolPayment, Uuid, i64)> = payments
-            .iter()
-            .flat_map(|(payment, paid)| {
-                paid.iter()
-                    .map(|(charge, amount)| (*payment, *charge, *amount))
-            })
-            .collect();
-        let mut updated = 0;
-        for chunk in allocations.chunks(CHUNK_ROWS / 8) {
-            let mut query = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO school_allocations (id, payment_id, charge_id, amount, \
-                 ledger_transaction_id, cancelled_at, created_at) ",
-            );
-            query.push_values(chunk, |mut row, (payment, charge, amount)| {
-                row.push_bind(super::id_at(now))
-                    .push_bind(payment.id)
-                    .push_bind(*charge)
-                    .push_bind(*amount)
-                    .push_bind(payment.ledger_transaction_id)
-                    .push("NULL")
-                    .push_bind(now);
-            });
-            query.build().execute(&mut **tx).await?;
-            let mut query =
-                QueryBuilder::<Sqlite>::new("UPDATE school_charges SET paid = paid + CASE id");
-            for (_, charge, amount) in chunk {
-                query
-                    .push(" WHEN ")
-                    .push_bind(*charge)
-                    .push(" THEN ")
-                    .push_bind(*amount);
-            }
-            query.push(" END WHERE id IN (");
-            let mut list = query.separated(", ");
-            chunk.iter().for_each(|(_, charge, _)| {
-                list.push_bind(*charge);
-            });
-            query.push(")");
-            updated += query.build().execute(&mut **tx).await?.rows_affected();
-        }
-        Ok(updated)
     }
 }
 
