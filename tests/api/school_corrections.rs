@@ -205,6 +205,11 @@ async fn reversals_adjustments_and_refunds_agree_with_the_ledger(backend: Backen
             "amount": 0, "reason": "x"}),
             "ADJUSTMENT_OUT_OF_RANGE",
         ),
+        (
+            json!({"run_id": run, "pupil_id": pupils[3], "fee_item_id": meals,
+            "amount": i64::MIN, "reason": "x"}),
+            "ADJUSTMENT_OUT_OF_RANGE",
+        ),
     ] {
         let (_, refused, _) = keyed(&app, &adjust, &Uuid::new_v4().to_string(), &body).await;
         assert_eq!(error_code(&refused), code, "{refused}");

@@ -144,7 +144,12 @@ pub async fn scan(
         let png = qr_image
             .split_once("base64,")
             .and_then(|(_, data)| base64::engine::general_purpose::STANDARD.decode(data).ok());
-        match png.map(|png| read_qr_png(&png)) {
+        // Decoding a picture up to 4 000 px a side is CPU work: off the server's workers.
+        let read = match png {
+            Some(png) => web::block(move || read_qr_png(&png)).await.ok(),
+            None => None,
+        };
+        match read {
             Some(Ok(text)) => text,
             _ => return onboard_page(&request, &state, &form, false, Some(Refusal::NoCode)),
         }

@@ -35,11 +35,17 @@ pub fn read_qr_png(png_bytes: &[u8]) -> Result<String, QrScanError> {
         let pixel = &buffer[y * line + x * samples..][..samples];
         grey(pixel)
     });
-    image
-        .detect_grids()
-        .iter()
-        .find_map(|grid| grid.decode().ok().map(|(_, text)| text))
-        .ok_or(QrScanError::NoCode)
+    // rqrr asserts on the geometry of some degenerate finder patterns (a crafted or unlucky
+    // picture, upstream rqrr#54): such a picture has no code this service can read.
+    std::panic::catch_unwind(move || {
+        image
+            .detect_grids()
+            .iter()
+            .find_map(|grid| grid.decode().ok().map(|(_, text)| text))
+    })
+    .ok()
+    .flatten()
+    .ok_or(QrScanError::NoCode)
 }
 
 /// A pixel's lightness, 0 to 255: grey as it is; colour by luma; a transparent pixel counts

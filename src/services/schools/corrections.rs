@@ -506,7 +506,7 @@ impl SchoolService {
     ) -> Result<Reply, SchoolError> {
         let reason = text("reason", &request.reason, REASON_MAX_CHARS)?;
         let delta = request.amount;
-        if delta == 0 || delta.abs() > MAX_AMOUNT {
+        if delta == 0 || !(-MAX_AMOUNT..=MAX_AMOUNT).contains(&delta) {
             return Err(SchoolError::AdjustmentOutOfRange(
                 "amount must be a signed number of đồng, not 0, at most 1,000,000,000,000 either way"
                     .into(),

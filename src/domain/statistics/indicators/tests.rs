@@ -470,3 +470,17 @@ fn a_household_named_on_the_charge_pays_through_its_linked_member() {
         [("A", 1, 1), ("B", 0, 1), ("total", 1, 2)]
     );
 }
+
+#[test]
+fn money_totals_saturate_instead_of_overflowing() {
+    // Cash is never posted, so rows of recorded cash can add up to more than an i64 holds.
+    let mut table = Tally::new(Vec::new());
+    let row = |key: &str| (key.to_owned(), key.to_owned());
+    table.add_money(row("vendor"), 1, i64::MAX - 1, false);
+    table.add_money(row("school"), 1, 2, true);
+    let table = table.finish("share");
+    let total = table.rows.last().unwrap();
+    assert_eq!(total.amount_denominator, Some(i64::MAX));
+    assert_eq!(total.amount_numerator, Some(2));
+    assert_eq!(total.denominator, 2);
+}
