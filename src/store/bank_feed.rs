@@ -159,6 +159,9 @@ pub struct Discrepancy {
 pub trait BankFeedStore {
     /// Opens a write transaction for a use case that reads, decides and writes in one.
     async fn begin(&self) -> StoreResult<UnitOfWork<'_>>;
+    /// [`Self::begin`] for the writer of webhook delivery groups (see
+    /// `Backend::begin_group_unit`).
+    async fn begin_group(&self) -> StoreResult<UnitOfWork<'_>>;
     async fn list_collection_accounts(&self) -> StoreResult<Vec<CollectionAccountSummary>>;
     /// Sets the provider and secrets of a collection account, with the audit
     /// record of the change (its `before` is filled here: the provider it replaces); false when
@@ -437,6 +440,10 @@ fn collection_account_summary(
 impl<T: Backend> BankFeedStore for T {
     async fn begin(&self) -> StoreResult<UnitOfWork<'_>> {
         self.begin_unit().await
+    }
+
+    async fn begin_group(&self) -> StoreResult<UnitOfWork<'_>> {
+        self.begin_group_unit().await
     }
 
     async fn list_collection_accounts(&self) -> StoreResult<Vec<CollectionAccountSummary>> {
@@ -1115,11 +1122,13 @@ impl UnitOfWork<'_> {
             intent_columns("i")
         );
         // An intent is a run's QR or one a correction superseded, never both (each table
-        // is unique on the intent).
+        // is unique on the intent), so each intent is one row. Joined rather than looked up
+        // in subqueries: PostgreSQL then finds the pupil by its key instead of hashing the
+        // whole pupils table for every group.
         let joins = "JOIN payees y ON y.id = i.payee_id \
-             LEFT JOIN pupils p ON p.id = COALESCE( \
-               (SELECT pupil_id FROM school_run_intents WHERE intent_id = i.id), \
-               (SELECT pupil_id FROM school_superseded_intents WHERE intent_id = i.id)) \
+             LEFT JOIN school_run_intents ri ON ri.intent_id = i.id \
+             LEFT JOIN school_superseded_intents si ON si.intent_id = i.id \
+             LEFT JOIN pupils p ON p.id = COALESCE(ri.pupil_id, si.pupil_id) \
              LEFT JOIN payees s ON s.id = p.school_id";
         let rows: Vec<NamedIntentRow> = self.lock_intents_with(&columns, joins, references).await?;
         rows.into_iter().map(NamedIntentRow::into_record).collect()

@@ -276,8 +276,8 @@ const PUPIL_CREDIT: &str = "CAST((SELECT COALESCE(SUM(amount), 0) FROM school_pa
 const RECEIPT_COLUMNS: &str = "id, school_id, year_id, number, pupil_id, payer_name, amount, \
      payment_id, created_by, created_at, cancelled_at, cancelled_by, cancel_reason";
 
-/// (pupil, charge, due on, mandatory, posted at, fund, outstanding).
-type PupilChargeRow = (Uuid, Uuid, NaiveDate, bool, i64, String, i64);
+/// (pupil, charge, due on, mandatory, posted at, fund, outstanding, the pupil's credit).
+type PupilChargeRow = (Uuid, Uuid, NaiveDate, bool, i64, String, i64, i64);
 
 /// An open charge from its row: (id, due on, mandatory, posted at, fund, outstanding).
 fn open_charge(
@@ -1006,9 +1006,9 @@ impl UnitOfWork<'_> {
     }
 
     /// [`Self::lock_open_charges_and_credit`] of each of these pupils (those with an open
-    /// charge): the charges locked in id order, then the credits of the pupils that have one
-    /// open, one statement per chunk each. Not one statement: the credit's subqueries would
-    /// run again for every charge row rather than once per pupil.
+    /// charge), the charges locked in id order, in one statement per chunk. Each pupil's
+    /// credit is computed once, in a materialized CTE, then joined to the pupil's charges: in
+    /// the charges' select list its subqueries would run again for every charge row.
     pub async fn lock_open_charges_and_credits(
         &mut self,
         pupil_ids: &[Uuid],
@@ -1018,21 +1018,25 @@ impl UnitOfWork<'_> {
         } else {
             " FOR UPDATE OF c"
         };
-        let select = "SELECT c.pupil_id, c.id, r.due_on, i.mandatory, c.created_at, i.fund, \
-             c.amount - c.paid FROM school_charges c \
+        let select = format!(
+            "WITH credit AS MATERIALIZED (SELECT p.id AS pupil_id, {} AS credit \
+             FROM pupils p WHERE p.id IN (",
+            PUPIL_CREDIT.replace("$1", "p.id")
+        );
+        let tail = format!(
+            ")) SELECT c.pupil_id, c.id, r.due_on, i.mandatory, c.created_at, i.fund, \
+             c.amount - c.paid, k.credit FROM school_charges c \
+             JOIN credit k ON k.pupil_id = c.pupil_id \
              JOIN collection_runs r ON r.id = c.run_id JOIN fee_items i ON i.id = c.fee_item_id \
-             WHERE c.paid < c.amount AND c.reversed_at IS NULL AND c.pupil_id IN (";
+             WHERE c.paid < c.amount AND c.reversed_at IS NULL ORDER BY c.id{row_lock}"
+        );
         let rows: Vec<PupilChargeRow> = self
-            .rows_for_ids(
-                select,
-                pupil_ids,
-                &format!(") ORDER BY c.id{row_lock}"),
-                super::ledger::CHUNK_ROWS,
-            )
+            .rows_for_ids(&select, pupil_ids, &tail, super::ledger::CHUNK_ROWS)
             .await?;
         let mut found: HashMap<Uuid, (Vec<OpenCharge>, i64)> = HashMap::new();
-        for (pupil_id, id, due_on, mandatory, posted_at, fund, outstanding) in rows {
-            found.entry(pupil_id).or_default().0.push(open_charge((
+        for (pupil_id, id, due_on, mandatory, posted_at, fund, outstanding, credit) in rows {
+            let (charges, pupil_credit) = found.entry(pupil_id).or_default();
+            charges.push(open_charge((
                 id,
                 due_on,
                 mandatory,
@@ -1040,22 +1044,7 @@ impl UnitOfWork<'_> {
                 fund,
                 outstanding,
             ))?);
-        }
-        if found.is_empty() {
-            return Ok(found);
-        }
-        let owing: Vec<Uuid> = found.keys().copied().collect();
-        let select = format!(
-            "SELECT p.id, {} FROM pupils p WHERE p.id IN (",
-            PUPIL_CREDIT.replace("$1", "p.id")
-        );
-        let credits: Vec<(Uuid, i64)> = self
-            .rows_for_ids(&select, &owing, ")", super::ledger::CHUNK_ROWS)
-            .await?;
-        for (pupil_id, credit) in credits {
-            if let Some((_, pupil_credit)) = found.get_mut(&pupil_id) {
-                *pupil_credit = credit;
-            }
+            *pupil_credit = credit;
         }
         Ok(found)
     }

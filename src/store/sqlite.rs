@@ -245,4 +245,9 @@ impl super::Backend for SqliteStore {
             _write_guard: write_guard,
         })
     }
+
+    /// SQLite plans a prepared statement once anyway.
+    async fn begin_group_unit(&self) -> StoreResult<super::UnitOfWork<'_>> {
+        self.begin_unit().await
+    }
 }

@@ -90,6 +90,10 @@ pub trait Backend: Send + Sync {
     async fn run_migrations(&self) -> StoreResult<()>;
     /// Opens a write transaction the way this backend serializes writers.
     async fn begin_unit(&self) -> StoreResult<UnitOfWork<'_>>;
+    /// [`Self::begin_unit`] for a group writer, which runs the same few statements group
+    /// after group: on PostgreSQL each keeps the one generic plan it was given on the
+    /// connection instead of being planned for its values every time.
+    async fn begin_group_unit(&self) -> StoreResult<UnitOfWork<'_>>;
     /// Opens a read-only transaction that sees one consistent snapshot; roll it back.
     async fn begin_snapshot(&self) -> StoreResult<UnitOfWork<'_>>;
     /// Writes a consistent copy of the whole database to a new file while the service runs.

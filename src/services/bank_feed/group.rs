@@ -51,7 +51,7 @@ impl GroupWriter for DeliveryWriter {
     const LINGER: Duration = Duration::from_millis(2);
 
     async fn write(&self, arrivals: &[Arrival]) -> Result<Vec<IngestOutcome>, BankFeedError> {
-        let mut unit = self.recorder.store.begin().await?;
+        let mut unit = self.recorder.store.begin_group().await?;
         let outcomes = self.recorder.record_all(&mut unit, arrivals).await?;
         unit.commit().await?;
         metrics::histogram!("webhook_group_size").record(arrivals.len() as f64);
