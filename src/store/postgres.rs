@@ -20,6 +20,8 @@ use crate::domain::transaction::{Entry, LockedAccount, NewTransaction};
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// The webhook group writer's own connection (see `begin_group_unit`).
+    group_pool: PgPool,
     gate: AccountGate,
 }
 
@@ -97,10 +99,16 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
+        // One writer task writes one group at a time (`services::bank_feed::group`).
+        let group_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_lazy_with(options);
         Ok(Self {
             pool,
+            group_pool,
             gate: AccountGate::new(),
         })
     }
@@ -379,7 +387,7 @@ impl super::Backend for PostgresStore {
     /// own choice (`auto`) most of them kept being planned per execution, which took about as
     /// long as running them (pg_stat_statements on `bench/schools.sh`'s pupil payments).
     async fn begin_group_unit(&self) -> StoreResult<super::UnitOfWork<'_>> {
-        let tx = self.pool.begin_with(GROUP_BEGIN).await?;
+        let tx = self.group_pool.begin_with(GROUP_BEGIN).await?;
         Ok(super::UnitOfWork {
             conn: super::unit_of_work::Conn::Postgres(self, tx),
             _write_guard: None,
