@@ -823,14 +823,19 @@ impl UnitOfWork<'_> {
         // A flag holds after every transaction, as posting checks it on the transaction's net
         // effect: the last entry each transaction wrote on a guarded account carries totals
         // within the flag. Entries before it, in the same transaction, may pass outside.
+        // CASE, not AND: SQLite evaluated the NOT EXISTS first, for every entry, walking all
+        // the later entries of the account each time (minutes on a busy account's 40,000
+        // entries in bench/schools.sh; 55 ms this way).
         let sql = "SELECT a.code, CAST(e.account_seq AS BIGINT) FROM entries e \
                    JOIN accounts a ON a.id = e.account_id \
-                   WHERE ((a.debits_must_not_exceed_credits AND e.debits_after > e.credits_after) \
-                       OR (a.credits_must_not_exceed_debits AND e.credits_after > e.debits_after)) \
-                     AND NOT EXISTS (SELECT 1 FROM entries later \
+                   WHERE CASE WHEN (a.debits_must_not_exceed_credits \
+                         AND e.debits_after > e.credits_after) \
+                       OR (a.credits_must_not_exceed_debits AND e.credits_after > e.debits_after) \
+                     THEN NOT EXISTS (SELECT 1 FROM entries later \
                        WHERE later.account_id = e.account_id \
                          AND later.transaction_id = e.transaction_id \
                          AND later.account_seq > e.account_seq) \
+                     ELSE FALSE END \
                    ORDER BY a.code, e.account_seq";
         let broken_after: Vec<(String, i64)> = tx_rows!(self, fetch_all, sql)?;
         violations.extend(broken_after.into_iter().map(|(code, seq)| Violation {
