@@ -898,15 +898,16 @@ impl Tally {
             if !rows.is_empty() {
                 // Saturating like each row's own sums: cash is never posted, so nothing else
                 // bounds what the rows add up to.
-                let sum = |amounts: Vec<i64>| amounts.into_iter().fold(0, i64::saturating_add);
-                total.amount_numerator = Some(sum(rows
-                    .iter()
-                    .filter_map(|r| r.amount_numerator)
-                    .collect()));
-                total.amount_denominator = Some(sum(rows
-                    .iter()
-                    .filter_map(|r| r.amount_denominator)
-                    .collect()));
+                total.amount_numerator = Some(
+                    rows.iter()
+                        .filter_map(|r| r.amount_numerator)
+                        .fold(0, i64::saturating_add),
+                );
+                total.amount_denominator = Some(
+                    rows.iter()
+                        .filter_map(|r| r.amount_denominator)
+                        .fold(0, i64::saturating_add),
+                );
             }
         }
         rows.push(total);
