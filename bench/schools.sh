@@ -8,7 +8,8 @@
 # It fails when a webhook fails, the run's status does not show every pupil paid, or
 # GET /v1/ledger/verify is not clean; a missed speed bar prints BELOW but does not fail.
 #
-# Knobs (environment): PUPILS (1000), CLASSES (25), CLIENTS (8), SECONDS_PER_RUN (15).
+# Knobs (environment): PUPILS (1000), CLASSES (25), CLIENTS (8), SECONDS_PER_RUN (15),
+# BACKENDS ("sqlite postgres"; one of them alone to measure it alone).
 # Needs: cargo, PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth), psql, curl,
 # python3. Drops and recreates the database schools_bench (and drops it at the end).
 set -euo pipefail
@@ -17,6 +18,7 @@ PUPILS=${PUPILS:-1000}
 CLASSES=${CLASSES:-25}
 CLIENTS=${CLIENTS:-8}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-15}
+BACKENDS=${BACKENDS:-sqlite postgres}
 
 BENCH_NAME=schools-bench
 # shellcheck source=bench/common.sh
@@ -62,21 +64,25 @@ log "building release binaries (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
 cargo build --release --bin market-ledger --example loadgen --example schoolbench
 
 # Into files, not $(...): a server started in a subshell would outlive a failure.
-bench_backend sqlite "sqlite://$WORK_DIR/sqlite-db/market-ledger.db" >"$WORK_DIR/sqlite.lines"
-SQLITE_LINES=$(<"$WORK_DIR/sqlite.lines")
-
-ensure_postgres
-fresh_database "$LEDGER_DB"
-bench_backend postgres "postgres://$PG_USER@$PG_HOST:$PG_PORT/$LEDGER_DB" >"$WORK_DIR/postgres.lines"
-POSTGRES_LINES=$(<"$WORK_DIR/postgres.lines")
-psql_admin -c "DROP DATABASE IF EXISTS $LEDGER_DB WITH (FORCE)"
+SQLITE_LINES= POSTGRES_LINES=
+if [[ " $BACKENDS " == *" sqlite "* ]]; then
+    bench_backend sqlite "sqlite://$WORK_DIR/sqlite-db/market-ledger.db" >"$WORK_DIR/sqlite.lines"
+    SQLITE_LINES=$(<"$WORK_DIR/sqlite.lines")
+fi
+if [[ " $BACKENDS " == *" postgres "* ]]; then
+    ensure_postgres
+    fresh_database "$LEDGER_DB"
+    bench_backend postgres "postgres://$PG_USER@$PG_HOST:$PG_PORT/$LEDGER_DB" >"$WORK_DIR/postgres.lines"
+    POSTGRES_LINES=$(<"$WORK_DIR/postgres.lines")
+    psql_admin -c "DROP DATABASE IF EXISTS $LEDGER_DB WITH (FORCE)"
+fi
 
 cat <<EOF
 
 === market-ledger school fee benchmark ===
 pupils=$PUPILS classes=$CLASSES items=5 clients=$CLIENTS seconds_per_run=$SECONDS_PER_RUN cores=$(nproc)
-$SQLITE_LINES
-$POSTGRES_LINES
-$(summary sqlite "$SQLITE_LINES")
-$(summary postgres "$POSTGRES_LINES")
 EOF
+if [[ -n $SQLITE_LINES ]]; then echo "$SQLITE_LINES"; fi
+if [[ -n $POSTGRES_LINES ]]; then echo "$POSTGRES_LINES"; fi
+if [[ -n $SQLITE_LINES ]]; then summary sqlite "$SQLITE_LINES"; fi
+if [[ -n $POSTGRES_LINES ]]; then summary postgres "$POSTGRES_LINES"; fi

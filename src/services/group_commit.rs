@@ -100,10 +100,9 @@ async fn write_groups<W: GroupWriter>(
     writer: Arc<W>,
     receiver: Arc<Mutex<mpsc::Receiver<Pending<W>>>>,
 ) {
-    // A lingering group closes as soon as it is as big as the last one: the clients the last
-    // commit answered are back, and waiting out the rest of the linger would only add latency.
-    let mut expected = W::MAX_GROUP;
+    let mut recent = RecentSizes::new();
     loop {
+        let expected = recent.expected(W::MAX_GROUP);
         let mut group = Vec::new();
         {
             let mut receiver = receiver.lock().await;
@@ -123,7 +122,7 @@ async fn write_groups<W: GroupWriter>(
                 }
             }
         }
-        expected = group.len();
+        recent.push(group.len());
         while !group.is_empty() {
             let mut seen = HashSet::new();
             let (round, later): (Vec<_>, Vec<_>) = group.into_iter().partition(|pending| {
@@ -134,6 +133,43 @@ async fn write_groups<W: GroupWriter>(
             write_round(writer.as_ref(), round).await;
             group = later;
         }
+    }
+}
+
+/// When a lingering group closes early: as soon as it is as big as the biggest of the last
+/// few groups. The clients those commits answered are back, and waiting out the rest of the
+/// linger would only add latency. The last group alone would not do: one client late for a
+/// group (a busy machine) splits the clients into two halves that then alternate, every
+/// group closing as soon as its half is in, each half paying a whole group's statements and
+/// commit for half the requests; a few groups' memory waits for the late half instead.
+struct RecentSizes {
+    sizes: [usize; REMEMBERED_GROUPS],
+    next: usize,
+}
+
+/// How many groups [`RecentSizes`] remembers: after this many smaller groups (the load fell)
+/// a group closes early again.
+const REMEMBERED_GROUPS: usize = 8;
+
+impl RecentSizes {
+    fn new() -> Self {
+        Self {
+            sizes: [0; REMEMBERED_GROUPS],
+            next: 0,
+        }
+    }
+
+    /// The size a lingering group waits for; `full` before any group.
+    fn expected(&self, full: usize) -> usize {
+        match self.sizes.iter().max() {
+            Some(&size) if size > 0 => size,
+            _ => full,
+        }
+    }
+
+    fn push(&mut self, size: usize) {
+        self.sizes[self.next] = size;
+        self.next = (self.next + 1) % REMEMBERED_GROUPS;
     }
 }
 
@@ -162,5 +198,34 @@ async fn write_round<W: GroupWriter>(writer: &W, round: Vec<Pending<W>>) {
                 let _ = reply.send(outcome);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_waits_for_the_biggest_of_the_last_few() {
+        let mut recent = RecentSizes::new();
+        assert_eq!(recent.expected(64), 64, "before any group, a full one");
+        recent.push(8);
+        recent.push(5);
+        recent.push(3);
+        assert_eq!(
+            recent.expected(64),
+            8,
+            "a late half does not make the next groups close at half size"
+        );
+        for _ in 0..REMEMBERED_GROUPS - 1 {
+            recent.push(2);
+        }
+        assert_eq!(recent.expected(64), 3, "the eight of long ago is forgotten");
+        recent.push(2);
+        assert_eq!(
+            recent.expected(64),
+            2,
+            "the load fell: groups close early again"
+        );
     }
 }

@@ -41,7 +41,7 @@ pub use postgres::PostgresStore;
 pub use registry::RegistryStore;
 pub use schools::SchoolStore;
 pub use sqlite::SqliteStore;
-pub use unit_of_work::{Backend, Fitted, Fitting, Pool, UnitOfWork};
+pub use unit_of_work::{Backend, Fitted, Fitting, LockedLedger, Pool, UnitOfWork};
 pub use users::{AuditFilter, UserStore};
 
 #[derive(Debug, thiserror::Error)]

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::rows::{LockedAccountRow, ENTRY_COLUMNS, LOCKED_ACCOUNT_COLUMNS};
 use super::schools::NewSchoolPayment;
 use super::{unique_is_conflict, StoreResult};
+use crate::domain::intent::IntentStatus;
 use crate::domain::transaction::{Entry, LockedAccount, NewTransaction};
 
 pub struct PostgresStore {
@@ -274,14 +275,16 @@ impl PostgresStore {
 }
 
 impl PostgresStore {
-    /// School payments, their allocations and the charges' new paid amounts in one statement
-    /// (the foreign keys are checked at its end): the group of webhook deliveries it runs in
-    /// holds the collection account's row meanwhile. The number of charges updated.
+    /// School payments, their allocations, the charges' new paid amounts and the paid
+    /// intents' new amounts and statuses in one statement (the foreign keys are checked at
+    /// its end): the group of webhook deliveries it runs in holds the collection account's
+    /// row meanwhile. The numbers of charges and intents updated.
     pub(super) async fn insert_school_payments_with_allocations(
         tx: &mut Transaction<'static, Postgres>,
         payments: &[(&NewSchoolPayment, &[(Uuid, i64)])],
+        paid_intents: &[(Uuid, i64, IntentStatus)],
         now: i64,
-    ) -> StoreResult<u64> {
+    ) -> StoreResult<(u64, u64)> {
         let allocations = || {
             payments.iter().flat_map(|(payment, allocations)| {
                 allocations
@@ -292,7 +295,8 @@ impl PostgresStore {
         let column = |f: fn(&NewSchoolPayment) -> Option<Uuid>| {
             payments.iter().map(|(p, _)| f(p)).collect::<Vec<_>>()
         };
-        let done = sqlx::query(
+        // Data-modifying CTEs all run, referenced or not; the counts check what they did.
+        let (charges, intents): (i64, i64) = sqlx::query_as(
             "WITH payment AS ( \
                INSERT INTO school_payments (id, school_id, pupil_id, method, amount, \
                  ledger_transaction_id, bank_transaction_id, receipt_id, cancelled_at, \
@@ -307,10 +311,16 @@ impl PostgresStore {
                  ledger_transaction_id, cancelled_at, created_at) \
                SELECT t.id, t.payment_id, t.charge_id, t.amount, t.ledger_transaction_id, NULL, $9 \
                FROM UNNEST($10::uuid[], $11::uuid[], $12::uuid[], $13::int8[], $14::uuid[]) \
-                 AS t(id, payment_id, charge_id, amount, ledger_transaction_id)) \
-             UPDATE school_charges SET paid = paid + t.amount \
-             FROM UNNEST($12::uuid[], $13::int8[]) AS t(charge_id, amount) \
-             WHERE school_charges.id = t.charge_id",
+                 AS t(id, payment_id, charge_id, amount, ledger_transaction_id)), \
+             charges AS ( \
+               UPDATE school_charges SET paid = paid + t.amount \
+               FROM UNNEST($12::uuid[], $13::int8[]) AS t(charge_id, amount) \
+               WHERE school_charges.id = t.charge_id RETURNING 1), \
+             intents AS ( \
+               UPDATE payment_intents SET paid_amount = t.paid_amount, status = t.status \
+               FROM UNNEST($15::uuid[], $16::int8[], $17::text[]) AS t(id, paid_amount, status) \
+               WHERE payment_intents.id = t.id RETURNING 1) \
+             SELECT (SELECT COUNT(*) FROM charges), (SELECT COUNT(*) FROM intents)",
         )
         .bind(column(|p| Some(p.id)))
         .bind(column(|p| Some(p.school_id)))
@@ -338,9 +348,27 @@ impl PostgresStore {
                 .map(|(p, _)| p.ledger_transaction_id)
                 .collect::<Vec<_>>(),
         )
-        .execute(&mut **tx)
+        .bind(
+            paid_intents
+                .iter()
+                .map(|(id, _, _)| *id)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            paid_intents
+                .iter()
+                .map(|(_, paid, _)| *paid)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            paid_intents
+                .iter()
+                .map(|(_, _, status)| status.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .fetch_one(&mut **tx)
         .await?;
-        Ok(done.rows_affected())
+        Ok((charges as u64, intents as u64))
     }
 }
 

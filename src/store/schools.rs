@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::unit_of_work::Conn;
 use super::{Backend, PostgresStore, StoreError, StoreResult, UnitOfWork};
 use crate::domain::account::{AccountFlags, AccountKind};
+use crate::domain::intent::IntentStatus;
 use crate::domain::money::Currency;
 use crate::domain::schools::{FeeUnit, Fund, ItemFacts, OpenCharge, PupilFacts, Reduction};
 use crate::domain::transaction::NewTransaction;
@@ -302,11 +303,20 @@ fn open_charge(
 
 /// Each allocation raised one charge's paid amount.
 fn charges_updated(updated: u64, allocations: usize) -> StoreResult<()> {
-    if updated == allocations as u64 {
+    all_updated(
+        updated,
+        allocations,
+        "charges (an allocation names a missing or repeated one)",
+    )
+}
+
+/// A statement changed exactly the `wanted` rows of `what` it names.
+fn all_updated(updated: u64, wanted: usize, what: &str) -> StoreResult<()> {
+    if updated == wanted as u64 {
         Ok(())
     } else {
         Err(StoreError::Corrupt(format!(
-            "an allocation names a missing or repeated charge ({updated} of {allocations} updated)"
+            "{updated} of {wanted} {what} updated"
         )))
     }
 }
@@ -1100,9 +1110,28 @@ impl UnitOfWork<'_> {
         payments: &[(&NewSchoolPayment, &[(Uuid, i64)])],
         now: i64,
     ) -> StoreResult<()> {
-        let updated = match &mut self.conn {
+        self.record_school_and_intent_payments(payments, &[], now)
+            .await
+    }
+
+    /// [`Self::insert_school_payments_with_allocations`] and
+    /// [`Self::record_intent_payments`]'s new (paid amount, status) of each intent, in one
+    /// statement on PostgreSQL: a group of webhook deliveries writes both for its pupils.
+    pub async fn record_school_and_intent_payments(
+        &mut self,
+        payments: &[(&NewSchoolPayment, &[(Uuid, i64)])],
+        paid_intents: &[(Uuid, i64, IntentStatus)],
+        now: i64,
+    ) -> StoreResult<()> {
+        let (charges, intents) = match &mut self.conn {
             Conn::Postgres(_, tx) => {
-                PostgresStore::insert_school_payments_with_allocations(tx, payments, now).await?
+                PostgresStore::insert_school_payments_with_allocations(
+                    tx,
+                    payments,
+                    paid_intents,
+                    now,
+                )
+                .await?
             }
             Conn::Sqlite(..) => {
                 self.insert_payment_rows(payments, now).await?;
@@ -1117,16 +1146,18 @@ impl UnitOfWork<'_> {
                         })
                     })
                     .collect();
-                return self.insert_allocation_rows(&allocations, now).await;
+                self.insert_allocation_rows(&allocations, now).await?;
+                return self.record_intent_payments(paid_intents).await;
             }
         };
         charges_updated(
-            updated,
+            charges,
             payments
                 .iter()
                 .map(|(_, allocations)| allocations.len())
                 .sum(),
-        )
+        )?;
+        all_updated(intents, paid_intents.len(), "intents")
     }
 
     /// Records that `payment_id` paid these (charge, amount) in ledger transaction

@@ -6,14 +6,14 @@
 //! the unit of work is open on (`on_tx!`, `on_pool!`); what truly differs (locking, how a
 //! write transaction starts, the bulk posting statements) is each backend's own function.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 use tokio::sync::OwnedMutexGuard;
 use uuid::Uuid;
 
 use super::{PostgresStore, SqliteStore, StoreResult};
-use crate::domain::transaction::{apply, Entry, NewTransaction};
+use crate::domain::transaction::{apply, Entry, LockedAccount, NewTransaction};
 
 /// Runs `$body` with `$tx` bound to the unit of work's open transaction, whichever backend it
 /// is on. The body is the same source text for both, type-checked for each.
@@ -212,53 +212,44 @@ impl UnitOfWork<'_> {
         self.post_first_fitting(candidates, created_by, false).await
     }
 
-    /// [`Self::post_first_that_fits_ungated`] for several postings, one after another as if
-    /// each were posted alone, with one lock of every account any of them names and one write
-    /// of them all. For each: the index of the candidate posted (`None`: none fits, nothing
-    /// of it written) and the (debits, credits) posted of its `watched` account after it.
-    pub async fn post_each_first_that_fits_ungated(
+    /// Locks these accounts (every account a posting to the ledger names must be among them)
+    /// for postings decided in memory one after another, some from what earlier ones
+    /// posted, then written together with one [`Self::write_ledger`]. Not gated, as
+    /// [`Self::post_first_that_fits_ungated`], for a unit of work that may already hold
+    /// account rows.
+    pub async fn lock_ledger(
         &mut self,
-        postings: &[Fitting<'_>],
-        created_by: Uuid,
-    ) -> StoreResult<Vec<Fitted>> {
-        let account_ids: Vec<Uuid> = postings
-            .iter()
-            .flat_map(|p| {
-                p.candidates
-                    .iter()
-                    .flat_map(|t| t.account_ids())
-                    .chain([p.watched])
-            })
+        account_ids: impl IntoIterator<Item = Uuid>,
+    ) -> StoreResult<LockedLedger> {
+        let account_ids: Vec<Uuid> = account_ids
+            .into_iter()
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let (_no_gates, mut accounts) = self.gate_and_lock(&account_ids, false).await?;
-        let mut accepted = Vec::with_capacity(postings.len());
-        let mut entries = Vec::with_capacity(postings.len() * 2);
-        let mut fitted = Vec::with_capacity(postings.len());
-        for posting in postings {
-            let mut posted = None;
-            for (index, candidate) in posting.candidates.iter().enumerate() {
-                let Ok(applied) = apply(&mut accounts, candidate) else {
-                    continue;
-                };
-                assert_balanced(&applied);
-                entries.extend(applied);
-                accepted.push((candidate, created_by));
-                posted = Some(index);
-                break;
-            }
-            let watched = accounts[&posting.watched].balance;
-            fitted.push(Fitted {
-                posted,
-                totals: (watched.debits_posted, watched.credits_posted),
-            });
+        let (_no_gates, accounts) = self.gate_and_lock(&account_ids, false).await?;
+        Ok(LockedLedger {
+            account_ids,
+            accounts,
+            posted: Vec::new(),
+            entries: Vec::new(),
+        })
+    }
+
+    /// Writes what was posted to the ledger: the transactions, their entries and the
+    /// accounts' new totals.
+    pub async fn write_ledger(&mut self, ledger: LockedLedger) -> StoreResult<()> {
+        if ledger.posted.is_empty() {
+            return Ok(());
         }
-        if !accepted.is_empty() {
-            self.write_applied(&account_ids, &accounts, &accepted, &entries)
-                .await?;
-        }
-        Ok(fitted)
+        let accepted: Vec<(&NewTransaction, Uuid)> =
+            ledger.posted.iter().map(|(t, by)| (t, *by)).collect();
+        self.write_applied(
+            &ledger.account_ids,
+            &ledger.accounts,
+            &accepted,
+            &ledger.entries,
+        )
+        .await
     }
 
     async fn post_first_fitting(
@@ -288,12 +279,82 @@ impl UnitOfWork<'_> {
     }
 }
 
-/// One posting of [`UnitOfWork::post_each_first_that_fits_ungated`].
+/// Locked accounts and the transactions posted to them in memory, not yet written
+/// ([`UnitOfWork::lock_ledger`], [`UnitOfWork::write_ledger`]). Dropped unwritten, it wrote
+/// nothing; the rows stay locked until the unit of work ends.
+pub struct LockedLedger {
+    /// In id order, as locked.
+    account_ids: Vec<Uuid>,
+    accounts: HashMap<Uuid, LockedAccount>,
+    posted: Vec<(NewTransaction, Uuid)>,
+    entries: Vec<Entry>,
+}
+
+impl LockedLedger {
+    /// Posts each posting's first candidate the accounts' rules allow, one after another as
+    /// if each were posted alone. For each: the index of the candidate posted (`None`: none
+    /// fits, nothing of it posted) and the (debits, credits) posted of its `watched` account
+    /// after it.
+    pub fn post_each_first_that_fits(
+        &mut self,
+        postings: &[Fitting<'_>],
+        created_by: Uuid,
+    ) -> Vec<Fitted> {
+        postings
+            .iter()
+            .map(|posting| {
+                let posted = self.post_first_that_fits(posting.candidates, created_by);
+                let watched = self.accounts[&posting.watched].balance;
+                Fitted {
+                    posted,
+                    totals: (watched.debits_posted, watched.credits_posted),
+                }
+            })
+            .collect()
+    }
+
+    /// Posts the first candidate the accounts' rules allow: its index, or `None` when none
+    /// fits (nothing of them posted). Every account a candidate names must be locked.
+    pub fn post_first_that_fits(
+        &mut self,
+        candidates: &[NewTransaction],
+        created_by: Uuid,
+    ) -> Option<usize> {
+        for (index, candidate) in candidates.iter().enumerate() {
+            assert!(
+                candidate
+                    .account_ids()
+                    .all(|id| self.accounts.contains_key(&id)),
+                "a posting names an account the ledger did not lock"
+            );
+            let Ok(applied) = apply(&mut self.accounts, candidate) else {
+                continue;
+            };
+            assert_balanced(&applied);
+            self.entries.extend(applied);
+            self.posted.push((candidate.clone(), created_by));
+            return Some(index);
+        }
+        None
+    }
+}
+
+/// One posting of [`LockedLedger::post_each_first_that_fits`].
 pub struct Fitting<'a> {
     /// Tried in order; the first the accounts' rules allow is posted.
     pub candidates: &'a [NewTransaction],
     /// An account (locked with the others) whose totals after this posting the caller needs.
     pub watched: Uuid,
+}
+
+impl Fitting<'_> {
+    /// The accounts to lock for it: every account a candidate names, and the watched one.
+    pub fn account_ids(&self) -> impl Iterator<Item = Uuid> + '_ {
+        self.candidates
+            .iter()
+            .flat_map(|t| t.account_ids())
+            .chain([self.watched])
+    }
 }
 
 /// What became of one [`Fitting`].

@@ -27,7 +27,7 @@ use crate::domain::bank_feed::matching::{
 use crate::domain::bank_feed::{BankTransaction, Direction, Provider};
 use crate::domain::payer::PayerAccountHash;
 use crate::domain::settlement::{payee_code_candidates, IntentState};
-use crate::services::schools::{settle_pupil_transfers, PupilTransfer};
+use crate::services::schools::{PupilBooks, PupilTransfer};
 use crate::store::bank_feed::{
     Discrepancy, NamedIntentRecord, NewBankRecord, MAX_INTENT_REFERENCES, MAX_MEMO_CODES,
 };
@@ -416,9 +416,9 @@ impl Recorder {
     }
 
     /// Posts every claimed transfer's plan (the first alternative that fits, one after
-    /// another), writes its record with what it matched, then what the school pupils'
-    /// payments among them settle, the intents' payments and the discrepancies its running
-    /// balance shows: the plans as posted.
+    /// another) and what the school pupils' payments among them settle, with one write;
+    /// then writes each record with what it matched, the pupils' payments, the intents'
+    /// payments and the discrepancies its running balance shows: the plans as posted.
     async fn post(
         &self,
         unit: &mut UnitOfWork<'_>,
@@ -447,9 +447,24 @@ impl Recorder {
                 watched: claim.arrival.feed.ledger_account_id,
             })
             .collect();
-        let fitted = unit
-            .post_each_first_that_fits_ungated(&postings, BANK_FEED_USER_ID)
+        // The school's turn, accounts and the pupils' open charges before any account is
+        // locked, as the cash desk and a run's posting take them; then both sides of every
+        // pupil's payment (the transfer to the school, the school's settlement) are posted
+        // with one lock and one write.
+        let targets: Vec<&IntentPupilRow> = plans
+            .iter()
+            .filter_map(|plan| named.pupils.get(&plan.intent.as_ref()?.0))
+            .collect();
+        let books = PupilBooks::read(unit, &self.clock, &targets).await?;
+        let mut ledger = unit
+            .lock_ledger(
+                postings
+                    .iter()
+                    .flat_map(Fitting::account_ids)
+                    .chain(books.account_ids().iter().copied()),
+            )
             .await?;
+        let fitted = ledger.post_each_first_that_fits(&postings, BANK_FEED_USER_ID);
         let mut posted = Vec::with_capacity(plans.len());
         for ((claim, plan), fitted) in claimed.iter().zip(plans).zip(&fitted) {
             let Some(index) = fitted.posted else {
@@ -469,20 +484,6 @@ impl Recorder {
             }
             posted.push(plan);
         }
-        // Written matched, now that the plans are posted: the school payments and
-        // discrepancies below name them. A copy another group (or instance) recorded after
-        // `recorded_provider_ids` looked takes the provider id first: this group is then
-        // written again one transfer at a time, which answers it as a duplicate.
-        let records: Vec<NewBankRecord<'_>> = claimed
-            .iter()
-            .zip(&posted)
-            .map(|(claim, plan)| claim.record(plan))
-            .collect();
-        if unit.claim_bank_transactions(&records).await?.len() != records.len() {
-            return Err(StoreError::WriteConflict.into());
-        }
-        // The school's turn after the accounts, as `Recorder::record` and the bank's statement
-        // lines take them.
         let pupil_transfers: Vec<PupilTransfer<'_>> = claimed
             .iter()
             .zip(&posted)
@@ -496,10 +497,21 @@ impl Recorder {
                 })
             })
             .collect();
-        settle_pupil_transfers(unit, &self.clock, &pupil_transfers)
-            .await?
-            .write(unit)
-            .await?;
+        let settlements = books.settle(&self.clock, &pupil_transfers)?;
+        settlements.post(&mut ledger)?;
+        unit.write_ledger(ledger).await?;
+        // Written matched, now that the plans are posted: the school payments and
+        // discrepancies below name them. A copy another group (or instance) recorded after
+        // `recorded_provider_ids` looked takes the provider id first: this group is then
+        // written again one transfer at a time, which answers it as a duplicate.
+        let records: Vec<NewBankRecord<'_>> = claimed
+            .iter()
+            .zip(&posted)
+            .map(|(claim, plan)| claim.record(plan))
+            .collect();
+        if unit.claim_bank_transactions(&records).await?.len() != records.len() {
+            return Err(StoreError::WriteConflict.into());
+        }
         let intent_payments: Vec<_> = posted
             .iter()
             .filter_map(|plan| {
@@ -508,7 +520,7 @@ impl Recorder {
                 Some((*intent, paid_amount, status))
             })
             .collect();
-        unit.record_intent_payments(&intent_payments).await?;
+        settlements.write_payments(unit, &intent_payments).await?;
         for (claim, fitted) in claimed.iter().zip(&fitted) {
             let bank = &claim.arrival.bank;
             let (debits, credits) = fitted.totals;

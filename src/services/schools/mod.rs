@@ -30,7 +30,7 @@ use models::*;
 use crate::clock::{to_rfc3339, Clock};
 use crate::domain::account::AccountKind;
 use crate::domain::audit::AuditAction;
-use crate::domain::intent::{PaymentIntent, MAX_EXPIRES_IN_SECONDS};
+use crate::domain::intent::{IntentStatus, PaymentIntent, MAX_EXPIRES_IN_SECONDS};
 use crate::domain::payee::{bounded_text, parse_phone, Payee, PayeeKind};
 use crate::domain::registry::import::LineError;
 use crate::domain::schools::roster::parse_roster;
@@ -49,7 +49,7 @@ use crate::store::schools::{
     ClassRow, FeeItemRow, HouseholdIntentRow, HouseholdPupilRow, IntentPupilRow, NewCharge,
     NewPupil, NewSchoolPayment, PupilRow, ReceiptRow, RunRow, YearRow,
 };
-use crate::store::{Fitting, IdempotencyClaim, Store, StoreError, StoredResponse, UnitOfWork};
+use crate::store::{IdempotencyClaim, LockedLedger, Store, StoreError, StoredResponse, UnitOfWork};
 
 /// Who the school's automatic postings (runs, payments) are recorded as.
 const SCHOOL_USER_ID: Uuid = Uuid::from_u128(0x5c_4001);
@@ -262,8 +262,111 @@ pub struct PupilTransfer<'a> {
     pub bank_transaction_id: Uuid,
 }
 
-/// The school side of transfers to pupils' intents, decided: the ledger transactions and the
-/// payments to write ([`PupilTransferSettlements::write`]).
+/// What settling transfers to some pupils (a different pupil each) reads first, with a few
+/// statements for all: each school's turn (in id order), its accounts, every pupil's open
+/// charges (locked) and credit.
+pub struct PupilBooks {
+    schools: HashMap<Uuid, SchoolAccounts>,
+    open: HashMap<Uuid, (Vec<OpenCharge>, i64)>,
+    /// The accounts a settlement may post to: the payee accounts the money came to, the
+    /// pupils' receivables, the schools' uncollected and funds.
+    account_ids: Vec<Uuid>,
+}
+
+impl PupilBooks {
+    pub async fn read(
+        unit: &mut UnitOfWork<'_>,
+        clock: &Clock,
+        targets: &[&IntentPupilRow],
+    ) -> Result<Self, StoreError> {
+        let mut pupils: Vec<Uuid> = targets.iter().map(|t| t.pupil.id).collect();
+        pupils.sort_unstable();
+        pupils.dedup();
+        assert_eq!(
+            pupils.len(),
+            targets.len(),
+            "transfers settled together pay different pupils"
+        );
+        let mut codes: Vec<(Uuid, &str)> = targets
+            .iter()
+            .map(|t| (t.pupil.school_id, t.school_code.as_str()))
+            .collect();
+        codes.sort_unstable();
+        codes.dedup();
+        let mut turns: Vec<String> = codes.iter().map(|(id, _)| school_turn(*id)).collect();
+        unit.serialize_on_all(&mut turns).await?;
+        let now = clock.now_micros();
+        let mut schools = HashMap::with_capacity(codes.len());
+        for (school_id, code) in codes {
+            schools.insert(school_id, SchoolAccounts::ensure(unit, code, now).await?);
+        }
+        let open = if pupils.is_empty() {
+            HashMap::new()
+        } else {
+            unit.lock_open_charges_and_credits(&pupils).await?
+        };
+        let account_ids = targets
+            .iter()
+            .flat_map(|t| [t.school_account_id, t.pupil.receivable_account_id])
+            .chain(schools.values().flat_map(|accounts| {
+                std::iter::once(accounts.uncollected)
+                    .chain(accounts.funds.iter().map(|(_, id)| *id))
+            }))
+            .collect();
+        Ok(Self {
+            schools,
+            open,
+            account_ids,
+        })
+    }
+
+    /// The accounts [`Self::settle`]'s transactions may post to.
+    pub fn account_ids(&self) -> &[Uuid] {
+        &self.account_ids
+    }
+
+    /// What each transfer (to a pupil the books were read for) settles, decided for each as
+    /// if alone.
+    pub fn settle(
+        mut self,
+        clock: &Clock,
+        transfers: &[PupilTransfer<'_>],
+    ) -> Result<PupilTransferSettlements, StoreError> {
+        let now = clock.now_micros();
+        let mut settlements = PupilTransferSettlements {
+            transactions: Vec::with_capacity(transfers.len()),
+            payments: Vec::with_capacity(transfers.len()),
+            now,
+        };
+        for transfer in transfers {
+            let pupil = &transfer.target.pupil;
+            let (charges, credit) = self.open.remove(&pupil.id).unwrap_or_default();
+            let money = Money {
+                source_account: transfer.target.school_account_id,
+                amount: transfer.credited,
+                cash: false,
+                bank_transaction_id: Some(transfer.bank_transaction_id),
+                receipt_id: None,
+                description: format!("Chuyển khoản cho học sinh {}", pupil.code),
+            };
+            let school = self.schools.get(&pupil.school_id).ok_or_else(|| {
+                StoreError::Corrupt("a pupil paid for was not among the books read".into())
+            })?;
+            let settlement =
+                pupil_settlement(clock, school, pupil, &charges, credit, Some(&money), now)?
+                    .ok_or_else(|| StoreError::Corrupt("money for a pupil posts nothing".into()))?;
+            let payment = settlement.payment.ok_or_else(|| {
+                StoreError::Corrupt("money for a pupil records no payment".into())
+            })?;
+            settlements.transactions.push(settlement.transaction);
+            settlements.payments.push((payment, settlement.paid));
+        }
+        Ok(settlements)
+    }
+}
+
+/// The school side of transfers to pupils' intents, decided: the ledger transactions to post
+/// ([`Self::post`]) and the payments to write after them ([`Self::write_payments`]).
 pub struct PupilTransferSettlements {
     transactions: Vec<NewTransaction>,
     payments: Vec<(NewSchoolPayment, Vec<(Uuid, i64)>)>,
@@ -271,102 +374,40 @@ pub struct PupilTransferSettlements {
 }
 
 impl PupilTransferSettlements {
-    /// Posts the transactions (not gated: the bank feed's unit of work holds account rows
-    /// already) and records the payments and what they paid.
-    pub async fn write(&self, unit: &mut UnitOfWork<'_>) -> Result<(), StoreError> {
-        if self.transactions.is_empty() {
-            return Ok(());
+    /// Posts the transactions to `ledger`, which locked [`PupilBooks::account_ids`].
+    pub fn post(&self, ledger: &mut LockedLedger) -> Result<(), StoreError> {
+        for transaction in &self.transactions {
+            // Receivables and the school's accounts carry no balance rule, so these always fit.
+            if ledger
+                .post_first_that_fits(std::slice::from_ref(transaction), SCHOOL_USER_ID)
+                .is_none()
+            {
+                return Err(StoreError::Corrupt(
+                    "a school pupil's payment did not fit".into(),
+                ));
+            }
         }
-        let postings: Vec<Fitting<'_>> = self
-            .transactions
-            .iter()
-            .map(|transaction| Fitting {
-                candidates: std::slice::from_ref(transaction),
-                watched: transaction.postings[0].debit,
-            })
-            .collect();
-        let fitted = unit
-            .post_each_first_that_fits_ungated(&postings, SCHOOL_USER_ID)
-            .await?;
-        // Receivables and the school's accounts carry no balance rule, so these always fit.
-        if fitted.iter().any(|f| f.posted.is_none()) {
-            return Err(StoreError::Corrupt(
-                "a school pupil's payment did not fit".into(),
-            ));
+        Ok(())
+    }
+
+    /// Records the payments and what they paid, once the transactions are written, with
+    /// the new (paid amount, status) of the intents the bank transfers paid.
+    pub async fn write_payments(
+        &self,
+        unit: &mut UnitOfWork<'_>,
+        paid_intents: &[(Uuid, i64, IntentStatus)],
+    ) -> Result<(), StoreError> {
+        if self.payments.is_empty() && paid_intents.is_empty() {
+            return Ok(());
         }
         let payments: Vec<(&NewSchoolPayment, &[(Uuid, i64)])> = self
             .payments
             .iter()
             .map(|(payment, paid)| (payment, paid.as_slice()))
             .collect();
-        unit.insert_school_payments_with_allocations(&payments, self.now)
+        unit.record_school_and_intent_payments(&payments, paid_intents, self.now)
             .await
     }
-}
-
-/// What each transfer (to a different pupil each) settles, decided for each as if alone from
-/// what is read with a few statements for all: each school's turn (in id order), its accounts,
-/// every pupil's open charges (locked) and credit.
-pub async fn settle_pupil_transfers(
-    unit: &mut UnitOfWork<'_>,
-    clock: &Clock,
-    transfers: &[PupilTransfer<'_>],
-) -> Result<PupilTransferSettlements, StoreError> {
-    let now = clock.now_micros();
-    let mut pupils: Vec<Uuid> = transfers.iter().map(|t| t.target.pupil.id).collect();
-    pupils.sort_unstable();
-    pupils.dedup();
-    assert_eq!(
-        pupils.len(),
-        transfers.len(),
-        "transfers settled together pay different pupils"
-    );
-    let mut schools: Vec<(Uuid, &str)> = transfers
-        .iter()
-        .map(|t| (t.target.pupil.school_id, t.target.school_code.as_str()))
-        .collect();
-    schools.sort_unstable();
-    schools.dedup();
-    let mut turns: Vec<String> = schools.iter().map(|(id, _)| school_turn(*id)).collect();
-    unit.serialize_on_all(&mut turns).await?;
-    let mut accounts = HashMap::with_capacity(schools.len());
-    for (school_id, code) in schools {
-        accounts.insert(school_id, SchoolAccounts::ensure(unit, code, now).await?);
-    }
-    let mut open = unit.lock_open_charges_and_credits(&pupils).await?;
-    let mut settlements = PupilTransferSettlements {
-        transactions: Vec::with_capacity(transfers.len()),
-        payments: Vec::with_capacity(transfers.len()),
-        now,
-    };
-    for transfer in transfers {
-        let pupil = &transfer.target.pupil;
-        let (charges, credit) = open.remove(&pupil.id).unwrap_or_default();
-        let money = Money {
-            source_account: transfer.target.school_account_id,
-            amount: transfer.credited,
-            cash: false,
-            bank_transaction_id: Some(transfer.bank_transaction_id),
-            receipt_id: None,
-            description: format!("Chuyển khoản cho học sinh {}", pupil.code),
-        };
-        let settlement = pupil_settlement(
-            clock,
-            &accounts[&pupil.school_id],
-            pupil,
-            &charges,
-            credit,
-            Some(&money),
-            now,
-        )?
-        .ok_or_else(|| StoreError::Corrupt("money for a pupil posts nothing".into()))?;
-        let payment = settlement
-            .payment
-            .ok_or_else(|| StoreError::Corrupt("money for a pupil records no payment".into()))?;
-        settlements.transactions.push(settlement.transaction);
-        settlements.payments.push((payment, settlement.paid));
-    }
-    Ok(settlements)
 }
 
 /// Posts one school ledger transaction of these legs in the caller's database transaction.
@@ -443,10 +484,15 @@ pub async fn settle_school_intent(
         credited,
         bank_transaction_id,
     };
-    settle_pupil_transfers(unit, clock, std::slice::from_ref(&transfer))
-        .await?
-        .write(unit)
-        .await
+    let books = PupilBooks::read(unit, clock, &[&target]).await?;
+    // Not gated: the bank feed's unit of work holds account rows already.
+    let mut ledger = unit
+        .lock_ledger(books.account_ids().iter().copied())
+        .await?;
+    let settlements = books.settle(clock, std::slice::from_ref(&transfer))?;
+    settlements.post(&mut ledger)?;
+    unit.write_ledger(ledger).await?;
+    settlements.write_payments(unit, &[]).await
 }
 
 /// Whether the intent is a school run's pupil intent or a household QR: money paid on it
