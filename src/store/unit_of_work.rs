@@ -235,6 +235,29 @@ impl UnitOfWork<'_> {
         })
     }
 
+    /// Locks the accounts among these that `ledger` has not locked yet (in id order, not
+    /// gated either) and adds them to it: for postings that can only be decided after what
+    /// the earlier ones posted was followed by locks of other kinds (a school's turn).
+    pub async fn lock_more(
+        &mut self,
+        ledger: &mut LockedLedger,
+        account_ids: impl IntoIterator<Item = Uuid>,
+    ) -> StoreResult<()> {
+        let more: Vec<Uuid> = account_ids
+            .into_iter()
+            .filter(|id| !ledger.accounts.contains_key(id))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if more.is_empty() {
+            return Ok(());
+        }
+        let (_no_gates, accounts) = self.gate_and_lock(&more, false).await?;
+        ledger.account_ids.extend(more);
+        ledger.accounts.extend(accounts);
+        Ok(())
+    }
+
     /// Writes what was posted to the ledger: the transactions, their entries and the
     /// accounts' new totals.
     pub async fn write_ledger(&mut self, ledger: LockedLedger) -> StoreResult<()> {
@@ -283,7 +306,8 @@ impl UnitOfWork<'_> {
 /// ([`UnitOfWork::lock_ledger`], [`UnitOfWork::write_ledger`]). Dropped unwritten, it wrote
 /// nothing; the rows stay locked until the unit of work ends.
 pub struct LockedLedger {
-    /// In id order, as locked.
+    /// In the order locked: each batch ([`UnitOfWork::lock_ledger`],
+    /// [`UnitOfWork::lock_more`]) in id order.
     account_ids: Vec<Uuid>,
     accounts: HashMap<Uuid, LockedAccount>,
     posted: Vec<(NewTransaction, Uuid)>,

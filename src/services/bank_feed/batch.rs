@@ -416,7 +416,7 @@ impl Recorder {
     }
 
     /// Posts every claimed transfer's plan (the first alternative that fits, one after
-    /// another) and what the school pupils' payments among them settle, with one write;
+    /// another) and then what the school pupils' payments among them settle, with one write;
     /// then writes each record with what it matched, the pupils' payments, the intents'
     /// payments and the discrepancies its running balance shows: the plans as posted.
     async fn post(
@@ -447,22 +447,8 @@ impl Recorder {
                 watched: claim.arrival.feed.ledger_account_id,
             })
             .collect();
-        // The school's turn, accounts and the pupils' open charges before any account is
-        // locked, as the cash desk and a run's posting take them; then both sides of every
-        // pupil's payment (the transfer to the school, the school's settlement) are posted
-        // with one lock and one write.
-        let targets: Vec<&IntentPupilRow> = plans
-            .iter()
-            .filter_map(|plan| named.pupils.get(&plan.intent.as_ref()?.0))
-            .collect();
-        let books = PupilBooks::read(unit, &self.clock, &targets).await?;
         let mut ledger = unit
-            .lock_ledger(
-                postings
-                    .iter()
-                    .flat_map(Fitting::account_ids)
-                    .chain(books.account_ids().iter().copied()),
-            )
+            .lock_ledger(postings.iter().flat_map(Fitting::account_ids))
             .await?;
         let fitted = ledger.post_each_first_that_fits(&postings, BANK_FEED_USER_ID);
         let mut posted = Vec::with_capacity(plans.len());
@@ -497,6 +483,14 @@ impl Recorder {
                 })
             })
             .collect();
+        // The school's turn after the accounts, as `Recorder::record` and the bank's statement
+        // lines take them; then the school's accounts and the pupils' receivables, and both
+        // sides of every pupil's payment (the transfer to the school, the school's
+        // settlement) are written with one write.
+        let targets: Vec<&IntentPupilRow> = pupil_transfers.iter().map(|t| t.target).collect();
+        let books = PupilBooks::read(unit, &self.clock, &targets).await?;
+        unit.lock_more(&mut ledger, books.account_ids().iter().copied())
+            .await?;
         let settlements = books.settle(&self.clock, &pupil_transfers)?;
         settlements.post(&mut ledger)?;
         unit.write_ledger(ledger).await?;
