@@ -19,6 +19,11 @@ CLASSES=${CLASSES:-25}
 CLIENTS=${CLIENTS:-8}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-15}
 BACKENDS=${BACKENDS:-sqlite postgres}
+for backend in $BACKENDS; do
+    [[ $backend == sqlite || $backend == postgres ]] ||
+        { echo "bench: BACKENDS names sqlite and/or postgres, not '$backend'" >&2; exit 2; }
+done
+[[ -n ${BACKENDS// /} ]] || { echo "bench: BACKENDS is empty" >&2; exit 2; }
 
 BENCH_NAME=schools-bench
 # shellcheck source=bench/common.sh

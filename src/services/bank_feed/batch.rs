@@ -484,14 +484,15 @@ impl Recorder {
             })
             .collect();
         // The school's turn after the accounts, as `Recorder::record` and the bank's statement
-        // lines take them; then the school's accounts and the pupils' receivables, and both
-        // sides of every pupil's payment (the transfer to the school, the school's
-        // settlement) are written with one write.
+        // lines take them; then the accounts the settlements post to, and both sides of every
+        // pupil's payment (the transfer to the school, the school's settlement) are written
+        // with one write.
         let targets: Vec<&IntentPupilRow> = pupil_transfers.iter().map(|t| t.target).collect();
-        let books = PupilBooks::read(unit, &self.clock, &targets).await?;
-        unit.lock_more(&mut ledger, books.account_ids().iter().copied())
+        let settlements = PupilBooks::read(unit, &self.clock, &targets)
+            .await?
+            .settle(&self.clock, &pupil_transfers)?;
+        unit.lock_more(&mut ledger, settlements.account_ids())
             .await?;
-        let settlements = books.settle(&self.clock, &pupil_transfers)?;
         settlements.post(&mut ledger)?;
         unit.write_ledger(ledger).await?;
         // Written matched, now that the plans are posted: the school payments and

@@ -268,9 +268,6 @@ pub struct PupilTransfer<'a> {
 pub struct PupilBooks {
     schools: HashMap<Uuid, SchoolAccounts>,
     open: HashMap<Uuid, (Vec<OpenCharge>, i64)>,
-    /// The accounts a settlement may post to: the payee accounts the money came to, the
-    /// pupils' receivables, the schools' uncollected and funds.
-    account_ids: Vec<Uuid>,
 }
 
 impl PupilBooks {
@@ -305,24 +302,7 @@ impl PupilBooks {
         } else {
             unit.lock_open_charges_and_credits(&pupils).await?
         };
-        let account_ids = targets
-            .iter()
-            .flat_map(|t| [t.school_account_id, t.pupil.receivable_account_id])
-            .chain(schools.values().flat_map(|accounts| {
-                std::iter::once(accounts.uncollected)
-                    .chain(accounts.funds.iter().map(|(_, id)| *id))
-            }))
-            .collect();
-        Ok(Self {
-            schools,
-            open,
-            account_ids,
-        })
-    }
-
-    /// The accounts [`Self::settle`]'s transactions may post to.
-    pub fn account_ids(&self) -> &[Uuid] {
-        &self.account_ids
+        Ok(Self { schools, open })
     }
 
     /// What each transfer (to a pupil the books were read for) settles, decided for each as
@@ -374,7 +354,12 @@ pub struct PupilTransferSettlements {
 }
 
 impl PupilTransferSettlements {
-    /// Posts the transactions to `ledger`, which locked [`PupilBooks::account_ids`].
+    /// The accounts the transactions post to, for the ledger to lock before [`Self::post`].
+    pub fn account_ids(&self) -> impl Iterator<Item = Uuid> + '_ {
+        self.transactions.iter().flat_map(|t| t.account_ids())
+    }
+
+    /// Posts the transactions to `ledger`, which locked [`Self::account_ids`].
     pub fn post(&self, ledger: &mut LockedLedger) -> Result<(), StoreError> {
         for transaction in &self.transactions {
             // Receivables and the school's accounts carry no balance rule, so these always fit.
@@ -484,12 +469,11 @@ pub async fn settle_school_intent(
         credited,
         bank_transaction_id,
     };
-    let books = PupilBooks::read(unit, clock, &[&target]).await?;
+    let settlements = PupilBooks::read(unit, clock, &[&target])
+        .await?
+        .settle(clock, std::slice::from_ref(&transfer))?;
     // Not gated: the bank feed's unit of work holds account rows already.
-    let mut ledger = unit
-        .lock_ledger(books.account_ids().iter().copied())
-        .await?;
-    let settlements = books.settle(clock, std::slice::from_ref(&transfer))?;
+    let mut ledger = unit.lock_ledger(settlements.account_ids()).await?;
     settlements.post(&mut ledger)?;
     unit.write_ledger(ledger).await?;
     settlements.write_payments(unit, &[]).await
