@@ -221,18 +221,8 @@ impl UnitOfWork<'_> {
         &mut self,
         account_ids: impl IntoIterator<Item = Uuid>,
     ) -> StoreResult<LockedLedger> {
-        let account_ids: Vec<Uuid> = account_ids
-            .into_iter()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let (_no_gates, accounts) = self.gate_and_lock(&account_ids, false).await?;
-        Ok(LockedLedger {
-            account_ids,
-            accounts,
-            posted: Vec::new(),
-            entries: Vec::new(),
-        })
+        let (_no_gates, ledger) = self.gate_and_lock_ledger(account_ids, false).await?;
+        Ok(ledger)
     }
 
     /// Locks the accounts among these that `ledger` has not locked yet (in id order, not
@@ -281,24 +271,35 @@ impl UnitOfWork<'_> {
         created_by: Uuid,
         gated: bool,
     ) -> StoreResult<Option<usize>> {
-        let account_ids: Vec<Uuid> = candidates
-            .iter()
-            .flat_map(|t| t.account_ids())
+        let account_ids = candidates.iter().flat_map(|t| t.account_ids());
+        let (_account_gates, mut ledger) = self.gate_and_lock_ledger(account_ids, gated).await?;
+        let posted = ledger.post_first_that_fits(candidates, created_by);
+        self.write_ledger(ledger).await?;
+        Ok(posted)
+    }
+
+    /// Queues at the account gate (when `gated`) and locks these accounts in id order, for a
+    /// [`LockedLedger`]; the gates are held for as long as the caller keeps them.
+    async fn gate_and_lock_ledger(
+        &mut self,
+        account_ids: impl IntoIterator<Item = Uuid>,
+        gated: bool,
+    ) -> StoreResult<(Vec<OwnedMutexGuard<()>>, LockedLedger)> {
+        let account_ids: Vec<Uuid> = account_ids
+            .into_iter()
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let (_account_gates, mut accounts) = self.gate_and_lock(&account_ids, gated).await?;
-        for (index, candidate) in candidates.iter().enumerate() {
-            let Ok(entries) = apply(&mut accounts, candidate) else {
-                continue;
-            };
-            assert_balanced(&entries);
-            let accepted = [(candidate, created_by)];
-            self.write_applied(&account_ids, &accounts, &accepted, &entries)
-                .await?;
-            return Ok(Some(index));
-        }
-        Ok(None)
+        let (gates, accounts) = self.gate_and_lock(&account_ids, gated).await?;
+        Ok((
+            gates,
+            LockedLedger {
+                account_ids,
+                accounts,
+                posted: Vec::new(),
+                entries: Vec::new(),
+            },
+        ))
     }
 }
 
@@ -338,19 +339,14 @@ impl LockedLedger {
     }
 
     /// Posts the first candidate the accounts' rules allow: its index, or `None` when none
-    /// fits (nothing of them posted). Every account a candidate names must be locked.
+    /// fits (nothing of them posted). Every account a candidate names must be locked
+    /// (`apply` panics otherwise).
     pub fn post_first_that_fits(
         &mut self,
         candidates: &[NewTransaction],
         created_by: Uuid,
     ) -> Option<usize> {
         for (index, candidate) in candidates.iter().enumerate() {
-            assert!(
-                candidate
-                    .account_ids()
-                    .all(|id| self.accounts.contains_key(&id)),
-                "a posting names an account the ledger did not lock"
-            );
             let Ok(applied) = apply(&mut self.accounts, candidate) else {
                 continue;
             };

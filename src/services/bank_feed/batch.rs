@@ -27,7 +27,7 @@ use crate::domain::bank_feed::matching::{
 use crate::domain::bank_feed::{BankTransaction, Direction, Provider};
 use crate::domain::payer::PayerAccountHash;
 use crate::domain::settlement::{payee_code_candidates, IntentState};
-use crate::services::schools::{PupilBooks, PupilTransfer};
+use crate::services::schools::{settle_pupil_transfers, PupilTransfer};
 use crate::store::bank_feed::{
     Discrepancy, NamedIntentRecord, NewBankRecord, MAX_INTENT_REFERENCES, MAX_MEMO_CODES,
 };
@@ -487,10 +487,7 @@ impl Recorder {
         // lines take them; then the accounts the settlements post to, and both sides of every
         // pupil's payment (the transfer to the school, the school's settlement) are written
         // with one write.
-        let targets: Vec<&IntentPupilRow> = pupil_transfers.iter().map(|t| t.target).collect();
-        let settlements = PupilBooks::read(unit, &self.clock, &targets)
-            .await?
-            .settle(&self.clock, &pupil_transfers)?;
+        let settlements = settle_pupil_transfers(unit, &self.clock, &pupil_transfers).await?;
         unit.lock_more(&mut ledger, settlements.account_ids())
             .await?;
         settlements.post(&mut ledger)?;

@@ -262,91 +262,77 @@ pub struct PupilTransfer<'a> {
     pub bank_transaction_id: Uuid,
 }
 
-/// What settling transfers to some pupils (a different pupil each) reads first, with a few
-/// statements for all: each school's turn (in id order), its accounts, every pupil's open
-/// charges (locked) and credit.
-pub struct PupilBooks {
-    schools: HashMap<Uuid, SchoolAccounts>,
-    open: HashMap<Uuid, (Vec<OpenCharge>, i64)>,
-}
-
-impl PupilBooks {
-    pub async fn read(
-        unit: &mut UnitOfWork<'_>,
-        clock: &Clock,
-        targets: &[&IntentPupilRow],
-    ) -> Result<Self, StoreError> {
-        let mut pupils: Vec<Uuid> = targets.iter().map(|t| t.pupil.id).collect();
-        pupils.sort_unstable();
-        pupils.dedup();
-        assert_eq!(
-            pupils.len(),
-            targets.len(),
-            "transfers settled together pay different pupils"
-        );
-        let mut codes: Vec<(Uuid, &str)> = targets
-            .iter()
-            .map(|t| (t.pupil.school_id, t.school_code.as_str()))
-            .collect();
-        codes.sort_unstable();
-        codes.dedup();
-        let mut turns: Vec<String> = codes.iter().map(|(id, _)| school_turn(*id)).collect();
-        unit.serialize_on_all(&mut turns).await?;
-        let now = clock.now_micros();
-        let mut schools = HashMap::with_capacity(codes.len());
-        for (school_id, code) in codes {
-            schools.insert(school_id, SchoolAccounts::ensure(unit, code, now).await?);
-        }
-        let open = if pupils.is_empty() {
-            HashMap::new()
-        } else {
-            unit.lock_open_charges_and_credits(&pupils).await?
-        };
-        Ok(Self { schools, open })
+/// What each transfer (to a different pupil each) settles, decided for each as if alone from
+/// what is read with a few statements for all: each school's turn (in id order), its accounts,
+/// every pupil's open charges (locked) and credit.
+pub async fn settle_pupil_transfers(
+    unit: &mut UnitOfWork<'_>,
+    clock: &Clock,
+    transfers: &[PupilTransfer<'_>],
+) -> Result<PupilTransferSettlements, StoreError> {
+    let now = clock.now_micros();
+    let mut settlements = PupilTransferSettlements {
+        transactions: Vec::with_capacity(transfers.len()),
+        payments: Vec::with_capacity(transfers.len()),
+        now,
+    };
+    if transfers.is_empty() {
+        return Ok(settlements);
     }
-
-    /// What each transfer (to a pupil the books were read for) settles, decided for each as
-    /// if alone.
-    pub fn settle(
-        mut self,
-        clock: &Clock,
-        transfers: &[PupilTransfer<'_>],
-    ) -> Result<PupilTransferSettlements, StoreError> {
-        let now = clock.now_micros();
-        let mut settlements = PupilTransferSettlements {
-            transactions: Vec::with_capacity(transfers.len()),
-            payments: Vec::with_capacity(transfers.len()),
+    let mut pupils: Vec<Uuid> = transfers.iter().map(|t| t.target.pupil.id).collect();
+    pupils.sort_unstable();
+    pupils.dedup();
+    assert_eq!(
+        pupils.len(),
+        transfers.len(),
+        "transfers settled together pay different pupils"
+    );
+    let mut schools: Vec<(Uuid, &str)> = transfers
+        .iter()
+        .map(|t| (t.target.pupil.school_id, t.target.school_code.as_str()))
+        .collect();
+    schools.sort_unstable();
+    schools.dedup();
+    let mut turns: Vec<String> = schools.iter().map(|(id, _)| school_turn(*id)).collect();
+    unit.serialize_on_all(&mut turns).await?;
+    let mut accounts = HashMap::with_capacity(schools.len());
+    for (school_id, code) in schools {
+        accounts.insert(school_id, SchoolAccounts::ensure(unit, code, now).await?);
+    }
+    let mut open = unit.lock_open_charges_and_credits(&pupils).await?;
+    for transfer in transfers {
+        let pupil = &transfer.target.pupil;
+        let (charges, credit) = open.remove(&pupil.id).unwrap_or_default();
+        let money = Money {
+            source_account: transfer.target.school_account_id,
+            amount: transfer.credited,
+            cash: false,
+            bank_transaction_id: Some(transfer.bank_transaction_id),
+            receipt_id: None,
+            description: format!("Chuyển khoản cho học sinh {}", pupil.code),
+        };
+        let settlement = pupil_settlement(
+            clock,
+            &accounts[&pupil.school_id],
+            pupil,
+            &charges,
+            credit,
+            Some(&money),
             now,
-        };
-        for transfer in transfers {
-            let pupil = &transfer.target.pupil;
-            let (charges, credit) = self.open.remove(&pupil.id).unwrap_or_default();
-            let money = Money {
-                source_account: transfer.target.school_account_id,
-                amount: transfer.credited,
-                cash: false,
-                bank_transaction_id: Some(transfer.bank_transaction_id),
-                receipt_id: None,
-                description: format!("Chuyển khoản cho học sinh {}", pupil.code),
-            };
-            let school = self.schools.get(&pupil.school_id).ok_or_else(|| {
-                StoreError::Corrupt("a pupil paid for was not among the books read".into())
-            })?;
-            let settlement =
-                pupil_settlement(clock, school, pupil, &charges, credit, Some(&money), now)?
-                    .ok_or_else(|| StoreError::Corrupt("money for a pupil posts nothing".into()))?;
-            let payment = settlement.payment.ok_or_else(|| {
-                StoreError::Corrupt("money for a pupil records no payment".into())
-            })?;
-            settlements.transactions.push(settlement.transaction);
-            settlements.payments.push((payment, settlement.paid));
-        }
-        Ok(settlements)
+        )?
+        .ok_or_else(|| StoreError::Corrupt("money for a pupil posts nothing".into()))?;
+        let payment = settlement
+            .payment
+            .ok_or_else(|| StoreError::Corrupt("money for a pupil records no payment".into()))?;
+        settlements.transactions.push(settlement.transaction);
+        settlements.payments.push((payment, settlement.paid));
     }
+    Ok(settlements)
 }
 
 /// The school side of transfers to pupils' intents, decided: the ledger transactions to post
-/// ([`Self::post`]) and the payments to write after them ([`Self::write_payments`]).
+/// ([`Self::post`], or [`Self::write`] with the payments) and the payments to write after
+/// them ([`Self::write_payments`]).
 pub struct PupilTransferSettlements {
     transactions: Vec<NewTransaction>,
     payments: Vec<(NewSchoolPayment, Vec<(Uuid, i64)>)>,
@@ -373,6 +359,16 @@ impl PupilTransferSettlements {
             }
         }
         Ok(())
+    }
+
+    /// Posts the transactions (not gated: the bank feed's unit of work holds account rows
+    /// already) and records the payments and what they paid, for a unit of work whose own
+    /// postings are written already.
+    pub async fn write(&self, unit: &mut UnitOfWork<'_>) -> Result<(), StoreError> {
+        let mut ledger = unit.lock_ledger(self.account_ids()).await?;
+        self.post(&mut ledger)?;
+        unit.write_ledger(ledger).await?;
+        self.write_payments(unit, &[]).await
     }
 
     /// Records the payments and what they paid, once the transactions are written, with
@@ -469,14 +465,10 @@ pub async fn settle_school_intent(
         credited,
         bank_transaction_id,
     };
-    let settlements = PupilBooks::read(unit, clock, &[&target])
+    settle_pupil_transfers(unit, clock, std::slice::from_ref(&transfer))
         .await?
-        .settle(clock, std::slice::from_ref(&transfer))?;
-    // Not gated: the bank feed's unit of work holds account rows already.
-    let mut ledger = unit.lock_ledger(settlements.account_ids()).await?;
-    settlements.post(&mut ledger)?;
-    unit.write_ledger(ledger).await?;
-    settlements.write_payments(unit, &[]).await
+        .write(unit)
+        .await
 }
 
 /// Whether the intent is a school run's pupil intent or a household QR: money paid on it
