@@ -6,8 +6,9 @@
 #
 # Knobs (environment): SECONDS_PER_RUN (120), CLIENTS (16), ACCOUNTS (10), KILL_EVERY (10-20),
 # PROFILE (release, or debug for a quicker build), BACKENDS ("sqlite postgres"),
-# WORKLOADS ("transfers webhooks").
-# PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth); the database banktest is recreated.
+# WORKLOADS ("transfers webhooks"), BANKTEST_DATABASE (banktest: the PostgreSQL database it
+# drops and recreates; another name lets two runs share one server).
+# PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth).
 set -euo pipefail
 
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-120}
@@ -17,6 +18,8 @@ KILL_EVERY=${KILL_EVERY:-10-20}
 PROFILE=${PROFILE:-release}
 BACKENDS=${BACKENDS:-sqlite postgres}
 WORKLOADS=${WORKLOADS:-transfers webhooks}
+BANKTEST_DATABASE=${BANKTEST_DATABASE:-banktest}
+[[ $BANKTEST_DATABASE =~ ^[a-z_][a-z0-9_]*$ ]] || { echo "banktest: BANKTEST_DATABASE must be a plain lower-case name" >&2; exit 2; }
 
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/market-ledger-target}
@@ -37,8 +40,8 @@ for backend in $BACKENDS; do
         sqlite) database_url="sqlite://$data_dir/ledger.db" ;;
         postgres)
             psql -h 127.0.0.1 -U postgres -d postgres -qAt -c "SET client_min_messages = warning" \
-                -c "DROP DATABASE IF EXISTS banktest WITH (FORCE)" -c "CREATE DATABASE banktest"
-            database_url="postgres://postgres@127.0.0.1:5432/banktest" ;;
+                -c "DROP DATABASE IF EXISTS $BANKTEST_DATABASE WITH (FORCE)" -c "CREATE DATABASE $BANKTEST_DATABASE"
+            database_url="postgres://postgres@127.0.0.1:5432/$BANKTEST_DATABASE" ;;
         *) echo "unknown backend $backend" >&2; exit 2 ;;
     esac
     echo "banktest: $workload on $backend for ${SECONDS_PER_RUN}s, $CLIENTS clients, kill -9 every $KILL_EVERY s" >&2
