@@ -131,19 +131,47 @@ mod tests {
         assert_eq!(read_qr_png(&png_bytes).unwrap(), PAYLOAD);
     }
 
-    #[test]
-    fn pictures_without_a_code_or_not_png_are_refused() {
-        assert_eq!(read_qr_png(b"not a png"), Err(QrScanError::NotAnImage));
-        let mut blank = Vec::new();
+    /// A greyscale PNG of `pixels` (row by row, 0 black to 255 white).
+    fn grey_png(width: u32, height: u32, pixels: &[u8]) -> Vec<u8> {
+        let mut png_bytes = Vec::new();
         {
-            let mut encoder = png::Encoder::new(&mut blank, 64, 64);
+            let mut encoder = png::Encoder::new(&mut png_bytes, width, height);
             encoder.set_color(png::ColorType::Grayscale);
             encoder
                 .write_header()
                 .unwrap()
-                .write_image_data(&[255; 64 * 64])
+                .write_image_data(pixels)
                 .unwrap();
         }
+        png_bytes
+    }
+
+    #[test]
+    fn pictures_without_a_code_or_not_png_are_refused() {
+        assert_eq!(read_qr_png(b"not a png"), Err(QrScanError::NotAnImage));
+        let blank = grey_png(64, 64, &[255; 64 * 64]);
         assert_eq!(read_qr_png(&blank), Err(QrScanError::NoCode));
+    }
+
+    #[test]
+    fn a_picture_that_trips_the_decoders_assert_reads_as_no_code() {
+        // Three finder patterns (7 x 7 modules, one pixel each) packed so close that rqrr
+        // 0.9.3 measures the distance between them as zero and asserts `scan >= 1` in
+        // `SkewedGridLocation::from_group` (found by a random search): without the
+        // `catch_unwind` this panics a server worker.
+        let (width, height) = (23, 19);
+        let mut pixels = vec![255u8; width * height];
+        for (left, top) in [(3, 3), (4, 11), (12, 11)] {
+            for dy in 0..7 {
+                for dx in 0..7 {
+                    let ring = (dx as i32 - 3).abs().max((dy as i32 - 3).abs());
+                    if ring != 2 {
+                        pixels[(top + dy) * width + left + dx] = 0;
+                    }
+                }
+            }
+        }
+        let picture = grey_png(width as u32, height as u32, &pixels);
+        assert_eq!(read_qr_png(&picture), Err(QrScanError::NoCode));
     }
 }
