@@ -24,8 +24,9 @@ use uuid::Uuid;
 
 use super::models::{HouseholdQrView, ParentOpenCharge, RunView};
 use super::{
-    insert_school_intent, post_school_transaction, run_view, serialize_school, settle_pupil, text,
-    token_hash, SchoolAccounts, SchoolError, SchoolService, MAX_AMOUNT, SCHOOL_USER_ID,
+    hold_open_run_intents, insert_school_intent, post_school_transaction, run_view,
+    serialize_school, settle_pupil, text, token_hash, SchoolAccounts, SchoolError, SchoolService,
+    MAX_AMOUNT, SCHOOL_USER_ID,
 };
 use crate::clock::{to_rfc3339, Clock};
 use crate::domain::audit::AuditAction;
@@ -33,7 +34,7 @@ use crate::domain::payee::Payee;
 use crate::domain::schools::Fund;
 use crate::services::auth::Caller;
 use crate::services::ledger::Reply;
-use crate::store::school_corrections::{CorrectionRow, LinkKind};
+use crate::store::school_corrections::{CorrectionRow, LinkKind, RunIntentsOf};
 use crate::store::schools::{PupilRow, RunRow};
 use crate::store::{IdempotencyClaim, StoreError, StoredResponse, UnitOfWork};
 
@@ -333,13 +334,15 @@ async fn reverse_pupil(
 
 impl SchoolService {
     /// The school (when the caller may act for it) and a unit of work that holds the claimed
-    /// key and the school's turn for moving money; or the answer an earlier request with the
-    /// key was given.
+    /// key, the open QR codes the correction may close or renew (`qrs`, locked before the
+    /// turn as the bank feed locks them) and the school's turn for moving money; or the answer
+    /// an earlier request with the key was given.
     async fn begin_correction(
         &self,
         caller: &Caller,
         claim: &IdempotencyClaim,
         school_id: Uuid,
+        qrs: Option<RunIntentsOf>,
     ) -> Result<Result<(Payee, UnitOfWork<'_>), Reply>, SchoolError> {
         let school = self.school(caller, school_id).await?;
         if let Some(reply) = crate::services::earlier_answer(self.store.as_ref(), claim).await? {
@@ -349,6 +352,9 @@ impl SchoolService {
         if let Some(earlier) = unit.claim_key(claim, None, self.clock.now_micros()).await? {
             unit.rollback().await?;
             return Ok(Err(Reply::replay(earlier?)));
+        }
+        if let Some(qrs) = qrs {
+            hold_open_run_intents(&mut unit, qrs).await?;
         }
         serialize_school(&mut unit, school_id).await?;
         Ok(Ok((school, unit)))
@@ -397,7 +403,14 @@ impl SchoolService {
         request: ReverseRunRequest,
     ) -> Result<Reply, SchoolError> {
         let reason = text("reason", &request.reason, REASON_MAX_CHARS)?;
-        let (school, mut unit) = match self.begin_correction(caller, &claim, school_id).await? {
+        let qrs = match request.pupil_id {
+            Some(pupil_id) => RunIntentsOf::Pupil(pupil_id),
+            None => RunIntentsOf::Run(run_id),
+        };
+        let started = self
+            .begin_correction(caller, &claim, school_id, Some(qrs))
+            .await?;
+        let (school, mut unit) = match started {
             Ok(started) => started,
             Err(reply) => return Ok(reply),
         };
@@ -512,7 +525,11 @@ impl SchoolService {
                     .into(),
             ));
         }
-        let (school, mut unit) = match self.begin_correction(caller, &claim, school_id).await? {
+        let qrs = RunIntentsOf::Pupil(request.pupil_id);
+        let started = self
+            .begin_correction(caller, &claim, school_id, Some(qrs))
+            .await?;
+        let (school, mut unit) = match started {
             Ok(started) => started,
             Err(reply) => return Ok(reply),
         };
@@ -641,7 +658,11 @@ impl SchoolService {
             "bank_transfer" => false,
             _ => return Err(SchoolError::invalid("method must be cash or bank_transfer")),
         };
-        let (school, mut unit) = match self.begin_correction(caller, &claim, school_id).await? {
+        // A refund changes no charge, so no QR code.
+        let (school, mut unit) = match self
+            .begin_correction(caller, &claim, school_id, None)
+            .await?
+        {
             Ok(started) => started,
             Err(reply) => return Ok(reply),
         };

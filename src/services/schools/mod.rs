@@ -45,6 +45,7 @@ use crate::services::ledger::Reply;
 use crate::services::paging;
 use crate::services::payments::draft_intent;
 use crate::services::registry::import::ImportError;
+use crate::store::school_corrections::RunIntentsOf;
 use crate::store::schools::{
     ClassRow, FeeItemRow, HouseholdIntentRow, HouseholdPupilRow, IntentPupilRow, NewCharge,
     NewPupil, NewSchoolPayment, PupilRow, ReceiptRow, RunRow, YearRow,
@@ -442,6 +443,27 @@ async fn serialize_school(unit: &mut UnitOfWork<'_>, school_id: Uuid) -> Result<
 /// The key [`serialize_school`] takes turns on.
 fn school_turn(school_id: Uuid) -> String {
     format!("school:{school_id}")
+}
+
+/// For a use case that will close or renew open QR codes of a pupil (or of a run), before it
+/// takes the school's turn: locks them, as the bank feed locks the intents a memo names before
+/// it takes the turn; otherwise each would hold what the other waits for. For a pupil, it
+/// first waits for the pupil's other such use cases, which replace the very codes it is about
+/// to lock: a second cash entry would lock the QR the first is cancelling, then wait for the
+/// turn the first holds while the first waits for that QR.
+///
+/// Codes created after the lock and before the turn (by a run posted in between, or a
+/// household payment renewing the pupil's codes) are updated after the turn without this
+/// protection; one paid in those milliseconds is a deadlock PostgreSQL breaks (one side gets
+/// SERVICE_UNAVAILABLE, or its webhook group is written again alone).
+async fn hold_open_run_intents(
+    unit: &mut UnitOfWork<'_>,
+    of: RunIntentsOf,
+) -> Result<(), StoreError> {
+    if let RunIntentsOf::Pupil(pupil_id) = of {
+        unit.serialize_on(&format!("pupil-qrs:{pupil_id}")).await?;
+    }
+    unit.lock_open_run_intents(of).await
 }
 
 /// The bank feed's hook: when a transfer paid a school run's pupil intent or a household QR,
@@ -1681,6 +1703,8 @@ impl SchoolService {
             unit.rollback().await?;
             return Ok(Reply::replay(earlier?));
         }
+        // The cash renews the pupil's open QR codes (below).
+        hold_open_run_intents(&mut unit, RunIntentsOf::Pupil(request.pupil_id)).await?;
         serialize_school(&mut unit, school_id).await?;
         let pupil = Self::pupil_of(&mut unit, school_id, request.pupil_id).await?;
         let year_id = current_year(&mut unit, &pupil, self.today()).await?;
