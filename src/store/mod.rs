@@ -69,6 +69,13 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// True when PostgreSQL broke a deadlock by aborting this transaction: it was rolled back
+    /// whole, and the same work in a new transaction will most likely go through.
+    pub fn is_deadlock(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(error))
+            if error.code().as_deref() == Some(POSTGRES_DEADLOCK_DETECTED))
+    }
+
     /// True when the database itself is unreachable, overloaded, shutting down, read-only (a
     /// replica, or a primary being demoted during a failover), or gave up waiting for a lock;
     /// not when a query is wrong. The request may be sent again: with its Idempotency-Key, a
@@ -100,7 +107,8 @@ impl StoreError {
 }
 
 /// deadlock_detected, serialization_failure, lock_not_available.
-const POSTGRES_GAVE_UP_WAITING: [&str; 3] = ["40P01", "40001", "55P03"];
+const POSTGRES_GAVE_UP_WAITING: [&str; 3] = [POSTGRES_DEADLOCK_DETECTED, "40001", "55P03"];
+const POSTGRES_DEADLOCK_DETECTED: &str = "40P01";
 /// read_only_sql_transaction (a replica, or a demoted primary, answered a write),
 /// too_many_connections, admin_shutdown, crash_shutdown, cannot_connect_now (starting up or
 /// in recovery), database_dropped.

@@ -4,12 +4,13 @@
 
 use uuid::Uuid;
 
+use super::unit_of_work::Conn;
 use super::{StoreResult, UnitOfWork};
 
 /// Whose run QR codes [`UnitOfWork::lock_open_run_intents`] locks.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum RunIntentsOf {
-    Pupil(Uuid),
+    Pupils(Vec<Uuid>),
     Run(Uuid),
 }
 
@@ -244,26 +245,25 @@ impl UnitOfWork<'_> {
         Ok(tx_rows!(self, fetch_optional, sql, run_id, pupil_id)?)
     }
 
-    /// Locks (in id order) the run QR codes of a pupil, or of a run, that still take payment:
-    /// the ones a payment from elsewhere renews or a correction closes. The bank feed locks the
-    /// intents a memo names before it takes the school's turn, so a use case that will update
-    /// some of them locks them before the turn too, or the two would wait on each other. No-op
-    /// on SQLite (one writer at a time).
-    pub async fn lock_open_run_intents(&mut self, of: RunIntentsOf) -> StoreResult<()> {
-        let row_lock = self.row_lock();
-        if row_lock.is_empty() {
+    /// Locks (in id order) the run QR codes of some pupils, or of a run, that still take
+    /// payment: the ones a payment from elsewhere renews or a correction closes. The bank feed
+    /// locks the intents a memo names before it takes the school's turn, so a use case that
+    /// will update some of them locks them before the turn too, or the two would wait on each
+    /// other. No-op on SQLite (one writer at a time).
+    pub async fn lock_open_run_intents(&mut self, of: &RunIntentsOf) -> StoreResult<()> {
+        let Conn::Postgres(_, tx) = &mut self.conn else {
             return Ok(());
-        }
-        let (column, id) = match of {
-            RunIntentsOf::Pupil(id) => ("pupil_id", id),
-            RunIntentsOf::Run(id) => ("run_id", id),
+        };
+        let (column, ids) = match of {
+            RunIntentsOf::Pupils(ids) => ("pupil_id", ids.clone()),
+            RunIntentsOf::Run(id) => ("run_id", vec![*id]),
         };
         let sql = format!(
             "SELECT i.id FROM school_run_intents s JOIN payment_intents i ON i.id = s.intent_id \
-             WHERE s.{column} = $1 AND i.status IN ('pending', 'partially_paid') \
-             ORDER BY i.id{row_lock} OF i"
+             WHERE s.{column} = ANY($1) AND i.status IN ('pending', 'partially_paid') \
+             ORDER BY i.id FOR UPDATE OF i"
         );
-        let _: Vec<(Uuid,)> = tx_rows!(self, fetch_all, &sql, id)?;
+        sqlx::query(&sql).bind(ids).fetch_all(&mut **tx).await?;
         Ok(())
     }
 

@@ -324,13 +324,7 @@ async fn a_household_payment_closes_or_renews_the_pupils_own_qr(backend: Backend
     post_run(&app, &school, &run).await;
     let older_qr = intent_of(&app, &school, &run, &older).await.unwrap();
     let younger_qr = intent_of(&app, &school, &run, &younger).await.unwrap();
-    let request = ok(
-        &app,
-        &format!("/v1/households/{family}/payment-request"),
-        &json!({}),
-        StatusCode::CREATED,
-    )
-    .await;
+    let request = crate::schools::household_payment_request(&app, &family).await;
     // The first transfer pays the older pupil and 100.000 đ of the younger's.
     let household_qr = request["intent_id"].as_str().unwrap();
     pay_online(&app, &school, household_qr, OWED + 100_000).await;

@@ -24,9 +24,9 @@ use uuid::Uuid;
 
 use super::models::{HouseholdQrView, ParentOpenCharge, RunView};
 use super::{
-    hold_open_run_intents, insert_school_intent, post_school_transaction, run_view,
-    serialize_school, settle_pupil, text, token_hash, SchoolAccounts, SchoolError, SchoolService,
-    MAX_AMOUNT, SCHOOL_USER_ID,
+    again_after_deadlock, hold_open_run_intents, insert_school_intent, post_school_transaction,
+    run_view, serialize_school, settle_pupil, text, token_hash, SchoolAccounts, SchoolError,
+    SchoolService, MAX_AMOUNT, SCHOOL_USER_ID,
 };
 use crate::clock::{to_rfc3339, Clock};
 use crate::domain::audit::AuditAction;
@@ -402,9 +402,23 @@ impl SchoolService {
         (school_id, run_id): (Uuid, Uuid),
         request: ReverseRunRequest,
     ) -> Result<Reply, SchoolError> {
+        again_after_deadlock(|| {
+            self.reverse_run_once(caller, claim.clone(), (school_id, run_id), request.clone())
+        })
+        .await
+    }
+
+    /// One attempt of [`Self::reverse_run`].
+    async fn reverse_run_once(
+        &self,
+        caller: &Caller,
+        claim: IdempotencyClaim,
+        (school_id, run_id): (Uuid, Uuid),
+        request: ReverseRunRequest,
+    ) -> Result<Reply, SchoolError> {
         let reason = text("reason", &request.reason, REASON_MAX_CHARS)?;
         let qrs = match request.pupil_id {
-            Some(pupil_id) => RunIntentsOf::Pupil(pupil_id),
+            Some(pupil_id) => RunIntentsOf::Pupils(vec![pupil_id]),
             None => RunIntentsOf::Run(run_id),
         };
         let started = self
@@ -517,6 +531,20 @@ impl SchoolService {
         school_id: Uuid,
         request: AdjustmentRequest,
     ) -> Result<Reply, SchoolError> {
+        again_after_deadlock(|| {
+            self.adjust_charge_once(caller, claim.clone(), school_id, request.clone())
+        })
+        .await
+    }
+
+    /// One attempt of [`Self::adjust_charge`].
+    async fn adjust_charge_once(
+        &self,
+        caller: &Caller,
+        claim: IdempotencyClaim,
+        school_id: Uuid,
+        request: AdjustmentRequest,
+    ) -> Result<Reply, SchoolError> {
         let reason = text("reason", &request.reason, REASON_MAX_CHARS)?;
         let delta = request.amount;
         if delta == 0 || !(-MAX_AMOUNT..=MAX_AMOUNT).contains(&delta) {
@@ -525,7 +553,7 @@ impl SchoolService {
                     .into(),
             ));
         }
-        let qrs = RunIntentsOf::Pupil(request.pupil_id);
+        let qrs = RunIntentsOf::Pupils(vec![request.pupil_id]);
         let started = self
             .begin_correction(caller, &claim, school_id, Some(qrs))
             .await?;

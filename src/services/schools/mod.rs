@@ -445,25 +445,53 @@ fn school_turn(school_id: Uuid) -> String {
     format!("school:{school_id}")
 }
 
-/// For a use case that will close or renew open QR codes of a pupil (or of a run), before it
-/// takes the school's turn: locks them, as the bank feed locks the intents a memo names before
-/// it takes the turn; otherwise each would hold what the other waits for. For a pupil, it
-/// first waits for the pupil's other such use cases, which replace the very codes it is about
-/// to lock: a second cash entry would lock the QR the first is cancelling, then wait for the
-/// turn the first holds while the first waits for that QR.
+/// How many times a school use case runs when PostgreSQL keeps choosing it to break a deadlock.
+const DEADLOCK_ATTEMPTS: usize = 3;
+
+/// Runs `attempt` (a whole use case in its own database transaction) again when PostgreSQL
+/// aborted it to break a deadlock, so the accountant does not get SERVICE_UNAVAILABLE for a
+/// wait the database resolved. A webhook group holds the school's turn from one delivery while
+/// it locks the QR codes of the next, so no lock order rules every deadlock with the cash desk
+/// and the corrections out; [`hold_open_run_intents`] makes them rare, this answers the rest.
+async fn again_after_deadlock<T, Attempt>(
+    mut attempt: impl FnMut() -> Attempt,
+) -> Result<T, SchoolError>
+where
+    Attempt: std::future::Future<Output = Result<T, SchoolError>>,
+{
+    for _ in 1..DEADLOCK_ATTEMPTS {
+        match attempt().await {
+            Err(SchoolError::Store(error)) if error.is_deadlock() => {
+                tracing::info!(
+                    "a school use case was chosen to break a deadlock; running it again"
+                );
+            }
+            other => return other,
+        }
+    }
+    attempt().await
+}
+
+/// For a use case that will close or renew open QR codes of some pupils (or of a run),
+/// before it takes the school's turn: locks them, as the bank feed locks the intents a memo
+/// names before it takes the turn; otherwise each would hold what the other waits for. For
+/// pupils, it first waits for the pupils' other such use cases, which replace the very codes
+/// it is about to lock: a second cash entry would lock the QR the first is cancelling, then
+/// wait for the turn the first holds while the first waits for that QR.
 ///
-/// Codes created after the lock and before the turn (by a run posted in between, or a
-/// household payment renewing the pupil's codes) are updated after the turn without this
-/// protection; one paid in those milliseconds is a deadlock PostgreSQL breaks (one side gets
-/// SERVICE_UNAVAILABLE, or its webhook group is written again alone).
+/// Codes created after the lock and before the turn (by a run posted in those milliseconds)
+/// are updated after the turn without this protection; one paid in the same milliseconds is a
+/// deadlock PostgreSQL breaks (one side gets SERVICE_UNAVAILABLE, or its webhook group is
+/// written again alone).
 async fn hold_open_run_intents(
     unit: &mut UnitOfWork<'_>,
     of: RunIntentsOf,
 ) -> Result<(), StoreError> {
-    if let RunIntentsOf::Pupil(pupil_id) = of {
-        unit.serialize_on(&format!("pupil-qrs:{pupil_id}")).await?;
+    if let RunIntentsOf::Pupils(pupils) = &of {
+        let mut keys = pupils.iter().map(|p| format!("pupil-qrs:{p}")).collect();
+        unit.serialize_on_all(&mut keys).await?;
     }
-    unit.lock_open_run_intents(of).await
+    unit.lock_open_run_intents(&of).await
 }
 
 /// The bank feed's hook: when a transfer paid a school run's pupil intent or a household QR,
@@ -543,6 +571,9 @@ async fn settle_household(
     // Always in school id order, so two households' payments never wait on each other.
     schools.sort();
     schools.dedup();
+    // The split renews the pupils' open QR codes (below).
+    let household_pupils = pupils.iter().map(|p| p.pupil.id).collect();
+    hold_open_run_intents(unit, RunIntentsOf::Pupils(household_pupils)).await?;
     let mut accounts = HashMap::new();
     for (school_id, code) in &schools {
         serialize_school(unit, *school_id).await?;
@@ -1687,6 +1718,20 @@ impl SchoolService {
         school_id: Uuid,
         request: CashRequest,
     ) -> Result<Reply, SchoolError> {
+        again_after_deadlock(|| {
+            self.record_cash_once(caller, claim.clone(), school_id, request.clone())
+        })
+        .await
+    }
+
+    /// One attempt of [`Self::record_cash`].
+    async fn record_cash_once(
+        &self,
+        caller: &Caller,
+        claim: IdempotencyClaim,
+        school_id: Uuid,
+        request: CashRequest,
+    ) -> Result<Reply, SchoolError> {
         if !(1..=MAX_AMOUNT).contains(&request.amount) {
             return Err(SchoolError::invalid(
                 "amount must be from 1 to 1,000,000,000,000 đồng",
@@ -1704,7 +1749,7 @@ impl SchoolService {
             return Ok(Reply::replay(earlier?));
         }
         // The cash renews the pupil's open QR codes (below).
-        hold_open_run_intents(&mut unit, RunIntentsOf::Pupil(request.pupil_id)).await?;
+        hold_open_run_intents(&mut unit, RunIntentsOf::Pupils(vec![request.pupil_id])).await?;
         serialize_school(&mut unit, school_id).await?;
         let pupil = Self::pupil_of(&mut unit, school_id, request.pupil_id).await?;
         let year_id = current_year(&mut unit, &pupil, self.today()).await?;
