@@ -10,8 +10,12 @@ use super::{StoreResult, UnitOfWork};
 /// Whose run QR codes [`UnitOfWork::lock_open_run_intents`] locks.
 #[derive(Debug, Clone)]
 pub enum RunIntentsOf {
-    Pupils(Vec<Uuid>),
-    Run(Uuid),
+    /// Pupils, as (school id, pupil id).
+    Pupils(Vec<(Uuid, Uuid)>),
+    Run {
+        school_id: Uuid,
+        run_id: Uuid,
+    },
 }
 
 /// A parent's read-only link: to one pupil, or to a household's pupils at one school.
@@ -245,25 +249,39 @@ impl UnitOfWork<'_> {
         Ok(tx_rows!(self, fetch_optional, sql, run_id, pupil_id)?)
     }
 
-    /// Locks (in id order) the run QR codes of some pupils, or of a run, that still take
-    /// payment: the ones a payment from elsewhere renews or a correction closes. The bank feed
+    /// Locks (in id order) the run QR codes of some pupils, or of a run, that a school still
+    /// takes payment on (for pupils: those not expired at `now`, the ones a payment from
+    /// elsewhere renews; for a run: all open ones, which its reversal closes). The bank feed
     /// locks the intents a memo names before it takes the school's turn, so a use case that
     /// will update some of them locks them before the turn too, or the two would wait on each
-    /// other. No-op on SQLite (one writer at a time).
-    pub async fn lock_open_run_intents(&mut self, of: &RunIntentsOf) -> StoreResult<()> {
+    /// other. Only the named school's codes: a pupil id of another school locks nothing.
+    /// No-op on SQLite (one writer at a time).
+    pub async fn lock_open_run_intents(&mut self, of: &RunIntentsOf, now: i64) -> StoreResult<()> {
         let Conn::Postgres(_, tx) = &mut self.conn else {
             return Ok(());
         };
-        let (column, ids) = match of {
-            RunIntentsOf::Pupils(ids) => ("pupil_id", ids.clone()),
-            RunIntentsOf::Run(id) => ("run_id", vec![*id]),
+        let query = match of {
+            RunIntentsOf::Pupils(pupils) => sqlx::query(
+                "SELECT i.id FROM UNNEST($1::uuid[], $2::uuid[]) AS w(school_id, pupil_id) \
+                 JOIN school_run_intents s ON s.pupil_id = w.pupil_id \
+                 JOIN payment_intents i ON i.id = s.intent_id AND i.payee_id = w.school_id \
+                 WHERE i.status IN ('pending', 'partially_paid') AND i.expires_at > $3 \
+                 ORDER BY i.id FOR UPDATE OF i",
+            )
+            .bind(pupils.iter().map(|(school, _)| *school).collect::<Vec<_>>())
+            .bind(pupils.iter().map(|(_, pupil)| *pupil).collect::<Vec<_>>())
+            .bind(now),
+            RunIntentsOf::Run { school_id, run_id } => sqlx::query(
+                "SELECT i.id FROM school_run_intents s \
+                 JOIN payment_intents i ON i.id = s.intent_id \
+                 WHERE s.run_id = $1 AND i.payee_id = $2 \
+                 AND i.status IN ('pending', 'partially_paid') \
+                 ORDER BY i.id FOR UPDATE OF i",
+            )
+            .bind(*run_id)
+            .bind(*school_id),
         };
-        let sql = format!(
-            "SELECT i.id FROM school_run_intents s JOIN payment_intents i ON i.id = s.intent_id \
-             WHERE s.{column} = ANY($1) AND i.status IN ('pending', 'partially_paid') \
-             ORDER BY i.id FOR UPDATE OF i"
-        );
-        sqlx::query(&sql).bind(ids).fetch_all(&mut **tx).await?;
+        query.fetch_all(&mut **tx).await?;
         Ok(())
     }
 

@@ -175,9 +175,16 @@ impl TestApp {
         let server = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
         }));
+        // The server closes a connection after 5 s without a request (actix's keep-alive);
+        // a request sent on it at that moment fails with IncompleteMessage. Browser tests pause
+        // that long between API calls, so the client drops idle connections first.
+        let client = reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(3))
+            .build()
+            .expect("an HTTP client");
         TestApp {
             address,
-            client: reqwest::Client::new(),
+            client,
             state,
             settings,
             admin: String::new(),

@@ -56,7 +56,13 @@ async fn once(app: &TestApp, path: &str, body: &Value, expected: StatusCode) -> 
     first
 }
 
-async fn intent_of(app: &TestApp, school: &School, run: &str, pupil: &str) -> Option<String> {
+/// The run's QR in force for the pupil (posting a posted run again answers them).
+pub(crate) async fn intent_of(
+    app: &TestApp,
+    school: &School,
+    run: &str,
+    pupil: &str,
+) -> Option<String> {
     let posted = post_run(app, school, run).await;
     posted["intents"]
         .as_array()

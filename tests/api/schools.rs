@@ -29,6 +29,7 @@ const INSURANCE: i64 = 884_520;
 pub(crate) const PARENTS_FUND: i64 = 150_000;
 const CLUB: i64 = 100_000;
 
+#[derive(Clone)]
 pub(crate) struct School {
     pub(crate) id: String,
     account_number: String,
@@ -741,6 +742,14 @@ pub(crate) async fn household_payment_request(app: &TestApp, household: &str) ->
     .await
 }
 
+/// A signed webhook of one incoming transfer into the school's account, answered 200.
+async fn send_transfer(app: &TestApp, account_number: &str, memo: &str, amount: i64) {
+    let id = Uuid::new_v4().to_string();
+    let body = transfer(&id, account_number, "in", amount, memo, Utc::now());
+    let (status, ack) = send_standard(app, STANDARD_SECRET, &body).await;
+    assert_eq!(status, StatusCode::OK, "{ack}");
+}
+
 /// The reference a bank memo carries for the intent with this id.
 async fn reference_of(app: &TestApp, intent_id: &Value) -> String {
     let path = format!("/v1/payment-intents/{}", intent_id.as_str().unwrap());
@@ -776,39 +785,13 @@ async fn payments_and_corrections_for_the_same_pupils_at_once_all_succeed(backen
     }
     let [meals, _, parents, _] = items(&app, &school).await;
     let run = run(&app, &school, "Tháng 9/2026", &[&meals, &parents]).await;
-    let posted = post_run(&app, &school, &run).await;
-    let mut references = Vec::new();
-    for pupil in &pupils {
-        let intent = posted["intents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|i| i["pupil_id"] == pupil.as_str())
-            .unwrap()["intent_id"]
-            .clone();
-        references.push(reference_of(&app, &intent).await);
-    }
+    post_run(&app, &school, &run).await;
     let request = household_payment_request(&app, &family).await;
     let household_reference = reference_of(&app, &request["intent_id"]).await;
     let app = std::sync::Arc::new(app);
     let mut tasks = Vec::new();
-    let bank_transfer = |memo: String, amount: i64| {
-        let (bank, account) = (app.clone(), school.account_number.clone());
-        tokio::spawn(async move {
-            let body = transfer(
-                &Uuid::new_v4().to_string(),
-                &account,
-                "in",
-                amount,
-                &memo,
-                Utc::now(),
-            );
-            let (status, ack) = send_standard(&bank, STANDARD_SECRET, &body).await;
-            assert_eq!(status, StatusCode::OK, "{ack}");
-        })
-    };
     for round in 0..ROUNDS {
-        for (pupil, reference) in pupils.iter().zip(&references) {
+        for pupil in &pupils {
             let (desk, school_id, on) = (app.clone(), school.id.clone(), pupil.clone());
             tasks.push(tokio::spawn(async move {
                 cash(&desk, &school_id, &on, AMOUNT, &desk.admin).await;
@@ -822,11 +805,23 @@ async fn payments_and_corrections_for_the_same_pupils_at_once_all_succeed(backen
                 let (status, answer) = read(office.post_idempotent(&path, &key, &body).await).await;
                 assert_eq!(status, StatusCode::CREATED, "{answer}");
             }));
-            let memo = format!("MBVCB.{round}.{reference}.CT tu 0123 NGUYEN THI PHU HUYNH");
-            tasks.push(bank_transfer(memo, AMOUNT));
+            let (parent, school, run, on) =
+                (app.clone(), school.clone(), run.clone(), pupil.clone());
+            tasks.push(tokio::spawn(async move {
+                // The QR the parent's page shows now: the desk and the adjustments replace it.
+                let intent = crate::school_corrections::intent_of(&parent, &school, &run, &on)
+                    .await
+                    .expect("the pupil still owes, so the run has a QR for the pupil");
+                let reference = reference_of(&parent, &json!(intent)).await;
+                let memo = format!("MBVCB.{round}.{reference}.CT tu 0123 NGUYEN THI PHU HUYNH");
+                send_transfer(&parent, &school.account_number, &memo, AMOUNT).await;
+            }));
         }
+        let (bank, account) = (app.clone(), school.account_number.clone());
         let memo = format!("MBVCB.{round}.{household_reference}.CT tu 0456 HO GIA DINH");
-        tasks.push(bank_transfer(memo, FOR_THE_HOUSEHOLD));
+        tasks.push(tokio::spawn(async move {
+            send_transfer(&bank, &account, &memo, FOR_THE_HOUSEHOLD).await;
+        }));
     }
     for task in tasks {
         task.await.unwrap();

@@ -354,7 +354,7 @@ impl SchoolService {
             return Ok(Err(Reply::replay(earlier?)));
         }
         if let Some(qrs) = qrs {
-            hold_open_run_intents(&mut unit, qrs).await?;
+            hold_open_run_intents(&mut unit, qrs, self.clock.now_micros()).await?;
         }
         serialize_school(&mut unit, school_id).await?;
         Ok(Ok((school, unit)))
@@ -418,8 +418,8 @@ impl SchoolService {
     ) -> Result<Reply, SchoolError> {
         let reason = text("reason", &request.reason, REASON_MAX_CHARS)?;
         let qrs = match request.pupil_id {
-            Some(pupil_id) => RunIntentsOf::Pupils(vec![pupil_id]),
-            None => RunIntentsOf::Run(run_id),
+            Some(pupil_id) => RunIntentsOf::Pupils(vec![(school_id, pupil_id)]),
+            None => RunIntentsOf::Run { school_id, run_id },
         };
         let started = self
             .begin_correction(caller, &claim, school_id, Some(qrs))
@@ -553,7 +553,7 @@ impl SchoolService {
                     .into(),
             ));
         }
-        let qrs = RunIntentsOf::Pupils(vec![request.pupil_id]);
+        let qrs = RunIntentsOf::Pupils(vec![(school_id, request.pupil_id)]);
         let started = self
             .begin_correction(caller, &claim, school_id, Some(qrs))
             .await?;
@@ -669,6 +669,20 @@ impl SchoolService {
     /// Pays back (part of) a pupil's credit, in cash at the desk or by bank transfer; never
     /// more than the credit.
     pub async fn refund_credit(
+        &self,
+        caller: &Caller,
+        claim: IdempotencyClaim,
+        school_id: Uuid,
+        request: RefundRequest,
+    ) -> Result<Reply, SchoolError> {
+        again_after_deadlock(|| {
+            self.refund_credit_once(caller, claim.clone(), school_id, request.clone())
+        })
+        .await
+    }
+
+    /// One attempt of [`Self::refund_credit`].
+    async fn refund_credit_once(
         &self,
         caller: &Caller,
         claim: IdempotencyClaim,

@@ -447,6 +447,8 @@ fn school_turn(school_id: Uuid) -> String {
 
 /// How many times a school use case runs when PostgreSQL keeps choosing it to break a deadlock.
 const DEADLOCK_ATTEMPTS: usize = 3;
+/// The pause before the second attempt (twice that before the third).
+const DEADLOCK_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Runs `attempt` (a whole use case in its own database transaction) again when PostgreSQL
 /// aborted it to break a deadlock, so the accountant does not get SERVICE_UNAVAILABLE for a
@@ -459,12 +461,13 @@ async fn again_after_deadlock<T, Attempt>(
 where
     Attempt: std::future::Future<Output = Result<T, SchoolError>>,
 {
-    for _ in 1..DEADLOCK_ATTEMPTS {
+    for tried in 1..DEADLOCK_ATTEMPTS {
         match attempt().await {
             Err(SchoolError::Store(error)) if error.is_deadlock() => {
-                tracing::info!(
-                    "a school use case was chosen to break a deadlock; running it again"
-                );
+                tracing::info!(%error, tried, "a school use case was chosen to break a deadlock; running it again");
+                // The webhook group it met holds its locks until it commits: a moment later
+                // the same locks are most likely free.
+                tokio::time::sleep(DEADLOCK_PAUSE * tried as u32).await;
             }
             other => return other,
         }
@@ -486,12 +489,16 @@ where
 async fn hold_open_run_intents(
     unit: &mut UnitOfWork<'_>,
     of: RunIntentsOf,
+    now: i64,
 ) -> Result<(), StoreError> {
     if let RunIntentsOf::Pupils(pupils) = &of {
-        let mut keys = pupils.iter().map(|p| format!("pupil-qrs:{p}")).collect();
+        let mut keys = pupils
+            .iter()
+            .map(|(school, pupil)| format!("pupil-qrs:{school}:{pupil}"))
+            .collect();
         unit.serialize_on_all(&mut keys).await?;
     }
-    unit.lock_open_run_intents(&of).await
+    unit.lock_open_run_intents(&of, now).await
 }
 
 /// The bank feed's hook: when a transfer paid a school run's pupil intent or a household QR,
@@ -572,8 +579,11 @@ async fn settle_household(
     schools.sort();
     schools.dedup();
     // The split renews the pupils' open QR codes (below).
-    let household_pupils = pupils.iter().map(|p| p.pupil.id).collect();
-    hold_open_run_intents(unit, RunIntentsOf::Pupils(household_pupils)).await?;
+    let household_pupils = pupils
+        .iter()
+        .map(|p| (p.pupil.school_id, p.pupil.id))
+        .collect();
+    hold_open_run_intents(unit, RunIntentsOf::Pupils(household_pupils), now).await?;
     let mut accounts = HashMap::new();
     for (school_id, code) in &schools {
         serialize_school(unit, *school_id).await?;
@@ -1749,7 +1759,12 @@ impl SchoolService {
             return Ok(Reply::replay(earlier?));
         }
         // The cash renews the pupil's open QR codes (below).
-        hold_open_run_intents(&mut unit, RunIntentsOf::Pupils(vec![request.pupil_id])).await?;
+        hold_open_run_intents(
+            &mut unit,
+            RunIntentsOf::Pupils(vec![(school_id, request.pupil_id)]),
+            now,
+        )
+        .await?;
         serialize_school(&mut unit, school_id).await?;
         let pupil = Self::pupil_of(&mut unit, school_id, request.pupil_id).await?;
         let year_id = current_year(&mut unit, &pupil, self.today()).await?;
