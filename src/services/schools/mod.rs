@@ -484,8 +484,8 @@ where
 ///
 /// Codes created after the lock and before the turn (by a run posted in those milliseconds)
 /// are updated after the turn without this protection; one paid in the same milliseconds is a
-/// deadlock PostgreSQL breaks (one side gets SERVICE_UNAVAILABLE, or its webhook group is
-/// written again alone).
+/// deadlock PostgreSQL breaks (the use case runs again, see [`again_after_deadlock`], or the
+/// webhook group is written again alone).
 async fn hold_open_run_intents(
     unit: &mut UnitOfWork<'_>,
     of: RunIntentsOf,
