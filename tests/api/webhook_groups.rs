@@ -379,8 +379,12 @@ async fn a_burst_of_pupil_payments_settles_each_exactly_as_alone(backend: Backen
         }
     }
     assert_eq!(fresh, 8, "every transfer once, the copies once");
-    // Each transfer: its bank posting and the school's settlement.
-    assert_eq!(app.transaction_count().await, before + 2 * 8);
+    // Each transfer's bank posting, and the school's settlements: the household's, and one
+    // for the pupils of each group of deliveries written together; so at most one per
+    // transfer, and at least two for the pupils' QRs (the pupil paid twice is settled once
+    // per group).
+    let posted = app.transaction_count().await - before;
+    assert!((8 + 3..=2 * 8).contains(&posted), "{posted} transactions");
 
     let status = class_status(&app, &school, &run).await;
     let states: Vec<_> = pupils.iter().map(|p| pupil_state(&status, p)).collect();

@@ -310,6 +310,28 @@ mod tests;
 #[error("school posting: {0}")]
 pub struct SchoolPostingError(String);
 
+/// The legs with one leg per (debit, credit) pair, in the order each pair first appears, so
+/// that one posting settling several pupils moves each fund's share once for all of them.
+pub fn merge_legs(
+    legs: Vec<(Uuid, Uuid, i64)>,
+) -> Result<Vec<(Uuid, Uuid, i64)>, SchoolPostingError> {
+    let mut merged: Vec<(Uuid, Uuid, i64)> = Vec::with_capacity(legs.len());
+    for (debit, credit, amount) in legs {
+        match merged
+            .iter_mut()
+            .find(|(d, c, _)| (*d, *c) == (debit, credit))
+        {
+            Some((_, _, total)) => {
+                *total = total.checked_add(amount).ok_or_else(|| {
+                    SchoolPostingError(format!("the legs from {debit} to {credit} overflow"))
+                })?;
+            }
+            None => merged.push((debit, credit, amount)),
+        }
+    }
+    Ok(merged)
+}
+
 /// A VND ledger transaction of these (debit, credit, amount) legs; legs of 0 are left out.
 pub fn school_transaction(
     id: Uuid,

@@ -124,6 +124,30 @@ fn paid_states_and_percentages() {
     assert_eq!(percent_text(0, 0), "0.0");
 }
 
+#[test]
+fn merged_legs_move_each_fund_once_and_each_pupil_apart() {
+    let [payee, first, second, uncollected, meals, parents] =
+        [1, 2, 3, 4, 5, 6].map(Uuid::from_u128);
+    let legs = vec![
+        (payee, first, 300),
+        (uncollected, meals, 200),
+        (uncollected, parents, 100),
+        (payee, second, 250),
+        (uncollected, meals, 250),
+    ];
+    assert_eq!(
+        merge_legs(legs).unwrap(),
+        vec![
+            (payee, first, 300),
+            (uncollected, meals, 450),
+            (uncollected, parents, 100),
+            (payee, second, 250),
+        ]
+    );
+    let too_much = vec![(uncollected, meals, i64::MAX), (uncollected, meals, 1)];
+    assert!(merge_legs(too_much).is_err());
+}
+
 proptest! {
     #[test]
     fn an_allocation_moves_exactly_the_money_and_overpays_nothing(
@@ -145,5 +169,25 @@ proptest! {
         }
         let total: i64 = charges.iter().map(|c| c.outstanding).sum();
         prop_assert_eq!(credit, (available - total).max(0));
+    }
+
+    #[test]
+    fn merging_legs_keeps_what_every_account_is_debited_and_credited(
+        legs in proptest::collection::vec((0u128..4, 0u128..4, 1i64..1_000_000), 0..40),
+    ) {
+        let legs: Vec<(Uuid, Uuid, i64)> = legs
+            .into_iter()
+            .map(|(debit, credit, amount)| (Uuid::from_u128(debit), Uuid::from_u128(credit), amount))
+            .collect();
+        let merged = merge_legs(legs.clone()).unwrap();
+        let moves = |legs: &[(Uuid, Uuid, i64)]| {
+            let mut moves = std::collections::BTreeMap::new();
+            for (debit, credit, amount) in legs {
+                *moves.entry((*debit, *credit)).or_insert(0i64) += amount;
+            }
+            moves
+        };
+        prop_assert_eq!(moves(&merged), moves(&legs));
+        prop_assert_eq!(merged.len(), moves(&legs).len());
     }
 }

@@ -35,10 +35,10 @@ use crate::domain::payee::{bounded_text, parse_phone, Payee, PayeeKind};
 use crate::domain::registry::import::LineError;
 use crate::domain::schools::roster::parse_roster;
 use crate::domain::schools::{
-    allocate, compute_charges, fund_legs, parse_pupil_code, percent_text, school_transaction,
-    FeeUnit, Fund, OpenCharge, PaidState, Reduction,
+    allocate, compute_charges, fund_legs, merge_legs, parse_pupil_code, percent_text,
+    school_transaction, FeeUnit, Fund, OpenCharge, PaidState, Reduction,
 };
-use crate::domain::transaction::NewTransaction;
+use crate::domain::transaction::{NewTransaction, MAX_POSTINGS};
 use crate::domain::user::Role;
 use crate::services::auth::Caller;
 use crate::services::ledger::Reply;
@@ -212,6 +212,42 @@ fn pupil_settlement(
     money: Option<&Money>,
     now: i64,
 ) -> Result<Option<PupilSettlement>, StoreError> {
+    let PupilShare { legs, paid } = pupil_share(accounts, pupil, open, credit, money);
+    if legs.is_empty() {
+        return Ok(None);
+    }
+    let transaction_id = clock.new_id();
+    let description = money.map_or_else(
+        || format!("Dùng tiền thừa của học sinh {}", pupil.code),
+        |m| m.description.clone(),
+    );
+    let transaction = school_transaction(transaction_id, &description, &legs, now)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let payment = money.map(|money| school_payment(clock, pupil, money, transaction_id));
+    Ok(Some(PupilSettlement {
+        transaction,
+        paid,
+        payment,
+    }))
+}
+
+/// One pupil's part of a settlement: the ledger legs (debit, credit, amount) and the charges
+/// paid, (charge, amount).
+struct PupilShare {
+    legs: Vec<(Uuid, Uuid, i64)>,
+    paid: Vec<(Uuid, i64)>,
+}
+
+/// Pays the pupil's `open` charges (locked) with `money` (if any, credited to the pupil's
+/// receivable) and `credit`, by the split rule (`domain::schools::allocate`): the money's leg,
+/// then one leg from uncollected to each fund the paid charges belong to.
+fn pupil_share(
+    accounts: &SchoolAccounts,
+    pupil: &PupilRow,
+    open: &[OpenCharge],
+    credit: i64,
+    money: Option<&Money>,
+) -> PupilShare {
     let incoming = money.map_or(0, |m| m.amount);
     let (paid, _left) = allocate(open, credit.max(0) + incoming);
     let fund_of: HashMap<Uuid, Fund> = open.iter().map(|c| (c.id, c.fund)).collect();
@@ -229,31 +265,26 @@ fn pupil_settlement(
         accounts.uncollected,
         |fund| accounts.fund(fund),
     ));
-    if legs.is_empty() {
-        return Ok(None);
-    }
-    let transaction_id = clock.new_id();
-    let description = money.map_or_else(
-        || format!("Dùng tiền thừa của học sinh {}", pupil.code),
-        |m| m.description.clone(),
-    );
-    let transaction = school_transaction(transaction_id, &description, &legs, now)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let payment = money.map(|money| NewSchoolPayment {
+    PupilShare { legs, paid }
+}
+
+/// The payment record of `money` for the pupil, posted by `ledger_transaction_id`.
+fn school_payment(
+    clock: &Clock,
+    pupil: &PupilRow,
+    money: &Money,
+    ledger_transaction_id: Uuid,
+) -> NewSchoolPayment {
+    NewSchoolPayment {
         id: clock.new_id(),
         school_id: pupil.school_id,
         pupil_id: pupil.id,
         cash: money.cash,
         amount: money.amount,
-        ledger_transaction_id: transaction_id,
+        ledger_transaction_id,
         bank_transaction_id: money.bank_transaction_id,
         receipt_id: money.receipt_id,
-    });
-    Ok(Some(PupilSettlement {
-        transaction,
-        paid,
-        payment,
-    }))
+    }
 }
 
 /// Money a bank transfer credited to a school's payee account for a pupil's intent.
@@ -265,7 +296,9 @@ pub struct PupilTransfer<'a> {
 
 /// What each transfer (to a different pupil each) settles, decided for each as if alone from
 /// what is read with a few statements for all: each school's turn (in id order), its accounts,
-/// every pupil's open charges (locked) and credit.
+/// every pupil's open charges (locked) and credit. The transfers to one school are settled
+/// by one ledger transaction (up to [`PUPILS_PER_SETTLEMENT`] pupils): a leg to each pupil's
+/// receivable and one leg per fund for all of them, which each payment names.
 pub async fn settle_pupil_transfers(
     unit: &mut UnitOfWork<'_>,
     clock: &Clock,
@@ -301,34 +334,61 @@ pub async fn settle_pupil_transfers(
         accounts.insert(school_id, SchoolAccounts::ensure(unit, code, now).await?);
     }
     let mut open = unit.lock_open_charges_and_credits(&pupils).await?;
+    let mut by_school: Vec<(Uuid, Vec<&PupilTransfer<'_>>)> = Vec::new();
     for transfer in transfers {
-        let pupil = &transfer.target.pupil;
-        let (charges, credit) = open.remove(&pupil.id).unwrap_or_default();
-        let money = Money {
-            source_account: transfer.target.school_account_id,
-            amount: transfer.credited,
-            cash: false,
-            bank_transaction_id: Some(transfer.bank_transaction_id),
-            receipt_id: None,
-            description: format!("Chuyển khoản cho học sinh {}", pupil.code),
-        };
-        let settlement = pupil_settlement(
-            clock,
-            &accounts[&pupil.school_id],
-            pupil,
-            &charges,
-            credit,
-            Some(&money),
-            now,
-        )?
-        .ok_or_else(|| StoreError::Corrupt("money for a pupil posts nothing".into()))?;
-        let payment = settlement
-            .payment
-            .ok_or_else(|| StoreError::Corrupt("money for a pupil records no payment".into()))?;
-        settlements.transactions.push(settlement.transaction);
-        settlements.payments.push((payment, settlement.paid));
+        let school_id = transfer.target.pupil.school_id;
+        match by_school.iter_mut().find(|(id, _)| *id == school_id) {
+            Some((_, of_school)) => of_school.push(transfer),
+            None => by_school.push((school_id, vec![transfer])),
+        }
+    }
+    for (school_id, of_school) in by_school {
+        for batch in of_school.chunks(PUPILS_PER_SETTLEMENT) {
+            let transaction_id = clock.new_id();
+            let mut legs = Vec::with_capacity(batch.len() + Fund::ALL.len());
+            let mut codes = Vec::with_capacity(batch.len());
+            for transfer in batch {
+                let pupil = &transfer.target.pupil;
+                let (charges, credit) = open.remove(&pupil.id).unwrap_or_default();
+                let money = Money {
+                    source_account: transfer.target.school_account_id,
+                    amount: transfer.credited,
+                    cash: false,
+                    bank_transaction_id: Some(transfer.bank_transaction_id),
+                    receipt_id: None,
+                    description: transfers_description(&[&pupil.code]),
+                };
+                let share =
+                    pupil_share(&accounts[&school_id], pupil, &charges, credit, Some(&money));
+                legs.extend(share.legs);
+                let payment = school_payment(clock, pupil, &money, transaction_id);
+                settlements.payments.push((payment, share.paid));
+                codes.push(pupil.code.as_str());
+            }
+            let legs = merge_legs(legs).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let transaction =
+                school_transaction(transaction_id, &transfers_description(&codes), &legs, now)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            settlements.transactions.push(transaction);
+        }
     }
     Ok(settlements)
+}
+
+/// How many pupils' transfers one ledger transaction settles at most: each adds its own leg
+/// to the pupil's receivable, and the fund legs are shared.
+const PUPILS_PER_SETTLEMENT: usize = MAX_POSTINGS - Fund::ALL.len();
+
+/// The description of one settlement of bank transfers to these pupils (by code).
+fn transfers_description(codes: &[&str]) -> String {
+    match codes {
+        [code] => format!("Chuyển khoản cho học sinh {code}"),
+        _ => format!(
+            "Chuyển khoản cho {} học sinh: {}",
+            codes.len(),
+            codes.join(", ")
+        ),
+    }
 }
 
 /// The school side of transfers to pupils' intents, decided: the ledger transactions to post
