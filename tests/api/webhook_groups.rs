@@ -379,10 +379,11 @@ async fn a_burst_of_pupil_payments_settles_each_exactly_as_alone(backend: Backen
         }
     }
     assert_eq!(fresh, 8, "every transfer once, the copies once");
-    // Each transfer's bank posting, and the school's settlements: the household's, and one
-    // for the pupils of each group of deliveries written together; so at most one per
-    // transfer, and at least two for the pupils' QRs (the pupil paid twice is settled once
-    // per group).
+    // Each transfer's bank posting, and the school's settlements: the household's (always
+    // written alone), and one for the pupils of each run of transfers written together; so
+    // at most one per transfer, and at least two for the pupils' QRs (a run never names the
+    // pupil paid twice twice). The range cannot show that a run shared its settlement; the
+    // statements and fund balances below show that each pupil got exactly their money.
     let posted = app.transaction_count().await - before;
     assert!((8 + 3..=2 * 8).contains(&posted), "{posted} transactions");
 
