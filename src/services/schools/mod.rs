@@ -149,18 +149,18 @@ struct Money {
     cash: bool,
     bank_transaction_id: Option<Uuid>,
     receipt_id: Option<Uuid>,
-    description: String,
 }
 
-/// Credits `money` (if any) to the pupil's receivable and pays the pupil's open charges with
-/// it and any credit the pupil has, by the split rule (`domain::schools::allocate`), in one
-/// ledger transaction in the caller's database transaction. Returns the payment recorded.
+/// Credits `money` (if any, with the description of its ledger transaction) to the pupil's
+/// receivable and pays the pupil's open charges with it and any credit the pupil has, by the
+/// split rule (`domain::schools::allocate`), in one ledger transaction in the caller's
+/// database transaction. Returns the payment recorded.
 async fn settle_pupil(
     unit: &mut UnitOfWork<'_>,
     clock: &Clock,
     accounts: &SchoolAccounts,
     pupil: &PupilRow,
-    money: Option<Money>,
+    money: Option<(Money, String)>,
     gated: bool,
 ) -> Result<Option<Uuid>, StoreError> {
     let now = clock.now_micros();
@@ -201,29 +201,31 @@ struct PupilSettlement {
     payment: Option<NewSchoolPayment>,
 }
 
-/// Decides [`PupilSettlement`] from the pupil's `open` charges (locked) and `credit`; `None`
-/// when there is nothing to post.
+/// Decides [`PupilSettlement`] from the pupil's `open` charges (locked) and `credit`, with
+/// `money` (if any) and the description of its ledger transaction; `None` when there is
+/// nothing to post.
 fn pupil_settlement(
     clock: &Clock,
     accounts: &SchoolAccounts,
     pupil: &PupilRow,
     open: &[OpenCharge],
     credit: i64,
-    money: Option<&Money>,
+    money: Option<&(Money, String)>,
     now: i64,
 ) -> Result<Option<PupilSettlement>, StoreError> {
-    let PupilShare { legs, paid } = pupil_share(accounts, pupil, open, credit, money);
+    let money_only = money.map(|(money, _)| money);
+    let PupilShare { legs, paid } = pupil_share(accounts, pupil, open, credit, money_only);
     if legs.is_empty() {
         return Ok(None);
     }
     let transaction_id = clock.new_id();
     let description = money.map_or_else(
         || format!("Dùng tiền thừa của học sinh {}", pupil.code),
-        |m| m.description.clone(),
+        |(_, description)| description.clone(),
     );
     let transaction = school_transaction(transaction_id, &description, &legs, now)
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let payment = money.map(|money| school_payment(clock, pupil, money, transaction_id));
+    let payment = money_only.map(|money| school_payment(clock, pupil, money, transaction_id));
     Ok(Some(PupilSettlement {
         transaction,
         paid,
@@ -356,7 +358,6 @@ pub async fn settle_pupil_transfers(
                     cash: false,
                     bank_transaction_id: Some(transfer.bank_transaction_id),
                     receipt_id: None,
-                    description: transfers_description(&[&pupil.code]),
                 };
                 let share =
                     pupil_share(&accounts[&school_id], pupil, &charges, credit, Some(&money));
@@ -1837,9 +1838,10 @@ impl SchoolService {
             cash: true,
             bank_transaction_id: None,
             receipt_id: Some(receipt_id),
-            description: format!("Biên lai số {number}: tiền mặt của học sinh {}", pupil.code),
         };
-        let payment_id = settle_pupil(&mut unit, &self.clock, &accounts, &pupil, Some(money), true)
+        let description = format!("Biên lai số {number}: tiền mặt của học sinh {}", pupil.code);
+        let received = Some((money, description));
+        let payment_id = settle_pupil(&mut unit, &self.clock, &accounts, &pupil, received, true)
             .await?
             .ok_or_else(|| StoreError::Corrupt("cash recorded no payment".into()))?;
         corrections::refresh_open_run_intents(&mut unit, &self.clock, &pupil).await?;
