@@ -256,7 +256,7 @@ pub async fn get_transaction(
     request_body(content = Option<ReverseRequest>, description = "optional"),
     security(("bearer" = [])),
     responses((status = 201, body = TransactionView),
-        (status = 409, description = "ALREADY_REVERSED", body = ErrorEnvelope),
+        (status = 409, description = "ALREADY_REVERSED, TRANSACTION_KEPT_ELSEWHERE (posted by school fee collection or the bank feed: corrected there)", body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope)))]
 pub async fn reverse_transaction(
     state: web::Data<AppState>,

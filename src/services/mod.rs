@@ -98,6 +98,7 @@ impl PublicError for LedgerError {
             AccountNotFound(_) | TransactionNotFound(_) => 404,
             TransactionExists(_)
             | AlreadyReversed(_)
+            | KeptElsewhere { .. }
             | AccountCodeTaken(_)
             | IdempotencyKeyInProgress
             | ConcurrentConflict => 409,
@@ -131,6 +132,7 @@ impl PublicError for LedgerError {
             TransactionExists(_) => "TRANSACTION_EXISTS",
             AlreadyReversed(_) => "ALREADY_REVERSED",
             ReversalNotReversible(_) => "REVERSAL_NOT_REVERSIBLE",
+            KeptElsewhere { .. } => "TRANSACTION_KEPT_ELSEWHERE",
             InvalidAccountCode(_) => "INVALID_ACCOUNT_CODE",
             InvalidAccountKind(_) => "INVALID_ACCOUNT_KIND",
             InvalidAccountName => "INVALID_ACCOUNT_NAME",

@@ -500,6 +500,7 @@ async fn load_transactions<T: Backend>(
             metadata: row.metadata,
             effective_at: row.effective_at,
             created_at: row.created_at,
+            created_by: row.created_by,
             reversal_of: row.reversal_of,
             reversed_by: row.reversed_by,
         })

@@ -157,6 +157,9 @@ pub struct StoredTransaction {
     pub metadata: Option<String>,
     pub effective_at: i64,
     pub created_at: i64,
+    /// The user who posted it; the service's own posters (the school desk, the bank feed)
+    /// have ids of their own.
+    pub created_by: Uuid,
     pub reversal_of: Option<Uuid>,
     pub reversed_by: Option<Uuid>,
     pub entries: Vec<Entry>,

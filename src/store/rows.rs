@@ -119,7 +119,7 @@ impl From<EntryRow> for Entry {
 }
 
 pub(super) const TRANSACTION_COLUMNS: &str = "t.id, t.description, t.reference, t.metadata, \
-    t.effective_at, t.created_at, t.reversal_of, \
+    t.effective_at, t.created_at, t.created_by, t.reversal_of, \
     (SELECT r.id FROM transactions r WHERE r.reversal_of = t.id) AS reversed_by";
 
 #[derive(sqlx::FromRow)]
@@ -130,6 +130,7 @@ pub(super) struct TransactionRow {
     pub metadata: Option<String>,
     pub effective_at: i64,
     pub created_at: i64,
+    pub created_by: Uuid,
     pub reversal_of: Option<Uuid>,
     pub reversed_by: Option<Uuid>,
 }

@@ -352,6 +352,27 @@ impl TestApp {
         let (_, report) = self.get("/v1/ledger/verify").await;
         report["transactions_checked"].as_i64().expect("count")
     }
+
+    /// Asserts that the generic reversal refuses this transaction, which a domain of the
+    /// service posted and keeps records of, and posts nothing.
+    pub async fn assert_reversal_refused(&self, transaction_id: &str) {
+        let count = self.transaction_count().await;
+        let (status, answer) = read(
+            self.post_idempotent(
+                &format!("/v1/transactions/{transaction_id}/reverse"),
+                &format!("reverse-{transaction_id}"),
+                &Value::Null,
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(
+            (status, error_code(&answer)),
+            (StatusCode::CONFLICT, "TRANSACTION_KEPT_ELSEWHERE"),
+            "{answer}"
+        );
+        assert_eq!(self.transaction_count().await, count);
+    }
 }
 
 // Payees, tokens bound to them, payment intents and QR images, as several test files need them.

@@ -977,6 +977,19 @@ async fn credit_pays_the_next_run_and_preview_posts_nothing(backend: Backend) {
     let balances = get_ok(&app, &format!("/v1/schools/{}/balances", school.id)).await;
     assert_eq!(balances["uncollected"], 50_000);
     app.assert_verified().await;
+    // The cash entry and the run's posting are the school's records: the ledger alone does not
+    // reverse them.
+    let (_, posted) = app.get("/v1/transactions?limit=10").await;
+    let posted = posted["data"].as_array().unwrap();
+    assert_eq!(
+        posted.len(),
+        3,
+        "cash, the run's charges, the credit used: {posted:?}"
+    );
+    for transaction in posted {
+        app.assert_reversal_refused(transaction["id"].as_str().unwrap())
+            .await;
+    }
     // Moving the pupil keeps the class history.
     let class_b = ok(
         &app,

@@ -1177,6 +1177,11 @@ async fn staff_resolve_suspense_once_with_who_when_and_why(backend: Backend) {
     assert!(resolution["resolved_at"].is_string());
     assert!(resolution["ledger_transaction_id"].is_string());
     assert_eq!(app.balance("payee:V012").await, "10000");
+    // The bank record names both postings: neither is undone by a ledger reversal alone.
+    app.assert_reversal_refused(resolution["ledger_transaction_id"].as_str().unwrap())
+        .await;
+    app.assert_reversal_refused(to_payee["ledger_transaction_id"].as_str().unwrap())
+        .await;
     // The same request again replays; another request on the same money is refused.
     let replay = app
         .post_idempotent(&resolve(&to_payee["id"]), "k1", &request)

@@ -7,6 +7,47 @@ use crate::domain::money::{AmountError, UnknownCurrency};
 use crate::domain::transaction::{ApplyError, PostingError, TransactionError};
 use crate::store::{PostRejection, StoreError};
 
+/// A poster inside the service whose own records name the ledger transactions it posts: a
+/// school's payments, allocations and charges; a bank record and its suspense resolution.
+/// Reversing one of those transactions by itself would leave its records saying the money
+/// moved, so it is corrected where it was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKeeper {
+    Schools,
+    BankFeed,
+}
+
+impl RecordKeeper {
+    /// The keeper of transactions posted by `created_by`, if it is one.
+    pub fn of(created_by: Uuid) -> Option<Self> {
+        if created_by == crate::services::schools::SCHOOL_USER_ID {
+            Some(Self::Schools)
+        } else if created_by == crate::domain::bank_feed::matching::BANK_FEED_USER_ID {
+            Some(Self::BankFeed)
+        } else {
+            None
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Schools => "school fee collection",
+            Self::BankFeed => "the bank feed",
+        }
+    }
+
+    fn how_to_correct(self) -> &'static str {
+        match self {
+            Self::Schools => {
+                "correct it there: reverse the run or adjust a pupil's charge                  (/v1/schools/{school}/runs/{run}/reverse, /adjustments), cancel the cash                  receipt, or refund a pupil's credit (/refunds)"
+            }
+            Self::BankFeed => {
+                "the money really moved at the bank: resolve a transfer held in suspense                  (/v1/reconciliation/unmatched/{id}/resolve) or send the money back with a                  refund"
+            }
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error(transparent)]
@@ -37,6 +78,8 @@ pub enum LedgerError {
     AlreadyReversed(Uuid),
     #[error("transaction {0} is itself a reversal; post a new transaction instead")]
     ReversalNotReversible(Uuid),
+    #[error("transaction {id} was posted by {}, whose records name it; {}", keeper.name(), keeper.how_to_correct())]
+    KeptElsewhere { id: Uuid, keeper: RecordKeeper },
     #[error(transparent)]
     InvalidAccountCode(#[from] InvalidAccountCode),
     #[error("account kind {0:?} is not one of asset, liability, equity, revenue, expense")]

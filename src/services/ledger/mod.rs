@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use coalesce::{SingleRequest, Singles};
-pub use error::LedgerError;
+pub use error::{LedgerError, RecordKeeper};
 use models::*;
 
 use crate::clock::{to_datetime, Clock};
@@ -516,6 +516,9 @@ impl LedgerService {
         }
         if original.reversed_by.is_some() {
             return Err(LedgerError::AlreadyReversed(id));
+        }
+        if let Some(keeper) = RecordKeeper::of(original.created_by) {
+            return Err(LedgerError::KeptElsewhere { id, keeper });
         }
         let view = self.stored_views(vec![original.clone()]).await?.remove(0);
         let references: Vec<AccountRef> = original

@@ -53,7 +53,7 @@ use crate::store::schools::{
 use crate::store::{IdempotencyClaim, LockedLedger, Store, StoreError, StoredResponse, UnitOfWork};
 
 /// Who the school's automatic postings (runs, payments) are recorded as.
-const SCHOOL_USER_ID: Uuid = Uuid::from_u128(0x5c_4001);
+pub(crate) const SCHOOL_USER_ID: Uuid = Uuid::from_u128(0x5c_4001);
 const NAME_MAX_CHARS: usize = 120;
 /// A generated reference that is already taken is drawn again (as payment intents do).
 const MAX_DRAWS: usize = 5;
