@@ -3,8 +3,7 @@
 # PUPILS pupils in CLASSES classes and 5 fee items (roster through the CSV import), then
 # - the run's preview and its posting, timed (bar: posting under 5 s);
 # - one signed bank-feed webhook per pupil paying the pupil's QR (reference in the memo),
-#   CLIENTS at a time, timed until the run's status answers (it waits for the school's side
-#   of the transfers, settled after the webhooks are answered); and plain signed webhooks to a vendor (examples/loadgen.rs
+#   CLIENTS at a time, timed; and plain signed webhooks to a vendor (examples/loadgen.rs
 #   --mode webhooks, same clients, SECONDS_PER_RUN s) for the ratio (bar: >= 0.5).
 # It fails when a webhook fails, the run's status does not show every pupil paid, or
 # GET /v1/ledger/verify is not clean; a missed speed bar prints BELOW but does not fail.

@@ -25,7 +25,6 @@ use crate::services::ledger::LedgerService;
 use crate::services::payers::PayerService;
 use crate::services::payments::PaymentService;
 use crate::services::registry::RegistryService;
-use crate::services::schools::pending::PendingSettlements;
 use crate::services::schools::reminder_sender::{HttpSender, LogSender, ReminderSender};
 use crate::services::schools::reminders::ReminderService;
 use crate::services::schools::SchoolService;
@@ -165,8 +164,7 @@ impl Application {
         let sealing = sealed_feed_secrets(settings, store.as_ref()).await?;
         let listener = TcpListener::bind(&settings.listen)?;
         let events = PaymentEvents::connect(&settings.database_url).await?;
-        let settlements = PendingSettlements::start(store.clone(), clock.clone());
-        let schools = SchoolService::new(store.clone(), clock.clone(), settlements.clone());
+        let schools = SchoolService::new(store.clone(), clock.clone());
         let reminders = ReminderService::new(
             schools.clone(),
             store.clone(),
@@ -185,14 +183,8 @@ impl Application {
                     target_percent: settings.adoption_target_percent,
                 },
             ),
-            bank_feed: BankFeedService::new(
-                store.clone(),
-                events.clone(),
-                clock.clone(),
-                sealing,
-                settlements,
-            )
-            .with_pepper(pepper.clone()),
+            bank_feed: BankFeedService::new(store.clone(), events.clone(), clock.clone(), sealing)
+                .with_pepper(pepper.clone()),
             payers: PayerService::new(store.clone(), clock.clone(), pepper),
             schools,
             reminders,

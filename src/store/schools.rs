@@ -177,27 +177,6 @@ pub struct IntentPupilRow {
     pub school_account_id: Uuid,
 }
 
-/// A bank transfer to a pupil's QR, posted to the school's pending account (`account_id`),
-/// whose school side is left to settle (`services::schools::pending`).
-pub struct NewPendingTransfer<'a> {
-    pub bank_transaction_id: Uuid,
-    pub account_id: Uuid,
-    pub intent_id: Uuid,
-    pub pupil: &'a PupilRow,
-    pub amount: i64,
-}
-
-/// A bank transfer to a pupil's QR whose school side is not settled yet
-/// (`services::schools::pending`).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct PendingTransferRow {
-    pub bank_transaction_id: Uuid,
-    pub amount: i64,
-    /// `school_account_id` is the school's pending account, which holds the money.
-    #[sqlx(flatten)]
-    pub target: IntentPupilRow,
-}
-
 /// A household QR: the intent, the household it pays for, the school payee it names and the
 /// collection account the money lands in.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -955,99 +934,6 @@ impl UnitOfWork<'_> {
             found.extend(rows);
         }
         Ok(found)
-    }
-
-    /// Records transfers to pupils' QRs as pending settlement, in one statement per chunk.
-    pub async fn insert_pending_transfers(
-        &mut self,
-        transfers: &[NewPendingTransfer<'_>],
-        now: i64,
-    ) -> StoreResult<()> {
-        for chunk in transfers.chunks(super::ledger::CHUNK_ROWS / 7) {
-            on_tx!(self, |tx| {
-                let mut query = sqlx::QueryBuilder::new(
-                    "INSERT INTO school_pending_transfers (bank_transaction_id, account_id, \
-                     intent_id, school_id, pupil_id, amount, arrived_at) ",
-                );
-                query.push_values(chunk, |mut row, transfer| {
-                    row.push_bind(transfer.bank_transaction_id)
-                        .push_bind(transfer.account_id)
-                        .push_bind(transfer.intent_id)
-                        .push_bind(transfer.pupil.school_id)
-                        .push_bind(transfer.pupil.id)
-                        .push_bind(transfer.amount)
-                        .push_bind(now);
-                });
-                query.build().execute(&mut **tx).await.map(|_| ())
-            })?;
-        }
-        Ok(())
-    }
-
-    /// The schools that have transfers pending settlement, each with its pending account.
-    pub async fn schools_with_pending_transfers(&mut self) -> StoreResult<Vec<(Uuid, Uuid)>> {
-        let sql = "SELECT DISTINCT school_id, account_id FROM school_pending_transfers \
-                   ORDER BY school_id";
-        Ok(tx_rows!(self, fetch_all, sql)?)
-    }
-
-    /// Whether the school has transfers pending settlement that arrived at `arrived_by` or
-    /// before.
-    pub async fn has_pending_transfers(
-        &mut self,
-        school_id: Uuid,
-        arrived_by: i64,
-    ) -> StoreResult<bool> {
-        let sql = "SELECT EXISTS (SELECT 1 FROM school_pending_transfers \
-                   WHERE school_id = $1 AND arrived_at <= $2)";
-        let (pending,): (bool,) = tx_rows!(self, fetch_one, sql, school_id, arrived_by)?;
-        Ok(pending)
-    }
-
-    /// Up to `limit` of the school's pending transfers, oldest first, locked, each with its
-    /// pupil.
-    pub async fn lock_pending_transfers(
-        &mut self,
-        school_id: Uuid,
-        limit: i64,
-    ) -> StoreResult<Vec<PendingTransferRow>> {
-        let lock = if self.row_lock().is_empty() {
-            ""
-        } else {
-            " FOR UPDATE OF t"
-        };
-        let sql = format!(
-            "SELECT t.bank_transaction_id, t.amount, t.intent_id, \
-             p.id, p.school_id, p.code, \
-             p.full_name, p.household_id, p.guardian_name, p.guardian_phone, \
-             p.receivable_account_id, s.code AS school_code, \
-             t.account_id AS school_account_id \
-             FROM school_pending_transfers t JOIN pupils p ON p.id = t.pupil_id \
-             JOIN payees s ON s.id = t.school_id WHERE t.school_id = $1 \
-             ORDER BY t.arrived_at, t.bank_transaction_id LIMIT $2{lock}"
-        );
-        Ok(tx_rows!(self, fetch_all, &sql, school_id, limit)?)
-    }
-
-    /// Removes settled transfers from the pending ones.
-    pub async fn delete_pending_transfers(
-        &mut self,
-        bank_transaction_ids: &[Uuid],
-    ) -> StoreResult<()> {
-        for chunk in bank_transaction_ids.chunks(super::ledger::CHUNK_ROWS) {
-            on_tx!(self, |tx| {
-                let mut query = sqlx::QueryBuilder::new(
-                    "DELETE FROM school_pending_transfers WHERE bank_transaction_id IN (",
-                );
-                let mut list = query.separated(", ");
-                chunk.iter().for_each(|id| {
-                    list.push_bind(*id);
-                });
-                query.push(")");
-                query.build().execute(&mut **tx).await.map(|_| ())
-            })?;
-        }
-        Ok(())
     }
 
     /// The household's code; None when there is no such household.

@@ -27,11 +27,11 @@ use crate::domain::bank_feed::matching::{
 use crate::domain::bank_feed::{BankTransaction, Direction, Provider};
 use crate::domain::payer::PayerAccountHash;
 use crate::domain::settlement::{payee_code_candidates, IntentState};
-use crate::services::schools::pending_accounts;
+use crate::services::schools::{settle_pupil_transfers, PupilTransfer};
 use crate::store::bank_feed::{
     Discrepancy, NamedIntentRecord, NewBankRecord, MAX_INTENT_REFERENCES, MAX_MEMO_CODES,
 };
-use crate::store::schools::{IntentPupilRow, NewPendingTransfer};
+use crate::store::schools::IntentPupilRow;
 use crate::store::{Fitting, StoreError, UnitOfWork};
 
 /// References one run's memos name at most: the intents are read with one statement.
@@ -61,25 +61,9 @@ struct NamedIntents {
 
 impl NamedIntents {
     /// Reads (and locks, in id order) the intents the arrivals' memos name.
-    async fn read(
-        unit: &mut UnitOfWork<'_>,
-        references: &[String],
-        now: i64,
-    ) -> Result<Self, BankFeedError> {
+    async fn read(unit: &mut UnitOfWork<'_>, references: &[String]) -> Result<Self, BankFeedError> {
         let mut named = Self::default();
-        let records = unit.lock_named_intents(references).await?;
-        let mut schools: Vec<&str> = records
-            .iter()
-            .filter_map(|r| Some(r.pupil.as_ref()?.school_code.as_str()))
-            .collect();
-        schools.sort_unstable();
-        schools.dedup();
-        let pending = if schools.is_empty() {
-            HashMap::new()
-        } else {
-            pending_accounts(unit, &schools, now).await?
-        };
-        for record in records {
+        for record in unit.lock_named_intents(references).await? {
             let NamedIntentRecord {
                 intent,
                 payee_account_id,
@@ -87,12 +71,6 @@ impl NamedIntents {
                 household,
             } = record;
             let school = pupil.is_some() || household;
-            // A pupil's money goes to the school's pending account: the school's side of it is
-            // settled after the webhook is answered (`services::schools::pending`).
-            let credited_account = match &pupil {
-                Some(p) => pending[&p.school_code],
-                None => payee_account_id,
-            };
             if let Some(pupil) = pupil {
                 named.pupils.insert(intent.id, pupil);
             }
@@ -107,7 +85,7 @@ impl NamedIntents {
                     collection_account_id: intent.collection_account_id,
                     payee: PayeeAccount {
                         payee_id: intent.payee_id,
-                        ledger_account_id: credited_account,
+                        ledger_account_id: payee_account_id,
                     },
                     state: IntentState {
                         keeps_overpayment: school,
@@ -221,7 +199,7 @@ impl Recorder {
                     .await?;
                 references.sort_unstable();
                 references.dedup();
-                let named = NamedIntents::read(unit, &references, self.clock.now_micros()).await?;
+                let named = NamedIntents::read(unit, &references).await?;
                 let length = named.run_length(&rest[..length]);
                 if length >= MIN_RUN {
                     let (run, later) = rest.split_at(length);
@@ -492,8 +470,29 @@ impl Recorder {
             }
             posted.push(plan);
         }
+        let pupil_transfers: Vec<PupilTransfer<'_>> = claimed
+            .iter()
+            .zip(&posted)
+            .filter_map(|(claim, plan)| {
+                let (intent, _) = plan.intent.as_ref()?;
+                plan.intent_update?;
+                Some(PupilTransfer {
+                    target: named.pupils.get(intent)?,
+                    credited: plan.credit(&claim.arrival.bank)?.amount,
+                    bank_transaction_id: claim.id,
+                })
+            })
+            .collect();
+        // The school's turn after the accounts, as `Recorder::record` and the bank's statement
+        // lines take them; then the accounts the settlements post to, and both sides of every
+        // pupil's payment (the transfer to the school, the school's settlement) are written
+        // with one write.
+        let settlements = settle_pupil_transfers(unit, &self.clock, &pupil_transfers).await?;
+        unit.lock_more(&mut ledger, settlements.account_ids())
+            .await?;
+        settlements.post(&mut ledger)?;
         unit.write_ledger(ledger).await?;
-        // Written matched, now that the plans are posted: the pending settlements and
+        // Written matched, now that the plans are posted: the school payments and
         // discrepancies below name them. A copy another group (or instance) recorded after
         // `recorded_provider_ids` looked takes the provider id first: this group is then
         // written again one transfer at a time, which answers it as a duplicate.
@@ -513,32 +512,7 @@ impl Recorder {
                 Some((*intent, paid_amount, status))
             })
             .collect();
-        if !intent_payments.is_empty() {
-            unit.record_school_and_intent_payments(&[], &intent_payments, self.clock.now_micros())
-                .await?;
-        }
-        // The school's side of each pupil's transfer is settled after the webhook is answered
-        // (`services::schools::pending`): the group takes no school's turn.
-        let pupil_transfers: Vec<NewPendingTransfer<'_>> = claimed
-            .iter()
-            .zip(&posted)
-            .filter_map(|(claim, plan)| {
-                let (intent, _) = plan.intent.as_ref()?;
-                plan.intent_update?;
-                Some(NewPendingTransfer {
-                    bank_transaction_id: claim.id,
-                    account_id: plan.payee?.ledger_account_id,
-                    intent_id: *intent,
-                    pupil: &named.pupils.get(intent)?.pupil,
-                    amount: plan.credit(&claim.arrival.bank)?.amount,
-                })
-            })
-            .collect();
-        if !pupil_transfers.is_empty() {
-            unit.insert_pending_transfers(&pupil_transfers, self.clock.now_micros())
-                .await?;
-            self.settlements.mark();
-        }
+        settlements.write_payments(unit, &intent_payments).await?;
         for (claim, fitted) in claimed.iter().zip(&fitted) {
             let bank = &claim.arrival.bank;
             let (debits, credits) = fitted.totals;

@@ -54,7 +54,6 @@ impl GroupWriter for DeliveryWriter {
         let mut unit = self.recorder.store.begin_group().await?;
         let outcomes = self.recorder.record_all(&mut unit, arrivals).await?;
         unit.commit().await?;
-        self.recorder.settlements.wake_marked();
         metrics::histogram!("webhook_group_size").record(arrivals.len() as f64);
         Ok(outcomes)
     }

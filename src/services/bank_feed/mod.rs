@@ -26,7 +26,6 @@ use crate::domain::user::Role;
 use crate::services::auth::Caller;
 use crate::services::events::{PaymentEvents, PaymentReceived};
 use crate::services::ledger::Reply;
-use crate::services::schools::pending::PendingSettlements;
 use crate::services::{paging, PublicError};
 use crate::store::bank_feed::{DeliveryRecord, Feed, StoredBankTransaction};
 use crate::store::{IdempotencyClaim, Idempotent, Store, StoredResponse};
@@ -64,10 +63,8 @@ impl BankFeedService {
         events: PaymentEvents,
         clock: Clock,
         sealing: SealingKeys,
-        settlements: PendingSettlements,
     ) -> Self {
         let recorder = Recorder {
-            settlements,
             store: store.clone(),
             clock: clock.clone(),
             // Replaced by the configured one at start-up (`with_pepper`).

@@ -23,7 +23,6 @@ use crate::domain::payer::{PayerAccountHash, Pepper};
 use crate::domain::settlement::{payee_code_candidates, IntentState};
 use crate::domain::transaction::NewTransaction;
 use crate::services::auth::Caller;
-use crate::services::schools::pending::PendingSettlements;
 use crate::store::bank_feed::{
     DeliveryRecord, Discrepancy, Feed, NewBankRecord, NewResolution, StoredBankTransaction,
 };
@@ -51,8 +50,6 @@ pub(super) struct Recorder {
     pub(super) clock: Clock,
     /// Keys the payer-account hash written with each transaction.
     pub(super) pepper: Pepper,
-    /// Settles the school's side of pupils' transfers recorded in runs.
-    pub(super) settlements: PendingSettlements,
 }
 
 /// One bank transaction of a webhook delivery, to record.

@@ -315,7 +315,7 @@ impl SchoolService {
         class_id: Option<Uuid>,
         format: ExportFormat,
     ) -> Result<ExportFile, SchoolError> {
-        self.school_settled(caller, school_id).await?;
+        self.school(caller, school_id).await?;
         let mut unit = self.store.school_snapshot().await?;
         let run = Self::run_of(&mut unit, school_id, run_id, false).await?;
         let class = match class_id {

@@ -10,7 +10,6 @@ pub mod corrections;
 mod error;
 pub mod exports;
 pub mod models;
-pub mod pending;
 mod receipt_html;
 mod receipt_pdf;
 pub mod reminder_sender;
@@ -128,40 +127,6 @@ impl SchoolAccounts {
                 .collect(),
         })
     }
-}
-
-/// The ledger account of each of these schools (by payee code) that holds the money of its
-/// pupils' transfers written in a run of a webhook group until the settlement worker settles
-/// it (`pending`): found, or created on first use. Only that group credits it and only the
-/// settlement debits it, so nothing else can spend the money meanwhile.
-pub async fn pending_accounts(
-    unit: &mut UnitOfWork<'_>,
-    codes: &[&str],
-    now: i64,
-) -> Result<HashMap<String, Uuid>, StoreError> {
-    let wanted: Vec<(String, AccountKind)> = codes
-        .iter()
-        .map(|code| (pending_code(code), AccountKind::Liability))
-        .collect();
-    let found = unit.fitting_school_accounts(&wanted).await?;
-    let mut accounts = HashMap::with_capacity(codes.len());
-    for code in codes {
-        let account = pending_code(code);
-        let id = match found.get(&account) {
-            Some(id) => *id,
-            None => {
-                let name = format!("Chuyển khoản chờ phân bổ – {code}");
-                unit.ensure_school_account(&account, &name, AccountKind::Liability, now)
-                    .await?
-            }
-        };
-        accounts.insert((*code).to_owned(), id);
-    }
-    Ok(accounts)
-}
-
-fn pending_code(school_code: &str) -> String {
-    format!("school:{school_code}:pending")
 }
 
 fn fund_code(school_code: &str, fund: Fund) -> String {
@@ -324,9 +289,7 @@ fn school_payment(
     }
 }
 
-/// Money a bank transfer credited for a pupil's intent to the school's account
-/// `target.school_account_id`: its payee account, or (a transfer written in a run of a
-/// webhook group, settled later) its pending account.
+/// Money a bank transfer credited to a school's payee account for a pupil's intent.
 pub struct PupilTransfer<'a> {
     pub target: &'a IntentPupilRow,
     pub credited: i64,
@@ -550,10 +513,9 @@ const DEADLOCK_PAUSE: std::time::Duration = std::time::Duration::from_millis(20)
 
 /// Runs `attempt` (a whole use case in its own database transaction) again when PostgreSQL
 /// aborted it to break a deadlock, so the accountant does not get SERVICE_UNAVAILABLE for a
-/// wait the database resolved. A webhook group holds the school's turn from a delivery it
-/// records alone (a household QR, a transfer that is not part of a run) while it locks the QR
-/// codes of the next, so no lock order rules every deadlock with the cash desk and the
-/// corrections out; [`hold_open_run_intents`] makes them rare, this answers the rest.
+/// wait the database resolved. A webhook group holds the school's turn from one delivery while
+/// it locks the QR codes of the next, so no lock order rules every deadlock with the cash desk
+/// and the corrections out; [`hold_open_run_intents`] makes them rare, this answers the rest.
 async fn again_after_deadlock<T, Attempt>(
     mut attempt: impl FnMut() -> Attempt,
 ) -> Result<T, SchoolError>
@@ -616,10 +578,6 @@ pub async fn settle_school_intent(
         }
         return Ok(());
     };
-    // Transfers that arrived before this one are settled first (their account locked before
-    // the turn, as the webhook group and the settlement worker lock it).
-    pending::lock_pending_accounts(unit, clock, &[target.school_code.as_str()]).await?;
-    pending::settle_pending(unit, clock, target.pupil.school_id).await?;
     let transfer = PupilTransfer {
         target: &target,
         credited,
@@ -687,17 +645,10 @@ async fn settle_household(
         .map(|p| (p.pupil.school_id, p.pupil.id))
         .collect();
     hold_open_run_intents(unit, RunIntentsOf::Pupils(household_pupils), now).await?;
-    // Before the turns, as the webhook group and the settlement worker take them.
-    let codes: Vec<&str> = schools.iter().map(|(_, code)| code.as_str()).collect();
-    pending::lock_pending_accounts(unit, clock, &codes).await?;
     let mut accounts = HashMap::new();
     for (school_id, code) in &schools {
         serialize_school(unit, *school_id).await?;
         accounts.insert(*school_id, SchoolAccounts::ensure(unit, code, now).await?);
-    }
-    // Transfers to the pupils' own QRs that arrived before this one are settled first.
-    for (school_id, _) in &schools {
-        pending::settle_pending(unit, clock, *school_id).await?;
     }
     let mut open = Vec::new();
     let mut owner = HashMap::new();
@@ -796,16 +747,11 @@ async fn close_paid_run_intents(
 pub struct SchoolService {
     store: Arc<dyn Store>,
     clock: Clock,
-    pending: pending::PendingSettlements,
 }
 
 impl SchoolService {
-    pub fn new(store: Arc<dyn Store>, clock: Clock, pending: pending::PendingSettlements) -> Self {
-        Self {
-            store,
-            clock,
-            pending,
-        }
+    pub fn new(store: Arc<dyn Store>, clock: Clock) -> Self {
+        Self { store, clock }
     }
 
     fn today(&self) -> NaiveDate {
@@ -813,18 +759,6 @@ impl SchoolService {
     }
 
     /// The school, if it exists and the caller may act for it.
-    /// [`Self::school`], once the school's pupils' transfers pending settlement are settled:
-    /// for a use case that reads or moves the school's money, called before it begins.
-    pub(crate) async fn school_settled(
-        &self,
-        caller: &Caller,
-        id: Uuid,
-    ) -> Result<Payee, SchoolError> {
-        let school = self.school(caller, id).await?;
-        self.pending.settled(id).await?;
-        Ok(school)
-    }
-
     async fn school(&self, caller: &Caller, id: Uuid) -> Result<Payee, SchoolError> {
         let allowed = !caller.role.is_payee_bound()
             || (caller.role == Role::School && caller.payee_id == Some(id));
@@ -1573,7 +1507,7 @@ impl SchoolService {
         school_id: Uuid,
         run_id: Uuid,
     ) -> Result<PostedRun, SchoolError> {
-        let school = self.school_settled(caller, school_id).await?;
+        let school = self.school(caller, school_id).await?;
         let now = self.clock.now_micros();
         let mut unit = self.store.begin().await?;
         serialize_school(&mut unit, school_id).await?;
@@ -1675,20 +1609,6 @@ impl SchoolService {
             return Err(SchoolError::HouseholdNotFound(household_id));
         }
         let mut unit = self.store.school_snapshot().await?;
-        let mut schools: Vec<Uuid> = unit
-            .household_pupils(household_id)
-            .await?
-            .iter()
-            .map(|p| p.pupil.school_id)
-            .collect();
-        schools.sort_unstable();
-        schools.dedup();
-        unit.rollback().await?;
-        // The QR asks for what is owed once the transfers already made are settled.
-        for school_id in schools {
-            self.pending.settled(school_id).await?;
-        }
-        let mut unit = self.store.school_snapshot().await?;
         let household_code = unit
             .household_code(household_id)
             .await?
@@ -1763,7 +1683,7 @@ impl SchoolService {
         run_id: Uuid,
         query: StatusQuery,
     ) -> Result<RunStatus, SchoolError> {
-        self.school_settled(caller, school_id).await?;
+        self.school(caller, school_id).await?;
         let mut unit = self.store.school_snapshot().await?;
         let run = Self::run_of(&mut unit, school_id, run_id, false).await?;
         if let Some(class_id) = query.class_id {
@@ -1819,7 +1739,7 @@ impl SchoolService {
         school_id: Uuid,
         pupil_id: Uuid,
     ) -> Result<PupilStatement, SchoolError> {
-        self.school_settled(caller, school_id).await?;
+        self.school(caller, school_id).await?;
         let mut unit = self.store.school_snapshot().await?;
         let pupil = Self::pupil_of(&mut unit, school_id, pupil_id).await?;
         let statement = statement_of(&mut unit, pupil).await?;
@@ -1834,7 +1754,7 @@ impl SchoolService {
         caller: &Caller,
         school_id: Uuid,
     ) -> Result<SchoolBalances, SchoolError> {
-        let school = self.school_settled(caller, school_id).await?;
+        let school = self.school(caller, school_id).await?;
         let mut unit = self.store.school_snapshot().await?;
         let mut funds = Vec::new();
         for fund in Fund::ALL {
@@ -1892,7 +1812,7 @@ impl SchoolService {
         if let Some(reply) = crate::services::earlier_answer(self.store.as_ref(), &claim).await? {
             return Ok(reply);
         }
-        let school = self.school_settled(caller, school_id).await?;
+        let school = self.school(caller, school_id).await?;
         let now = self.clock.now_micros();
         let mut unit = self.store.begin().await?;
         if let Some(earlier) = unit.claim_key(&claim, None, now).await? {
@@ -2008,7 +1928,7 @@ impl SchoolService {
         request: CancelReceiptRequest,
     ) -> Result<ReceiptView, SchoolError> {
         let reason = text("reason", &request.reason, 500)?;
-        let school = self.school_settled(caller, school_id).await?;
+        let school = self.school(caller, school_id).await?;
         let now = self.clock.now_micros();
         let mut unit = self.store.begin().await?;
         serialize_school(&mut unit, school_id).await?;
@@ -2123,23 +2043,10 @@ impl SchoolService {
         let Some(pupil_id) = unit.parent_link_pupil(&token_hash(token)).await? else {
             return Err(SchoolError::LinkNotFound);
         };
-        let mut pupil = unit
+        let pupil = unit
             .pupil(pupil_id)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("link names no pupil {pupil_id}")))?;
-        if unit
-            .has_pending_transfers(pupil.school_id, self.clock.now_micros())
-            .await?
-        {
-            // A transfer the parent just made: read after it is settled.
-            unit.rollback().await?;
-            self.pending.settled(pupil.school_id).await?;
-            unit = self.store.school_snapshot().await?;
-            pupil = unit
-                .pupil(pupil_id)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt(format!("pupil {pupil_id} vanished")))?;
-        }
         let charges = unit.pupil_charges(pupil_id).await?;
         let credit = unit.pupil_credit(pupil_id).await?;
         let household_payment = match pupil.household_id {

@@ -210,7 +210,7 @@ impl ReminderService {
         class_id: Option<Uuid>,
         day: NaiveDate,
     ) -> Result<(String, String, Vec<OpenChargeForReminder>, HashSet<Uuid>), SchoolError> {
-        let school = self.schools.school_settled(caller, school_id).await?;
+        let school = self.schools.school(caller, school_id).await?;
         let mut unit = self.store.school_snapshot().await?;
         let run = SchoolService::run_of(&mut unit, school_id, run_id, false).await?;
         if let Some(class_id) = class_id {
