@@ -371,6 +371,11 @@ impl TestApp {
             (StatusCode::CONFLICT, "TRANSACTION_KEPT_ELSEWHERE"),
             "{answer}"
         );
+        let message = answer["error"]["message"].as_str().expect("message");
+        assert!(
+            !message.contains("  "),
+            "a message one can read: {message:?}"
+        );
         assert_eq!(self.transaction_count().await, count);
     }
 }

@@ -39,10 +39,14 @@ impl RecordKeeper {
     fn how_to_correct(self) -> &'static str {
         match self {
             Self::Schools => {
-                "correct it there: reverse the run or adjust a pupil's charge                  (/v1/schools/{school}/runs/{run}/reverse, /adjustments), cancel the cash                  receipt, or refund a pupil's credit (/refunds)"
+                "correct it there: reverse the run or adjust a pupil's charge \
+                 (/v1/schools/{school}/runs/{run}/reverse, /adjustments), cancel the cash \
+                 receipt, or refund a pupil's credit (/refunds)"
             }
             Self::BankFeed => {
-                "the money really moved at the bank: resolve a transfer held in suspense                  (/v1/reconciliation/unmatched/{id}/resolve) or send the money back with a                  refund"
+                "the money really moved at the bank: resolve a transfer held in suspense \
+                 (/v1/reconciliation/unmatched/{id}/resolve) or send the money back with a \
+                 refund"
             }
         }
     }
