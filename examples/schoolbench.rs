@@ -303,38 +303,58 @@ struct PupilIntent {
     amount: i64,
 }
 
-async fn pupil_intents(api: Arc<Api>, posted: &Value) -> Result<Vec<PupilIntent>, String> {
-    let ids: Vec<String> = posted["intents"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|intent| intent["intent_id"].as_str().map(str::to_owned))
-        .collect();
-    let tasks: Vec<_> = ids
-        .into_iter()
-        .map(|id| {
-            let api = api.clone();
+/// Reads every posted intent, `clients` requests at a time (all at once, a thousand
+/// connections opened and closed just before the timed phase would still be settling in it).
+async fn pupil_intents(
+    api: Arc<Api>,
+    posted: &Value,
+    clients: usize,
+) -> Result<Vec<PupilIntent>, String> {
+    let ids: Arc<Vec<String>> = Arc::new(
+        posted["intents"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|intent| intent["intent_id"].as_str().map(str::to_owned))
+            .collect(),
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let readers: Vec<_> = (0..clients)
+        .map(|_| {
+            let (api, ids, next) = (api.clone(), ids.clone(), next.clone());
             tokio::spawn(async move {
-                let intent = api
-                    .get(&format!("/v1/payment-intents/{id}"), "reading an intent")
-                    .await?;
-                let reference = intent["reference"].as_str().map(str::to_owned);
-                let amount = intent["amount"].as_str().and_then(|a| a.parse().ok());
-                match (reference, amount) {
-                    (Some(reference), Some(amount)) => Ok(PupilIntent { reference, amount }),
-                    _ => Err(format!("the intent answer lacks a field: {intent}")),
+                let mut read = Vec::new();
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(id) = ids.get(index) else {
+                        return Ok::<_, String>(read);
+                    };
+                    let intent = api
+                        .get(&format!("/v1/payment-intents/{id}"), "reading an intent")
+                        .await?;
+                    let reference = intent["reference"].as_str().map(str::to_owned);
+                    let amount = intent["amount"].as_str().and_then(|a| a.parse().ok());
+                    match (reference, amount) {
+                        (Some(reference), Some(amount)) => {
+                            read.push((index, PupilIntent { reference, amount }))
+                        }
+                        _ => return Err(format!("the intent answer lacks a field: {intent}")),
+                    }
                 }
             })
         })
         .collect();
-    let mut intents = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        intents.push(
-            task.await
+    let mut intents = Vec::with_capacity(ids.len());
+    for reader in readers {
+        intents.extend(
+            reader
+                .await
                 .map_err(|e| format!("intent task failed: {e}"))??,
         );
     }
-    Ok(intents)
+    // In the order posted, as read one by one before.
+    intents.sort_unstable_by_key(|(index, _)| *index);
+    Ok(intents.into_iter().map(|(_, intent)| intent).collect())
 }
 
 /// Pays every intent with its exact amount, `clients` deliveries at a time. Answers the
@@ -450,7 +470,7 @@ async fn run(options: Options) -> Result<(), String> {
         posted["total"]
     );
 
-    let intents = Arc::new(pupil_intents(api.clone(), &posted).await?);
+    let intents = Arc::new(pupil_intents(api.clone(), &posted, options.clients).await?);
     if intents.len() != options.pupils {
         return Err(format!(
             "posting made {} QRs for {} pupils",
