@@ -101,7 +101,8 @@ async fn read_json<T: DeserializeOwned>(
         return Err(nul_refused());
     }
     // Every JSON body this API reads is an object (or nothing), but serde also builds a struct
-    // from an array, its fields in order: `[null, null]` would pass as an empty patch.
+    // from an array, its fields in order: `[null, null]` would pass as an empty patch. Said
+    // here in words; `strict_json` refuses the same inside the body.
     if value.is_array() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -109,8 +110,8 @@ async fn read_json<T: DeserializeOwned>(
             "the body must be a JSON object, not an array",
         ));
     }
-    let typed =
-        serde_json::from_value(whole_numbers_as_integers(value.clone())).map_err(classify)?;
+    let typed = super::strict_json::from_value(whole_numbers_as_integers(value.clone()))
+        .map_err(classify)?;
     Ok((typed, value))
 }
 

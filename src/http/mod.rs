@@ -18,6 +18,7 @@ pub mod school_files;
 pub mod schools;
 pub mod sse;
 pub mod statistics;
+mod strict_json;
 pub mod users;
 
 use std::future::Future;

@@ -122,6 +122,12 @@ async fn every_bad_transaction_is_refused_with_its_own_code_and_no_effect(backen
             StatusCode::UNPROCESSABLE_ENTITY,
             "DEBITS_EXCEED_CREDITS",
         ),
+        (
+            // A posting is an object: fields taken by their order would move money by guess.
+            json!([["bank", "vendor", "1"]]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "INVALID_BODY",
+        ),
         (json!([]), StatusCode::UNPROCESSABLE_ENTITY, "NO_POSTINGS"),
         (
             Value::Array(many),
