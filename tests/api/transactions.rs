@@ -507,6 +507,19 @@ async fn batches_report_each_result_or_fail_whole(backend: Backend) {
         (status, error_code(&answer)),
         (StatusCode::UNPROCESSABLE_ENTITY, "BATCH_EMPTY")
     );
+    // A transaction's posting sent as an array, two levels down: refused, nothing posted.
+    let nested = json!({"transactions": [
+        {"description": "by order", "postings": [["bank", "vendor", "1"]]}]});
+    let (status, answer) = read(
+        app.post_idempotent("/v1/transactions/batch", "b-6", &nested)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "INVALID_BODY"),
+        "{answer}"
+    );
 
     let full: Vec<Value> = (0..1000).map(|_| transfer("bank", "vendor", "1")).collect();
     let (status, answer) = read(
