@@ -11,8 +11,7 @@
 //! are read as plain strings, so a map keyed by numbers would be refused.
 
 use serde::de::{
-    self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Unexpected,
-    Visitor,
+    self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor,
 };
 use serde_json::{Map, Value};
 
@@ -51,7 +50,11 @@ impl<'de> Deserializer<'de> for Strict {
     ) -> Result<V::Value, Self::Error> {
         match self.0 {
             Value::Object(map) => visit_object(map, visitor),
-            Value::Array(_) => Err(de::Error::invalid_type(Unexpected::Seq, &visitor)),
+            // Named by its fields, which the client knows, not by the Rust type's name.
+            Value::Array(_) => Err(de::Error::custom(format!(
+                "an array where an object is expected (with the fields {})",
+                fields.join(", ")
+            ))),
             other => other.deserialize_struct(name, fields, visitor),
         }
     }
@@ -267,6 +270,10 @@ mod tests {
         assert!(serde_json::from_value::<Body>(nested.clone()).is_ok());
         let refused = from_value::<Body>(nested).unwrap_err();
         assert!(refused.is_data(), "{refused}");
+        assert_eq!(
+            refused.to_string(),
+            "an array where an object is expected (with the fields debit, credit, amount, memo)"
+        );
 
         let mut optional = body();
         optional["first"] = json!(["a", "b", "1", null]);
